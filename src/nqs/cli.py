@@ -1,0 +1,162 @@
+"""Command line: ``nqs run [CONFIG]``, ``nqs ed CONFIG [--json]``, ``nqs plot RUN_DIR``.
+
+Every user error is one line on stderr with exit code 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2
+        self.exit(EXIT_USAGE, f"nqs: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="nqs", description="Neural-network quantum states by variational Monte Carlo.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="optimize a wave function (built-in default problem without CONFIG)")
+    r.add_argument("config", nargs="?", help="TOML config; omitted: Heisenberg chain L=16, RBM")
+    r.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    r.add_argument("--n-steps", type=int, help="override optimizer.n_steps")
+    r.add_argument("--out", help="override output.dir")
+    r.add_argument("--seed", type=int, help="override seed")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    e = sub.add_parser("ed", help="exact lowest energies by Lanczos")
+    e.add_argument("config")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("-k", type=int, default=1, help="number of lowest energies (default 1)")
+    pl = sub.add_parser("plot", help="convergence plot of a run folder (PNG)")
+    pl.add_argument("run_dir")
+    pl.add_argument("-o", "--output", help="PNG path (default RUN_DIR/convergence.png)")
+    return p
+
+
+def _load(path):
+    from .config import default_config, load_config
+
+    return default_config() if path is None else load_config(path)
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+
+    from .workflow import solve
+
+    cfg = _load(args.config)
+    if args.n_steps is not None:
+        if args.n_steps < 0:
+            raise _user_error("--n-steps must be >= 0")
+        cfg.optimizer.n_steps = args.n_steps
+    if args.out:
+        cfg.output.dir = args.out
+    if args.seed is not None:
+        cfg.seed = args.seed
+    if args.config and cfg.output.dir == "runs/default" and "output" not in _keys(args.config):
+        cfg.output.dir = f"runs/{Path(args.config).stem}"
+    console = Console(stderr=True)
+    res = solve(cfg, resume=args.resume, progress=not args.quiet, console=console)
+    e = res["energy"]
+    out = Console()
+    out.print(f"energy      = {e['mean']:.8f} ± {e['error']:.8f}   ({e['per_site']:.8f} per site)")
+    out.print(f"variance    = {e['variance']:.6g}    V-score = {res['v_score']:.3g}")
+    if res["exact_energy"] is not None:
+        out.print(f"exact       = {res['exact_energy']:.8f}   ({res['exact_method']})")
+        out.print(f"rel. error  = {res['relative_error']:.3e}")
+    else:
+        out.print("exact       = n/a (lattice too large for exact diagonalization)")
+    out.print(f"units: {res['units']}")
+    out.print(f"{res['n_steps']} steps, {res['seconds_per_step']:.4f} s/step, "
+              f"{res['seconds_total']:.1f} s total; results in {cfg.output.dir}/")
+    return 0
+
+
+def _keys(path) -> set:
+    import tomllib
+
+    try:
+        return set(tomllib.loads(Path(path).read_text()))
+    except Exception:
+        return set()
+
+
+def cmd_ed(args) -> int:
+    from .workflow import build, exact_reference
+
+    cfg = _load(args.config)
+    problem = build(cfg)
+    if args.k < 1:
+        raise _user_error("-k must be >= 1")
+    energies, method = exact_reference(problem, args.k)
+    if energies is None:
+        raise _user_error(
+            f"{problem.hilbert.describe()} is too large for exact diagonalization "
+            "(about 24 spins at total_sz = 0 is the limit)"
+        )
+    n = problem.lattice.n_sites
+    if args.json:
+        print(json.dumps({"energies": energies, "n_sites": n, "units": problem.units,
+                          "method": method, "sector": problem.hilbert.describe()}))
+    else:
+        print(f"{cfg.hamiltonian.kind} on {problem.lattice.describe()}; {problem.hilbert.describe()}")
+        print(f"units: {problem.units}")
+        for i, e in enumerate(energies):
+            print(f"E_{i} = {e:.12f}   ({e / n:.12f} per site)")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    import tomllib
+
+    from . import io
+    from .conventions import units_for
+
+    d = Path(args.run_dir)
+    hist = d / "history.csv"
+    if not hist.exists():
+        raise _user_error(f"{d} has no history.csv: is it an nqs run folder?")
+    rows = io.read_history(hist)
+    exact, units, title = None, "", str(d)
+    if (d / "result.json").exists():
+        exact = json.loads((d / "result.json").read_text()).get("exact_energy")
+    if (d / "config.toml").exists():
+        kind = tomllib.loads((d / "config.toml").read_text()).get("hamiltonian", {}).get("kind", "")
+        units, title = units_for(kind), f"{kind}: {d}"
+    out = Path(args.output) if args.output else d / "convergence.png"
+    io.plot_convergence(rows, out, exact=exact, title=title, units=units)
+    print(out)
+    return 0
+
+
+class _UserError(Exception):
+    pass
+
+
+def _user_error(msg):
+    return _UserError(msg)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from . import enable_x64
+    from .config import ConfigError
+
+    enable_x64()
+    try:
+        return {"run": cmd_run, "ed": cmd_ed, "plot": cmd_plot}[args.command](args)
+    except (ConfigError, _UserError) as err:
+        print(f"nqs: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nqs: interrupted (the last checkpoint is kept; continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The TOML config schema (pydantic): unknown keys and impossible values are errors naming the key.
+
+Every section maps 1:1 onto the Python API (see :func:`nqs.workflow.build`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem (one line, names the key)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LatticeConfig(_Section):
+    kind: Literal["chain", "square", "triangular", "honeycomb", "kagome"] = "chain"
+    size: list[int] = Field(default_factory=lambda: [16])
+    pbc: bool | list[bool] = True
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size_list(cls, v):
+        return [v] if isinstance(v, int) else v
+
+
+HAM_PARAMS = {
+    "ising": {"J": 1.0, "h": 1.0},
+    "heisenberg": {"J": 1.0},
+    "xxz": {"J": 1.0, "Delta": 1.0},
+    "j1j2": {"J1": 1.0, "J2": 0.5},
+    "pauli": {},
+}
+
+
+class HamiltonianConfig(_Section):
+    kind: Literal["ising", "heisenberg", "xxz", "j1j2", "pauli"] = "heisenberg"
+    J: float | None = None
+    h: float | None = None
+    Delta: float | None = None
+    J1: float | None = None
+    J2: float | None = None
+    total_sz: float | None = None
+    terms: list | None = None
+
+    @model_validator(mode="after")
+    def _params_of_kind(self):
+        allowed = set(HAM_PARAMS[self.kind])
+        for name in ("J", "h", "Delta", "J1", "J2"):
+            value = getattr(self, name)
+            if value is not None and name not in allowed:
+                takes = ", ".join(sorted(allowed)) or "only 'terms'"
+                raise ValueError(f"'{name}' is not a parameter of kind '{self.kind}' (it takes {takes})")
+            if value is None and name in allowed:
+                object.__setattr__(self, name, HAM_PARAMS[self.kind][name])
+        if self.kind == "pauli" and not self.terms:
+            raise ValueError("kind 'pauli' needs 'terms = [[coefficient, \"XX\", [i, j]], ...]'")
+        if self.kind != "pauli" and self.terms is not None:
+            raise ValueError(f"'terms' is only for kind 'pauli', not '{self.kind}'")
+        return self
+
+
+class ModelConfig(_Section):
+    kind: Literal["rbm", "rbm_real", "jastrow"] = "rbm"
+    alpha: float = Field(1.0, gt=0)
+    init_scale: float = Field(0.01, gt=0)
+    marshall_sign: bool = False
+
+
+class SamplerConfig(_Section):
+    kind: Literal["local", "exchange", "exact"] = "exchange"
+    n_chains: int = Field(16, gt=0)
+    n_samples: int = Field(1024, gt=0)
+    n_discard: int = Field(16, ge=0)
+    sweep_size: int | None = Field(None, gt=0)
+    n_samples_eval: int | None = Field(None, gt=0)
+
+
+class OptimizerConfig(_Section):
+    kind: Literal["sr", "minsr", "adam", "sgd"] = "sr"
+    learning_rate: float = Field(0.02, gt=0)
+    diag_shift: float = Field(0.01, ge=0)
+    diag_shift_decay: float = Field(1.0, gt=0, le=1)
+    diag_shift_min: float = Field(0.0, ge=0)
+    solver: Literal["auto", "dense", "minsr"] = "auto"
+    n_steps: int = Field(300, ge=0)
+    chunk_size: int | None = Field(None, gt=0)
+
+
+class OutputConfig(_Section):
+    dir: str = "runs/default"
+    checkpoint_every: int = Field(25, gt=0)
+
+
+class Config(_Section):
+    seed: int = 1
+    lattice: LatticeConfig = Field(default_factory=LatticeConfig)
+    hamiltonian: HamiltonianConfig = Field(default_factory=HamiltonianConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def resolved(self) -> dict:
+        """Every value, defaults included (None values are dropped when written to TOML)."""
+        return self.model_dump(mode="json")
+
+
+def default_config() -> Config:
+    """The built-in default problem: Heisenberg chain L = 16 (PBC), Sz = 0, complex RBM, SR."""
+    return Config(
+        lattice=LatticeConfig(kind="chain", size=[16], pbc=True),
+        hamiltonian=HamiltonianConfig(kind="heisenberg", J=1.0, total_sz=0),
+        model=ModelConfig(kind="rbm", alpha=1.0),
+        sampler=SamplerConfig(kind="exchange", n_chains=16, n_samples=512, n_discard=8),
+        optimizer=OptimizerConfig(kind="sr", learning_rate=0.05, diag_shift=0.01, n_steps=300),
+        output=OutputConfig(dir="runs/default"),
+    )
+
+
+def _format_errors(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "config"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        inp = e.get("input")
+        if e["type"] not in ("extra_forbidden", "missing") and not isinstance(inp, dict):
+            msg += f" (got {inp!r})"
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def parse_config(data: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_format_errors(err)}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config; every problem becomes a one-line :class:`ConfigError`."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    if p.is_dir():
+        raise ConfigError(f"{p} is a folder, not a TOML config file")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{p}: not valid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file") from None
+    return parse_config(data, str(p))

@@ -1,0 +1,61 @@
+"""The one place that states nqs's conventions: basis encoding, units, signs, gradients.
+
+Basis encoding
+--------------
+* Spin-1/2 configurations are int8 arrays ``sigma`` with σᶻ_i ∈ {+1 = ↑, −1 = ↓}.
+  Total magnetization ``S^z = Σ_i σ_i / 2`` (so ``total_sz = 0`` means N↑ = N↓).
+* Basis-state integer code (exact enumeration, ED): bit ``i`` (value ``2**i``) of the code is 1
+  when site ``i`` is ↑.  Basis lists are sorted by this code.
+* Fermion occupations (reserved for spinful fermions): int8 n ∈ {0, 1}, orbital index
+  ``i = site + n_sites·spin`` (all ↑ first); the Jordan–Wigner sign follows that order.
+
+Units (printed with every energy, see :data:`UNITS`)
+-----------------------------------------------------
+* ``ising``:  H = −J Σ⟨ij⟩ σᶻ_i σᶻ_j − h Σ_i σˣ_i  with **Pauli** matrices (critical at h = J in 1D).
+* ``heisenberg``, ``xxz``, ``j1j2``: H = Σ J_ij S_i·S_j with **spin-1/2** operators S = σ/2
+  (so the chain's E₀/N → 1/4 − ln 2 ≈ −0.4431).
+* ``pauli`` (user-written sums of Pauli strings): whatever coefficients the user gives, times
+  Pauli matrices.
+
+Operators are named apart: ``sx, sy, sz`` are spin-1/2 operators (σ/2); ``X, Y, Z`` are Pauli matrices.
+
+Sign conventions
+----------------
+* Matrix elements: for a Pauli string P and configuration x, P|x⟩ = m(x)|x'⟩ with
+  X|s⟩ = |−s⟩, Y|s⟩ = i s|−s⟩, Z|s⟩ = s|s⟩.
+* No sign rule is hidden anywhere.  The Marshall sign rule is an explicit model option
+  (``[model] marshall_sign = true``): ψ(σ) → (−1)^{N↑ on sublattice 1} ψ(σ) on bipartite lattices.
+
+Gradient convention
+-------------------
+* ``O_k(σ) = ∂ log ψ(σ) / ∂ θ_k``.  For holomorphic models with complex parameters this is the
+  complex derivative; for real parameters it is the (complex-valued) partial derivative.
+  Non-holomorphic complex parameters are split into real and imaginary parts.
+* Force ``F_k = ⟨O_k^* (E_loc − ⟨E_loc⟩)⟩``; quantum geometric tensor
+  ``S_kl = ⟨O_k^* O_l⟩ − ⟨O_k^*⟩⟨O_l⟩``.  For real parameters the energy gradient is
+  ``∂E/∂θ = 2 Re F`` and SR uses ``Re S``, ``Re F``.
+* Both are pinned by finite-difference tests in the real and imaginary directions.
+
+Dtypes
+------
+float64 / complex128 by default (``nqs`` enables ``jax_enable_x64`` at its entry points: the CLI
+and :func:`nqs.enable_x64`), never at import time.
+"""
+
+from __future__ import annotations
+
+SPIN_UP = 1
+SPIN_DOWN = -1
+
+UNITS = {
+    "ising": "Pauli matrices: H = -J sum_<ij> Z_i Z_j - h sum_i X_i",
+    "heisenberg": "spin-1/2 (S = sigma/2): H = J sum_<ij> S_i.S_j",
+    "xxz": "spin-1/2 (S = sigma/2): H = J sum_<ij> (Sx Sx + Sy Sy + Delta Sz Sz)",
+    "j1j2": "spin-1/2 (S = sigma/2): H = J1 sum_<ij> S_i.S_j + J2 sum_<<ij>> S_i.S_j",
+    "pauli": "Pauli matrices, user coefficients: H = sum_t c_t P_t",
+}
+
+
+def units_for(kind: str) -> str:
+    """Human-readable statement of the units of Hamiltonian ``kind``."""
+    return UNITS.get(kind, "see the Hamiltonian's docstring")

@@ -1,0 +1,118 @@
+"""Restricted Boltzmann machines (Carleo & Troyer, Science 355, 602 (2017)).
+
+log ψ(σ) = Σ_i a_i σ_i + Σ_j log cosh θ_j,   θ_j = b_j + Σ_i σ_i W_ij,
+with M = α·N hidden units (the constant log 2 per hidden unit is dropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from .base import Model, log_cosh, move_delta
+
+
+def _rbm_log_psi(p, sigma):
+    s = sigma.astype(p["W"].dtype)
+    theta = p["b"] + s @ p["W"]
+    return jnp.dot(p["a"], s) + jnp.sum(log_cosh(theta))
+
+
+def _rbm_ratio(p, sigma, theta, sites, new_values, mask):
+    d = move_delta(sigma, sites, new_values, mask).astype(p["W"].dtype)
+    w = jnp.take(p["W"], sites, axis=0, mode="clip")  # (k, M)
+    new_theta = theta + d @ w
+    da = jnp.dot(jnp.take(p["a"], sites, mode="clip"), d)
+    return da + jnp.sum(log_cosh(new_theta) - log_cosh(theta)), new_theta
+
+
+def _init_rbm(key, n, m, dtype, scale):
+    ks = jax.random.split(key, 6)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        def draw(k1, k2, shape):
+            return scale * (jax.random.normal(k1, shape) + 1j * jax.random.normal(k2, shape))
+        return {"a": draw(ks[0], ks[1], (n,)), "b": draw(ks[2], ks[3], (m,)),
+                "W": draw(ks[4], ks[5], (n, m))}
+    return {"a": scale * jax.random.normal(ks[0], (n,)), "b": scale * jax.random.normal(ks[1], (m,)),
+            "W": scale * jax.random.normal(ks[2], (n, m))}
+
+
+@dataclass(frozen=True, eq=False)
+class RBM(Model):
+    """Complex RBM: a, b, W complex; log ψ holomorphic in them.
+
+    Parameters: ``n_sites`` N, ``alpha`` hidden-unit density (M = round(α·N)), ``init_scale``
+    standard deviation of the initial real and imaginary parts.
+    Fast path: the cache is θ (M,); a move changing k sites costs O(k·M).
+    """
+
+    n_sites: int
+    alpha: float = 1.0
+    init_scale: float = 0.01
+    holomorphic: bool = True
+
+    @property
+    def n_hidden(self) -> int:
+        return max(1, int(round(self.alpha * self.n_sites)))
+
+    def init(self, key):
+        return _init_rbm(key, self.n_sites, self.n_hidden, jnp.complex128, self.init_scale)
+
+    def log_psi(self, params, sigma):
+        return _rbm_log_psi(params, sigma)
+
+    def cache(self, params, sigma):
+        return params["b"] + sigma.astype(params["W"].dtype) @ params["W"]
+
+    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[0]
+
+    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+        return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[1]
+
+    def describe(self) -> str:
+        return f"complex RBM (alpha={self.alpha:g}, {self.n_hidden} hidden units)"
+
+
+@dataclass(frozen=True, eq=False)
+class RBMRealAmpPhase(Model):
+    """RBM with real parameters for amplitude and phase (Torlai et al., Nat. Phys. 14, 447 (2018)).
+
+    log ψ(σ) = log A(σ) + i φ(σ), where log A and φ are each a real RBM
+    (a·σ + Σ_j log cosh θ_j with real a, b, W); M = round(α·N) hidden units in each.
+    """
+
+    n_sites: int
+    alpha: float = 1.0
+    init_scale: float = 0.01
+    holomorphic: bool = False
+
+    @property
+    def n_hidden(self) -> int:
+        return max(1, int(round(self.alpha * self.n_sites)))
+
+    def init(self, key):
+        k1, k2 = jax.random.split(key)
+        n, m = self.n_sites, self.n_hidden
+        return {"amp": _init_rbm(k1, n, m, jnp.float64, self.init_scale),
+                "phase": _init_rbm(k2, n, m, jnp.float64, self.init_scale)}
+
+    def log_psi(self, params, sigma):
+        return _rbm_log_psi(params["amp"], sigma) + 1j * _rbm_log_psi(params["phase"], sigma)
+
+    def cache(self, params, sigma):
+        return {k: params[k]["b"] + sigma.astype(jnp.float64) @ params[k]["W"] for k in ("amp", "phase")}
+
+    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        ra = _rbm_ratio(params["amp"], sigma, cache["amp"], sites, new_values, mask)[0]
+        rp = _rbm_ratio(params["phase"], sigma, cache["phase"], sites, new_values, mask)[0]
+        return ra + 1j * rp
+
+    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+        return {k: _rbm_ratio(params[k], sigma, cache[k], sites, new_values, mask)[1]
+                for k in ("amp", "phase")}
+
+    def describe(self) -> str:
+        return f"real RBM amplitude+phase (alpha={self.alpha:g}, {self.n_hidden} hidden units each)"

@@ -1,0 +1,262 @@
+"""Sums of Pauli strings, H = Σ_t c_t P_t, with P_t a product of X, Y, Z on a few sites.
+
+Action as moves
+---------------
+For a configuration x the operator returns, with shapes fixed at construction (so that it runs
+inside ``jit``):
+
+* ``diag``: the diagonal element ⟨x|H|x⟩;
+* for every *flip group* g (the terms flipping the same set of sites): the matrix element
+  ``mels[g] = ⟨x|H|x'_g⟩``, the sites that change ``sites[g]`` (padded with ``n_sites``),
+  their new values ``new_values[g]`` and a ``mask[g]`` for the padding.
+
+With X|s⟩ = |−s⟩, Y|s⟩ = i s|−s⟩, Z|s⟩ = s|s⟩ (s = ±1) one finds
+⟨x|P|x'⟩ = c · (−i)^{n_Y} · Π_{j ∈ Y ∪ Z} x_j  for x' = x with the X and Y sites flipped.
+
+The same element formula serves the jitted local energies (``jax.numpy``) and the sparse
+matrix used by exact diagonalization (``numpy``), through the ``xp`` argument.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+_PAULI = set("XYZI")
+
+
+def _pad(rows: list[list[int]], width: int, fill: int) -> np.ndarray:
+    out = np.full((len(rows), max(width, 1)), fill, dtype=np.int32)
+    for r, row in enumerate(rows):
+        out[r, : len(row)] = row
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class PauliSum:
+    """H = Σ_t c_t P_t on ``n_sites`` spins.
+
+    ``terms`` is a sequence of ``(coefficient, ops, sites)`` with ``ops`` a string over
+    ``"XYZI"`` and ``sites`` the sites they act on, e.g. ``(0.25, "XX", (0, 1))``.
+    """
+
+    n_sites: int
+    terms: tuple
+    name: str = "pauli"
+
+    def __init__(self, n_sites: int, terms: Iterable[tuple], name: str = "pauli"):
+        object.__setattr__(self, "n_sites", int(n_sites))
+        object.__setattr__(self, "name", name)
+        clean = []
+        for t in terms:
+            if len(t) != 3:
+                raise ValueError(f"a Pauli term is (coefficient, ops, sites), got {t!r}")
+            c, ops, sites = t
+            ops = str(ops).upper()
+            sites = tuple(int(s) for s in np.atleast_1d(sites))
+            if len(ops) != len(sites):
+                raise ValueError(f"Pauli term {ops!r} acts on {len(ops)} sites but names {len(sites)}")
+            if set(ops) - _PAULI:
+                raise ValueError(f"Pauli term {ops!r}: letters must be X, Y, Z or I")
+            if len(set(sites)) != len(sites):
+                raise ValueError(f"Pauli term {ops!r} on {sites}: a site appears twice")
+            for s in sites:
+                if not 0 <= s < n_sites:
+                    raise ValueError(f"Pauli term {ops!r} on {sites}: site {s} outside 0..{n_sites - 1}")
+            keep = [(o, s) for o, s in zip(ops, sites, strict=True) if o != "I"]
+            clean.append((complex(c), "".join(o for o, _ in keep), tuple(s for _, s in keep)))
+        object.__setattr__(self, "terms", tuple(clean))
+        object.__setattr__(self, "_compiled", self._compile())
+
+    # ------------------------------------------------------------------ compile
+    def _compile(self):
+        n = self.n_sites
+        diag_c, diag_s = [], []
+        groups: dict[tuple[int, ...], list[tuple[complex, list[int]]]] = defaultdict(list)
+        for c, ops, sites in self.terms:
+            if c == 0:
+                continue
+            flips = tuple(sorted(s for o, s in zip(ops, sites, strict=True) if o in "XY"))
+            signs = [s for o, s in zip(ops, sites, strict=True) if o in "YZ"]
+            coef = c * (-1j) ** ops.count("Y")
+            if flips:
+                groups[flips].append((coef, signs))
+            else:
+                diag_c.append(coef)
+                diag_s.append(signs)
+        flip_keys = sorted(groups)
+        kd = max((len(s) for s in diag_s), default=0)
+        kf = max((len(f) for f in flip_keys), default=0)
+        nt = max((len(groups[f]) for f in flip_keys), default=0)
+        ks = max((len(s) for f in flip_keys for _, s in groups[f]), default=0)
+        off_c = np.zeros((len(flip_keys), max(nt, 1)), dtype=complex)
+        off_s = np.full((len(flip_keys), max(nt, 1), max(ks, 1)), n, dtype=np.int32)
+        for g, f in enumerate(flip_keys):
+            for t, (c, s) in enumerate(groups[f]):
+                off_c[g, t] = c
+                off_s[g, t, : len(s)] = s
+        all_c = np.concatenate([np.asarray(diag_c, dtype=complex), off_c.ravel()])
+        is_real = bool(np.all(np.abs(all_c.imag) < 1e-15))
+        cast = (lambda a: np.ascontiguousarray(a.real)) if is_real else (lambda a: a)
+        return {
+            "diag_coef": cast(np.asarray(diag_c, dtype=complex).reshape(-1)),
+            "diag_sites": _pad(diag_s, kd, n),
+            "flip_sites": _pad([list(f) for f in flip_keys], kf, n),
+            "off_coef": cast(off_c),
+            "off_sites": off_s,
+            "is_real": is_real,
+        }
+
+    @property
+    def is_real(self) -> bool:
+        """True when every matrix element is real (then ``mels`` are float64)."""
+        return self._compiled["is_real"]
+
+    @property
+    def n_conn(self) -> int:
+        """Number of off-diagonal flip groups (connected configurations per x, at most)."""
+        return self._compiled["flip_sites"].shape[0]
+
+    @property
+    def max_flips(self) -> int:
+        return self._compiled["flip_sites"].shape[1]
+
+    # ------------------------------------------------------------------ action
+    def elements(self, x, xp=jnp):
+        """Matrix elements for configurations ``x`` of shape (..., n_sites).
+
+        Returns ``diag`` (...,) = ⟨x|H|x⟩ and ``mels`` (..., n_conn) = ⟨x|H|x'_g⟩.
+        ``xp`` is ``jax.numpy`` (jittable) or ``numpy`` (exact diagonalization).
+        """
+        c = self._compiled
+        ones = xp.ones(x.shape[:-1] + (1,), dtype=c["diag_coef"].dtype)
+        xe = xp.concatenate([x.astype(ones.dtype), ones], axis=-1)
+        ds = c["diag_sites"]
+        diag = (xp.prod(xe[..., ds], axis=-1) * c["diag_coef"]).sum(-1) if len(ds) else xe[..., 0] * 0
+        if self.n_conn == 0:
+            return diag, xp.zeros(x.shape[:-1] + (0,), dtype=ones.dtype)
+        mels = (xp.prod(xe[..., c["off_sites"]], axis=-1) * c["off_coef"]).sum(-1)
+        return diag, mels
+
+    def moves(self, x):
+        """Moves to the connected configurations of one configuration ``x`` (n_sites,), jittable.
+
+        Returns ``(diag, mels, sites, new_values, mask)`` with shapes (), (G,), (G, k), (G, k), (G, k).
+        Padded sites hold ``n_sites`` (out of range, dropped by :func:`apply_moves`).
+        """
+        diag, mels = self.elements(x)
+        sites = jnp.asarray(self._compiled["flip_sites"])
+        mask = sites < self.n_sites
+        new_values = -jnp.take(x, sites, mode="clip")
+        return diag, mels, sites, new_values.astype(x.dtype), mask
+
+    def connected(self, x):
+        """Connected configurations x'_g (G, n_sites) and elements, for one x (n_sites,)."""
+        diag, mels, sites, new_values, mask = self.moves(x)
+        return diag, mels, apply_moves(x, sites, new_values)
+
+    # ------------------------------------------------------------------ dense/sparse
+    def to_sparse(self, hilbert, chunk: int = 1 << 18):
+        """Sparse CSR matrix ⟨x|H|x'⟩ on ``hilbert``'s sector (rows and columns sorted by code).
+
+        Raises ValueError when H connects the sector to states outside it.
+        """
+        import scipy.sparse as sp
+
+        codes = hilbert.all_codes()
+        dim = len(codes)
+        fs = self._compiled["flip_sites"]
+        # flipping a set of sites toggles the corresponding bits of the code
+        flip_masks = np.zeros(len(fs), dtype=np.int64)
+        for g, row in enumerate(fs):
+            for s in row:
+                if s < self.n_sites:
+                    flip_masks[g] |= np.int64(1) << np.int64(s)
+        rows, cols, vals = [], [], []
+        dtype = np.float64 if self.is_real else np.complex128
+        for start in range(0, dim, chunk):
+            cc = codes[start : start + chunk]
+            x = hilbert.codes_to_states(cc)
+            diag, mels = self.elements(x, xp=np)
+            r = np.arange(start, start + len(cc))
+            rows.append(r)
+            cols.append(r)
+            vals.append(diag.astype(dtype))
+            if self.n_conn:
+                new = cc[:, None] ^ flip_masks[None, :]
+                nz = mels != 0
+                idx = np.searchsorted(codes, new)
+                idx = np.minimum(idx, dim - 1)
+                inside = codes[idx] == new
+                if np.any(nz & ~inside):
+                    raise ValueError(
+                        f"the operator {self.name!r} leaves the Hilbert-space sector "
+                        f"({hilbert.describe()}); drop total_sz or use a conserving Hamiltonian"
+                    )
+                rr = np.broadcast_to(r[:, None], mels.shape)
+                rows.append(rr[nz])
+                cols.append(idx[nz])
+                vals.append(mels[nz].astype(dtype))
+        m = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(dim, dim)
+        )
+        m.sum_duplicates()
+        return m
+
+    def to_dense(self, hilbert) -> np.ndarray:
+        return self.to_sparse(hilbert).toarray()
+
+    def trace(self) -> float:
+        """E∞ = Tr H / 2^N over the full spin space: only identity terms contribute.
+
+        This is the V-score's reference energy for spin models (Wu et al., Science 386, 296 (2024);
+        0 for Ising, Heisenberg, XXZ and J1-J2).
+        """
+        return float(sum(c.real for c, ops, _ in self.terms if ops == ""))
+
+    def conserves_sz(self, n_probe: int = 64, seed: int = 0) -> bool:
+        """Whether every nonzero element connects states of equal Σσ (checked on random states)."""
+        if self.n_conn == 0:
+            return True
+        rng = np.random.default_rng(seed)
+        x = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_probe, self.n_sites))
+        _, mels = self.elements(x, xp=np)
+        fs = self._compiled["flip_sites"]
+        valid = fs < self.n_sites
+        xe = np.concatenate([x, np.zeros((n_probe, 1), np.int8)], axis=1)
+        dsum = -2 * (xe[:, fs] * valid).sum(-1)
+        return bool(np.all((mels == 0) | (dsum == 0)))
+
+    def __add__(self, other: PauliSum) -> PauliSum:
+        if other.n_sites != self.n_sites:
+            raise ValueError("cannot add operators on different numbers of sites")
+        return PauliSum(self.n_sites, self.terms + other.terms, name=self.name)
+
+
+def apply_moves(x, sites, new_values):
+    """x with ``x[sites] = new_values``; works for one move (k,) or a batch (G, k) of moves.
+
+    Padded entries (site index ``n_sites``) are dropped.
+    """
+    if sites.ndim == 1:
+        return x.at[sites].set(new_values, mode="drop")
+    import jax
+
+    return jax.vmap(lambda s, v: x.at[s].set(v, mode="drop"))(sites, new_values)
+
+
+def pauli_terms_from_spec(spec: Sequence) -> list[tuple]:
+    """Parse user terms ``[[coef, "XX", [i, j]], ...]`` (config files) into PauliSum terms."""
+    out = []
+    for i, t in enumerate(spec):
+        if not isinstance(t, (list, tuple)) or len(t) != 3:
+            raise ValueError(f"hamiltonian.terms[{i}] must be [coefficient, \"ops\", [sites]], got {t!r}")
+        c, ops, sites = t
+        if isinstance(c, (list, tuple)):
+            c = complex(c[0], c[1])
+        out.append((c, ops, sites))
+    return out

@@ -1,0 +1,113 @@
+"""Exact-sampling mode: estimators equal dense linear algebra; SR reaches the ED energy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from nqs import hamiltonians as H
+from nqs import sr
+from nqs.estimators import force_and_s, local_energies, log_derivatives
+from nqs.exact import exact_state, lowest_energies
+from nqs.hilbert import SpinHilbert
+from nqs.lattice import make_lattice
+from nqs.models import RBM, RBMRealAmpPhase
+from nqs.sampling import ExactSampler
+from nqs.vmc import VMC, OptimizerConfig, run
+
+
+def _setup(model_cls, n=6, **kw):
+    lat = make_lattice("chain", [n])
+    hil = SpinHilbert(n, 0)
+    op = H.heisenberg(lat)
+    model = model_cls(n, init_scale=0.3, **kw)
+    params = model.init(jax.random.PRNGKey(3))
+    return lat, hil, op, model, params
+
+
+@pytest.mark.parametrize("model_cls", [RBM, RBMRealAmpPhase])
+def test_energy_force_s_equal_dense_linear_algebra(model_cls):
+    lat, hil, op, model, params = _setup(model_cls)
+    mode = "holomorphic" if model_cls is RBM else "real"
+    sampler = ExactSampler(hil)
+    st = sampler.init_state(jax.random.PRNGKey(0))
+    samples, w, _ = sampler.sample(model, params, st)
+    e_loc = local_energies(model, params, op, samples)
+    O = log_derivatives(model, params, samples, mode)
+    F, S = force_and_s(O, e_loc, w)
+    # dense reference: psi normalized, H matrix, derivative vectors
+    psi = exact_state(model, params, hil)
+    Hm = op.to_dense(hil)
+    E = np.vdot(psi, Hm @ psi).real
+    assert float(jnp.sum(w * e_loc).real) == pytest.approx(E, abs=1e-10)
+    # |dpsi_k> = O_k psi; S_kl = <d_k|d_l> - <d_k|psi><psi|d_l>, F_k = <d_k|H|psi> - <d_k|psi> E
+    Ok = np.asarray(O)
+    D = Ok * psi[:, None]
+    S_ref = D.conj().T @ D - np.outer(D.conj().T @ psi, psi.conj() @ D)
+    F_ref = D.conj().T @ (Hm @ psi) - (D.conj().T @ psi) * E
+    np.testing.assert_allclose(np.asarray(S), S_ref, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(F), F_ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode_cls", [RBM, RBMRealAmpPhase])
+def test_dense_sr_equals_minsr(mode_cls):
+    n = 8
+    model = mode_cls(n, 2.0, init_scale=0.2)
+    params = model.init(jax.random.PRNGKey(0))
+    mode = "holomorphic" if mode_cls is RBM else "real"
+    samples = SpinHilbert(n, 0).random_state(jax.random.PRNGKey(1), 40)
+    O = log_derivatives(model, params, samples, mode)
+    e = jax.random.normal(jax.random.PRNGKey(2), (40,)) + 1j * jax.random.normal(jax.random.PRNGKey(3), (40,))
+    w = jnp.full(40, 1 / 40)
+    d1 = sr.sr_direction(O, e, w, mode, 1e-3, "dense")
+    d2 = sr.sr_direction(O, e, w, mode, 1e-3, "minsr")
+    np.testing.assert_allclose(np.asarray(d1), np.asarray(d2), rtol=1e-8, atol=1e-10)
+
+
+def test_full_vmc_step_in_exact_mode_matches_dense_update():
+    lat, hil, op, model, params = _setup(RBM)
+    cfg = OptimizerConfig("sr", 0.05, sr.SRConfig(diag_shift=0.01, solver="dense"))
+    vmc = VMC(model, op, ExactSampler(hil), cfg)
+    state = vmc.init(jax.random.PRNGKey(0), params)
+    new, info = vmc.make_step("dense")(state)
+    # dense reference update
+    psi = exact_state(model, params, hil)
+    Hm = op.to_dense(hil)
+    E = np.vdot(psi, Hm @ psi).real
+    samples = jnp.asarray(hil.all_states())
+    O = np.asarray(log_derivatives(model, params, samples, "holomorphic"))
+    D = O * psi[:, None]
+    S = D.conj().T @ D - np.outer(D.conj().T @ psi, psi.conj() @ D)
+    F = D.conj().T @ (Hm @ psi) - (D.conj().T @ psi) * E
+    delta = np.linalg.solve(S + 0.01 * np.eye(len(F)), F)
+    flat0 = ravel_pytree(params)[0]
+    flat1 = ravel_pytree(new.params)[0]
+    np.testing.assert_allclose(np.asarray(flat1), np.asarray(flat0) - 0.05 * delta, atol=1e-10)
+    assert float(info["energy"].mean.real) == pytest.approx(E, abs=1e-10)
+    assert float(info["energy"].variance) == pytest.approx(np.vdot(Hm @ psi, Hm @ psi).real - E**2, abs=1e-10)
+
+
+def test_step_compiles_once():
+    lat, hil, op, model, params = _setup(RBM)
+    vmc = VMC(model, op, ExactSampler(hil), OptimizerConfig("sr", 0.05))
+    state = vmc.init(jax.random.PRNGKey(0), params)
+    step = vmc.make_step("dense")
+    for _ in range(4):
+        state, _ = step(state)
+    assert step._cache_size() == 1
+
+
+def test_short_sr_run_reaches_ed_energy_on_8_site_chain():
+    n = 8
+    lat = make_lattice("chain", [n])
+    hil = SpinHilbert(n, 0)
+    op = H.heisenberg(lat)
+    e0 = lowest_energies(op, hil)[0]
+    model = RBM(n, 2.0, init_scale=0.05)
+    vmc = VMC(model, op, ExactSampler(hil), OptimizerConfig("sr", 0.1, sr.SRConfig(diag_shift=1e-3)))
+    state = vmc.init(jax.random.PRNGKey(1))
+    state = run(vmc, state, 300)
+    _, _, _, stats, _ = jax.jit(vmc.estimate)(state.params, state.sampler_state)
+    e = float(stats.mean.real)
+    assert abs(e - e0) / abs(e0) < 1e-4, (e, e0)
