@@ -89,7 +89,7 @@ class OptimizerConfig(_Section):
     diag_shift: float = Field(0.01, ge=0)
     diag_shift_decay: float = Field(1.0, gt=0, le=1)
     diag_shift_min: float = Field(0.0, ge=0)
-    solver: Literal["auto", "dense", "minsr"] = "auto"
+    solver: Literal["auto", "dense", "minsr", "cg"] = "auto"
     n_steps: int = Field(300, ge=0)
     chunk_size: int | None = Field(None, gt=0)
 

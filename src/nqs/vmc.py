@@ -159,7 +159,8 @@ class VMC:
             flat, unravel = ravel_pytree(params)
             shift = self.optimizer.sr.shift(state.step)
             if self.optimizer.kind in ("sr", "minsr"):
-                d = sr.sr_direction(O, e_loc, weights, mode, shift, solver)
+                d = sr.sr_direction(O, e_loc, weights, mode, shift, solver,
+                                     self.optimizer.sr.cg_tol, self.optimizer.sr.cg_maxiter)
             else:
                 d = sr.gradient(O, e_loc, weights, mode)
             d = d.astype(flat.dtype)

@@ -41,7 +41,7 @@ class SpinHilbert:
             if n_up.denominator != 1 or not (0 <= n_up <= self.n_sites):
                 allowed = "integer" if self.n_sites % 2 == 0 else "half-integer"
                 raise ValueError(
-                    f"total_sz = {self.total_sz} is impossible for {self.n_sites} spins-1/2: it must be "
+                    f"total_sz = {self.total_sz:g} is impossible for {self.n_sites} spins-1/2: it must be "
                     f"a{'n' if allowed == 'integer' else ''} {allowed} between "
                     f"{-self.n_sites / 2:g} and {self.n_sites / 2:g}"
                 )
