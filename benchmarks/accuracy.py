@@ -1,0 +1,48 @@
+"""Accuracy table: the example configs' VMC energies against exact ones.
+
+    python benchmarks/accuracy.py            # read runs/<name>/result.json (run missing ones)
+    python benchmarks/accuracy.py --rerun    # run every example again (each < 15 min on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {  # relative-error goals (issue #2); None = report honestly
+    "heisenberg_chain22": 2e-4,
+    "heisenberg_4x4": 5e-4,
+    "tfim_chain32": 2e-4,
+    "j1j2_4x4": None,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rerun", action="store_true")
+    ap.add_argument("names", nargs="*", default=list(TARGETS))
+    args = ap.parse_args()
+    rows = []
+    for name in args.names:
+        res_path = ROOT / "runs" / name / "result.json"
+        if args.rerun or not res_path.exists():
+            subprocess.run([sys.executable, "-m", "nqs.cli", "run", str(ROOT / "examples" / f"{name}.toml"),
+                            "--quiet"], cwd=ROOT, check=True)
+        rows.append((name, json.loads(res_path.read_text())))
+    print(f"{'system':<20} {'E_vmc':>22} {'E_exact':>14} {'rel.err':>9} {'target':>8} {'V-score':>9} "
+          f"{'s/step':>7} {'total s':>8}")
+    for name, r in rows:
+        e = r["energy"]
+        tgt = TARGETS.get(name)
+        ok = "" if tgt is None else (" ok" if r["relative_error"] <= tgt else " MISS")
+        print(f"{name:<20} {e['mean']:>13.6f} ± {e['error']:.6f} {r['exact_energy']:>14.6f} "
+              f"{r['relative_error']:>9.2e} {('-' if tgt is None else f'{tgt:.0e}'):>8}{ok:<5} "
+              f"{r['v_score']:>9.2e} {r['seconds_per_step']:>7.3f} {r['seconds_total']:>8.0f}")
+
+
+if __name__ == "__main__":
+    main()
