@@ -38,7 +38,7 @@ def test_log_derivative_vs_finite_differences(name):
         e = np.zeros(flat.size, dtype=flat.dtype)
         e[k] = eps
         for s, o in zip(sigma, O, strict=True):
-            f = lambda d: complex(model.log_psi(unravel(flat + d), jnp.asarray(s)))
+            f = lambda d, s=s: complex(model.log_psi(unravel(flat + d), jnp.asarray(s)))
             d_re = (f(e) - f(-e)) / (2 * eps)
             assert d_re == pytest.approx(o[k], abs=1e-8), "real direction"
             if mode == "holomorphic":

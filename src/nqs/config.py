@@ -86,6 +86,7 @@ class SamplerConfig(_Section):
 class OptimizerConfig(_Section):
     kind: Literal["sr", "minsr", "adam", "sgd"] = "sr"
     learning_rate: float = Field(0.02, gt=0)
+    learning_rate_final: float | None = Field(None, gt=0)  # cosine decay to this value over n_steps
     diag_shift: float = Field(0.01, ge=0)
     diag_shift_decay: float = Field(1.0, gt=0, le=1)
     diag_shift_min: float = Field(0.0, ge=0)

@@ -78,11 +78,21 @@ class OptimizerConfig:
     kind: str = "sr"
     learning_rate: float = 0.02
     sr: sr.SRConfig = sr.SRConfig()
+    learning_rate_final: float | None = None
+    n_steps: int = 0
+
+    def schedule(self):
+        """Constant η, or a cosine decay from ``learning_rate`` to ``learning_rate_final`` over n_steps."""
+        if self.learning_rate_final is None or self.n_steps <= 0:
+            return self.learning_rate
+        return optax.cosine_decay_schedule(
+            self.learning_rate, self.n_steps, alpha=self.learning_rate_final / self.learning_rate
+        )
 
     def transform(self) -> optax.GradientTransformation:
         if self.kind == "adam":
-            return optax.adam(self.learning_rate)
-        return optax.sgd(self.learning_rate)
+            return optax.adam(self.schedule())
+        return optax.sgd(self.schedule())
 
 
 @dataclass(frozen=True, eq=False)

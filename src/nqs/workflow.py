@@ -128,6 +128,7 @@ def build(cfg: Config) -> Problem:
     opt = OptimizerConfig(
         kind=oc.kind, learning_rate=oc.learning_rate,
         sr=SRConfig(oc.diag_shift, oc.diag_shift_decay, oc.diag_shift_min, oc.solver),
+        learning_rate_final=oc.learning_rate_final, n_steps=oc.n_steps,
     )
     vmc = VMC(model, op, sampler, opt, chunk_size=oc.chunk_size)
     return Problem(cfg, lat, hil, op, vmc)
