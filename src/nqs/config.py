@@ -120,8 +120,9 @@ def default_config() -> Config:
         lattice=LatticeConfig(kind="chain", size=[16], pbc=True),
         hamiltonian=HamiltonianConfig(kind="heisenberg", J=1.0, total_sz=0),
         model=ModelConfig(kind="rbm", alpha=1.0),
-        sampler=SamplerConfig(kind="exchange", n_chains=16, n_samples=512, n_discard=8),
-        optimizer=OptimizerConfig(kind="sr", learning_rate=0.05, diag_shift=0.01, n_steps=300),
+        sampler=SamplerConfig(kind="exchange", n_chains=16, n_samples=1024, n_discard=8),
+        optimizer=OptimizerConfig(kind="sr", learning_rate=0.05, learning_rate_final=0.005, diag_shift=0.01,
+                                  n_steps=300),
         output=OutputConfig(dir="runs/default"),
     )
 
