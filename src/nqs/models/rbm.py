@@ -20,12 +20,20 @@ def _rbm_log_psi(p, sigma):
     return jnp.dot(p["a"], s) + jnp.sum(log_cosh(theta))
 
 
-def _rbm_ratio(p, sigma, theta, sites, new_values, mask):
+def _rbm_cache(p, sigma):
+    """Cache: the angles θ = b + σW (M,) and their Σ_j log cosh θ_j (so a move needs one log cosh per unit)."""
+    theta = p["b"] + sigma.astype(p["W"].dtype) @ p["W"]
+    return {"theta": theta, "lc": jnp.sum(log_cosh(theta))}
+
+
+def _rbm_ratio(p, sigma, cache, sites, new_values, mask):
+    """log ψ(σ') − log ψ(σ) for a move, and the cache of σ'; O(k·M) for k changed sites."""
     d = move_delta(sigma, sites, new_values, mask).astype(p["W"].dtype)
     w = jnp.take(p["W"], sites, axis=0, mode="clip")  # (k, M)
-    new_theta = theta + d @ w
+    new_theta = cache["theta"] + d @ w
+    new_lc = jnp.sum(log_cosh(new_theta))
     da = jnp.dot(jnp.take(p["a"], sites, mode="clip"), d)
-    return da + jnp.sum(log_cosh(new_theta) - log_cosh(theta)), new_theta
+    return da + new_lc - cache["lc"], {"theta": new_theta, "lc": new_lc}
 
 
 def _init_rbm(key, n, m, dtype, scale):
@@ -45,7 +53,7 @@ class RBM(Model):
 
     Parameters: ``n_sites`` N, ``alpha`` hidden-unit density (M = round(α·N)), ``init_scale``
     standard deviation of the initial real and imaginary parts.
-    Fast path: the cache is θ (M,); a move changing k sites costs O(k·M).
+    Fast path: the cache is θ (M,) with Σ log cosh θ; a move changing k sites costs O(k·M).
     """
 
     n_sites: int
@@ -64,7 +72,7 @@ class RBM(Model):
         return _rbm_log_psi(params, sigma)
 
     def cache(self, params, sigma):
-        return params["b"] + sigma.astype(params["W"].dtype) @ params["W"]
+        return _rbm_cache(params, sigma)
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
         return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[0]
@@ -103,7 +111,7 @@ class RBMRealAmpPhase(Model):
         return _rbm_log_psi(params["amp"], sigma) + 1j * _rbm_log_psi(params["phase"], sigma)
 
     def cache(self, params, sigma):
-        return {k: params[k]["b"] + sigma.astype(jnp.float64) @ params[k]["W"] for k in ("amp", "phase")}
+        return {k: _rbm_cache(params[k], sigma) for k in ("amp", "phase")}
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
         ra = _rbm_ratio(params["amp"], sigma, cache["amp"], sites, new_values, mask)[0]

@@ -35,9 +35,17 @@ class LocalRule:
     n_sites: int
     conserves_sz: bool = False
 
-    def propose(self, key, sigma):
-        i = jax.random.randint(key, (1,), 0, self.n_sites)
+    def draw(self, key, shape):
+        """The proposal's randomness for many moves at once: a site index per move."""
+        return jax.random.randint(key, shape, 0, self.n_sites)
+
+    def move(self, r, sigma):
+        """The move for random draw ``r``: flip site r."""
+        i = jnp.reshape(r, (1,))
         return i, -jnp.take(sigma, i), jnp.ones((1,), bool)
+
+    def propose(self, key, sigma):
+        return self.move(self.draw(key, ()), sigma)
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,10 +59,17 @@ class ExchangeRule:
     pairs: tuple
     conserves_sz: bool = True
 
-    def propose(self, key, sigma):
-        pairs = jnp.asarray(np.asarray(self.pairs, dtype=np.int32))
-        p = pairs[jax.random.randint(key, (), 0, pairs.shape[0])]
+    def draw(self, key, shape):
+        """A pair index per move."""
+        return jax.random.randint(key, shape, 0, len(self.pairs))
+
+    def move(self, r, sigma):
+        """Swap the spins of pair r."""
+        p = jnp.asarray(np.asarray(self.pairs, dtype=np.int32))[r]
         return p, jnp.take(sigma, p[::-1]), jnp.ones((2,), bool)
+
+    def propose(self, key, sigma):
+        return self.move(self.draw(key, ()), sigma)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,31 +102,29 @@ class MetropolisSampler:
         sweep = self.sweep_size or self.hilbert.n_sites
         cache = jax.vmap(model.cache, in_axes=(None, 0))(params, state.sigma)
 
-        def one_move(carry, key):
-            sigma, cache = carry
-            k1, k2 = jax.random.split(key)
-            sites, new_values, mask = self.rule.propose(k1, sigma)
-            r = model.log_ratio(params, sigma, cache, sites, new_values, mask)
-            log_u = jnp.log(jax.random.uniform(k2))
-            accept = log_u < 2.0 * jnp.real(r)
+        def chain_move(sigma, cache, r, log_u):
+            sites, new_values, mask = self.rule.move(r, sigma)
+            ratio = model.log_ratio(params, sigma, cache, sites, new_values, mask)
+            accept = log_u < 2.0 * jnp.real(ratio)
             new_sigma = jnp.where(accept, apply_moves(sigma, sites, new_values), sigma)
-            new_cache = jax.lax.cond(
-                accept,
-                lambda: model.update_cache(params, sigma, cache, sites, new_values, mask),
-                lambda: cache,
-            )
-            return (new_sigma, new_cache), accept
+            updated = model.update_cache(params, sigma, cache, sites, new_values, mask)
+            new_cache = jax.tree_util.tree_map(lambda a, b: jnp.where(accept, a, b), updated, cache)
+            return new_sigma, new_cache, accept
 
-        def chain_sweep(sigma, cache, key):
-            (sigma, cache), acc = jax.lax.scan(one_move, (sigma, cache), jax.random.split(key, sweep))
-            return sigma, cache, jnp.sum(acc)
+        v_move = jax.vmap(chain_move)
 
-        v_sweep = jax.vmap(chain_sweep)
+        def move(carry, x):
+            sigma, cache = carry
+            sigma, cache, acc = v_move(sigma, cache, *x)
+            return (sigma, cache), jnp.sum(acc)
 
         def body(carry, key):
+            # one sweep of all chains; the randomness of the whole sweep is drawn at once
             sigma, cache, n_acc = carry
-            keys = jax.random.split(key, self.n_chains)
-            sigma, cache, acc = v_sweep(sigma, cache, keys)
+            k1, k2 = jax.random.split(key)
+            r = self.rule.draw(k1, (sweep, self.n_chains))
+            log_u = jnp.log(jax.random.uniform(k2, (sweep, self.n_chains)))
+            (sigma, cache), acc = jax.lax.scan(move, (sigma, cache), (r, log_u))
             return (sigma, cache, n_acc + jnp.sum(acc)), sigma
 
         key, k_burn, k_samp = jax.random.split(state.key, 3)
