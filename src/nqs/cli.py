@@ -115,7 +115,7 @@ def cmd_plot(args) -> int:
     import tomllib
 
     from . import io
-    from .conventions import units_for
+    from .conventions import units_short
 
     d = Path(args.run_dir)
     hist = d / "history.csv"
@@ -127,7 +127,7 @@ def cmd_plot(args) -> int:
         exact = json.loads((d / "result.json").read_text()).get("exact_energy")
     if (d / "config.toml").exists():
         kind = tomllib.loads((d / "config.toml").read_text()).get("hamiltonian", {}).get("kind", "")
-        units, title = units_for(kind), f"{kind}: {d}"
+        units, title = units_short(kind), f"{kind}: {d}"
     out = Path(args.output) if args.output else d / "convergence.png"
     io.plot_convergence(rows, out, exact=exact, title=title, units=units)
     print(out)

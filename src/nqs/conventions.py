@@ -56,6 +56,15 @@ UNITS = {
 }
 
 
+UNITS_SHORT = {"ising": "Pauli", "heisenberg": "S = σ/2", "xxz": "S = σ/2", "j1j2": "S = σ/2",
+               "pauli": "Pauli"}
+
+
+def units_short(kind: str) -> str:
+    """A short units label for plot axes ("Pauli" or "S = σ/2")."""
+    return UNITS_SHORT.get(kind, "")
+
+
 def units_for(kind: str) -> str:
     """Human-readable statement of the units of Hamiltonian ``kind``."""
     return UNITS.get(kind, "see the Hamiltonian's docstring")

@@ -114,7 +114,7 @@ def plot_convergence(history: list[dict], out_png: Path, exact: float | None = N
         ax.axhline(exact, color="k", ls="--", lw=1, label=f"exact {exact:.6f}")
         lo = exact - 0.02 * abs(exact)
         ax.set_ylim(lo, max(np.nanpercentile(e, 95), exact + 0.05 * abs(exact)))
-    ax.set_ylabel(f"energy [{units}]" if units else "energy")
+    ax.set_ylabel(f"energy ({units} units)" if units else "energy")
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=9)
     if exact is not None:

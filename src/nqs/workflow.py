@@ -21,7 +21,7 @@ import numpy as np
 from . import exact as exact_mod
 from . import hamiltonians, io
 from .config import Config, ConfigError
-from .conventions import units_for
+from .conventions import units_for, units_short
 from .estimators import structure_factor_samples
 from .hilbert import SpinHilbert
 from .lattice import make_lattice
@@ -303,7 +303,8 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     }
     io.write_json(out / "result.json", result)
     io.plot_convergence(history.rows, out / "convergence.png", exact=e0,
-                        title=f"{cfg.hamiltonian.kind}, {problem.lattice.describe()}", units=units)
+                        title=f"{cfg.hamiltonian.kind}, {problem.lattice.describe()}",
+                          units=units_short(cfg.hamiltonian.kind))
     return result
 
 
