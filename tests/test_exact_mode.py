@@ -12,7 +12,7 @@ from nqs.estimators import force_and_s, local_energies, log_derivatives
 from nqs.exact import exact_state, lowest_energies
 from nqs.hilbert import SpinHilbert
 from nqs.lattice import make_lattice
-from nqs.models import RBM, RBMRealAmpPhase
+from nqs.models import RBM, MarshallSign, RBMRealAmpPhase
 from nqs.sampling import ExactSampler
 from nqs.vmc import VMC, OptimizerConfig, run
 
@@ -98,13 +98,16 @@ def test_step_compiles_once():
     assert step._cache_size() == 1
 
 
-def test_short_sr_run_reaches_ed_energy_on_8_site_chain():
+@pytest.mark.parametrize("real", [False, True])
+def test_short_sr_run_reaches_ed_energy_on_8_site_chain(real):
     n = 8
     lat = make_lattice("chain", [n])
     hil = SpinHilbert(n, 0)
     op = H.heisenberg(lat)
     e0 = lowest_energies(op, hil)[0]
     model = RBM(n, 2.0, init_scale=0.05)
+    if real:  # real parameters: the sign comes from the explicit Marshall rule
+        model = MarshallSign(RBM(n, 2.0, init_scale=0.05, param_dtype="real"), tuple(lat.sublattice.tolist()))
     vmc = VMC(model, op, ExactSampler(hil), OptimizerConfig("sr", 0.1, sr.SRConfig(diag_shift=1e-3)))
     state = vmc.init(jax.random.PRNGKey(1))
     state = run(vmc, state, 300)

@@ -19,6 +19,8 @@ def _models():
     return {
         "rbm": RBM(N, 2.0, init_scale=0.2),
         "rbm_real": RBMRealAmpPhase(N, 1.0, init_scale=0.2),
+        "rbm_real_params": RBM(N, 1.5, init_scale=0.2, param_dtype="real"),
+        "marshall_real": MarshallSign(RBM(N, 1.0, init_scale=0.2, param_dtype="real"), tuple(i % 2 for i in range(N))),
         "jastrow": Jastrow(N, init_scale=0.2),
         "marshall": MarshallSign(RBM(N, 1.0, init_scale=0.2), tuple(i % 2 for i in range(N))),
     }

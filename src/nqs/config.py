@@ -70,6 +70,7 @@ class HamiltonianConfig(_Section):
 class ModelConfig(_Section):
     kind: Literal["rbm", "rbm_real", "jastrow"] = "rbm"
     alpha: float = Field(1.0, gt=0)
+    param_dtype: Literal["complex", "real"] = "complex"  # rbm only: real parameters give psi > 0
     init_scale: float = Field(0.01, gt=0)
     marshall_sign: bool = False
 

@@ -89,8 +89,10 @@ def build(cfg: Config) -> Problem:
         raise ConfigError(f"hamiltonian.total_sz: {err}") from None
 
     mc = cfg.model
+    if mc.param_dtype != "complex" and mc.kind != "rbm":
+        raise ConfigError(f"model.param_dtype: only kind 'rbm' takes it (kind '{mc.kind}' has fixed dtypes)")
     if mc.kind == "rbm":
-        model = RBM(lat.n_sites, alpha=mc.alpha, init_scale=mc.init_scale)
+        model = RBM(lat.n_sites, alpha=mc.alpha, init_scale=mc.init_scale, param_dtype=mc.param_dtype)
     elif mc.kind == "rbm_real":
         model = RBMRealAmpPhase(lat.n_sites, alpha=mc.alpha, init_scale=mc.init_scale)
     else:

@@ -49,8 +49,10 @@ def _init_rbm(key, n, m, dtype, scale):
 
 @dataclass(frozen=True, eq=False)
 class RBM(Model):
-    """Complex RBM: a, b, W complex; log ψ holomorphic in them.
+    """RBM with complex (default) or real parameters a, b, W.
 
+    Complex: log ψ is holomorphic in them (Carleo & Troyer).  Real (``param_dtype="real"``):
+    ψ > 0, for sign-free problems or combined with an explicit sign (Marshall).
     Parameters: ``n_sites`` N, ``alpha`` hidden-unit density (M = round(α·N)), ``init_scale``
     standard deviation of the initial real and imaginary parts.
     Fast path: the cache is θ (M,) with Σ log cosh θ; a move changing k sites costs O(k·M).
@@ -59,29 +61,38 @@ class RBM(Model):
     n_sites: int
     alpha: float = 1.0
     init_scale: float = 0.01
-    holomorphic: bool = True
+    param_dtype: str = "complex"
+
+    def __post_init__(self):
+        if self.param_dtype not in ("complex", "real"):
+            raise ValueError(f"RBM param_dtype must be 'complex' or 'real', got {self.param_dtype!r}")
+
+    @property
+    def holomorphic(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "complex"
 
     @property
     def n_hidden(self) -> int:
         return max(1, int(round(self.alpha * self.n_sites)))
 
     def init(self, key):
-        return _init_rbm(key, self.n_sites, self.n_hidden, jnp.complex128, self.init_scale)
+        dtype = jnp.complex128 if self.param_dtype == "complex" else jnp.float64
+        return _init_rbm(key, self.n_sites, self.n_hidden, dtype, self.init_scale)
 
     def log_psi(self, params, sigma):
-        return _rbm_log_psi(params, sigma)
+        return _rbm_log_psi(params, sigma).astype(jnp.complex128)
 
     def cache(self, params, sigma):
         return _rbm_cache(params, sigma)
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[0]
+        return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[0].astype(jnp.complex128)
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
         return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[1]
 
     def describe(self) -> str:
-        return f"complex RBM (alpha={self.alpha:g}, {self.n_hidden} hidden units)"
+        return f"{self.param_dtype} RBM (alpha={self.alpha:g}, {self.n_hidden} hidden units)"
 
 
 @dataclass(frozen=True, eq=False)
