@@ -6,8 +6,9 @@ Basis encoding
   Total magnetization ``S^z = Σ_i σ_i / 2`` (so ``total_sz = 0`` means N↑ = N↓).
 * Basis-state integer code (exact enumeration, ED): bit ``i`` (value ``2**i``) of the code is 1
   when site ``i`` is ↑.  Basis lists are sorted by this code.
-* Fermion occupations (reserved for spinful fermions): int8 n ∈ {0, 1}, orbital index
-  ``i = site + n_sites·spin`` (all ↑ first); the Jordan–Wigner sign follows that order.
+* Fermion occupations (:mod:`nqs.hilbert.fermions`, :mod:`nqs.operators.fermion`): int8 n ∈ {0, 1},
+  orbital index ``i = site + n_sites·spin`` (all ↑ first); c_i = (Π_{j<i} (−1)^{n_j}) a_i, so the
+  Jordan–Wigner string runs over orbitals of smaller index (as in ``shared/notes/rbm_pp.md``).
 
 Units (printed with every energy, see :data:`UNITS`)
 -----------------------------------------------------
@@ -53,11 +54,12 @@ UNITS = {
     "xxz": "spin-1/2 (S = sigma/2): H = J sum_<ij> (Sx Sx + Sy Sy + Delta Sz Sz)",
     "j1j2": "spin-1/2 (S = sigma/2): H = J1 sum_<ij> S_i.S_j + J2 sum_<<ij>> S_i.S_j",
     "pauli": "Pauli matrices, user coefficients: H = sum_t c_t P_t",
+    "hubbard": "units of t: H = -t sum_<ij>s (c+_is c_js + h.c.) + U sum_i n_iup n_idn",
 }
 
 
 UNITS_SHORT = {"ising": "Pauli", "heisenberg": "S = σ/2", "xxz": "S = σ/2", "j1j2": "S = σ/2",
-               "pauli": "Pauli"}
+               "pauli": "Pauli", "hubbard": "t"}
 
 
 def units_short(kind: str) -> str:
