@@ -1,5 +1,7 @@
 """Exact-sampling mode: estimators equal dense linear algebra; SR reaches the ED energy."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ from nqs import sr
 from nqs.estimators import force_and_s, local_energies, log_derivatives
 from nqs.exact import exact_state, lowest_energies
 from nqs.hilbert import SpinHilbert
+from nqs.jax_utils import param_mode
 from nqs.lattice import make_lattice
 from nqs.models import RBM, MarshallSign, RBMRealAmpPhase
 from nqs.sampling import ExactSampler
@@ -26,10 +29,11 @@ def _setup(model_cls, n=6, **kw):
     return lat, hil, op, model, params
 
 
-@pytest.mark.parametrize("model_cls", [RBM, RBMRealAmpPhase])
+@pytest.mark.parametrize("model_cls", [RBM, RBMRealAmpPhase, partial(RBM, param_dtype="real")],
+                         ids=["rbm", "rbm_real", "rbm_real_params"])
 def test_energy_force_s_equal_dense_linear_algebra(model_cls):
     lat, hil, op, model, params = _setup(model_cls)
-    mode = "holomorphic" if model_cls is RBM else "real"
+    mode = param_mode(model, params)
     sampler = ExactSampler(hil)
     st = sampler.init_state(jax.random.PRNGKey(0))
     samples, w, _ = sampler.sample(model, params, st)
@@ -50,12 +54,13 @@ def test_energy_force_s_equal_dense_linear_algebra(model_cls):
     np.testing.assert_allclose(np.asarray(F), F_ref, atol=1e-10)
 
 
-@pytest.mark.parametrize("mode_cls", [RBM, RBMRealAmpPhase])
+@pytest.mark.parametrize("mode_cls", [RBM, RBMRealAmpPhase, partial(RBM, param_dtype="real")],
+                         ids=["rbm", "rbm_real", "rbm_real_params"])
 def test_dense_sr_equals_minsr(mode_cls):
     n = 8
     model = mode_cls(n, 2.0, init_scale=0.2)
     params = model.init(jax.random.PRNGKey(0))
-    mode = "holomorphic" if mode_cls is RBM else "real"
+    mode = param_mode(model, params)
     samples = SpinHilbert(n, 0).random_state(jax.random.PRNGKey(1), 40)
     O = log_derivatives(model, params, samples, mode)
     e = jax.random.normal(jax.random.PRNGKey(2), (40,)) + 1j * jax.random.normal(jax.random.PRNGKey(3), (40,))
@@ -114,3 +119,20 @@ def test_short_sr_run_reaches_ed_energy_on_8_site_chain(real):
     _, _, _, stats, _ = jax.jit(vmc.estimate)(state.params, state.sampler_state)
     e = float(stats.mean.real)
     assert abs(e - e0) / abs(e0) < 1e-4, (e, e0)
+
+
+def test_real_derivatives_path_equals_complex_path():
+    """A real RBM's O has zero imaginary part: the real-row SR equals the stacked complex form."""
+    n = 8
+    model = MarshallSign(RBM(n, 1.0, init_scale=0.3, param_dtype="real"), tuple(i % 2 for i in range(n)))
+    params = model.init(jax.random.PRNGKey(0))
+    samples = SpinHilbert(n, 0).random_state(jax.random.PRNGKey(1), 30)
+    O_real = log_derivatives(model, params, samples, "real")
+    assert not jnp.iscomplexobj(O_real)
+    O_cplx = O_real.astype(complex)  # what the generic path would build
+    e = jax.random.normal(jax.random.PRNGKey(2), (30,)) + 1j * jax.random.normal(jax.random.PRNGKey(3), (30,))
+    w = jnp.full(30, 1 / 30)
+    for solver in ("dense", "minsr"):
+        d1 = sr.sr_direction(O_real, e, w, "real", 1e-3, solver)
+        d2 = sr.sr_direction(O_cplx, e, w, "real", 1e-3, solver)
+        np.testing.assert_allclose(np.asarray(d1), np.asarray(d2), rtol=1e-9, atol=1e-11)

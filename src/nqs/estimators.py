@@ -42,7 +42,8 @@ def log_derivatives(model, params, samples, mode: str, chunk_size=None):
     """Per-sample O_k(σ) = ∂ log ψ/∂θ_k, shape (n, n_params), complex.
 
     ``mode`` is ``"holomorphic"`` (complex derivative w.r.t. complex θ) or ``"real"``
-    (real θ; O = ∂ Re log ψ/∂θ + i ∂ Im log ψ/∂θ).
+    (real θ; O = ∂ Re log ψ/∂θ + i ∂ Im log ψ/∂θ).  Models with ``real_derivatives`` (Im log ψ
+    independent of θ) give a real O of the same shape.
     """
     flat = samples.reshape(-1, samples.shape[-1])
 
@@ -50,6 +51,9 @@ def log_derivatives(model, params, samples, mode: str, chunk_size=None):
         def one(s):
             g = jax.grad(lambda p: model.log_psi(p, s), holomorphic=True)(params)
             return ravel_pytree(g)[0]
+    elif mode == "real" and getattr(model, "real_derivatives", False):
+        def one(s):
+            return ravel_pytree(jax.grad(lambda p: jnp.real(model.log_psi(p, s)))(params))[0]
     elif mode == "real":
         def one(s):
             gr = jax.grad(lambda p: jnp.real(model.log_psi(p, s)))(params)

@@ -35,7 +35,7 @@ class SRConfig:
     def shift(self, step):
         return jnp.maximum(self.diag_shift_min, self.diag_shift * self.diag_shift_decay**step)
 
-    def choose(self, n_params: int, n_samples: int, mode: str) -> str:
+    def choose(self, n_params: int, n_samples: int, mode: str, real_rows: bool = False) -> str:
         """The solver actually used; "auto" picks the cheapest by a flop estimate.
 
         dense ≈ n·P² + P³/3, MinSR ≈ n²·P + n³/3, CG ≈ 2·n·P per iteration × ~1250 iterations
@@ -44,13 +44,16 @@ class SRConfig:
         """
         if self.solver != "auto":
             return self.solver
-        n = n_samples if mode == "holomorphic" else 2 * n_samples
+        n = n_samples if mode == "holomorphic" or real_rows else 2 * n_samples
         p = n_params
         cost = {"dense": n * p * p + p**3 / 3, "minsr": n * n * p + n**3 / 3, "cg": 2500.0 * n * p}
         return min(cost, key=cost.get)
 
 
 def _stack_real(Oc, ec):
+    """Real form for real θ: rows [Re Ō; Im Ō], [Re ε; Im ε] (just Ō, Re ε when Ō is real)."""
+    if not jnp.iscomplexobj(Oc):
+        return Oc, ec.real
     return jnp.concatenate([Oc.real, Oc.imag], axis=0), jnp.concatenate([ec.real, ec.imag])
 
 

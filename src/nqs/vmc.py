@@ -142,7 +142,8 @@ class VMC:
             return "minsr"
         if self.optimizer.kind != "sr":
             return self.optimizer.kind
-        return self.optimizer.sr.choose(self.n_parameters(state), self.sampler.n_samples, self._mode)
+        return self.optimizer.sr.choose(self.n_parameters(state), self.sampler.n_samples, self._mode,
+                                        real_rows=bool(getattr(self._model, "real_derivatives", False)))
 
     # ------------------------------------------------------------------ pieces
     def estimate(self, params, sampler_state):

@@ -47,6 +47,9 @@ class Model:
 
     n_sites: int
     holomorphic: bool = False
+    #: True when the parameters are real and Im log ψ does not depend on them (ψ > 0 up to a fixed
+    #: sign): then O_k is real and SR runs in real arithmetic on n rows instead of 2n.
+    real_derivatives: bool = False
 
     def init(self, key: jax.Array) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -113,6 +116,10 @@ class MarshallSign(Model):
     @property
     def holomorphic(self):  # type: ignore[override]
         return self.inner.holomorphic
+
+    @property
+    def real_derivatives(self):  # type: ignore[override]
+        return self.inner.real_derivatives  # the sign adds a parameter-independent phase
 
     def _mask(self):
         return jnp.asarray(self.sublattice, dtype=jnp.float64)

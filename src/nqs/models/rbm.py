@@ -72,6 +72,10 @@ class RBM(Model):
         return self.param_dtype == "complex"
 
     @property
+    def real_derivatives(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "real"
+
+    @property
     def n_hidden(self) -> int:
         return max(1, int(round(self.alpha * self.n_sites)))
 

@@ -1,0 +1,159 @@
+"""nqs and NetKet side by side on the same problem, alternately on the same machine.
+
+Heisenberg model (chains and square lattices, PBC, total Sz = 0), RBM alpha = 1 (real parameters,
+as in NetKet's orientation numbers), 1024 samples over 16 chains, exchange moves between nearest
+neighbours, 16 discarded sweeps, SR with diagonal shift 0.01, SGD learning rate 0.01.
+For NetKet both drivers are timed (``VMC_SR`` and ``VMC`` + ``SR`` preconditioner with CG) and
+the faster one is the reference.  Seconds per step are medians after compilation; compilation
+(the first step) is reported apart.  Peak memory is the worker process's max RSS.
+
+    pip install -e '.[peers]'
+    python benchmarks/vs_netket.py                       # chains 16..128, square 4x4 and 8x8
+    python benchmarks/vs_netket.py --systems chain:16 chain:64 --steps 10
+
+Each measurement runs in a fresh worker process (so memory is per library); the runs alternate
+nqs / NetKet per system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def parse_system(s: str):
+    kind, size = s.split(":")
+    dims = [int(x) for x in size.split("x")]
+    return kind, dims
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
+    import jax
+
+    from nqs import enable_x64
+    from nqs.config import Config
+    from nqs.workflow import build
+
+    enable_x64()
+    cfg = Config.model_validate({
+        "lattice": {"kind": kind, "size": dims},
+        "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+        "model": {"kind": "rbm", "alpha": 1, "param_dtype": "real"},
+        "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
+        "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": 0.01},
+    })
+    p = build(cfg)
+    vmc = p.vmc
+    state = vmc.init(jax.random.PRNGKey(0))
+    solver = vmc.solver(state)
+    step = vmc.make_step(solver)
+    times = []
+    for _ in range(n_steps + 1):
+        t0 = time.perf_counter()
+        state, info = step(state)
+        jax.block_until_ready(state.params)
+        times.append(time.perf_counter() - t0)
+    return {"lib": "nqs", "driver": f"sr/{solver}", "compile_s": times[0],
+            "step_s": float(np.median(times[1:])), "peak_mb": _peak_mb(),
+            "n_params": vmc.n_parameters(state)}
+
+
+def worker_netket(kind, dims, n_steps, n_samples, n_chains, driver):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import netket as nk
+
+    if kind == "chain":
+        g = nk.graph.Chain(dims[0], pbc=True)
+    else:
+        g = nk.graph.Hypercube(length=dims[0], n_dim=2, pbc=True)
+    hi = nk.hilbert.Spin(s=0.5, total_sz=0, N=g.n_nodes)
+    ha = nk.operator.Heisenberg(hilbert=hi, graph=g)
+    sa = nk.sampler.MetropolisExchange(hi, graph=g, n_chains=n_chains)
+    model = nk.models.RBM(alpha=1, param_dtype=float)
+    vs = nk.vqs.MCState(sa, model, n_samples=n_samples, n_discard_per_chain=16, seed=0, sampler_seed=1)
+    opt = nk.optimizer.Sgd(learning_rate=0.01)
+    if driver == "VMC_SR":
+        gs = nk.driver.VMC_SR(ha, opt, diag_shift=0.01, variational_state=vs)
+    else:
+        gs = nk.driver.VMC(ha, opt, variational_state=vs, preconditioner=nk.optimizer.SR(diag_shift=0.01))
+    stamps = []
+
+    def cb(step, log, drv):
+        jax.block_until_ready(drv.state.parameters)
+        stamps.append(time.perf_counter())
+        return True
+
+    t0 = time.perf_counter()
+    gs.run(n_iter=n_steps + 1, out=None, show_progress=False, callback=cb)
+    ts = np.diff([t0, *stamps])
+    return {"lib": "netket", "driver": driver, "compile_s": float(ts[0]), "step_s": float(np.median(ts[1:])),
+            "peak_mb": _peak_mb(), "n_params": int(vs.n_parameters)}
+
+
+def run_worker(args_list):
+    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    r = subprocess.run([sys.executable, __file__, "--worker", *args_list], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--systems", nargs="+",
+                    default=["chain:16", "chain:32", "chain:64", "chain:128", "square:4x4", "square:8x8"])
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--n-samples", type=int, default=1024)
+    ap.add_argument("--n-chains", type=int, default=16)
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        lib, system, steps, ns, nc, *rest = args.worker
+        kind, dims = parse_system(system)
+        if lib == "nqs":
+            out = worker_nqs(kind, dims, int(steps), int(ns), int(nc))
+        else:
+            out = worker_netket(kind, dims, int(steps), int(ns), int(nc), rest[0])
+        print(json.dumps(out))
+        return
+    try:
+        import netket  # noqa: F401
+    except ImportError:
+        sys.exit("NetKet is not installed: pip install -e '.[peers]'")
+    common = [str(args.steps), str(args.n_samples), str(args.n_chains)]
+    print(f"# Heisenberg, RBM alpha=1 (real), {args.n_samples} samples, {args.n_chains} chains, exchange, "
+          f"SR diag_shift 0.01; medians over {args.steps} steps after the first")
+    print(f"{'system':<12} {'params':>7} {'nqs s/step':>11} {'NetKet VMC_SR':>14} {'NetKet VMC+SR':>14} "
+          f"{'ratio':>7} {'nqs MB':>8} {'NK MB':>8} {'nqs comp s':>10} {'NK comp s':>10}  nqs solver")
+    for system in args.systems:
+        a = run_worker(["nqs", system, *common])
+        b = run_worker(["netket", system, *common, "VMC_SR"])
+        c = run_worker(["netket", system, *common, "VMC"])
+        if "error" in a:
+            print(f"{system:<12} nqs failed: {a['error']}")
+            continue
+        nk = [r for r in (b, c) if "error" not in r]
+        best = min(nk, key=lambda r: r["step_s"]) if nk else None
+        fmt = lambda r: f"{r['step_s']:.4f}" if "error" not in r else "failed"
+        ratio = a["step_s"] / best["step_s"] if best else float("nan")
+        print(f"{system:<12} {a['n_params']:>7} {a['step_s']:>11.4f} {fmt(b):>14} {fmt(c):>14} {ratio:>7.2f} "
+              f"{a['peak_mb']:>8.0f} {best['peak_mb'] if best else float('nan'):>8.0f} {a['compile_s']:>10.2f} "
+              f"{best['compile_s'] if best else float('nan'):>10.2f}  {a['driver']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
