@@ -1,4 +1,5 @@
-"""Command line: ``nqs run [CONFIG]``, ``nqs ed CONFIG [--json]``, ``nqs plot RUN_DIR``.
+"""Command line: ``nqs run [CONFIG]``, ``nqs ed CONFIG [--json]``, ``nqs plot RUN_DIR``,
+``nqs imaginary-time CONFIG``.
 
 Every user error is one line on stderr with exit code 2 (no traceback).
 """
@@ -32,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("config")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.add_argument("-k", type=int, default=1, help="number of lowest energies (default 1)")
+    it = sub.add_parser("imaginary-time", help="build e^{-tau H}|psi0> exactly as a deep Boltzmann machine")
+    it.add_argument("config")
+    it.add_argument("--dtau", type=float, help="override imaginary_time.dtau")
+    it.add_argument("--n-steps", type=int, help="override imaginary_time.n_steps (Trotter steps)")
+    it.add_argument("--out", help="override output.dir")
     pl = sub.add_parser("plot", help="convergence plot of a run folder (PNG)")
     pl.add_argument("run_dir")
     pl.add_argument("-o", "--output", help="PNG path (default RUN_DIR/convergence.png)")
@@ -111,6 +117,29 @@ def cmd_ed(args) -> int:
     return 0
 
 
+def cmd_imaginary_time(args) -> int:
+    from rich.console import Console
+
+    from .workflow import imaginary_time
+
+    cfg = _load(args.config)
+    if args.dtau is not None:
+        if args.dtau <= 0:
+            raise _user_error("--dtau must be > 0")
+        cfg.imaginary_time.dtau = args.dtau
+    if args.n_steps is not None:
+        if args.n_steps < 1:
+            raise _user_error("--n-steps must be >= 1")
+        cfg.imaginary_time.n_steps = args.n_steps
+    if args.out:
+        cfg.output.dir = args.out
+    elif "output" not in _keys(args.config):
+        cfg.output.dir = f"runs/{Path(args.config).stem}-imaginary-time"
+    res = imaginary_time(cfg, console=Console())
+    print(f"units: {res['units']}; results in {cfg.output.dir}/imaginary_time.json and .png")
+    return 0
+
+
 def cmd_plot(args) -> int:
     import tomllib
 
@@ -149,7 +178,8 @@ def main(argv=None) -> int:
 
     enable_x64()
     try:
-        return {"run": cmd_run, "ed": cmd_ed, "plot": cmd_plot}[args.command](args)
+        commands = {"run": cmd_run, "ed": cmd_ed, "plot": cmd_plot, "imaginary-time": cmd_imaginary_time}
+        return commands[args.command](args)
     except (ConfigError, _UserError) as err:
         print(f"nqs: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -96,6 +96,17 @@ class OptimizerConfig(_Section):
     chunk_size: int | None = Field(None, gt=0)
 
 
+class ImaginaryTimeConfig(_Section):
+    """``nqs imaginary-time``: the exact DBM construction of e^{-tau H}|psi0> (ising or heisenberg)."""
+
+    dtau: float = Field(0.1, gt=0)
+    n_steps: int = Field(10, gt=0)
+    method: Literal["auto", "exact", "mc"] = "auto"  # auto: exact contraction up to 12 sites
+    n_chains: int = Field(256, gt=0)
+    n_sweeps: int = Field(400, gt=0)
+    n_discard: int = Field(100, ge=0)
+
+
 class OutputConfig(_Section):
     dir: str = "runs/default"
     checkpoint_every: int = Field(25, gt=0)
@@ -109,6 +120,7 @@ class Config(_Section):
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    imaginary_time: ImaginaryTimeConfig = Field(default_factory=ImaginaryTimeConfig)
 
     def resolved(self) -> dict:
         """Every value, defaults included (None values are dropped when written to TOML)."""

@@ -501,7 +501,7 @@ def _mc_runner(dbm: DBM, operator, n_sweeps: int, n_discard: int):
 
     State: x = (σ, d, d') (C, N + 2N_d) for C chains, angles θ = b + xW_x and θ' = b + xW_y
     (C, N_h) and their Σ_k Re ln cosh.  A sweep visits the N + 2N_d spins in order (deterministic
-    scan; the same site for all chains, so no gathers) and proposes a flip of each.
+    scan; the same site for all chains, so no gathers) and flips each with the heat-bath probability.
     """
     nv, nd, nh = dbm.n_visible, dbm.n_deep, dbm.n_hidden
     nvar = nv + 2 * nd
@@ -550,7 +550,10 @@ def _mc_runner(dbm: DBM, operator, n_sweeps: int, n_discard: int):
                 th2_new = th2 - 2 * xv[:, None] * Wy[v]
                 s1_new, s2_new = lc(th_new), lc(th2_new)
                 dlw = -2 * xv * bias[v] + s1_new - s1 + s2_new - s2
-                acc = lu < dlw
+                # heat-bath (Gibbs) acceptance p = 1/(1 + e^{-Δ}): with a systematic scan the Metropolis
+                # rule min(1, e^Δ) flips almost every spin of a nearly flat φ in each sweep (σ → −σ),
+                # which freezes symmetric observables such as E_loc; heat-bath keeps p ≈ 1/2 there.
+                acc = lu < -jax.nn.softplus(-dlw)
                 x = x.at[:, v].set(jnp.where(acc, -xv, xv))
                 a2 = acc[:, None]
                 return (x, jnp.where(a2, th_new, th), jnp.where(a2, th2_new, th2),
