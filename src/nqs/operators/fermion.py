@@ -57,6 +57,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from ._sparse import sparse_from_moves
 from .pauli import apply_moves
 
 #: One ladder operator ``(orbital, dagger)``: dagger 1 = c†, 0 = c.
@@ -322,11 +323,7 @@ class FermionOperator:
 
         Raises ValueError when a term changes N↑ or N↓.
         """
-        import scipy.sparse as sp
-
         self._check_sector(hilbert)
-        codes = hilbert.all_codes()
-        dim = len(codes)
         c = self._compiled
         one = np.int64(1)
         clear = np.zeros(self.n_conn, dtype=np.int64)
@@ -336,31 +333,7 @@ class FermionOperator:
                 clear[g] |= one << np.int64(p)
                 if v:
                     setb[g] |= one << np.int64(p)
-        dtype = np.float64 if self.is_real else np.complex128
-        rows, cols, vals = [], [], []
-        for start in range(0, dim, chunk):
-            cc = codes[start : start + chunk]
-            diag, mels = self.elements(hilbert.codes_to_states(cc), xp=np)
-            r = np.arange(start, start + len(cc))
-            rows.append(r)
-            cols.append(r)
-            vals.append(np.asarray(diag, dtype=dtype))
-            if self.n_conn:
-                new_codes = (cc[:, None] & ~clear[None, :]) | setb[None, :]
-                nz = mels != 0
-                idx = np.minimum(np.searchsorted(codes, new_codes), dim - 1)
-                if np.any(nz & (codes[idx] != new_codes)):
-                    raise ValueError(
-                        f"the operator {self.name!r} leaves the sector ({hilbert.describe()})"
-                    )
-                rows.append(np.broadcast_to(r[:, None], mels.shape)[nz])
-                cols.append(idx[nz])
-                vals.append(mels[nz].astype(dtype))
-        m = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(dim, dim)
-        )
-        m.sum_duplicates()
-        return m
+        return sparse_from_moves(self, hilbert, lambda cc: (cc[:, None] & ~clear[None, :]) | setb[None, :], chunk)
 
     def to_dense(self, hilbert) -> np.ndarray:
         return self.to_sparse(hilbert).toarray()

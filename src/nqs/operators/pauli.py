@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from ._sparse import sparse_from_moves
+
 _PAULI = set("XYZI")
 
 
@@ -165,10 +167,6 @@ class PauliSum:
 
         Raises ValueError when H connects the sector to states outside it.
         """
-        import scipy.sparse as sp
-
-        codes = hilbert.all_codes()
-        dim = len(codes)
         fs = self._compiled["flip_sites"]
         # flipping a set of sites toggles the corresponding bits of the code
         flip_masks = np.zeros(len(fs), dtype=np.int64)
@@ -176,36 +174,7 @@ class PauliSum:
             for s in row:
                 if s < self.n_sites:
                     flip_masks[g] |= np.int64(1) << np.int64(s)
-        rows, cols, vals = [], [], []
-        dtype = np.float64 if self.is_real else np.complex128
-        for start in range(0, dim, chunk):
-            cc = codes[start : start + chunk]
-            x = hilbert.codes_to_states(cc)
-            diag, mels = self.elements(x, xp=np)
-            r = np.arange(start, start + len(cc))
-            rows.append(r)
-            cols.append(r)
-            vals.append(diag.astype(dtype))
-            if self.n_conn:
-                new = cc[:, None] ^ flip_masks[None, :]
-                nz = mels != 0
-                idx = np.searchsorted(codes, new)
-                idx = np.minimum(idx, dim - 1)
-                inside = codes[idx] == new
-                if np.any(nz & ~inside):
-                    raise ValueError(
-                        f"the operator {self.name!r} leaves the Hilbert-space sector "
-                        f"({hilbert.describe()}); drop total_sz or use a conserving Hamiltonian"
-                    )
-                rr = np.broadcast_to(r[:, None], mels.shape)
-                rows.append(rr[nz])
-                cols.append(idx[nz])
-                vals.append(mels[nz].astype(dtype))
-        m = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(dim, dim)
-        )
-        m.sum_duplicates()
-        return m
+        return sparse_from_moves(self, hilbert, lambda cc: cc[:, None] ^ flip_masks[None, :], chunk)
 
     def to_dense(self, hilbert) -> np.ndarray:
         return self.to_sparse(hilbert).toarray()
