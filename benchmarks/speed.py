@@ -1,6 +1,7 @@
 """Seconds per VMC step against system size, with the split of a step into its parts.
 
-Heisenberg chain, complex RBM alpha=1, 1024 samples over 16 chains, exchange moves, SR (diag
+Heisenberg chain, RBM alpha=1 (real parameters by default, as in the peers' numbers;
+``--param-dtype complex`` for the complex RBM), 1024 samples over 16 chains, exchange moves, SR (diag
 shift 0.01).  Medians over ``--repeats`` steps after compilation; compilation reported apart.
 
     python benchmarks/speed.py                 # L = 16, 32, 64, 128
@@ -33,11 +34,11 @@ def _time(f, *args, repeats=5):
     return first, float(np.median(ts))
 
 
-def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int) -> dict:
+def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int, param_dtype: str = "real") -> dict:
     cfg = Config.model_validate({
         "lattice": {"kind": "chain", "size": [L]},
         "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-        "model": {"kind": "rbm", "alpha": alpha},
+        "model": {"kind": "rbm", "alpha": alpha, "param_dtype": param_dtype},
         "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
         "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": 0.01},
     })
@@ -71,15 +72,16 @@ def main():
     ap.add_argument("--n-chains", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--param-dtype", choices=["real", "complex"], default="real")
     args = ap.parse_args()
     enable_x64()
-    print(f"# Heisenberg chain, RBM alpha={args.alpha:g}, {args.n_samples} samples, {args.n_chains} chains,"
+    print(f"# Heisenberg chain, {args.param_dtype} RBM alpha={args.alpha:g}, {args.n_samples} samples, {args.n_chains} chains,"
           f" exchange, SR; device: {jax.devices()[0].platform}, {jax.device_count()} device(s)")
     hdr = (f"{'L':>5} {'params':>7} {'solver':>6} {'s/step':>8} {'sample':>8} {'E_loc':>8} "
            f"{'O_k':>8} {'SR':>8} {'compile':>8}")
     print(hdr)
     for L in args.sizes:
-        r = measure(L, args.n_samples, args.n_chains, args.alpha, args.repeats)
+        r = measure(L, args.n_samples, args.n_chains, args.alpha, args.repeats, args.param_dtype)
         print(f"{r['L']:>5} {r['n_params']:>7} {r['solver']:>6} {r['step_s']:>8.4f} {r['sample_s']:>8.4f} "
               f"{r['eloc_s']:>8.4f} {r['grad_s']:>8.4f} {r['sr_s']:>8.4f} {r['compile_s']:>8.2f}", flush=True)
 
