@@ -128,14 +128,18 @@ class Config(_Section):
 
 
 def default_config() -> Config:
-    """The built-in default problem: Heisenberg chain L = 16 (PBC), Sz = 0, complex RBM, SR."""
+    """The built-in default problem: Heisenberg chain L = 16 (PBC), Sz = 0, SR.
+
+    The model is a real RBM (α = 2) times the Marshall sign, stated explicitly here, printed with
+    the run and written to the run's config.toml (``model.marshall_sign = true``).
+    """
     return Config(
         lattice=LatticeConfig(kind="chain", size=[16], pbc=True),
         hamiltonian=HamiltonianConfig(kind="heisenberg", J=1.0, total_sz=0),
-        model=ModelConfig(kind="rbm", alpha=1.0),
-        sampler=SamplerConfig(kind="exchange", n_chains=16, n_samples=1024, n_discard=8),
+        model=ModelConfig(kind="rbm", alpha=2.0, param_dtype="real", marshall_sign=True),
+        sampler=SamplerConfig(kind="exchange", n_chains=32, n_samples=1024, n_discard=8),
         optimizer=OptimizerConfig(kind="sr", learning_rate=0.05, learning_rate_final=0.005, diag_shift=0.01,
-                                  n_steps=300),
+                                  n_steps=1000),
         output=OutputConfig(dir="runs/default"),
     )
 
