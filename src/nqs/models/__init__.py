@@ -3,5 +3,7 @@
 from .base import FunctionModel, MarshallSign, Model, log_cosh
 from .jastrow import Jastrow
 from .rbm import RBM, RBMRealAmpPhase
+from .symmetric import Projected, SymmetricRBM
 
-__all__ = ["Model", "FunctionModel", "MarshallSign", "RBM", "RBMRealAmpPhase", "Jastrow", "log_cosh"]
+__all__ = ["Model", "FunctionModel", "MarshallSign", "RBM", "RBMRealAmpPhase", "Jastrow", "log_cosh",
+           "SymmetricRBM", "Projected"]

@@ -1,0 +1,207 @@
+"""Symmetric wave functions: a weight-shared RBM and the projection of any model onto a sector.
+
+Conventions are those of :mod:`nqs.lattice.symmetry`: element ``g`` of a
+:class:`~nqs.lattice.symmetry.SymmetryGroup` moves site ``i`` to ``perms[g, i]`` and acts on a
+configuration as ``(gσ)_{perms[g, i]} = σ_i``, i.e. ``gσ = σ[p_g^{-1}]``; the operators
+``U_g|σ⟩ = |gσ⟩`` act on wave functions as ``(U_g ψ)(σ) = ψ(g^{-1}σ)``.  A 1D character ``χ``
+labels the sector ``U_g ψ = χ(g) ψ``, i.e. ``ψ(gσ) = χ(g)* ψ(σ)``; with the characters of
+:func:`~nqs.lattice.symmetry.space_characters` (``χ = e^{−ik·T} χ_P``) that is momentum ``k``.
+
+* :class:`SymmetricRBM` — an RBM whose hidden units come in α filters, each copied over the
+  group: log ψ is invariant, ``ψ(gσ) = ψ(σ)`` (the trivial sector: k = 0, A1).
+* :class:`Projected` — ``ψ_P = Σ_g χ(g)* U_g ψ`` (and ``(1 + pF)`` for a spin parity ``p``): the
+  projection of any model onto the sector ``χ`` (up to the factor ``|G|/d``), evaluated in log
+  space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..lattice.lattice import Lattice
+from ..lattice.symmetry import SymmetryGroup, translation_group
+from .base import Model, log_cosh, move_delta
+
+
+def _as_group(symmetry: Lattice | SymmetryGroup) -> SymmetryGroup:
+    if isinstance(symmetry, SymmetryGroup):
+        return symmetry
+    if isinstance(symmetry, Lattice):
+        return translation_group(symmetry)
+    raise TypeError(f"expected a Lattice or a SymmetryGroup, got {type(symmetry).__name__}")
+
+
+@dataclass(frozen=True, eq=False)
+class SymmetricRBM(Model):
+    """Weight-shared complex RBM, invariant under a permutation group (translations by default).
+
+        log ψ(σ) = Σ_f a_f Σ_i σ_i + Σ_f Σ_{g∈G} log cosh θ_{f,g}(σ),
+        θ_{f,g}(σ) = b_f + Σ_i W_{f,i} σ_{p_g(i)} = b_f + Σ_i W_{f,i} (g^{-1}σ)_i,
+
+    so that ``σ → hσ`` only relabels ``g → h^{-1}g``: ``ψ(hσ) = ψ(σ)`` for every ``h ∈ G``.
+    Parameters (complex, holomorphic): ``{"a": (α,), "b": (α,), "W": (α, n_sites)}``; the RBM has
+    ``α·|G|`` hidden units.  ``symmetry`` is a :class:`~nqs.lattice.Lattice` (its translation
+    group) or a :class:`~nqs.lattice.symmetry.SymmetryGroup` (e.g. the space group).
+    Initialization: real and imaginary parts ~ ``init_scale · N(0, 1)``.
+
+    Fast path: the cache holds θ (α, |G|) and Σ log cosh θ; a move of ``k`` sites updates θ with
+    ``Δθ_{f,g} = Σ_{j moved} W_{f, p_g^{-1}(j)} Δσ_j`` in O(α·|G|·k).
+    """
+
+    symmetry: Lattice | SymmetryGroup
+    alpha: int = 1
+    init_scale: float = 0.01
+    group: SymmetryGroup = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if int(self.alpha) != self.alpha or self.alpha < 1:
+            raise ValueError(f"SymmetricRBM alpha (number of filters) must be a positive int, got {self.alpha!r}")
+        object.__setattr__(self, "alpha", int(self.alpha))
+        object.__setattr__(self, "group", _as_group(self.symmetry))
+
+    holomorphic = True  # type: ignore[assignment]
+    real_derivatives = False
+
+    @property
+    def n_sites(self) -> int:  # type: ignore[override]
+        return self.group.n_sites
+
+    @property
+    def n_hidden(self) -> int:
+        """Number of hidden units ``α·|G|``."""
+        return self.alpha * len(self.group)
+
+    def _perms(self) -> jax.Array:
+        return jnp.asarray(self.group.perms, dtype=jnp.int32)
+
+    def _inverse_perms(self) -> jax.Array:
+        return jnp.asarray(self.group.inverse_perms, dtype=jnp.int32)
+
+    def init(self, key: jax.Array) -> dict[str, jax.Array]:
+        ks = jax.random.split(key, 6)
+        a, n = self.alpha, self.n_sites
+
+        def draw(k1: jax.Array, k2: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+            return self.init_scale * (jax.random.normal(k1, shape) + 1j * jax.random.normal(k2, shape))
+
+        return {"a": draw(ks[0], ks[1], (a,)), "b": draw(ks[2], ks[3], (a,)),
+                "W": draw(ks[4], ks[5], (a, n))}
+
+    def _theta(self, params: Any, sigma: jax.Array) -> jax.Array:
+        """θ (α, |G|): ``θ[f, g] = b_f + Σ_i W[f, i] σ[p_g[i]]``."""
+        s = sigma[self._perms()].astype(params["W"].dtype)  # s[g, i] = σ_{p_g(i)}
+        return params["b"][:, None] + params["W"] @ s.T
+
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
+        theta = self._theta(params, sigma)
+        visible = jnp.sum(params["a"]) * jnp.sum(sigma.astype(params["a"].dtype))
+        return (visible + jnp.sum(log_cosh(theta))).astype(jnp.complex128)
+
+    # ---- fast path
+    def cache(self, params: Any, sigma: jax.Array) -> dict[str, jax.Array]:
+        theta = self._theta(params, sigma)
+        return {"theta": theta, "lc": jnp.sum(log_cosh(theta))}
+
+    def _move(self, params, sigma, cache, sites, new_values, mask):
+        d = move_delta(sigma, sites, new_values, mask).astype(params["W"].dtype)  # (k,)
+        src = jnp.take(self._inverse_perms(), sites, axis=1, mode="clip")  # (|G|, k): p_g^{-1}(j)
+        w = jnp.take(params["W"], src, axis=1)  # (α, |G|, k)
+        new_theta = cache["theta"] + w @ d
+        new_lc = jnp.sum(log_cosh(new_theta))
+        dvis = jnp.sum(params["a"]) * jnp.sum(d)
+        return (dvis + new_lc - cache["lc"]).astype(jnp.complex128), {"theta": new_theta, "lc": new_lc}
+
+    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        return self._move(params, sigma, cache, sites, new_values, mask)[0]
+
+    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+        return self._move(params, sigma, cache, sites, new_values, mask)[1]
+
+    def describe(self) -> str:
+        return (f"symmetric complex RBM (alpha={self.alpha}, |G|={len(self.group)}, "
+                f"{self.n_hidden} hidden units)")
+
+
+@dataclass(frozen=True, eq=False)
+class Projected(Model):
+    """Projection of ``model`` onto a symmetry sector, with the same parameters.
+
+        ψ_P(σ) = Σ_{g∈G} χ(g)* (U_g ψ)(σ) = Σ_g χ(g)* ψ(g^{-1}σ) = Σ_g χ(g) ψ(gσ)
+
+    (``χ(g^{-1}) = χ(g)*``), i.e. ``ψ_P = (|G|/d) P_χ ψ`` with ``P_χ`` of
+    :func:`~nqs.lattice.symmetry.projector_dense`.  With ``spin_parity = p`` also
+    ``ψ_P(σ) → ψ_P(σ) + p ψ_P(−σ)`` (the projector ``(1 + pF)/2``).  For a 1D character the
+    result lies in the sector: ``U_h ψ_P = χ(h) ψ_P``, i.e.
+
+        ψ_P(hσ) = χ(h)* ψ_P(σ),      ψ_P(−σ) = p ψ_P(σ).
+
+    ``group``: a :class:`~nqs.lattice.symmetry.SymmetryGroup` or a permutation table
+    (n_g, n_sites); ``characters``: complex (n_g,) (e.g. from ``space_characters``).
+    log ψ_P = m + log Σ_e c_e exp(l_e − m) over the ``n_e = |G|`` (or ``2|G|``) terms
+    ``l_e = log ψ(e σ)`` with ``m = max Re l_e`` (a complex log-sum-exp; ``m`` carries no
+    gradient).  Holomorphic when the inner model is.  Configurations where the projection
+    vanishes get ``log ψ_P = −inf``.  Fast path: full re-evaluation (``|G|`` inner evaluations).
+    """
+
+    model: Model
+    group: SymmetryGroup | np.ndarray
+    characters: Any
+    spin_parity: int | None = None
+
+    def __post_init__(self) -> None:
+        perms = self.group.perms if isinstance(self.group, SymmetryGroup) else np.asarray(self.group)
+        perms = np.asarray(perms, dtype=np.int64)
+        if perms.ndim != 2 or perms.shape[1] != self.model.n_sites:
+            raise ValueError(f"group permutations must have shape (n_g, {self.model.n_sites}), got {perms.shape}")
+        chi = np.asarray(self.characters, dtype=complex).reshape(-1)
+        if chi.shape != (len(perms),):
+            raise ValueError(f"characters must have shape ({len(perms)},), got {chi.shape}")
+        if self.spin_parity not in (None, 1, -1):
+            raise ValueError(f"spin_parity must be None, +1 or -1, got {self.spin_parity!r}")
+        inv = np.empty_like(perms)
+        inv[np.arange(len(perms))[:, None], perms] = np.arange(perms.shape[1])[None, :]
+        weights = chi
+        if self.spin_parity is not None:
+            weights = np.concatenate([chi, self.spin_parity * chi])
+        object.__setattr__(self, "_inverse", inv)
+        object.__setattr__(self, "_weights", weights)
+
+    @property
+    def n_sites(self) -> int:  # type: ignore[override]
+        return self.model.n_sites
+
+    @property
+    def holomorphic(self) -> bool:  # type: ignore[override]
+        return self.model.holomorphic
+
+    @property
+    def n_terms(self) -> int:
+        """Number of inner evaluations per amplitude: ``|G|`` (``2|G|`` with a spin parity)."""
+        return len(self._weights)
+
+    def init(self, key: jax.Array) -> Any:
+        return self.model.init(key)
+
+    def images(self, sigma: jax.Array) -> jax.Array:
+        """The configurations ``e σ`` summed over, shape (n_terms, n_sites): ``gσ = σ[p_g^{-1}]``
+        for every ``g``, then (with a spin parity) ``−gσ``."""
+        configs = sigma[jnp.asarray(self._inverse, dtype=jnp.int32)]
+        if self.spin_parity is not None:
+            configs = jnp.concatenate([configs, -configs], axis=0)
+        return configs
+
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
+        configs = self.images(sigma)
+        logs = jax.vmap(self.model.log_psi, in_axes=(None, 0))(params, configs).astype(jnp.complex128)
+        m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
+        total = jnp.sum(jnp.asarray(self._weights, dtype=jnp.complex128) * jnp.exp(logs - m))
+        return m + jnp.log(total)
+
+    def describe(self) -> str:
+        par = "" if self.spin_parity is None else f", spin parity {self.spin_parity:+d}"
+        return f"{self.model.describe()} projected on a {len(self._inverse)}-element group{par}"
