@@ -88,3 +88,18 @@ def test_fast_path_matches_full_evaluation_after_many_moves(name, move):
     fresh = model.cache(params, sigma_f)
     for a, b in zip(jax.tree_util.tree_leaves(cache_f), jax.tree_util.tree_leaves(fresh), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-11)
+
+
+def test_default_fast_path_ignores_padding_when_configuration_is_longer_than_n_sites():
+    """Regression: the default log_ratio padded with model.n_sites, which for fermion models (n_sites = L,
+    configurations of length 2L) pointed at a real entry and overwrote it."""
+    from nqs.models import FunctionModel
+
+    model = FunctionModel(lambda p, x: jnp.dot(p["w"], x).astype(complex), 3, {"w": jnp.arange(1.0, 7.0)})
+    params = model.init(None)
+    x = jnp.array([1, 0, 1, 0, 1, 0], dtype=jnp.int8)
+    sites = jnp.array([1, 3])  # entry 1 changes; the second entry is padding (mask False)
+    new = jnp.array([1, 1], dtype=jnp.int8)
+    mask = jnp.array([True, False])
+    r = model.log_ratio(params, x, model.cache(params, x), sites, new, mask)
+    assert complex(r) == pytest.approx(2.0)  # only w[1] * (1 - 0)

@@ -62,11 +62,11 @@ class Model:
         return self.log_psi(params, sigma)
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        new = apply_moves(sigma, jnp.where(mask, sites, self.n_sites), new_values)
+        new = apply_moves(sigma, jnp.where(mask, sites, sigma.shape[-1]), new_values)
         return self.log_psi(params, new) - cache
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
-        new = apply_moves(sigma, jnp.where(mask, sites, self.n_sites), new_values)
+        new = apply_moves(sigma, jnp.where(mask, sites, sigma.shape[-1]), new_values)
         return self.log_psi(params, new)
 
     def n_parameters(self, params) -> int:
