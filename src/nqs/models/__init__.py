@@ -2,8 +2,10 @@
 
 from .base import FunctionModel, MarshallSign, Model, log_cosh
 from .jastrow import Jastrow
+from .pair_product import RBMPP, PairProduct, SpinRBMPP
 from .rbm import RBM, RBMRealAmpPhase
+from .slater import Slater
 from .symmetric import Projected, SymmetricRBM
 
 __all__ = ["Model", "FunctionModel", "MarshallSign", "RBM", "RBMRealAmpPhase", "Jastrow", "log_cosh",
-           "SymmetricRBM", "Projected"]
+           "SymmetricRBM", "Projected", "Slater", "PairProduct", "RBMPP", "SpinRBMPP"]

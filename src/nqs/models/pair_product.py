@@ -1,0 +1,475 @@
+"""Singlet-type pair-product (PP) state and RBM × PP for spinful fermions (``shared/notes/rbm_pp.md``).
+
+Amplitude
+---------
+With up–down pairing ``F(i↑, j↓) = f_ij`` (all other blocks zero) and N↑ = N↓, the PP amplitude
+``⟨x|φ_F⟩ = Pf X(R)`` of the note §2 equals ``(−1)^{N↑(N↑−1)/2} det M`` with
+``M_ab = f(r_a↑, r_b↓)`` (R sorted, canonical basis of :mod:`nqs.models.slater`).  The constant
+sign is dropped here:
+
+    ψ_PP(x) = det f[R↑, R↓] · exp(−g Σ_i n_i↑ n_i↓)       (the Gutzwiller factor only if enabled),
+
+rows = ↑ electrons by site, columns = ↓ electrons by site.  ``f`` is a general complex (L, L)
+matrix (symmetric f gives a spin singlet; a general one has S^z = 0 only).  The tight-binding
+start ``f = Φ↑ Φ↓ᵀ`` reproduces the Slater determinant ``det Φ↑[R↑] det Φ↓[R↓]`` exactly.
+
+Fast path (labelled electrons, see :mod:`nqs.models.slater` for the sign bookkeeping)
+-------------------------------------------------------------------------------------
+Cache: labelled positions ``r_up``, ``r_dn`` (N,) and ``inv = M⁻¹`` (N↓-labels × N↑-labels) with
+``M = f[r_up, r_dn]``.  A move relocates ↑ electrons ``A`` (rows) to sites ``s`` and ↓ electrons
+``C`` (columns) to sites ``t``.  With ``u′ = f[s, r_dn′]`` (new rows at the new columns),
+``v = f[r_up, t]`` (new columns at the old rows), ``P`` = projector on the rows not in A and
+``M_AC = f[r_up[A], r_dn[C]]``, the exact-identity Woodbury form ``M′ = M + L Rᵀ``,
+``L = [E_A, P(v − M[:, C])]``, ``Rᵀ = [u′ − M[A, :]; E_Cᵀ]`` gives
+
+    ρ = det M′/det M = det K,   K = [[ u′Y[:, A],   u′(Y P v) − u′[:, C] + u′Y[:, A] M_AC ],
+                                     [ Y[C, A],     Y[C, :] P v + Y[C, A] M_AC            ]],
+    Y′ = Y − [Y[:, A], Y P v − E_C + Y[:, A] M_AC] K⁻¹ [u′Y − E_Aᵀ; Y[C, :]].
+
+Only exact identities (``M[A, :] Y = E_Aᵀ``, ``Y M[:, C] = E_C``) are used, and the ↑ and ↓
+relocations are done *together* (never through the intermediate configuration), as the note
+demands.  For a single ↑ hop a → s this is ``ρ = u Y[:, a]``, ``Y′ = Y − Y[:, a](uY − e_aᵀ)/ρ``;
+for a single ↓ hop c → t, ``ρ = Y[c, :] v``, ``Y′ = Y − (Yv − e_c) Y[c, :]/ρ``; for the spin
+exchange (one ↑ and one ↓ hop) K is the note's 2×2 determinant.  When the move width is k ≤ 2
+(every move a single hop, e.g. the Hubbard operator or :class:`~nqs.sampling.hop.HopRule`) the
+rank-1 forms are used: ratio O(N), update O(N²).  Otherwise (k ≥ 4: exchanges, pair hops) the
+general form with ``m = k // 2`` slots per spin: ratio O(mN²) (one bilinear term), update O(mN²).
+
+Gutzwiller factor (optional): parameter ``g`` (scalar), ``log ψ += −g Σ_i n_i↑ n_i↓``
+(the note's sign; mVMC uses exp(+g …)), ``O_g = −Σ_i n_i↑ n_i↓``.
+
+RBM × PP
+--------
+:class:`RBMPP`: ``ψ = ψ_RBM(σ) · ψ_PP(x)`` with the RBM of :mod:`nqs.models.rbm` on the 2L visible
+units ``σ_p = 2 n_p − 1 ∈ {±1}`` (the note's recommended "General" encoding; hidden units
+``M = round(α · 2L)``), ``log ψ_RBM = Σ_p a_p σ_p + Σ_k log cosh θ_k``, θ = b + σW.
+
+Spin-1/2 models (the note's §2, infinite Gutzwiller projection)
+---------------------------------------------------------------
+:class:`SpinRBMPP` acts on spin configurations ``σ ∈ {±1}^L`` (:mod:`nqs.hilbert.spin`, S^z = 0)
+with one electron per site, ``n_i↑ = (1 + σ_i)/2``, ``n_i↓ = (1 − σ_i)/2``.  The spin basis state
+with sign-free spin matrix elements is the site-major product ``Π_{i ascending} c†_{i,s_i}|0⟩ =
+ξ(σ)|x(σ)⟩`` with ``ξ(σ) = (−1)^{#{i<j : σ_i = ↓, σ_j = ↑}}``, hence
+
+    ψ(σ) = ψ_RBM(σ) · ξ(σ) · det f[R↑(σ), R↓(σ)]        (RBM on x_i = σ_i, M = round(α·L)),
+
+to be used with the ordinary spin Hamiltonians (:mod:`nqs.hamiltonians`).  A symmetric f gives a
+singlet (⟨S²⟩ = 0 with ξ; without ξ it is not).  A spin move (k sites) becomes the fermion move of
+2k entries (↑ and ↓ copies of the sites) of the PP fast path; ξ's change is recounted in O(L).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..operators.pauli import apply_moves
+from .base import Model
+from .rbm import RBM
+from .slater import (
+    _check_counts,
+    _check_dtype,
+    electron_labels,
+    hop_parity,
+    logdet,
+    mask_to_identity,
+    occupied_sites,
+    one_body_matrices,
+    parse_move,
+    relocate,
+    small_logdet,
+    small_solve,
+    tight_binding_orbitals,
+)
+
+__all__ = ["PairProduct", "RBMPP", "SpinRBMPP"]
+
+
+def _double_occupancy(x: jax.Array, n_sites: int) -> jax.Array:
+    """D(x) = Σ_i n_i↑ n_i↓."""
+    xi = x.astype(jnp.int32)
+    return jnp.sum(xi[:n_sites] * xi[n_sites:])
+
+
+@dataclass(frozen=True, eq=False)
+class PairProduct(Model):
+    """Singlet-type pair product ``ψ(x) = det f[R↑, R↓] (· exp(−g Σ n↑n↓))``, N↑ = N↓ (module docstring).
+
+    Parameters ``{"F": (L, L)}`` (+ ``"g": ()`` with ``gutzwiller=True``), complex (default,
+    holomorphic) or real (``param_dtype="real"``).  ``init(key)``: with ``hopping`` given (Lattice,
+    FermionOperator or matrix, :func:`~nqs.models.slater.one_body_matrices`) the tight-binding
+    pairing ``f = Φ↑Φ↓ᵀ`` plus relative noise ``init_noise``, else ``f = 1 + init_noise·N(0, 1)``
+    (complex noise for complex parameters).  ``n_sites`` is L; configurations have length 2L.
+    """
+
+    n_sites: int
+    n_up: int
+    n_down: int
+    gutzwiller: bool = False
+    param_dtype: str = "complex"
+    hopping: Any = None
+    init_noise: float = 0.1
+    twist: float = 1e-6
+
+    def __post_init__(self) -> None:
+        _check_counts(self.n_sites, self.n_up, self.n_down)
+        _check_dtype(self.param_dtype)
+        if self.n_up != self.n_down:
+            raise ValueError(
+                f"the singlet pair product needs N↑ = N↓, got {self.n_up}↑ + {self.n_down}↓ "
+                "(use the Slater determinant for polarized fillings)"
+            )
+
+    @property
+    def n_orbitals(self) -> int:
+        return 2 * self.n_sites
+
+    @property
+    def n_pairs(self) -> int:
+        return self.n_up
+
+    @property
+    def holomorphic(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "complex"
+
+    @property
+    def real_derivatives(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "real"
+
+    @property
+    def _dtype(self):
+        return jnp.complex128 if self.param_dtype == "complex" else jnp.float64
+
+    # ------------------------------------------------------------------ parameters
+    def _noise(self, key, shape):
+        k1, k2 = jax.random.split(key)
+        z = jax.random.normal(k1, shape)
+        if self.param_dtype == "complex":
+            z = (z + 1j * jax.random.normal(k2, shape)) / np.sqrt(2.0)
+        return z
+
+    def init(self, key: jax.Array) -> dict:
+        if self.hopping is not None:
+            return self.init_tight_binding(self.hopping, key, self.init_noise)
+        L = self.n_sites
+        f = jnp.eye(L) + self.init_noise * self._noise(key, (L, L))
+        return self._with_g({"F": f.astype(self._dtype)})
+
+    def _with_g(self, p: dict) -> dict:
+        if self.gutzwiller:
+            p["g"] = jnp.zeros((), self._dtype)
+        return p
+
+    def init_tight_binding(self, source: Any, key: jax.Array | None = None, noise: float | None = None,
+                           twist: float | None = None) -> dict:
+        """``f = Φ↑Φ↓ᵀ + noise · max|Φ↑Φ↓ᵀ| · N(0, 1)`` from the lowest orbitals of ``source``'s one-body
+        matrices (degeneracies split as in :func:`~nqs.models.slater.tight_binding_orbitals`).
+
+        With ``noise = 0`` the state is exactly the tight-binding Slater determinant.
+        """
+        noise = self.init_noise if noise is None else noise
+        twist = self.twist if twist is None else twist
+        h_up, h_dn = one_body_matrices(source, self.n_sites)
+        up = tight_binding_orbitals(h_up, self.n_up, twist)
+        dn = tight_binding_orbitals(h_dn, self.n_down, twist)
+        f = jnp.asarray(up @ dn.T)
+        if noise:
+            key = jax.random.PRNGKey(0) if key is None else key
+            f = f + noise * float(jnp.max(jnp.abs(f))) * self._noise(key, f.shape)
+        if self.param_dtype == "real" and jnp.iscomplexobj(f) and float(jnp.max(jnp.abs(f.imag))) > 0:
+            raise ValueError("complex tight-binding orbitals need param_dtype='complex'")
+        return self._with_g({"F": jnp.asarray(f.real if self.param_dtype == "real" else f, self._dtype)})
+
+    # ------------------------------------------------------------------ amplitude
+    def _positions(self, x):
+        L, n = self.n_sites, self.n_pairs
+        return occupied_sites(x[:L], n), occupied_sites(x[L:], n)
+
+    def log_psi(self, params, x):
+        out = jnp.zeros((), jnp.complex128)
+        if self.n_pairs:
+            r_up, r_dn = self._positions(x)
+            out = logdet(params["F"][r_up][:, r_dn])
+        if self.gutzwiller:
+            out = out - params["g"] * _double_occupancy(x, self.n_sites)
+        return out
+
+    # ------------------------------------------------------------------ fast path
+    def cache(self, params, x):
+        if not self.n_pairs:
+            return {}
+        r_up, r_dn = self._positions(x)
+        m = params["F"][r_up][:, r_dn].astype(jnp.complex128)
+        return {"r_up": r_up, "r_dn": r_dn, "inv": jnp.linalg.inv(m)}
+
+    def _gutzwiller_delta(self, params, x, sites, new_values, mask):
+        new = apply_moves(x, jnp.where(mask, sites, 2 * self.n_sites), new_values)
+        dd = _double_occupancy(new, self.n_sites) - _double_occupancy(x, self.n_sites)
+        return -params["g"] * dd
+
+    def _move(self, params, x, cache, sites, new_values, mask):
+        """``(log ψ(x′) − log ψ(x), thunk giving the new cache)`` for the move."""
+        L = self.n_sites
+        log_r = jnp.zeros((), jnp.complex128)
+        if self.gutzwiller:
+            log_r = log_r + self._gutzwiller_delta(params, x, sites, new_values, mask)
+        if not self.n_pairs:
+            return log_r, lambda: cache
+        f = params["F"].astype(jnp.complex128)
+        mv = parse_move(x, sites, new_values, mask, L)
+        parity = hop_parity(x[:L], mv.old[0], mv.new[0], mv.active[0]) + hop_parity(
+            x[L:], mv.old[1], mv.new[1], mv.active[1])
+        r_up, r_dn, inv = cache["r_up"], cache["r_dn"], cache["inv"]
+        la = electron_labels(r_up, mv.old[0], mv.active[0])
+        lc = electron_labels(r_dn, mv.old[1], mv.active[1])
+        new_up = relocate(r_up, la, mv.old[0], mv.new[0], mv.active[0])
+        new_dn = relocate(r_dn, lc, mv.old[1], mv.new[1], mv.active[1])
+        if sites.shape[-1] <= 2:
+            log_det, inv_fn = self._single_hop(f, inv, r_up, r_dn, mv, la, lc)
+        else:
+            log_det, inv_fn = self._general(f, inv, r_up, new_dn, mv, la, lc)
+        log_r = log_r + log_det + 1j * jnp.pi * (parity % 2)
+
+        def new_cache():
+            return {"r_up": new_up, "r_dn": new_dn, "inv": inv_fn()}
+
+        return log_r, new_cache
+
+    @staticmethod
+    def _single_hop(f, inv, r_up, r_dn, mv, la, lc):
+        """Rank-1 forms for a move with at most one hop (k ≤ 2): ratio O(N), update O(N²)."""
+        n = inv.shape[-1]
+        up, dn = mv.active[0, 0], mv.active[1, 0]
+        a, c = la[0], lc[0]
+        u = f[mv.new[0, 0], r_dn]  # new ↑ row at the (unchanged) ↓ columns
+        v = f[r_up, mv.new[1, 0]]  # new ↓ column at the (unchanged) ↑ rows
+        rho_up = u @ inv[:, a]
+        rho_dn = inv[c, :] @ v
+        rho = jnp.where(up, rho_up, jnp.where(dn, rho_dn, 1.0 + 0j))
+
+        def inv_fn():
+            e = jnp.arange(n)
+            p = jnp.where(up, inv[:, a], jnp.where(dn, inv @ v - (e == c), 0.0))
+            q = jnp.where(up, u @ inv - (e == a), inv[c, :])
+            return inv - jnp.outer(p, q) / rho
+
+        return jnp.log(rho), inv_fn
+
+    @staticmethod
+    def _general(f, inv, r_up, new_dn, mv, la, lc):
+        """The rank-(m↑ + m↓) Woodbury form of the module docstring (any k)."""
+        n = inv.shape[-1]
+        alpha, beta = mv.active[0], mv.active[1]
+        e = jnp.arange(n)
+        u = f[mv.new[0][:, None], new_dn[None, :]]  # (m, N): new rows at the new columns
+        v = f[r_up[:, None], mv.new[1][None, :]]  # (N, m): new columns at the old rows
+        unit_a = ((la[:, None] == e[None, :]) & alpha[:, None]).astype(inv.dtype)  # (m, N)
+        unit_c = ((lc[:, None] == e[None, :]) & beta[:, None]).astype(inv.dtype)  # (m, N)
+        pv = v * (1.0 - jnp.sum(unit_a, axis=0))[:, None]  # rows of the moved ↑ electrons removed
+        mac = f[mv.old[0][:, None], mv.old[1][None, :]] * alpha[:, None]  # old rows A × old columns C
+        inv_a = jnp.take(inv, la, axis=1)  # (N, m)
+        inv_c = jnp.take(inv, lc, axis=0)  # (m, N)
+        inv_pv = inv @ pv  # (N, m)
+        k11 = u @ inv_a
+        k21 = jnp.take(inv_c, la, axis=1)
+        k12 = u @ inv_pv - jnp.take(u, lc, axis=1) + k11 @ mac
+        k22 = inv_c @ pv + k21 @ mac
+        act = jnp.concatenate([alpha, beta])
+        k = mask_to_identity(jnp.block([[k11, k12], [k21, k22]]), act)
+
+        def inv_fn():
+            left = jnp.concatenate([inv_a, inv_pv - unit_c.T + inv_a @ mac], axis=1) * act[None, :]
+            right = jnp.concatenate([u @ inv - unit_a, inv_c], axis=0) * act[:, None]
+            return inv - left @ small_solve(k, right)
+
+        return small_logdet(k), inv_fn
+
+    def log_ratio(self, params, x, cache, sites, new_values, mask):
+        return self._move(params, x, cache, sites, new_values, mask)[0]
+
+    def update_cache(self, params, x, cache, sites, new_values, mask):
+        return self._move(params, x, cache, sites, new_values, mask)[1]()
+
+    def describe(self) -> str:
+        g = " with Gutzwiller factor" if self.gutzwiller else ""
+        return f"{self.param_dtype} singlet pair product{g} ({self.n_pairs} pairs on {self.n_sites} sites)"
+
+
+@dataclass(frozen=True, eq=False)
+class RBMPP(Model):
+    """``ψ(x) = ψ_RBM(2x − 1) · ψ_PP(x)``: RBM on the 2L occupations (±1 encoded) times a pair product.
+
+    Parameters ``{"rbm": {"a", "b", "W"}, "pp": {"F"(, "g")}}``; hidden units ``round(α·2L)``;
+    RBM initial scale ``init_scale``; PP options as in :class:`PairProduct`.  The cache is
+    ``{"rbm": θ-cache, "pp": PP cache}``; a move costs the sum of both fast paths.
+    """
+
+    n_sites: int
+    n_up: int
+    n_down: int
+    alpha: float = 1.0
+    init_scale: float = 0.01
+    gutzwiller: bool = False
+    param_dtype: str = "complex"
+    hopping: Any = None
+    init_noise: float = 0.1
+    twist: float = 1e-6
+
+    def __post_init__(self) -> None:
+        pp = PairProduct(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
+                         self.hopping, self.init_noise, self.twist)
+        rbm = RBM(2 * self.n_sites, self.alpha, self.init_scale, self.param_dtype)
+        object.__setattr__(self, "pp", pp)
+        object.__setattr__(self, "rbm", rbm)
+
+    @property
+    def n_orbitals(self) -> int:
+        return 2 * self.n_sites
+
+    @property
+    def n_hidden(self) -> int:
+        return self.rbm.n_hidden
+
+    @property
+    def holomorphic(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "complex"
+
+    @property
+    def real_derivatives(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "real"
+
+    def init(self, key: jax.Array) -> dict:
+        k1, k2 = jax.random.split(key)
+        return {"rbm": self.rbm.init(k1), "pp": self.pp.init(k2)}
+
+    def init_tight_binding(self, source: Any, key: jax.Array | None = None, noise: float | None = None) -> dict:
+        """Small random RBM and the tight-binding PP (:meth:`PairProduct.init_tight_binding`)."""
+        key = jax.random.PRNGKey(0) if key is None else key
+        k1, k2 = jax.random.split(key)
+        return {"rbm": self.rbm.init(k1), "pp": self.pp.init_tight_binding(source, k2, noise)}
+
+    @staticmethod
+    def _spins(x):
+        return (2 * x.astype(jnp.int8) - 1).astype(jnp.int8)
+
+    def log_psi(self, params, x):
+        return self.rbm.log_psi(params["rbm"], self._spins(x)) + self.pp.log_psi(params["pp"], x)
+
+    def cache(self, params, x):
+        return {"rbm": self.rbm.cache(params["rbm"], self._spins(x)), "pp": self.pp.cache(params["pp"], x)}
+
+    def log_ratio(self, params, x, cache, sites, new_values, mask):
+        s, nv = self._spins(x), self._spins(new_values)
+        return (self.rbm.log_ratio(params["rbm"], s, cache["rbm"], sites, nv, mask)
+                + self.pp.log_ratio(params["pp"], x, cache["pp"], sites, new_values, mask))
+
+    def update_cache(self, params, x, cache, sites, new_values, mask):
+        s, nv = self._spins(x), self._spins(new_values)
+        return {"rbm": self.rbm.update_cache(params["rbm"], s, cache["rbm"], sites, nv, mask),
+                "pp": self.pp.update_cache(params["pp"], x, cache["pp"], sites, new_values, mask)}
+
+    def describe(self) -> str:
+        return f"RBM (alpha={self.alpha:g}, {self.n_hidden} hidden) x {self.pp.describe()}"
+
+
+def _xi_parity(sigma: jax.Array) -> jax.Array:
+    """Parity of #{i < j : σ_i = ↓, σ_j = ↑} (the sign ξ(σ) of the note §2), O(L) via a prefix sum."""
+    up = (sigma > 0).astype(jnp.int32)
+    dn_before = jnp.cumsum(1 - up) - (1 - up)
+    return jnp.sum(up * dn_before) % 2
+
+
+@dataclass(frozen=True, eq=False)
+class SpinRBMPP(Model):
+    """RBM × Gutzwiller-projected singlet pair product for spin-1/2 configurations (module docstring).
+
+    ``n_sites`` L (even; configurations σ (L,) ∈ {±1} with Σσ = 0).  Parameters ``{"pp": {"F": (L, L)}}``
+    plus ``"rbm"`` (visible units σ_i, ``round(α·L)`` hidden units) when ``alpha > 0``.
+    ``init(key)``: with ``hopping`` (Lattice, FermionOperator or matrix on L or 2L orbitals) the
+    projected Fermi sea ``f = ΦΦᵀ`` (symmetric) plus relative noise ``init_noise``; else a random
+    symmetric complex f.  The cache is ``{"pp": PP cache of x(σ)(, "rbm": θ-cache)}``.
+    """
+
+    n_sites: int
+    alpha: float = 0.0
+    init_scale: float = 0.01
+    param_dtype: str = "complex"
+    hopping: Any = None
+    init_noise: float = 0.1
+    twist: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.n_sites % 2:
+            raise ValueError(f"the projected pair product needs an even number of sites (S^z = 0), got {self.n_sites}")
+        half = self.n_sites // 2
+        object.__setattr__(self, "pp", PairProduct(self.n_sites, half, half, False, self.param_dtype,
+                                                   self.hopping, self.init_noise, self.twist))
+        rbm = RBM(self.n_sites, self.alpha, self.init_scale, self.param_dtype) if self.alpha > 0 else None
+        object.__setattr__(self, "rbm", rbm)
+
+    @property
+    def holomorphic(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "complex"
+
+    @property
+    def real_derivatives(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "real"
+
+    def init(self, key: jax.Array) -> dict:
+        k1, k2 = jax.random.split(key)
+        if self.hopping is not None:
+            pp = self.pp.init_tight_binding(self.hopping, k1)
+        else:
+            a = self.pp._noise(k1, (self.n_sites, self.n_sites))
+            pp = {"F": (0.5 * (a + a.T)).astype(self.pp._dtype)}
+        out = {"pp": pp}
+        if self.rbm is not None:
+            out["rbm"] = self.rbm.init(k2)
+        return out
+
+    def occupations(self, sigma: jax.Array) -> jax.Array:
+        """x(σ) = (n↑, n↓) = ((1 + σ)/2, (1 − σ)/2), int8 (2L,)."""
+        up = ((1 + sigma) // 2).astype(jnp.int8)
+        return jnp.concatenate([up, 1 - up])
+
+    def _fermion_move(self, sites, new_values, mask):
+        L = self.n_sites
+        up = ((1 + new_values) // 2).astype(jnp.int8)
+        fs = jnp.concatenate([jnp.where(mask, sites, 2 * L), jnp.where(mask, sites + L, 2 * L)])
+        return fs, jnp.concatenate([up, 1 - up]), jnp.concatenate([mask, mask])
+
+    def log_psi(self, params, sigma):
+        out = self.pp.log_psi(params["pp"], self.occupations(sigma)) + 1j * jnp.pi * _xi_parity(sigma)
+        if self.rbm is not None:
+            out = out + self.rbm.log_psi(params["rbm"], sigma)
+        return out
+
+    def cache(self, params, sigma):
+        c = {"pp": self.pp.cache(params["pp"], self.occupations(sigma))}
+        if self.rbm is not None:
+            c["rbm"] = self.rbm.cache(params["rbm"], sigma)
+        return c
+
+    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        x = self.occupations(sigma)
+        out = self.pp.log_ratio(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask))
+        new = apply_moves(sigma, jnp.where(mask, sites, self.n_sites), new_values)
+        out = out + 1j * jnp.pi * ((_xi_parity(new) - _xi_parity(sigma)) % 2)
+        if self.rbm is not None:
+            out = out + self.rbm.log_ratio(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)
+        return out
+
+    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+        x = self.occupations(sigma)
+        c = {"pp": self.pp.update_cache(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask))}
+        if self.rbm is not None:
+            c["rbm"] = self.rbm.update_cache(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)
+        return c
+
+    def describe(self) -> str:
+        rbm = f"RBM (alpha={self.alpha:g}) x " if self.rbm is not None else ""
+        return f"{rbm}Gutzwiller-projected pair product for spins ({self.n_sites} sites)"
