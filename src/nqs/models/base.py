@@ -76,6 +76,32 @@ class Model:
         return type(self).__name__
 
 
+class ParamDtypeModel(Model):
+    """A model whose parameters are all complex (holomorphic log ψ) or all real (``param_dtype``).
+
+    Subclasses are dataclasses with a ``param_dtype: str`` field, "complex" or "real"; with real
+    parameters their phase does not depend on them (``real_derivatives``).
+    """
+
+    param_dtype: str = "complex"
+
+    def _check_param_dtype(self) -> None:
+        if self.param_dtype not in ("complex", "real"):
+            raise ValueError(f"{type(self).__name__} param_dtype must be 'complex' or 'real', got {self.param_dtype!r}")
+
+    @property
+    def holomorphic(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "complex"
+
+    @property
+    def real_derivatives(self) -> bool:  # type: ignore[override]
+        return self.param_dtype == "real"
+
+    @property
+    def _dtype(self):
+        return jnp.complex128 if self.param_dtype == "complex" else jnp.float64
+
+
 @dataclass(frozen=True, eq=False)
 class FunctionModel(Model):
     """Wrap a user JAX function ``log_psi(params, sigma)`` (one σ of shape (n_sites,)) as a model.

@@ -68,7 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..operators.pauli import apply_moves
-from .base import Model
+from .base import ParamDtypeModel
 from .rbm import RBM
 from .slater import (
     _check_counts,
@@ -96,7 +96,7 @@ def _double_occupancy(x: jax.Array, n_sites: int) -> jax.Array:
 
 
 @dataclass(frozen=True, eq=False)
-class PairProduct(Model):
+class PairProduct(ParamDtypeModel):
     """Singlet-type pair product ``ψ(x) = det f[R↑, R↓] (· exp(−g Σ n↑n↓))``, N↑ = N↓ (module docstring).
 
     Parameters ``{"F": (L, L)}`` (+ ``"g": ()`` with ``gutzwiller=True``), complex (default,
@@ -131,18 +131,6 @@ class PairProduct(Model):
     @property
     def n_pairs(self) -> int:
         return self.n_up
-
-    @property
-    def holomorphic(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "complex"
-
-    @property
-    def real_derivatives(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "real"
-
-    @property
-    def _dtype(self):
-        return jnp.complex128 if self.param_dtype == "complex" else jnp.float64
 
     # ------------------------------------------------------------------ parameters
     def _noise(self, key, shape):
@@ -300,7 +288,7 @@ class PairProduct(Model):
 
 
 @dataclass(frozen=True, eq=False)
-class RBMPP(Model):
+class RBMPP(ParamDtypeModel):
     """``ψ(x) = ψ_RBM(2x − 1) · ψ_PP(x)``: RBM on the 2L occupations (±1 encoded) times a pair product.
 
     Parameters ``{"rbm": {"a", "b", "W"}, "pp": {"F"(, "g")}}``; hidden units ``round(α·2L)``;
@@ -333,14 +321,6 @@ class RBMPP(Model):
     @property
     def n_hidden(self) -> int:
         return self.rbm.n_hidden
-
-    @property
-    def holomorphic(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "complex"
-
-    @property
-    def real_derivatives(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "real"
 
     def init(self, key: jax.Array) -> dict:
         k1, k2 = jax.random.split(key)
@@ -384,7 +364,7 @@ def _xi_parity(sigma: jax.Array) -> jax.Array:
 
 
 @dataclass(frozen=True, eq=False)
-class SpinRBMPP(Model):
+class SpinRBMPP(ParamDtypeModel):
     """RBM × Gutzwiller-projected singlet pair product for spin-1/2 configurations (module docstring).
 
     ``n_sites`` L (even; configurations σ (L,) ∈ {±1} with Σσ = 0).  Parameters ``{"pp": {"F": (L, L)}}``
@@ -410,14 +390,6 @@ class SpinRBMPP(Model):
                                                    self.hopping, self.init_noise, self.twist))
         rbm = RBM(self.n_sites, self.alpha, self.init_scale, self.param_dtype) if self.alpha > 0 else None
         object.__setattr__(self, "rbm", rbm)
-
-    @property
-    def holomorphic(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "complex"
-
-    @property
-    def real_derivatives(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "real"
 
     def init(self, key: jax.Array) -> dict:
         k1, k2 = jax.random.split(key)

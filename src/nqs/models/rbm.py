@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from .base import Model, log_cosh, move_delta
+from .base import Model, ParamDtypeModel, log_cosh, move_delta
 
 
 def _rbm_log_psi(p, sigma):
@@ -48,7 +48,7 @@ def _init_rbm(key, n, m, dtype, scale):
 
 
 @dataclass(frozen=True, eq=False)
-class RBM(Model):
+class RBM(ParamDtypeModel):
     """RBM with complex (default) or real parameters a, b, W.
 
     Complex: log ψ is holomorphic in them (Carleo & Troyer).  Real (``param_dtype="real"``):
@@ -64,16 +64,7 @@ class RBM(Model):
     param_dtype: str = "complex"
 
     def __post_init__(self):
-        if self.param_dtype not in ("complex", "real"):
-            raise ValueError(f"RBM param_dtype must be 'complex' or 'real', got {self.param_dtype!r}")
-
-    @property
-    def holomorphic(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "complex"
-
-    @property
-    def real_derivatives(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "real"
+        self._check_param_dtype()
 
     @property
     def n_hidden(self) -> int:

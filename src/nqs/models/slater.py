@@ -57,7 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import Model
+from .base import ParamDtypeModel
 
 __all__ = [
     "Slater",
@@ -306,7 +306,7 @@ def _check_dtype(param_dtype: str) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class Slater(Model):
+class Slater(ParamDtypeModel):
     """Unrestricted Slater determinant ``ψ(x) = det Φ↑[R↑, :] · det Φ↓[R↓, :]`` (module docstring).
 
     Parameters ``{"phi_up": (L, N↑), "phi_dn": (L, N↓)}``, complex (default, holomorphic) or real
@@ -335,18 +335,6 @@ class Slater(Model):
     def n_orbitals(self) -> int:
         """Configuration length 2L."""
         return 2 * self.n_sites
-
-    @property
-    def holomorphic(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "complex"
-
-    @property
-    def real_derivatives(self) -> bool:  # type: ignore[override]
-        return self.param_dtype == "real"
-
-    @property
-    def _dtype(self):
-        return jnp.complex128 if self.param_dtype == "complex" else jnp.float64
 
     # ------------------------------------------------------------------ parameters
     def init(self, key: jax.Array) -> dict:
