@@ -80,11 +80,6 @@ def force_and_s(O, e_loc, weights):
     return Oc.conj().T @ ec, Oc.conj().T @ Oc
 
 
-def expect(values, weights):
-    """Σ_s w_s v_s over all leading axes."""
-    return jnp.sum(weights.reshape(-1) * values.reshape(-1))
-
-
 def structure_factor_samples(samples, positions, momenta):
     """Per-sample S^{zz}(q) = |Σ_i e^{i q·r_i} S^z_i|² / N with S^z = σ/2; shape (..., n_q)."""
     phase = jnp.exp(1j * jnp.asarray(momenta) @ jnp.asarray(positions).T)  # (n_q, N)

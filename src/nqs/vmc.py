@@ -13,7 +13,7 @@ settings are static.  ``vmc_step(state) -> (state, info)``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -39,7 +39,6 @@ class SplitComplex(Model):
     """Presents a non-holomorphic model with complex parameters as one with real (Re, Im) pairs."""
 
     inner: Model
-    treedef: Any = field(default=None)
 
     @property
     def n_sites(self):  # type: ignore[override]

@@ -72,7 +72,6 @@ from .base import ParamDtypeModel
 from .rbm import RBM
 from .slater import (
     _check_counts,
-    _check_dtype,
     electron_labels,
     hop_parity,
     logdet,
@@ -117,7 +116,7 @@ class PairProduct(ParamDtypeModel):
 
     def __post_init__(self) -> None:
         _check_counts(self.n_sites, self.n_up, self.n_down)
-        _check_dtype(self.param_dtype)
+        self._check_param_dtype()
         if self.n_up != self.n_down:
             raise ValueError(
                 f"the singlet pair product needs N↑ = N↓, got {self.n_up}↑ + {self.n_down}↓ "

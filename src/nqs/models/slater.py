@@ -297,11 +297,6 @@ def _check_counts(n_sites: int, n_up: int, n_down: int) -> None:
         raise ValueError(f"impossible filling: {n_up}↑ + {n_down}↓ electrons on {n_sites} sites")
 
 
-def _check_dtype(param_dtype: str) -> None:
-    if param_dtype not in ("complex", "real"):
-        raise ValueError(f"param_dtype must be 'complex' or 'real', got {param_dtype!r}")
-
-
 # ============================================================================ the model
 
 
@@ -329,7 +324,7 @@ class Slater(ParamDtypeModel):
 
     def __post_init__(self) -> None:
         _check_counts(self.n_sites, self.n_up, self.n_down)
-        _check_dtype(self.param_dtype)
+        self._check_param_dtype()
 
     @property
     def n_orbitals(self) -> int:

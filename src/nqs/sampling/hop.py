@@ -82,9 +82,6 @@ class HopRule:
         sites = b[r % nb] + self.n_sites * (r // nb)
         return sites, jnp.take(x, sites[::-1]), jnp.ones((2,), bool)
 
-    def propose(self, key, x):
-        return self.move(self.draw(key, ()), x)
-
 
 @dataclass(frozen=True, eq=False)
 class SpinExchangeRule:
@@ -118,9 +115,6 @@ class SpinExchangeRule:
         ok = (v[0] != v[1]) & (v[2] != v[3]) & (v[0] != v[2])
         new = jnp.where(ok, v[jnp.array([1, 0, 3, 2])], v)
         return sites, new, jnp.ones((4,), bool)
-
-    def propose(self, key, x):
-        return self.move(self.draw(key, ()), x)
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,5 +165,3 @@ class HopExchangeRule:
         return (jnp.where(is_ex, es, hs.astype(es.dtype)), jnp.where(is_ex, ev, hv),
                 jnp.where(is_ex, em, hm))
 
-    def propose(self, key, x):
-        return self.move(self.draw(key, ()), x)

@@ -44,9 +44,6 @@ class LocalRule:
         i = jnp.reshape(r, (1,))
         return i, -jnp.take(sigma, i), jnp.ones((1,), bool)
 
-    def propose(self, key, sigma):
-        return self.move(self.draw(key, ()), sigma)
-
 
 @dataclass(frozen=True, eq=False)
 class ExchangeRule:
@@ -67,9 +64,6 @@ class ExchangeRule:
         """Swap the spins of pair r."""
         p = jnp.asarray(np.asarray(self.pairs, dtype=np.int32))[r]
         return p, jnp.take(sigma, p[::-1]), jnp.ones((2,), bool)
-
-    def propose(self, key, sigma):
-        return self.move(self.draw(key, ()), sigma)
 
 
 @dataclass(frozen=True, eq=False)
