@@ -500,3 +500,44 @@ def test_symmetric_rbm_fast_path_and_formula():
     assert np.isclose(complex(ratio), complex(model.log_psi(params, new) - model.log_psi(params, sigma)))
     c2 = model.update_cache(params, sigma, cache, sites, new_values, mask)
     assert np.allclose(c2["theta"], model.cache(params, new)["theta"])
+
+
+@pytest.mark.parametrize("inner_kind", ["complex", "real_marshall"])
+def test_projected_fast_path_matches_full_evaluation_after_many_moves(inner_kind):
+    """The projected model's cached images give log ψ_P(σ′) − log ψ_P(σ) = full re-evaluation (1e-12),
+    and after 600 accepted exchange moves the cached log ψ_P still equals log_psi."""
+    from nqs.models import MarshallSign
+
+    lat = make_lattice("square", [4, 4])
+    lg = little_group(lat, 0)
+    chi = space_characters(lat, lg, 0, "A1")
+    if inner_kind == "complex":
+        inner = RBM(16, alpha=1, init_scale=0.3)
+    else:
+        inner = MarshallSign(RBM(16, alpha=1, init_scale=0.3, param_dtype="real"),
+                             tuple(int(c) for c in lat.sublattice))
+    model = Projected(inner, lg, chi, spin_parity=1)
+    assert model.real_derivatives == (inner_kind == "real_marshall")
+    params = model.init(jax.random.PRNGKey(2))
+    rng = np.random.default_rng(0)
+    sigma = jnp.asarray(np.repeat([1, -1], 8)[rng.permutation(16)].astype(np.int8))
+    cache = jax.jit(model.cache)(params, sigma)
+    ratio = jax.jit(model.log_ratio)
+    update = jax.jit(model.update_cache)
+    full = jax.jit(model.log_psi)
+    worst = 0.0
+    for step in range(600):
+        up, dn = np.flatnonzero(np.asarray(sigma) > 0), np.flatnonzero(np.asarray(sigma) < 0)
+        i, j = int(rng.choice(up)), int(rng.choice(dn))
+        sites = jnp.array([i, j, 16])
+        new_values = jnp.array([-1, 1, 1], dtype=jnp.int8)
+        mask = jnp.array([True, True, False])
+        new = apply_moves(sigma, jnp.where(mask, sites, 16), new_values)
+        if step % 50 == 0:
+            r = complex(ratio(params, sigma, cache, sites, new_values, mask))
+            ref = complex(full(params, new) - full(params, sigma))
+            worst = max(worst, abs(np.exp(r - ref) - 1))
+        cache = update(params, sigma, cache, sites, new_values, mask)
+        sigma = new
+    assert worst < 1e-12
+    assert abs(np.exp(complex(cache["total"]) - complex(full(params, sigma))) - 1) < 1e-12

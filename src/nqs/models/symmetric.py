@@ -145,7 +145,13 @@ class Projected(Model):
     log ψ_P = m + log Σ_e c_e exp(l_e − m) over the ``n_e = |G|`` (or ``2|G|``) terms
     ``l_e = log ψ(e σ)`` with ``m = max Re l_e`` (a complex log-sum-exp; ``m`` carries no
     gradient).  Holomorphic when the inner model is.  Configurations where the projection
-    vanishes get ``log ψ_P = −inf``.  Fast path: full re-evaluation (``|G|`` inner evaluations).
+    vanishes get ``log ψ_P = −inf``.
+
+    Fast path (uses the inner model's): the cache holds the inner caches of all images ``eσ`` and
+    their log-amplitudes ``l_e``.  A move of site ``j`` to value ``v`` in σ moves site ``p_g(j)`` to
+    ``v`` in ``gσ`` (``−v`` in ``−gσ``), so each image's ratio ``Δ_e`` comes from the inner fast
+    path (O(|G|·k·M) for the RBM) and ``log ψ_P(σ′) − log ψ_P(σ) = log Σ_e c_e e^{l_e + Δ_e} −
+    log Σ_e c_e e^{l_e}``; on acceptance ``l_e += Δ_e`` and the inner caches are updated.
     """
 
     model: Model
@@ -169,6 +175,7 @@ class Projected(Model):
         if self.spin_parity is not None:
             weights = np.concatenate([chi, self.spin_parity * chi])
         object.__setattr__(self, "_inverse", inv)
+        object.__setattr__(self, "_perms", perms)
         object.__setattr__(self, "_weights", weights)
 
     @property
@@ -197,10 +204,55 @@ class Projected(Model):
 
     def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         configs = self.images(sigma)
-        logs = jax.vmap(self.model.log_psi, in_axes=(None, 0))(params, configs).astype(jnp.complex128)
+        return self._sum(jax.vmap(self.model.log_psi, in_axes=(None, 0))(params, configs).astype(jnp.complex128))
+
+    @property
+    def real_derivatives(self) -> bool:  # type: ignore[override]
+        """Real inner parameters and real characters: ψ_P is real, its sign is piecewise constant."""
+        return bool(getattr(self.model, "real_derivatives", False)) and bool(np.allclose(np.imag(self._weights), 0, atol=1e-12))
+
+    # ---- fast path through the inner model's caches
+    def _image_moves(self, sites, new_values, mask):
+        """Per image ``e``: the moved sites ``p_g(j)`` (padding kept) and values (negated for −gσ)."""
+        n = self.n_sites
+        perms = np.concatenate([self._perms, self._perms]) if self.spin_parity is not None else self._perms
+        signs = np.ones(len(perms), dtype=np.int8)
+        if self.spin_parity is not None:
+            signs[len(self._perms):] = -1
+        padded = jnp.concatenate([jnp.asarray(perms, jnp.int32), jnp.full((len(perms), 1), n, jnp.int32)], axis=1)
+        img_sites = jnp.take(padded, jnp.where(mask, sites, n), axis=1)  # (n_e, k)
+        img_values = jnp.asarray(signs)[:, None] * new_values[None, :].astype(jnp.int8)
+        return img_sites, img_values.astype(new_values.dtype)
+
+    def _sum(self, logs):
         m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
-        total = jnp.sum(jnp.asarray(self._weights, dtype=jnp.complex128) * jnp.exp(logs - m))
-        return m + jnp.log(total)
+        return m + jnp.log(jnp.sum(jnp.asarray(self._weights, dtype=jnp.complex128) * jnp.exp(logs - m)))
+
+    def cache(self, params, sigma):
+        configs = self.images(sigma)
+        inner = jax.vmap(self.model.cache, in_axes=(None, 0))(params, configs)
+        logs = jax.vmap(self.model.log_psi, in_axes=(None, 0))(params, configs).astype(jnp.complex128)
+        return {"inner": inner, "logs": logs, "total": self._sum(logs)}
+
+    def _deltas(self, params, sigma, cache, sites, new_values, mask):
+        img_sites, img_values = self._image_moves(sites, new_values, mask)
+        configs = self.images(sigma)
+        return jax.vmap(self.model.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
+            params, configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
+
+    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        d = self._deltas(params, sigma, cache, sites, new_values, mask)
+        return self._sum(cache["logs"] + d) - cache["total"]
+
+    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+        img_sites, img_values = self._image_moves(sites, new_values, mask)
+        configs = self.images(sigma)
+        d = jax.vmap(self.model.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
+            params, configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
+        inner = jax.vmap(self.model.update_cache, in_axes=(None, 0, 0, 0, 0, None))(
+            params, configs, cache["inner"], img_sites, img_values, mask)
+        logs = cache["logs"] + d
+        return {"inner": inner, "logs": logs, "total": self._sum(logs)}
 
     def describe(self) -> str:
         par = "" if self.spin_parity is None else f", spin parity {self.spin_parity:+d}"
