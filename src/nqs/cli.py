@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("ed", help="exact lowest energies by Lanczos")
     e.add_argument("config")
     e.add_argument("--json", action="store_true", help="print JSON")
-    e.add_argument("-k", type=int, default=1, help="number of lowest energies (default 1)")
+    e.add_argument("-k", type=int, default=1, help="number of lowest energies (default 1; per sector with --sectors)")
+    e.add_argument("--sectors", choices=["momentum", "full"],
+                   help="resolve symmetry sectors: momentum only, or momentum and point-group irrep")
+    e.add_argument("--spin-flip", action="store_true", help="with --sectors: also resolve the spin parity")
     it = sub.add_parser("imaginary-time", help="build e^{-tau H}|psi0> exactly as a deep Boltzmann machine")
     it.add_argument("config")
     it.add_argument("--dtau", type=float, help="override imaginary_time.dtau")
@@ -99,6 +102,10 @@ def cmd_ed(args) -> int:
     problem = build(cfg)
     if args.k < 1:
         raise _user_error("-k must be >= 1")
+    if args.spin_flip and not args.sectors:
+        raise _user_error("--spin-flip needs --sectors")
+    if args.sectors:
+        return _ed_sectors(args, cfg, problem)
     energies, method = exact_reference(problem, args.k)
     if energies is None:
         raise _user_error(
@@ -114,6 +121,27 @@ def cmd_ed(args) -> int:
         print(f"units: {problem.units}")
         for i, e in enumerate(energies):
             print(f"E_{i} = {e:.12f}   ({e / n:.12f} per site)")
+    return 0
+
+
+def _ed_sectors(args, cfg, problem) -> int:
+    from .workflow import sector_table
+
+    rows = sector_table(problem, point_group=args.sectors == "full", spin_flip=args.spin_flip, n_levels=args.k)
+    n = problem.lattice.n_sites
+    if args.json:
+        print(json.dumps({"sectors": rows, "n_sites": n, "units": problem.units,
+                          "method": "ED per symmetry sector (dense)", "sector": problem.hilbert.describe()}))
+        return 0
+    print(f"{cfg.hamiltonian.kind} on {problem.lattice.describe()}; {problem.hilbert.describe()}")
+    print(f"units: {problem.units}")
+    head = f"{'k':>14}" + (f"{'irrep':>7}" if args.sectors == "full" else "") + \
+        (f"{'parity':>7}" if args.spin_flip else "") + "   energies"
+    print(head)
+    for r in rows:
+        line = f"{r['k_label']:>14}" + (f"{r['irrep']:>7}" if args.sectors == "full" else "") + \
+            (f"{r['spin_parity']:>+7d}" if args.spin_flip else "")
+        print(line + "   " + "  ".join(f"{e:.10f}" for e in r["energies"]))
     return 0
 
 

@@ -37,11 +37,15 @@ HAM_PARAMS = {
     "xxz": {"J": 1.0, "Delta": 1.0},
     "j1j2": {"J1": 1.0, "J2": 0.5},
     "pauli": {},
+    "hubbard": {"t": 1.0, "U": 4.0, "t2": 0.0, "V": 0.0},
+    "file": {},
 }
+FERMION_KINDS = ("hubbard", "file")
+_PARAMS = ("J", "h", "Delta", "J1", "J2", "t", "U", "t2", "V")
 
 
 class HamiltonianConfig(_Section):
-    kind: Literal["ising", "heisenberg", "xxz", "j1j2", "pauli"] = "heisenberg"
+    kind: Literal["ising", "heisenberg", "xxz", "j1j2", "pauli", "hubbard", "file"] = "heisenberg"
     J: float | None = None
     h: float | None = None
     Delta: float | None = None
@@ -49,14 +53,25 @@ class HamiltonianConfig(_Section):
     J2: float | None = None
     total_sz: float | None = None
     terms: list | None = None
+    # electrons (kind "hubbard" and "file")
+    t: float | None = None
+    U: float | None = None
+    t2: float | None = None  # t' on next-nearest-neighbour bonds
+    V: float | None = None  # nearest-neighbour density-density
+    n_up: int | None = Field(None, ge=0)
+    n_down: int | None = Field(None, ge=0)
+    boundary: str | list[str] | None = None  # periodic | antiperiodic | open, or one per direction
+    path: str | None = None  # kind "file"
+    format: Literal["nqs", "mvmc", "stdface", "wannier90"] | None = None
+    options: dict | None = None  # reader options (wannier90: supercell, U, J, ...)
 
     @model_validator(mode="after")
     def _params_of_kind(self):
         allowed = set(HAM_PARAMS[self.kind])
-        for name in ("J", "h", "Delta", "J1", "J2"):
+        for name in _PARAMS:
             value = getattr(self, name)
             if value is not None and name not in allowed:
-                takes = ", ".join(sorted(allowed)) or "only 'terms'"
+                takes = ", ".join(sorted(allowed)) or ("'path' and 'format'" if self.kind == "file" else "only 'terms'")
                 raise ValueError(f"'{name}' is not a parameter of kind '{self.kind}' (it takes {takes})")
             if value is None and name in allowed:
                 object.__setattr__(self, name, HAM_PARAMS[self.kind][name])
@@ -64,19 +79,58 @@ class HamiltonianConfig(_Section):
             raise ValueError("kind 'pauli' needs 'terms = [[coefficient, \"XX\", [i, j]], ...]'")
         if self.kind != "pauli" and self.terms is not None:
             raise ValueError(f"'terms' is only for kind 'pauli', not '{self.kind}'")
+        fermions = self.kind in FERMION_KINDS
+        for name in ("n_up", "n_down"):
+            if getattr(self, name) is not None and not fermions:
+                raise ValueError(f"'{name}' is for electron Hamiltonians (kind 'hubbard' or 'file'); "
+                                 f"spin models fix 'total_sz'")
+        if fermions and self.total_sz is not None:
+            raise ValueError("electron Hamiltonians fix 'n_up' and 'n_down', not 'total_sz'")
+        if self.boundary is not None and self.kind != "hubbard":
+            raise ValueError(f"'boundary' is only for kind 'hubbard', not '{self.kind}'")
+        for name in ("path", "format", "options"):
+            if getattr(self, name) is not None and self.kind != "file":
+                raise ValueError(f"'{name}' is only for kind 'file', not '{self.kind}'")
+        if self.kind == "file" and (self.path is None or self.format is None):
+            raise ValueError("kind 'file' needs 'path' and 'format' (nqs, mvmc, stdface or wannier90)")
         return self
 
 
+class SymmetryConfig(_Section):
+    """Projection onto a symmetry sector: momentum ``k`` (numbers in radians or strings such as
+    "pi", "pi/2", "-2pi/3"), point-group irrep (e.g. "A1", "B1"; the little group of k) and spin parity."""
+
+    k: list[float | str] | None = None
+    point_group: str | None = None
+    spin_parity: Literal[1, -1] | None = None
+
+
 class ModelConfig(_Section):
-    kind: Literal["rbm", "rbm_real", "jastrow"] = "rbm"
-    alpha: float = Field(1.0, gt=0)
-    param_dtype: Literal["complex", "real"] = "complex"  # rbm only: real parameters give psi > 0
+    kind: Literal["rbm", "rbm_real", "rbm_symmetric", "jastrow", "slater", "pp", "rbm_pp", "dbm"] = "rbm"
+    alpha: float = Field(1.0, ge=0)
+    param_dtype: Literal["complex", "real"] = "complex"  # rbm, slater, pp, rbm_pp: real gives psi real
     init_scale: float = Field(0.01, gt=0)
     marshall_sign: bool = False
+    gutzwiller: bool = False  # pp, rbm_pp: exp(-g sum n_up n_down)
+    init: Literal["auto", "tight_binding", "random"] = "auto"  # slater/pp/rbm_pp start
+    n_hidden: int | None = Field(None, gt=0)  # dbm: hidden units (default alpha * n_sites)
+    n_deep: int | None = Field(None, gt=0)  # dbm: deep units (default n_hidden)
+    symmetry: SymmetryConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.alpha == 0 and self.kind not in ("rbm_pp",):
+            raise ValueError(f"alpha must be > 0 for kind '{self.kind}' (alpha = 0 only for rbm_pp: the PP alone)")
+        if self.gutzwiller and self.kind not in ("pp", "rbm_pp"):
+            raise ValueError(f"'gutzwiller' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
+        if (self.n_hidden is not None or self.n_deep is not None) and self.kind != "dbm":
+            raise ValueError(f"'n_hidden' and 'n_deep' are for kind 'dbm', not '{self.kind}'")
+        return self
 
 
 class SamplerConfig(_Section):
-    kind: Literal["local", "exchange", "exact"] = "exchange"
+    kind: Literal["local", "exchange", "hop", "exact"] = "exchange"  # hop: electrons (+ spin exchanges)
+    p_exchange: float = Field(0.2, ge=0, le=1)  # hop: probability of an up-down exchange move
     n_chains: int = Field(16, gt=0)
     n_samples: int = Field(1024, gt=0)
     n_discard: int = Field(16, ge=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,14 +21,29 @@ import numpy as np
 
 from . import exact as exact_mod
 from . import hamiltonians, io
-from .config import Config, ConfigError
+from . import hubbard as hubbard_mod
+from .config import FERMION_KINDS, Config, ConfigError
 from .conventions import units_for, units_short
 from .estimators import structure_factor_samples
-from .hilbert import SpinHilbert
+from .hilbert import SpinfulFermions, SpinHilbert
 from .lattice import make_lattice
-from .models import RBM, Jastrow, MarshallSign, RBMRealAmpPhase
+from .models import (
+    RBM,
+    RBMPP,
+    Jastrow,
+    MarshallSign,
+    PairProduct,
+    Projected,
+    RBMRealAmpPhase,
+    Slater,
+    SpinRBMPP,
+    SymmetricRBM,
+)
+from .models.slater import one_body_matrices
 from .operators.pauli import pauli_terms_from_spec
+from .reference import reference_energy
 from .sampling import ExactSampler, ExchangeRule, LocalRule, MetropolisSampler
+from .sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule, lattice_bonds
 from .sr import SRConfig
 from .stats import statistics
 from .vmc import VMC, NonFiniteError, OptimizerConfig, run
@@ -39,7 +55,7 @@ CHECKPOINT = "checkpoint.npz"
 class Problem:
     config: Config
     lattice: Any
-    hilbert: SpinHilbert
+    hilbert: Any  # SpinHilbert or SpinfulFermions
     hamiltonian: Any
     vmc: VMC
 
@@ -47,14 +63,138 @@ class Problem:
     def units(self) -> str:
         return units_for(self.config.hamiltonian.kind)
 
+    @property
+    def fermions(self) -> bool:
+        return isinstance(self.hilbert, SpinfulFermions)
 
-def build(cfg: Config) -> Problem:
-    """Config → lattice, Hilbert space, Hamiltonian, model, sampler, VMC. Raises ConfigError."""
+    @property
+    def n_particles(self) -> int:
+        """N of the V-score: spins, or electrons N↑ + N↓."""
+        return self.hilbert.n_electrons if self.fermions else self.lattice.n_sites
+
+    def energy_at_infinite_temperature(self) -> float:
+        """E∞ = Tr H / dim over the sector (the V-score's reference)."""
+        if self.fermions:
+            return float(np.real(self.hamiltonian.trace_sector(self.hilbert)))
+        return float(self.hamiltonian.trace())
+
+
+def _parse_angle(value, where: str) -> float:
+    """A momentum component: a number (radians) or a string such as "pi", "-pi/2", "2pi/3", "0.5*pi"."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().lower().replace("π", "pi").replace(" ", "")
+    m = re.fullmatch(r"([+-]?)(\d*\.?\d*)\*?(pi)?(?:/(\d+\.?\d*))?", text)
+    if not text or m is None or (not m.group(2) and not m.group(3)):
+        raise ConfigError(f"{where}: cannot read momentum component {value!r} (use numbers or e.g. \"pi/2\")")
+    sign = -1.0 if m.group(1) == "-" else 1.0
+    num = float(m.group(2)) if m.group(2) else 1.0
+    den = float(m.group(4)) if m.group(4) else 1.0
+    return sign * num * (math.pi if m.group(3) else 1.0) / den
+
+
+def symmetry_sector(cfg: Config, lat) -> tuple[Any, np.ndarray, int | None, str]:
+    """``(group, characters, spin_parity, label)`` of ``model.symmetry`` on ``lat`` (ConfigError if impossible)."""
+    from .lattice.symmetry import little_group, momentum, momentum_characters, space_characters, translation_group
+
+    sc = cfg.model.symmetry
+    k = [0.0] * lat.ndim if sc.k is None else [_parse_angle(v, "model.symmetry.k") for v in sc.k]
+    if len(k) != lat.ndim:
+        raise ConfigError(f"model.symmetry.k needs {lat.ndim} components for {lat.describe()}, got {len(k)}")
     try:
-        lat = make_lattice(cfg.lattice.kind, cfg.lattice.size, cfg.lattice.pbc)
+        kv = momentum(lat, k)
+        if sc.point_group is None:
+            group = translation_group(lat)
+            chi = momentum_characters(lat, group, kv)
+        else:
+            group = little_group(lat, kv)
+            chi = space_characters(lat, group, kv, sc.point_group)
+    except (ValueError, KeyError) as err:
+        allowed = ", ".join(_k_label(q) for q in lat.momenta())
+        raise ConfigError(f"model.symmetry: {err} (allowed momenta: {allowed})") from None
+    label = f"k = {_k_label(kv)}"
+    if sc.point_group is not None:
+        label += f", {sc.point_group}"
+    if sc.spin_parity is not None:
+        label += f", spin parity {sc.spin_parity:+d}"
+    return group, chi, sc.spin_parity, label
+
+
+def _k_label(k) -> str:
+    """A momentum in units of π, e.g. (0, π/2)."""
+    from fractions import Fraction
+
+    parts = []
+    for x in np.atleast_1d(np.asarray(k, dtype=float)):
+        f = Fraction(x / math.pi).limit_denominator(64)
+        if abs(float(f) * math.pi - x) > 1e-8:
+            parts.append(f"{x:.4f}")
+        elif f == 0:
+            parts.append("0")
+        else:
+            num = "" if abs(f.numerator) == 1 else str(abs(f.numerator))
+            sign = "-" if f < 0 else ""
+            parts.append(f"{sign}{num}π" + (f"/{f.denominator}" if f.denominator != 1 else ""))
+    return "(" + ", ".join(parts) + ")" if len(parts) > 1 else parts[0]
+
+
+def _build_lattice(cfg: Config):
+    try:
+        return make_lattice(cfg.lattice.kind, cfg.lattice.size, cfg.lattice.pbc)
     except ValueError as err:
         raise ConfigError(f"lattice: {err}") from None
+
+
+def _build_fermions(cfg: Config, lat):
+    """Hubbard or file Hamiltonian, its (N↑, N↓) sector and the hop bonds."""
     hc = cfg.hamiltonian
+    n_up, n_down = hc.n_up, hc.n_down
+    if hc.kind == "hubbard":
+        try:
+            op = hubbard_mod.hubbard(lat, t=hc.t, U=hc.U, t2=hc.t2, V=hc.V, boundary=hc.boundary or "periodic")
+        except ValueError as err:
+            raise ConfigError(f"hamiltonian: {err}") from None
+        shells = (1, 2) if hc.t2 else (1,)
+        bonds = lattice_bonds(lat, shells)
+        n_sites = lat.n_sites
+    else:
+        from .hamiltonian_files import HamiltonianFileError, read_hamiltonian
+
+        try:
+            fh = read_hamiltonian(hc.path, hc.format, **(hc.options or {}))
+        except HamiltonianFileError as err:
+            raise ConfigError(f"hamiltonian.path: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"hamiltonian: {hc.path}: {err}") from None
+        op, n_sites = fh.operator, fh.n_sites
+        if lat.n_sites != n_sites:
+            raise ConfigError(
+                f"lattice: {lat.describe()} has {lat.n_sites} sites but {hc.path} describes {n_sites}; "
+                f"set [lattice] to match (e.g. kind = \"chain\", size = [{n_sites}])"
+            )
+        n_up = fh.n_up if n_up is None else n_up
+        n_down = fh.n_down if n_down is None else n_down
+        h_up, h_dn = one_body_matrices(op, n_sites)
+        hop = (np.abs(h_up) + np.abs(h_dn)) > 1e-12
+        bonds = tuple((int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(hop | hop.T, 1)), strict=True))
+        if not bonds:
+            raise ConfigError(f"hamiltonian.path: {hc.path} has no hopping terms: electrons cannot move")
+    if n_up is None and n_down is None:
+        if n_sites % 2:
+            raise ConfigError(f"hamiltonian: set n_up and n_down (no default half filling on {n_sites} sites)")
+        n_up = n_down = n_sites // 2
+    elif n_up is None or n_down is None:
+        n_up = n_down = n_up if n_up is not None else n_down
+    try:
+        hil = SpinfulFermions(n_sites, n_up, n_down)
+    except ValueError as err:
+        raise ConfigError(f"hamiltonian: impossible filling: {err}") from None
+    cfg.hamiltonian.n_up, cfg.hamiltonian.n_down = n_up, n_down
+    return op, hil, bonds
+
+
+def _build_spins(cfg: Config, lat):
+    hc, sc = cfg.hamiltonian, cfg.sampler
     try:
         if hc.kind == "pauli":
             op = hamiltonians.pauli(lat, pauli_terms_from_spec(hc.terms))
@@ -63,8 +203,6 @@ def build(cfg: Config) -> Problem:
             op = hamiltonians.BUILDERS[hc.kind](lat, **params)
     except ValueError as err:
         raise ConfigError(f"hamiltonian: {err}") from None
-
-    sc = cfg.sampler
     total_sz = hc.total_sz
     conserving = hc.kind in hamiltonians.SZ_CONSERVING or (hc.kind == "pauli" and op.conserves_sz())
     if total_sz is not None and not conserving:
@@ -83,18 +221,69 @@ def build(cfg: Config) -> Problem:
             cfg.hamiltonian.total_sz = total_sz
     if sc.kind == "local" and total_sz is not None:
         raise ConfigError("sampler.kind: local spin flips cannot keep total_sz fixed; use kind = \"exchange\"")
+    if sc.kind == "hop":
+        raise ConfigError(f"sampler.kind: hop moves are for electrons; the '{hc.kind}' Hamiltonian acts on spins "
+                          "(use \"exchange\" or \"local\")")
     try:
         hil = SpinHilbert(lat.n_sites, total_sz)
     except ValueError as err:
         raise ConfigError(f"hamiltonian.total_sz: {err}") from None
+    return op, hil
 
+
+def _fermion_model(cfg: Config, hil, op):
     mc = cfg.model
-    if mc.param_dtype != "complex" and mc.kind != "rbm":
-        raise ConfigError(f"model.param_dtype: only kind 'rbm' takes it (kind '{mc.kind}' has fixed dtypes)")
+    L, nu, nd = hil.n_sites, hil.n_up, hil.n_down
+    if mc.kind not in ("slater", "pp", "rbm_pp"):
+        raise ConfigError(
+            f"model.kind: '{mc.kind}' carries no fermion sign; electron Hamiltonians take "
+            "\"slater\", \"pp\" or \"rbm_pp\""
+        )
+    if mc.marshall_sign:
+        raise ConfigError("model.marshall_sign: the Marshall sign is for spin models; remove it")
+    if mc.symmetry is not None:
+        raise ConfigError("model.symmetry: quantum-number projection of electron models is not available yet")
+    hopping = op if mc.init in ("auto", "tight_binding") else None
+    try:
+        if mc.kind == "slater":
+            return Slater(L, nu, nd, param_dtype=mc.param_dtype, hopping=hopping)
+        if mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0):
+            return PairProduct(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping)
+        return RBMPP(L, nu, nd, alpha=mc.alpha, init_scale=mc.init_scale, gutzwiller=mc.gutzwiller,
+                     param_dtype=mc.param_dtype, hopping=hopping)
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from None
+
+
+def _spin_model(cfg: Config, lat, hil):
+    mc = cfg.model
+    if mc.param_dtype != "complex" and mc.kind not in ("rbm", "pp", "rbm_pp"):
+        raise ConfigError(f"model.param_dtype: kind '{mc.kind}' has fixed dtypes; only rbm, pp and rbm_pp take it")
+    if mc.kind == "slater":
+        raise ConfigError("model.kind: 'slater' is for electron Hamiltonians (kind 'hubbard' or 'file'); "
+                          "spin models take \"pp\" or \"rbm_pp\" (Gutzwiller-projected pair product)")
     if mc.kind == "rbm":
         model = RBM(lat.n_sites, alpha=mc.alpha, init_scale=mc.init_scale, param_dtype=mc.param_dtype)
     elif mc.kind == "rbm_real":
         model = RBMRealAmpPhase(lat.n_sites, alpha=mc.alpha, init_scale=mc.init_scale)
+    elif mc.kind == "rbm_symmetric":
+        if mc.alpha != int(mc.alpha):
+            raise ConfigError(f"model.alpha: the symmetric RBM takes an integer number of filters, got {mc.alpha}")
+        from .lattice.symmetry import space_group
+
+        group = space_group(lat) if (mc.symmetry and mc.symmetry.point_group) else lat
+        model = SymmetricRBM(group, alpha=int(mc.alpha), init_scale=mc.init_scale)
+    elif mc.kind in ("pp", "rbm_pp"):
+        if hil.total_sz is None or abs(hil.total_sz) > 1e-12:
+            raise ConfigError("model.kind: the projected pair product needs total_sz = 0 (exchange sampler)")
+        try:
+            model = SpinRBMPP(lat.n_sites, alpha=0.0 if mc.kind == "pp" else mc.alpha, init_scale=mc.init_scale,
+                              param_dtype=mc.param_dtype,
+                              hopping=lat if mc.init in ("auto", "tight_binding") else None)
+        except ValueError as err:
+            raise ConfigError(f"model: {err}") from None
+    elif mc.kind == "dbm":
+        raise ConfigError("model.kind: 'dbm' is built by the DBM driver")  # replaced below when wired
     else:
         model = Jastrow(lat.n_sites, init_scale=mc.init_scale)
     if mc.marshall_sign:
@@ -104,6 +293,37 @@ def build(cfg: Config) -> Problem:
                 f"{lat.describe()} is not"
             )
         model = MarshallSign(model, tuple(int(c) for c in lat.sublattice))
+    if mc.symmetry is not None and mc.kind != "rbm_symmetric":
+        group, chi, parity, _ = symmetry_sector(cfg, lat)
+        if parity is not None and (hil.total_sz is None or abs(hil.total_sz) > 1e-12):
+            raise ConfigError("model.symmetry.spin_parity: the spin flip needs total_sz = 0")
+        model = Projected(model, group, chi, spin_parity=parity)
+    elif mc.kind == "rbm_symmetric" and mc.symmetry is not None:
+        sc = mc.symmetry
+        if (sc.k is not None and any(_parse_angle(v, "model.symmetry.k") != 0 for v in sc.k)) or \
+                sc.point_group not in (None, "A1"):
+            raise ConfigError("model.symmetry: the symmetric RBM is invariant (k = 0, A1); for other sectors "
+                              "project a plain RBM (kind = \"rbm\" with model.symmetry)")
+        if sc.spin_parity is not None:
+            if hil.total_sz is None or abs(hil.total_sz) > 1e-12:
+                raise ConfigError("model.symmetry.spin_parity: the spin flip needs total_sz = 0")
+            model = Projected(model, np.arange(lat.n_sites)[None, :], np.ones(1), spin_parity=sc.spin_parity)
+    return model
+
+
+def build(cfg: Config) -> Problem:
+    """Config → lattice, Hilbert space, Hamiltonian, model, sampler, VMC. Raises ConfigError."""
+    lat = _build_lattice(cfg)
+    hc, sc = cfg.hamiltonian, cfg.sampler
+    fermions = hc.kind in FERMION_KINDS
+    if fermions:
+        op, hil, bonds = _build_fermions(cfg, lat)
+        if sc.kind in ("local", "exchange"):
+            raise ConfigError(f"sampler.kind: '{sc.kind}' moves are for spins; electrons use kind = \"hop\"")
+        model = _fermion_model(cfg, hil, op)
+    else:
+        op, hil = _build_spins(cfg, lat)
+        model = _spin_model(cfg, lat, hil)
 
     if sc.kind == "exact":
         if hil.n_states > 2**22:
@@ -116,7 +336,11 @@ def build(cfg: Config) -> Problem:
             raise ConfigError(
                 f"sampler.n_samples ({sc.n_samples}) must be at least sampler.n_chains ({sc.n_chains})"
             )
-        if sc.kind == "local":
+        if sc.kind == "hop":
+            hop = HopRule(hil.n_sites, bonds)
+            rule = HopExchangeRule(hop, SpinExchangeRule(hil.n_sites, bonds), p_exchange=sc.p_exchange) \
+                if sc.p_exchange > 0 else hop
+        elif sc.kind == "local":
             rule = LocalRule(lat.n_sites)
         else:
             shells = (1, 2) if hc.kind == "j1j2" else (1,)
@@ -136,16 +360,84 @@ def build(cfg: Config) -> Problem:
     return Problem(cfg, lat, hil, op, vmc)
 
 
+def _boundary_label(cfg: Config, lat) -> str | None:
+    if not all(lat.pbc):
+        return None
+    b = cfg.hamiltonian.boundary
+    if b is None or (isinstance(b, str) and b.strip().lower() == "periodic") or \
+            (isinstance(b, list) and all(str(x).strip().lower() == "periodic" for x in b)):
+        return "periodic"
+    return None
+
+
 def exact_reference(problem: Problem, k: int = 1) -> tuple[list[float] | None, str | None]:
-    """Lowest exact energies when available: ED for small sectors, free fermions for the TFIM chain."""
+    """Lowest exact energies when available: ED (in the model's symmetry sector when it has one),
+    free fermions for the TFIM chain, or a tabulated reference (:mod:`nqs.reference`)."""
     cfg, lat = problem.config, problem.lattice
+    hc = cfg.hamiltonian
+    if cfg.model.symmetry is not None and not problem.fermions and _needs_sector(cfg):
+        from .lattice.symmetry import sector_energies
+
+        group, chi, parity, label = symmetry_sector(cfg, lat)
+        sc = cfg.model.symmetry
+        kv = [0.0] * lat.ndim if sc.k is None else [_parse_angle(v, "model.symmetry.k") for v in sc.k]
+        if problem.hilbert.n_states <= SECTOR_ED_STATES:
+            levels = sector_energies(problem.hamiltonian, lat, problem.hilbert, kv, sc.point_group, parity,
+                                     n_levels=k)
+            if len(levels) == 0:
+                raise ConfigError(f"model.symmetry: the sector ({label}) is empty for {problem.hilbert.describe()}")
+            return [float(x) for x in levels], f"ED in the sector {label}"
+        return None, None
     if problem.hilbert.n_states <= exact_mod.MAX_ED_STATES:
         return [float(x) for x in exact_mod.lowest_energies(problem.hamiltonian, problem.hilbert, k)], "ED"
-    hc = cfg.hamiltonian
     if hc.kind == "ising" and lat.kind == "chain" and all(lat.pbc) and k == 1:
         if hc.J >= 0 or lat.n_sites % 2 == 0:
             return [exact_mod.tfim_chain_energy(lat.n_sites, hc.J, hc.h)], "free fermions"
+    boundary = _boundary_label(cfg, lat)
+    if k == 1 and boundary and hc.kind != "file":
+        params = {n: getattr(hc, n) for n in ("J", "h", "Delta", "J1", "J2", "t", "U", "t2", "V")}
+        if problem.fermions:
+            params |= {"n_up": problem.hilbert.n_up, "n_down": problem.hilbert.n_down}
+        ref = reference_energy(hc.kind, lat.kind, lat.size, boundary, params)
+        if ref is not None:
+            return [ref[0]], ref[1]
     return None, None
+
+
+#: Largest Hilbert-space sector for which the symmetry-sector ED (dense per sector) is attempted.
+SECTOR_ED_STATES = 200_000
+
+
+def _needs_sector(cfg: Config) -> bool:
+    """Whether model.symmetry restricts to a sector that need not hold the ground state."""
+    return cfg.model.symmetry is not None
+
+
+def sector_table(problem: Problem, point_group: bool = False, spin_flip: bool = False,
+                 n_levels: int = 1) -> list[dict]:
+    """Lowest ``n_levels`` energies in every symmetry sector (momentum; with ``point_group`` the
+    irreps of each little group; with ``spin_flip`` the spin parity), by dense diagonalization of the
+    symmetrized blocks.  Rows ``{k, k_label, irrep, spin_parity, energies}`` sorted by lowest energy."""
+    from .lattice.symmetry import sector_energies, symmetry_sectors
+
+    if problem.fermions:
+        raise ConfigError("nqs ed --sectors: symmetry sectors are implemented for spin models")
+    if problem.hilbert.n_states > SECTOR_ED_STATES:
+        raise ConfigError(f"nqs ed --sectors: {problem.hilbert.describe()} is too large for the dense "
+                          f"sector diagonalization (limit {SECTOR_ED_STATES} states)")
+    if spin_flip and (problem.hilbert.total_sz is None or abs(problem.hilbert.total_sz) > 1e-12):
+        raise ConfigError("nqs ed --spin-flip: the spin flip needs total_sz = 0")
+    lat = problem.lattice
+    momenta = lat.momenta()
+    rows = []
+    for ik, irrep, parity in symmetry_sectors(lat, point=None if point_group else False, spin_flip=spin_flip):
+        e = sector_energies(problem.hamiltonian, lat, problem.hilbert, ik, irrep, parity, n_levels=n_levels)
+        if len(e) == 0:
+            continue
+        rows.append({"k": np.asarray(momenta[ik]).tolist(), "k_label": _k_label(momenta[ik]), "irrep": irrep,
+                     "spin_parity": parity, "energies": [float(x) for x in e]})
+    rows.sort(key=lambda r: r["energies"][0])
+    return rows
 
 
 def _stats_dict(s) -> dict:
@@ -153,8 +445,20 @@ def _stats_dict(s) -> dict:
             "tau_corr": float(s.tau_corr), "r_hat": float(s.r_hat)}
 
 
+def spin_samples(problem: Problem, samples):
+    """σ_i = 2 S^z_i per site: the samples themselves for spins, n_i↑ − n_i↓ for electrons."""
+    if problem.fermions:
+        L = problem.hilbert.n_sites
+        return samples[..., :L].astype(jnp.int8) - samples[..., L:].astype(jnp.int8)
+    return samples
+
+
 def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
-    """Final estimate of E, Var E, S(q) and ⟨SᶻSᶻ⟩ with frozen parameters."""
+    """Final estimate of E, Var E, S(q) and ⟨SᶻSᶻ⟩ with frozen parameters.
+
+    Returns ``(stats, sq_stats, zz_stats, sq_samples, weights, sampler_state)``; the per-sample
+    S(q) values feed :func:`correlation_ratio`.
+    """
     vmc = problem.vmc
     if n_samples is not None and not vmc.sampler.exact:
         vmc = replace(vmc, sampler=replace(vmc.sampler, n_samples=n_samples))
@@ -163,15 +467,60 @@ def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
     @jax.jit
     def go(params, sstate):
         samples, weights, e_loc, stats, sstate = vmc.estimate(params, sstate)
-        sq = structure_factor_samples(samples, lat.positions, lat.momenta())
-        zz = samples[..., :1].astype(jnp.float64) * samples.astype(jnp.float64) / 4
+        sigma = spin_samples(problem, samples)
+        sq = structure_factor_samples(sigma, lat.positions, lat.momenta())
+        zz = sigma[..., :1].astype(jnp.float64) * sigma.astype(jnp.float64) / 4
         return stats, sq, zz, weights, sstate
 
     stats, sq, zz, weights, sstate = go(params, sampler_state)
     exact_w = vmc.sampler.exact
-    sq_stats = [statistics(sq[..., i], weights if exact_w else None) for i in range(sq.shape[-1])]
-    zz_stats = [statistics(zz[..., j], weights if exact_w else None) for j in range(zz.shape[-1])]
-    return stats, sq_stats, zz_stats, sstate
+    w = weights if exact_w else None
+    sq_stats = [statistics(sq[..., i], w) for i in range(sq.shape[-1])]
+    zz_stats = [statistics(zz[..., j], w) for j in range(zz.shape[-1])]
+    return stats, sq_stats, zz_stats, sq, w, sstate
+
+
+def correlation_ratio(lattice, sq_samples, weights=None) -> dict | None:
+    """R = 1 − S(Q + δq)/S(Q) with Q the maximum of S(q) and δq the smallest momentum step
+    (along the first periodic direction), with an error bar by linearization:
+    the per-sample z = (s₁ − R′ s₀)/S(Q), R′ = S(Q+δq)/S(Q), has mean 0 and error = error of R.
+
+    Returns None when the lattice has a single momentum (no δq)."""
+    q = np.asarray(lattice.momenta())
+    means = np.asarray([float(jnp.real(statistics(sq_samples[..., i], weights).mean)) for i in range(len(q))])
+    if len(q) < 2:
+        return None
+    iq = int(np.argmax(means))
+    step = None
+    for j, (L, p) in enumerate(zip(lattice.size, lattice.pbc, strict=True)):
+        if p and L > 1:
+            step = np.asarray(lattice.reciprocal_vectors())[j] / L
+            break
+    if step is None:
+        return None
+    target = q[iq] + step
+    recip = np.asarray(lattice.reciprocal_vectors())
+    # nearest momentum to Q + δq modulo reciprocal lattice vectors
+    best, best_d = None, np.inf
+    for i, qq in enumerate(q):
+        d = target - qq
+        c = np.linalg.solve(recip.T, d) if recip.shape[0] == recip.shape[1] else d / recip[0]
+        if np.allclose(c, np.rint(c), atol=1e-8):
+            best, best_d = i, 0.0
+            break
+        dist = np.linalg.norm(d)
+        if dist < best_d:
+            best, best_d = i, dist
+    s0 = jnp.real(sq_samples[..., iq])
+    s1 = jnp.real(sq_samples[..., best])
+    S0, S1 = means[iq], means[best]
+    if S0 <= 0:
+        return None
+    ratio = S1 / S0
+    z = (s1 - ratio * s0) / S0
+    err = float(statistics(z, weights).error)
+    return {"value": 1.0 - ratio, "error": err, "Q": q[iq].tolist(), "Q_plus_dq": q[best].tolist(),
+            "S_Q": S0}
 
 
 def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None) -> dict:
@@ -267,11 +616,12 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     save(state)
 
     n_eval = cfg.sampler.n_samples_eval or 8 * cfg.sampler.n_samples
-    stats, sq_stats, zz_stats, _ = evaluate(problem, state.params, state.sampler_state, n_eval)
-    e_inf = problem.hamiltonian.trace()
+    stats, sq_stats, zz_stats, sq, sq_w, _ = evaluate(problem, state.params, state.sampler_state, n_eval)
+    e_inf = problem.energy_at_infinite_temperature()
     energy = float(jnp.real(stats.mean))
     var = float(stats.variance)
-    v_score = n_sites * var / (energy - e_inf) ** 2 if energy != e_inf else math.inf
+    v_score = problem.n_particles * var / (energy - e_inf) ** 2 if energy != e_inf else math.inf
+    ratio = correlation_ratio(problem.lattice, sq, sq_w)
     compiled = times[1:] if len(times) > 1 else times
     result = {
         "energy": {"mean": energy, "error": float(stats.error), "variance": var,
@@ -298,6 +648,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
             "value": [float(jnp.real(s.mean)) for s in sq_stats],
             "error": [float(s.error) for s in sq_stats],
         },
+        "correlation_ratio": ratio,
         "sz_sz_from_site0": {
             "value": [float(jnp.real(s.mean)) for s in zz_stats],
             "error": [float(s.error) for s in zz_stats],

@@ -163,13 +163,14 @@ class PairProduct(ParamDtypeModel):
         h_up, h_dn = one_body_matrices(source, self.n_sites)
         up = tight_binding_orbitals(h_up, self.n_up, twist)
         dn = tight_binding_orbitals(h_dn, self.n_down, twist)
-        f = jnp.asarray(up @ dn.T)
+        f0 = np.asarray(up @ dn.T)  # concrete (numpy), so init stays traceable (eval_shape, jit)
+        if self.param_dtype == "real" and np.iscomplexobj(f0) and float(np.max(np.abs(f0.imag))) > 0:
+            raise ValueError("complex tight-binding orbitals need param_dtype='complex'")
+        f = jnp.asarray(f0.real if self.param_dtype == "real" else f0)
         if noise:
             key = jax.random.PRNGKey(0) if key is None else key
-            f = f + noise * float(jnp.max(jnp.abs(f))) * self._noise(key, f.shape)
-        if self.param_dtype == "real" and jnp.iscomplexobj(f) and float(jnp.max(jnp.abs(f.imag))) > 0:
-            raise ValueError("complex tight-binding orbitals need param_dtype='complex'")
-        return self._with_g({"F": jnp.asarray(f.real if self.param_dtype == "real" else f, self._dtype)})
+            f = f + noise * float(np.max(np.abs(f0))) * self._noise(key, f.shape)
+        return self._with_g({"F": jnp.asarray(f, self._dtype)})
 
     # ------------------------------------------------------------------ amplitude
     def _positions(self, x):

@@ -209,7 +209,8 @@ class Projected(Model):
     @property
     def real_derivatives(self) -> bool:  # type: ignore[override]
         """Real inner parameters and real characters: ψ_P is real, its sign is piecewise constant."""
-        return bool(getattr(self.model, "real_derivatives", False)) and bool(np.allclose(np.imag(self._weights), 0, atol=1e-12))
+        real_chi = bool(np.allclose(np.imag(self._weights), 0, atol=1e-12))
+        return bool(getattr(self.model, "real_derivatives", False)) and real_chi
 
     # ---- fast path through the inner model's caches
     def _image_moves(self, sites, new_values, mask):
