@@ -55,6 +55,8 @@ def random_params(model, key, rbm_scale=0.3):
         p = {"F": _cplx(k1, (model.n_sites, model.n_sites))}
         if model.gutzwiller:
             p["g"] = jnp.asarray(0.3 + 0.2j)
+        if model.jastrow:
+            p["v"] = rbm_scale * _cplx(k3, (model.n_sites, model.n_sites))
         return p
     rbm = jax.tree_util.tree_map(lambda a: _cplx(k3, a.shape, rbm_scale), model.rbm.init(k2))
     return {"rbm": rbm, "pp": random_params(model.pp, k1)}
@@ -65,6 +67,7 @@ def make_models(L, n, gutzwiller=True):
         "slater": Slater(L, n, n),
         "pp": PairProduct(L, n, n, gutzwiller=gutzwiller),
         "rbmpp": RBMPP(L, n, n, alpha=1.0, gutzwiller=gutzwiller),
+        "ppj": PairProduct(L, n, n, gutzwiller=gutzwiller, jastrow=True),  # + charge Jastrow factor
     }
 
 
@@ -151,7 +154,7 @@ def _eloc_error(model, params, op, h):
     return float(np.max(np.abs(eloc - exact) / np.maximum(1.0, np.abs(exact))))
 
 
-@pytest.mark.parametrize("name", ["slater", "pp", "rbmpp"])
+@pytest.mark.parametrize("name", ["slater", "pp", "rbmpp", "ppj"])
 @pytest.mark.parametrize("cluster", list(CLUSTERS))
 def test_local_energy_equals_h_psi_over_psi(name, cluster):
     (kind, size), bc, n, t2 = CLUSTERS[cluster]
@@ -163,7 +166,7 @@ def test_local_energy_equals_h_psi_over_psi(name, cluster):
     assert _eloc_error(model, params, op, SpinfulFermions(lat.n_sites, n, n)) < 1e-10
 
 
-@pytest.mark.parametrize("name", ["slater", "pp", "rbmpp"])
+@pytest.mark.parametrize("name", ["slater", "pp", "rbmpp", "ppj"])
 def test_local_energy_with_two_electron_moves(name):
     """Chain L = 6, 3+3, t2 ≠ 0, plus exchange / pair-hop / correlated-hop terms: general (k = 4) path."""
     L, n = 6, 3
@@ -219,7 +222,7 @@ def _label_matrices(model, params, cache):
 
 @pytest.mark.parametrize("name,rule_kind,n_steps", [
     ("pp", "hop", 8000), ("pp", "hop+exchange", 8000),
-    ("slater", "hop+exchange", 6000), ("rbmpp", "hop+exchange", 6000),
+    ("slater", "hop+exchange", 6000), ("rbmpp", "hop+exchange", 6000), ("ppj", "hop+exchange", 6000),
 ])
 def test_low_rank_updates_stay_exact(name, rule_kind, n_steps):
     L, n = 10, 5
@@ -246,7 +249,7 @@ def test_low_rank_updates_stay_exact(name, rule_kind, n_steps):
 
 
 # ---------------------------------------------------------------- log-derivatives
-@pytest.mark.parametrize("name", ["slater", "pp", "rbmpp"])
+@pytest.mark.parametrize("name", ["slater", "pp", "rbmpp", "ppj"])
 def test_log_derivatives_match_finite_differences(name):
     L, n = 4, 2
     model = make_models(L, n)[name]

@@ -112,6 +112,7 @@ class ModelConfig(_Section):
     init_scale: float = Field(0.01, gt=0)
     marshall_sign: bool = False
     gutzwiller: bool = False  # pp, rbm_pp: exp(-g sum n_up n_down)
+    jastrow: bool = False  # pp, rbm_pp (electrons): exp(-1/2 sum_ij v_ij n_i n_j)
     init: Literal["auto", "tight_binding", "random"] = "auto"  # slater/pp/rbm_pp start
     n_hidden: int | None = Field(None, gt=0)  # dbm: hidden units (default alpha * n_sites)
     n_deep: int | None = Field(None, gt=0)  # dbm: deep units (default n_hidden)
@@ -121,8 +122,9 @@ class ModelConfig(_Section):
     def _check(self):
         if self.alpha == 0 and self.kind not in ("rbm_pp",):
             raise ValueError(f"alpha must be > 0 for kind '{self.kind}' (alpha = 0 only for rbm_pp: the PP alone)")
-        if self.gutzwiller and self.kind not in ("pp", "rbm_pp"):
-            raise ValueError(f"'gutzwiller' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
+        for name in ("gutzwiller", "jastrow"):
+            if getattr(self, name) and self.kind not in ("pp", "rbm_pp"):
+                raise ValueError(f"'{name}' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
         if (self.n_hidden is not None or self.n_deep is not None) and self.kind != "dbm":
             raise ValueError(f"'n_hidden' and 'n_deep' are for kind 'dbm', not '{self.kind}'")
         return self

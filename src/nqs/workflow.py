@@ -248,9 +248,10 @@ def _fermion_model(cfg: Config, hil, op):
         if mc.kind == "slater":
             return Slater(L, nu, nd, param_dtype=mc.param_dtype, hopping=hopping)
         if mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0):
-            return PairProduct(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping)
+            return PairProduct(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
+                               jastrow=mc.jastrow)
         return RBMPP(L, nu, nd, alpha=mc.alpha, init_scale=mc.init_scale, gutzwiller=mc.gutzwiller,
-                     param_dtype=mc.param_dtype, hopping=hopping)
+                     param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
 
@@ -274,6 +275,9 @@ def _spin_model(cfg: Config, lat, hil):
         group = space_group(lat) if (mc.symmetry and mc.symmetry.point_group) else lat
         model = SymmetricRBM(group, alpha=int(mc.alpha), init_scale=mc.init_scale)
     elif mc.kind in ("pp", "rbm_pp"):
+        if mc.gutzwiller or mc.jastrow:
+            raise ConfigError("model: the Gutzwiller and charge Jastrow factors are constant for spins (one electron "
+                              "per site); remove them")
         if hil.total_sz is None or abs(hil.total_sz) > 1e-12:
             raise ConfigError("model.kind: the projected pair product needs total_sz = 0 (exchange sampler)")
         try:

@@ -37,6 +37,9 @@ general form with ``m = k // 2`` slots per spin: ratio O(mN²) (one bilinear ter
 
 Gutzwiller factor (optional): parameter ``g`` (scalar), ``log ψ += −g Σ_i n_i↑ n_i↓``
 (the note's sign; mVMC uses exp(+g …)), ``O_g = −Σ_i n_i↑ n_i↓``.
+Charge Jastrow factor (optional, ``jastrow=True``): parameter ``v`` (L, L),
+``log ψ += −½ Σ_{i≠j} V_ij n_i n_j`` with ``V = (v + vᵀ)/2`` off the diagonal and ``n_i = n_i↑ + n_i↓``;
+a move's change costs O(k·L) from the moved sites' rows of V.
 
 RBM × PP
 --------
@@ -88,6 +91,28 @@ from .slater import (
 __all__ = ["PairProduct", "RBMPP", "SpinRBMPP"]
 
 
+def _charges(x: jax.Array, n_sites: int) -> jax.Array:
+    """n_i = n_i↑ + n_i↓ (L,), float."""
+    xi = x.astype(jnp.float64)
+    return xi[:n_sites] + xi[n_sites:]
+
+
+def _jastrow_matrix(v: jax.Array) -> jax.Array:
+    """V = (v + vᵀ)/2 with a zero diagonal (the on-site part is the Gutzwiller factor's)."""
+    return 0.5 * (v + v.T) * (1.0 - jnp.eye(v.shape[0]))
+
+
+def _jastrow_delta(v, x, sites, new_values, mask, n_sites: int):
+    """Δ log J for a move, log J = −½ nᵀVn: with Δn on the move's sites s_p (orbital p → site p mod L),
+    Δ = −(Σ_p Δn_p (Vn)_{s_p} + ½ Σ_pq Δn_p V_{s_p s_q} Δn_q); O(k·L)."""
+    V = _jastrow_matrix(v)
+    d = jnp.where(mask, new_values.astype(jnp.float64) - jnp.take(x, sites, mode="clip"), 0.0)
+    s = jnp.where(mask, sites, 0) % n_sites
+    vs = jnp.take(V, s, axis=0)  # (k, L)
+    field = vs @ _charges(x, n_sites)  # (Vn)_{s_p}
+    return -(d @ field + 0.5 * d @ jnp.take(vs, s, axis=1) @ d)
+
+
 def _double_occupancy(x: jax.Array, n_sites: int) -> jax.Array:
     """D(x) = Σ_i n_i↑ n_i↓."""
     xi = x.astype(jnp.int32)
@@ -113,6 +138,7 @@ class PairProduct(ParamDtypeModel):
     hopping: Any = None
     init_noise: float = 0.1
     twist: float = 1e-6
+    jastrow: bool = False
 
     def __post_init__(self) -> None:
         _check_counts(self.n_sites, self.n_up, self.n_down)
@@ -149,6 +175,8 @@ class PairProduct(ParamDtypeModel):
     def _with_g(self, p: dict) -> dict:
         if self.gutzwiller:
             p["g"] = jnp.zeros((), self._dtype)
+        if self.jastrow:
+            p["v"] = jnp.zeros((self.n_sites, self.n_sites), self._dtype)
         return p
 
     def init_tight_binding(self, source: Any, key: jax.Array | None = None, noise: float | None = None,
@@ -184,6 +212,9 @@ class PairProduct(ParamDtypeModel):
             out = logdet(params["F"][r_up][:, r_dn])
         if self.gutzwiller:
             out = out - params["g"] * _double_occupancy(x, self.n_sites)
+        if self.jastrow:
+            n = _charges(x, self.n_sites)
+            out = out - 0.5 * n @ (_jastrow_matrix(params["v"]) @ n)
         return out
 
     # ------------------------------------------------------------------ fast path
@@ -205,6 +236,8 @@ class PairProduct(ParamDtypeModel):
         log_r = jnp.zeros((), jnp.complex128)
         if self.gutzwiller:
             log_r = log_r + self._gutzwiller_delta(params, x, sites, new_values, mask)
+        if self.jastrow:
+            log_r = log_r + _jastrow_delta(params["v"], x, sites, new_values, mask, L)
         if not self.n_pairs:
             return log_r, lambda: cache
         f = params["F"].astype(jnp.complex128)
@@ -283,7 +316,8 @@ class PairProduct(ParamDtypeModel):
         return self._move(params, x, cache, sites, new_values, mask)[1]()
 
     def describe(self) -> str:
-        g = " with Gutzwiller factor" if self.gutzwiller else ""
+        factors = [n for n, on in (("Gutzwiller", self.gutzwiller), ("charge Jastrow", self.jastrow)) if on]
+        g = f" with {' and '.join(factors)} factor{'s' if len(factors) > 1 else ''}" if factors else ""
         return f"{self.param_dtype} singlet pair product{g} ({self.n_pairs} pairs on {self.n_sites} sites)"
 
 
@@ -306,10 +340,11 @@ class RBMPP(ParamDtypeModel):
     hopping: Any = None
     init_noise: float = 0.1
     twist: float = 1e-6
+    jastrow: bool = False
 
     def __post_init__(self) -> None:
         pp = PairProduct(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
-                         self.hopping, self.init_noise, self.twist)
+                         self.hopping, self.init_noise, self.twist, self.jastrow)
         rbm = RBM(2 * self.n_sites, self.alpha, self.init_scale, self.param_dtype)
         object.__setattr__(self, "pp", pp)
         object.__setattr__(self, "rbm", rbm)
