@@ -30,15 +30,18 @@ def local_energy(model, params, operator, sigma, cache=None):
     return diag + jnp.sum(contrib)
 
 
-def local_energies(model, params, operator, samples, chunk_size=None):
-    """E_loc for a batch of configurations (..., n_sites) → (...,), complex."""
+def local_energies(model, params, operator, samples, chunk_size=None, mesh=None):
+    """E_loc for a batch of configurations (..., n_sites) → (...,), complex.
+
+    ``mesh``: rows split over its devices are chunked per device (see :func:`~nqs.jax_utils.chunked_vmap`).
+    """
     shape = samples.shape[:-1]
     flat = samples.reshape(-1, samples.shape[-1])
-    e = chunked_vmap(lambda s: local_energy(model, params, operator, s), flat, chunk_size)
+    e = chunked_vmap(lambda s: local_energy(model, params, operator, s), flat, chunk_size, mesh)
     return e.reshape(shape)
 
 
-def log_derivatives(model, params, samples, mode: str, chunk_size=None):
+def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=None):
     """Per-sample O_k(σ) = ∂ log ψ/∂θ_k, shape (n, n_params), complex.
 
     ``mode`` is ``"holomorphic"`` (complex derivative w.r.t. complex θ) or ``"real"``
@@ -61,12 +64,12 @@ def log_derivatives(model, params, samples, mode: str, chunk_size=None):
             return ravel_pytree(gr)[0] + 1j * ravel_pytree(gi)[0]
     else:
         raise ValueError(f"log_derivatives: mode must be 'holomorphic' or 'real', got {mode!r}")
-    return chunked_vmap(one, flat, chunk_size)
+    return chunked_vmap(one, flat, chunk_size, mesh)
 
 
 def centered(O, e_loc, weights):
-    """Ō = √w (O − ⟨O⟩) (n, P) and ε = √w (E − Ē) (n,): S = Ō†Ō, F = Ō†ε."""
-    w = weights.reshape(-1)
+    """Ō = √w (O − ⟨O⟩) (n, P) and ε = √w (E − Ē) (n,): S = Ō†Ō, F = Ō†ε (in O's precision)."""
+    w = weights.reshape(-1).astype(jnp.finfo(O.dtype).dtype)
     e = e_loc.reshape(-1)
     sw = jnp.sqrt(w)
     Oc = (O - jnp.sum(w[:, None] * O, axis=0)) * sw[:, None]

@@ -26,11 +26,18 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save_checkpoint(path: Path, state, meta: dict) -> None:
-    """Write the whole state pytree (leaves as arrays) and ``meta`` atomically."""
+    """Write the whole state pytree (leaves as arrays) and ``meta`` atomically.
+
+    With several processes every process must call it (the chains are gathered collectively) and
+    process 0 writes the file (on a shared file system every process can then resume from it).
+    """
+    from .parallel import to_host
+
     leaves = jax.tree_util.tree_leaves(state)
-    arrays = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)}
+    arrays = {f"leaf_{i}": to_host(x) for i, x in enumerate(leaves)}  # gathers other processes' chains
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    if jax.process_index() == 0:
+        _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path: Path, template):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 
 from .estimators import centered
@@ -57,26 +58,42 @@ def _stack_real(Oc, ec):
     return jnp.concatenate([Oc.real, Oc.imag], axis=0), jnp.concatenate([ec.real, ec.imag])
 
 
-def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8, maxiter=1000):
-    """Natural-gradient direction δ (P,): complex for holomorphic θ, real for real θ."""
-    Oc, ec = centered(O, e_loc, weights)
+def _mm(a, b):
+    """Matrix product at full working precision (no TF32 / bf16 passes on GPUs for float32)."""
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
+def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8, maxiter=1000,
+                 solve_dtype=None):
+    """Natural-gradient direction δ (P,): complex for holomorphic θ, real for real θ.
+
+    ``solve_dtype`` (e.g. float64 when O is float32/complex64): the products Ō†Ō, Ō Ō†, Ō†ε are
+    formed in O's precision, the shifted linear system is solved in ``solve_dtype`` (its complex
+    counterpart for complex matrices); CG then runs wholly in ``solve_dtype``.
+    """
+    Oc, ec = centered(O, e_loc.astype(jnp.result_type(O.dtype, jnp.complex64)), weights)
     if mode == "real":
         Oc, ec = _stack_real(Oc, ec)
+
+    def hi(x):
+        if solve_dtype is None:
+            return x
+        return x.astype(jnp.result_type(x.dtype, solve_dtype))
+
     if solver == "dense":
-        S = Oc.conj().T @ Oc
-        F = Oc.conj().T @ ec
+        S = hi(_mm(Oc.conj().T, Oc))
+        F = hi(_mm(Oc.conj().T, ec))
         return jnp.linalg.solve(S + diag_shift * jnp.eye(S.shape[0], dtype=S.dtype), F)
     if solver == "minsr":
-        T = Oc @ Oc.conj().T
-        y = jnp.linalg.solve(T + diag_shift * jnp.eye(T.shape[0], dtype=T.dtype), ec)
-        return Oc.conj().T @ y
+        T = hi(_mm(Oc, Oc.conj().T))
+        y = jnp.linalg.solve(T + diag_shift * jnp.eye(T.shape[0], dtype=T.dtype), hi(ec))
+        return _mm(Oc.conj().T, y.astype(Oc.dtype))
     if solver == "cg":
-        import jax
-
-        F = Oc.conj().T @ ec
+        Oc, ec = hi(Oc), hi(ec)
+        F = _mm(Oc.conj().T, ec)
 
         def matvec(v):
-            return Oc.conj().T @ (Oc @ v) + diag_shift * v
+            return _mm(Oc.conj().T, _mm(Oc, v)) + diag_shift * v
 
         d, _ = jax.scipy.sparse.linalg.cg(matvec, F, tol=tol, maxiter=maxiter)
         return d
@@ -85,6 +102,6 @@ def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8
 
 def gradient(O, e_loc, weights, mode: str):
     """Energy gradient for first-order optimizers: F (holomorphic, = ∂E/∂θ*) or 2 Re F (real θ)."""
-    Oc, ec = centered(O, e_loc, weights)
-    F = Oc.conj().T @ ec
+    Oc, ec = centered(O, e_loc.astype(jnp.result_type(O.dtype, jnp.complex64)), weights)
+    F = _mm(Oc.conj().T, ec)
     return F if mode == "holomorphic" else 2.0 * F.real

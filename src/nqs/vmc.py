@@ -94,34 +94,161 @@ class OptimizerConfig:
         return optax.sgd(self.schedule())
 
 
+PRECISIONS = ("float64", "float32")
+
+#: Safety factor of the per-sample memory estimate behind ``memory_limit_mb`` (intermediates the
+#: estimate does not see: XLA temporaries, the backward pass's residuals).
+MEMORY_SAFETY = 2.0
+
+
+def cast_params(params, precision: str):
+    """Parameters in the working precision: float32/complex64 for "float32"; unchanged for "float64"."""
+    if precision == "float64":
+        return params
+
+    def one(x):
+        x = jnp.asarray(x)
+        if jnp.issubdtype(x.dtype, jnp.complexfloating):
+            return x.astype(jnp.complex64)
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            return x.astype(jnp.float32)
+        return x
+
+    return jax.tree_util.tree_map(one, params)
+
+
+def auto_chunk_size(memory_limit_mb: float, n_rows: int, n_params: int, o_itemsize: int, n_connected: int,
+                    config_bytes: int, cache_bytes: int) -> int | None:
+    """Rows per chunk (per device) so that evaluating E_loc and O fits in ``memory_limit_mb``; None = no chunking.
+
+    The estimate, per device holding ``n_rows`` samples:
+
+    * the O matrix itself, ``n_rows · P · o_itemsize`` bytes, is kept whole (SR needs it) and is
+      taken off the budget first;
+    * one sample's E_loc needs, per connected configuration, the moved configuration
+      (``config_bytes``), a new cache and its transform (2 · ``cache_bytes``) and a complex ratio (16);
+    * one sample's O row needs the gradient, its flattened copy and the forward/backward residuals,
+      ≈ 3 · (P · o_itemsize + ``cache_bytes``);
+    * per-sample bytes = max of the two × :data:`MEMORY_SAFETY`; chunk = budget // per-sample bytes.
+
+    Raises ValueError when not even the O matrix (plus one sample) fits.
+    """
+    budget = memory_limit_mb * 2**20 - n_rows * n_params * o_itemsize
+    e_loc = n_connected * (config_bytes + 2 * cache_bytes + 16)
+    o_row = 3 * (n_params * o_itemsize + cache_bytes)
+    per_sample = MEMORY_SAFETY * max(e_loc, o_row)
+    if budget < per_sample:
+        need = (n_rows * n_params * o_itemsize + per_sample) / 2**20
+        raise ValueError(f"memory_limit_mb = {memory_limit_mb:g} is too small: the O matrix of {n_rows} samples × "
+                         f"{n_params} parameters and one sample's work need ≈ {need:.1f} MB per device")
+    chunk = int(budget // per_sample)
+    return None if chunk >= n_rows else max(1, chunk)
+
+
 @dataclass(frozen=True, eq=False)
 class VMC:
-    """Variational Monte Carlo for ``hamiltonian`` with ``model`` sampled by ``sampler``."""
+    """Variational Monte Carlo for ``hamiltonian`` with ``model`` sampled by ``sampler``.
+
+    ``chunk_size``: samples evaluated at once for E_loc and O (per device); or ``memory_limit_mb``
+    (per device) to choose it with :func:`auto_chunk_size` (an explicit ``chunk_size`` wins).
+    ``precision``: "float64" (default) or "float32" — parameters, sampling, E_loc and O in
+    float32/complex64 (for GPUs); statistics and the SR linear solve stay in float64.
+    ``mesh``: a 1-D device mesh (:func:`nqs.parallel.chain_mesh`) to split the chains over, on one
+    or many processes; None runs on the default device.
+    """
 
     model: Model
     hamiltonian: Any
     sampler: Any
     optimizer: OptimizerConfig = OptimizerConfig()
     chunk_size: int | None = None
+    precision: str = "float64"
+    memory_limit_mb: float | None = None
+    mesh: Any = None
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.memory_limit_mb is not None and self.memory_limit_mb <= 0:
+            raise ValueError(f"memory_limit_mb must be positive, got {self.memory_limit_mb!r}")
         shapes = jax.eval_shape(self.model.init, jax.random.PRNGKey(0))
         m = param_mode(self.model, shapes)
         # non-holomorphic complex parameters are optimized as real (Re, Im) pairs
         object.__setattr__(self, "_model", SplitComplex(self.model) if m == "mixed" else self.model)
         object.__setattr__(self, "_mode", "real" if m == "mixed" else m)
+        if self.mesh is not None:
+            if len(self.mesh.axis_names) != 1:
+                raise ValueError(f"mesh must be 1-D (nqs.parallel.chain_mesh()), got axes {self.mesh.axis_names}")
+            self.sampler.state_sharding(self.mesh)  # checks that the chains split evenly
+        chunk = self.chunk_size
+        if chunk is None and self.memory_limit_mb is not None:
+            chunk = self._auto_chunk(shapes)
+        object.__setattr__(self, "_chunk", chunk)
 
     # ------------------------------------------------------------------ set-up
+    def _params_shapes(self, shapes):
+        p = jax.eval_shape(lambda: cast_params(
+            jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), self.precision))
+        return jax.eval_shape(SplitComplex.split, p) if isinstance(self._model, SplitComplex) else p
+
+    def _auto_chunk(self, shapes) -> int | None:
+        from .parallel import n_shards
+
+        params = self._params_shapes(shapes)
+        sstate = jax.eval_shape(self.sampler.init_state, jax.random.PRNGKey(0))
+        sigma = jax.ShapeDtypeStruct(sstate.sigma.shape[-1:], sstate.sigma.dtype)
+        n_conn = int(jax.eval_shape(self.hamiltonian.moves, sigma)[1].shape[0])
+        cache = jax.eval_shape(self._model.cache, params, sigma)
+        cache_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(cache))
+        n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
+        real_dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        single = jnp.finfo(real_dtype).bits == 32
+        real_o = self._mode == "real" and getattr(self._model, "real_derivatives", False)
+        o_itemsize = (4 if single else 8) * (1 if real_o else 2)
+        n_rows = self.sampler.n_chains * getattr(self.sampler, "n_per_chain", self.sampler.n_samples)
+        d = n_shards(self.mesh)
+        if n_rows % d == 0:
+            n_rows //= d
+        config_bytes = sigma.shape[0] * (sigma.dtype.itemsize + 4)  # the moved configuration, its site indices
+        return auto_chunk_size(self.memory_limit_mb, n_rows, n_params, o_itemsize, n_conn, config_bytes, cache_bytes)
+
+    @property
+    def effective_chunk_size(self) -> int | None:
+        """The chunk size in use: ``chunk_size``, else the one chosen from ``memory_limit_mb``, else None."""
+        return self._chunk
+
+    def state_sharding(self) -> VMCState | None:
+        """Shardings of the state on ``mesh`` (a prefix tree): replicated, except the chains."""
+        if self.mesh is None:
+            return None
+        from .parallel import replicated
+
+        r = replicated(self.mesh)
+        return VMCState(r, r, self.sampler.state_sharding(self.mesh), r)
+
+    def place(self, state: VMCState) -> VMCState:
+        """``state`` as global arrays on ``mesh`` (no-op without a mesh or when already placed).
+
+        With several processes every process passes the same values (as from :meth:`init` or a
+        checkpoint read on each); each keeps the shards of its own devices.
+        """
+        if self.mesh is None:
+            return state
+        from .parallel import put
+
+        return put(state, self.state_sharding())
+
     def init(self, key, params=None) -> VMCState:
         """Fresh state from a PRNG key (parameters from ``model.init`` unless given)."""
         k_model, k_sampler = jax.random.split(key)
         if params is None:
             params = self.model.init(k_model)
-        params = jax.tree_util.tree_map(jnp.asarray, params)
+        params = cast_params(jax.tree_util.tree_map(jnp.asarray, params), self.precision)
         if isinstance(self._model, SplitComplex):
             params = SplitComplex.split(params)
         opt_state = self.optimizer.transform().init(params)
-        return VMCState(params, opt_state, self.sampler.init_state(k_sampler), jnp.zeros((), jnp.int64))
+        state = VMCState(params, opt_state, self.sampler.init_state(k_sampler), jnp.zeros((), jnp.int64))
+        return self.place(state)
 
     def physical_params(self, params):
         """Parameters in the model's own form (undoes the (Re, Im) split where one was made)."""
@@ -133,7 +260,7 @@ class VMC:
         return self._mode
 
     def n_parameters(self, state: VMCState) -> int:
-        return int(ravel_pytree(state.params)[0].size)
+        return int(sum(x.size for x in jax.tree_util.tree_leaves(state.params)))
 
     def solver(self, state: VMCState) -> str:
         """The update rule actually used: "dense" or "minsr" for SR, else the optimizer kind."""
@@ -145,11 +272,23 @@ class VMC:
                                         real_rows=bool(getattr(self._model, "real_derivatives", False)))
 
     # ------------------------------------------------------------------ pieces
+    def _rows(self, x, lead: int):
+        """``x`` (..., rest) with its ``lead`` leading axes flattened to rows, split over the mesh."""
+        from .parallel import constrain_rows
+
+        return constrain_rows(x.reshape(-1, *x.shape[lead:]), self.mesh)
+
     def estimate(self, params, sampler_state):
-        """Sample and return ``(samples, weights (n_chains, n_per), e_loc, stats, sampler_state)``."""
+        """Sample and return ``(samples, weights (n_chains, n_per), e_loc, stats, sampler_state)``.
+
+        ``e_loc`` is complex128 whatever the working precision (statistics are in float64).
+        """
         model = self._model
         samples, weights, sampler_state = self.sampler.sample(model, params, sampler_state)
-        e_loc = estimators.local_energies(model, params, self.hamiltonian, samples, self.chunk_size)
+        shape = samples.shape[:-1]
+        flat = self._rows(samples, len(shape))
+        e_loc = estimators.local_energies(model, params, self.hamiltonian, flat, self._chunk, self.mesh)
+        e_loc = self._rows(e_loc, 1).astype(jnp.complex128).reshape(shape)
         if weights is None:
             weights = jnp.full(e_loc.shape, 1.0 / e_loc.size)
             stats = statistics(e_loc)
@@ -158,19 +297,24 @@ class VMC:
         return samples, weights, e_loc, stats, sampler_state
 
     def make_step(self, solver: str):
-        """The jitted ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static."""
+        """The jitted ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static.
+
+        With a mesh the state must be placed on it (:meth:`init` does; :func:`run` places any state).
+        """
         tx = self.optimizer.transform()
+        solve_dtype = jnp.float64 if self.precision == "float32" else None
 
         def step(state: VMCState):
             params = state.params
             model, mode = self._model, self._mode
             samples, weights, e_loc, stats, sstate = self.estimate(params, state.sampler_state)
-            O = estimators.log_derivatives(model, params, samples, mode, self.chunk_size)
+            rows = self._rows(samples, samples.ndim - 1)
+            O = self._rows(estimators.log_derivatives(model, params, rows, mode, self._chunk, self.mesh), 1)
             flat, unravel = ravel_pytree(params)
             shift = self.optimizer.sr.shift(state.step)
             if self.optimizer.kind in ("sr", "minsr"):
                 d = sr.sr_direction(O, e_loc, weights, mode, shift, solver,
-                                     self.optimizer.sr.cg_tol, self.optimizer.sr.cg_maxiter)
+                                     self.optimizer.sr.cg_tol, self.optimizer.sr.cg_maxiter, solve_dtype)
             else:
                 d = sr.gradient(O, e_loc, weights, mode)
             d = d.astype(flat.dtype)
@@ -187,7 +331,12 @@ class VMC:
             }
             return VMCState(new_params, opt_state, sstate, state.step + 1), info
 
-        return jax.jit(step)
+        if self.mesh is None:
+            return jax.jit(step)
+        from .parallel import replicated
+
+        sh = self.state_sharding()
+        return jax.jit(step, in_shardings=(sh,), out_shardings=(sh, replicated(self.mesh)))
 
 
 class NonFiniteError(RuntimeError):
@@ -207,6 +356,7 @@ def run(vmc: VMC, state: VMCState, n_steps: int, callback=None, step_fn=None):
     """
     import time
 
+    state = vmc.place(state)
     if step_fn is None:
         step_fn = vmc.make_step(vmc.solver(state))
     while int(state.step) < n_steps:

@@ -30,6 +30,14 @@ class ExactSampler:
     def n_samples(self) -> int:
         return self.hilbert.n_states
 
+    def state_sharding(self, mesh) -> SamplerState:
+        """Shardings on a 1-D device mesh: the basis states split over the devices when they divide evenly
+        (else replicated); key and counters replicated."""
+        from ..parallel import n_shards, replicated, sharded
+
+        r = replicated(mesh)
+        return SamplerState(r if self.n_samples % n_shards(mesh) else sharded(mesh), r, r, r)
+
     def init_state(self, key) -> SamplerState:
         sigma = jnp.asarray(self.hilbert.all_states())
         z = jnp.zeros((), jnp.int64)

@@ -85,6 +85,18 @@ class MetropolisSampler:
     def exact(self) -> bool:
         return False
 
+    def state_sharding(self, mesh) -> SamplerState:
+        """Shardings of the state on a 1-D chain mesh (:mod:`nqs.parallel`): chains split, key and counters
+        replicated.  The chains split evenly or not at all: ``n_chains`` must be a multiple of the devices."""
+        from ..parallel import n_shards, replicated, sharded
+
+        d = n_shards(mesh)
+        if self.n_chains % d:
+            raise ValueError(f"n_chains ({self.n_chains}) must be a multiple of the number of devices ({d}) "
+                             f"to split the chains over them; use e.g. n_chains = {-(-self.n_chains // d) * d}")
+        r = replicated(mesh)
+        return SamplerState(sharded(mesh), r, r, r)
+
     def init_state(self, key) -> SamplerState:
         k1, k2 = jax.random.split(key)
         sigma = self.hilbert.random_state(k1, self.n_chains)
