@@ -157,3 +157,29 @@ def test_resume_without_checkpoint(tmp_path):
     cfg = write(tmp_path, TINY.format(n_steps=5, out="run", every=5))
     r = nqs("run", str(cfg), "--resume", cwd=tmp_path)
     assert r.returncode == 2 and "no checkpoint" in r.stderr
+
+
+def test_two_process_run_equals_one_process(tmp_path):
+    """`[parallel] distributed = true` with two local processes (gloo on the CPU) gives the same
+    energy history as one process, and only process 0 writes the run folder."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    base = TINY.format(n_steps=4, out="{out}", every=2).replace("alpha = 1", "alpha = 1\nparam_dtype = \"real\"")
+    one = write(tmp_path, base.replace("{out}", str(tmp_path / "one")), "one.toml")
+    two = write(tmp_path, base.replace("{out}", str(tmp_path / "two")) +
+                f"[parallel]\ndistributed = true\ncoordinator = \"localhost:{port}\"\nnum_processes = 2\n", "two.toml")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([*NQS, "run", str(two), "--quiet"], env={**env, "NQS_PROCESS_ID": str(i)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert "energy" in outs[0][0] and "energy" not in outs[1][0]  # process 1 prints no result
+    r = nqs("run", str(one), "--quiet")
+    assert r.returncode == 0, r.stderr
+    rows = [list(csv.DictReader(open(tmp_path / d / "history.csv"))) for d in ("one", "two")]
+    assert len(rows[0]) == len(rows[1]) == 4
+    for a, b in zip(*rows, strict=True):
+        assert abs(float(a["energy"]) - float(b["energy"])) < 1e-10

@@ -71,6 +71,10 @@ def cmd_run(args) -> int:
         cfg.output.dir = f"runs/{Path(args.config).stem}"
     console = Console(stderr=True)
     res = solve(cfg, resume=args.resume, progress=not args.quiet, console=console)
+    from .parallel import is_main_process
+
+    if not is_main_process():
+        return 0
     e = res["energy"]
     out = Console()
     out.print(f"energy      = {e['mean']:.8f} ± {e['error']:.8f}   ({e['per_site']:.8f} per site)")

@@ -150,6 +150,22 @@ class OptimizerConfig(_Section):
     solver: Literal["auto", "dense", "minsr", "cg"] = "auto"
     n_steps: int = Field(300, ge=0)
     chunk_size: int | None = Field(None, gt=0)
+    memory_limit_mb: float | None = Field(None, gt=0)  # chunk size chosen to fit (per device)
+    precision: Literal["float64", "float32"] = "float64"  # float32: model/sampling/O; the SR solve stays float64
+
+
+class ParallelConfig(_Section):
+    """Devices and processes. The chains are split over all devices when there are several.
+
+    ``distributed = true`` joins several processes with jax.distributed: the coordinator, number
+    of processes and this process's id come from these keys or, per process, from the environment
+    (NQS_COORDINATOR, NQS_NUM_PROCESSES, NQS_PROCESS_ID) or a cluster jax detects (SLURM, MPI).
+    """
+
+    shard: bool = True
+    distributed: bool = False
+    coordinator: str | None = None
+    num_processes: int | None = Field(None, gt=0)
 
 
 class ImaginaryTimeConfig(_Section):
@@ -176,6 +192,7 @@ class Config(_Section):
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     imaginary_time: ImaginaryTimeConfig = Field(default_factory=ImaginaryTimeConfig)
 
     def resolved(self) -> dict:

@@ -59,20 +59,24 @@ def load_checkpoint(path: Path, template):
 class History:
     """history.csv: one row per completed step; on resume rows at or after the checkpoint are dropped."""
 
-    def __init__(self, path: Path, resume_from: int | None = None):
+    def __init__(self, path: Path, resume_from: int | None = None, write: bool = True):
         self.path = Path(path)
+        self.write = write  # False on the non-main processes of a multi-process run
         rows = []
         if resume_from is not None and self.path.exists():
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) < resume_from]
-        with open(self.path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
+        if write:
+            with open(self.path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+                w.writeheader()
+                w.writerows(rows)
         self.rows = [{k: float(v) for k, v in r.items()} for r in rows]
 
     def append(self, row: dict) -> None:
         self.rows.append(row)
+        if not self.write:
+            return
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=HISTORY_FIELDS).writerow(row)
 

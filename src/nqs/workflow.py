@@ -360,8 +360,29 @@ def build(cfg: Config) -> Problem:
         sr=SRConfig(oc.diag_shift, oc.diag_shift_decay, oc.diag_shift_min, oc.solver),
         learning_rate_final=oc.learning_rate_final, n_steps=oc.n_steps,
     )
-    vmc = VMC(model, op, sampler, opt, chunk_size=oc.chunk_size)
+    from . import parallel
+
+    pc = cfg.parallel
+    mesh = parallel.chain_mesh() if pc.shard and jax.device_count() > 1 else None
+    try:
+        vmc = VMC(model, op, sampler, opt, chunk_size=oc.chunk_size, precision=oc.precision,
+                  memory_limit_mb=oc.memory_limit_mb, mesh=mesh)
+    except ValueError as err:
+        raise ConfigError(f"optimizer/sampler: {err}") from None
     return Problem(cfg, lat, hil, op, vmc)
+
+
+def join_processes(cfg: Config) -> bool:
+    """``[parallel] distributed = true``: join the jax.distributed run (before any JAX work)."""
+    from . import parallel
+
+    pc = cfg.parallel
+    if not pc.distributed:
+        return False
+    try:
+        return parallel.initialize(pc.coordinator, pc.num_processes, auto=True)
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(f"parallel: {err}") from None
 
 
 def _boundary_label(cfg: Config, lat) -> str | None:
@@ -531,7 +552,13 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     """Run VMC for ``cfg`` into ``cfg.output.dir`` and return the result dictionary."""
     from rich.console import Console
 
+    from . import parallel
+
+    join_processes(cfg)
+    main = parallel.is_main_process()
     console = console or Console(stderr=True)
+    if not main:
+        console, progress = Console(stderr=True, quiet=True), False
     t_start = time.perf_counter()
     problem = build(cfg)
     vmc, units = problem.vmc, problem.units
@@ -561,7 +588,8 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         state, meta = io.load_checkpoint(ckpt, state)
         start = int(state.step)
         console.print(f"resuming from step {start} ({ckpt})")
-    io.write_toml(out / "config.toml", resolved)
+    if main:
+        io.write_toml(out / "config.toml", resolved)
 
     n_sites, n_params = problem.lattice.n_sites, vmc.n_parameters(state)
     solver = vmc.solver(state)
@@ -576,7 +604,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     if e0 is not None:
         console.print(f"  exact energy ({exact_method}): {e0:.10f}")
 
-    history = io.History(out / "history.csv", resume_from=start if resume else None)
+    history = io.History(out / "history.csv", resume_from=start if resume else None, write=main)
     step_fn = vmc.make_step(solver)
     every = cfg.output.checkpoint_every
     meta = {"n_parameters": n_params}
@@ -658,6 +686,8 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
             "error": [float(s.error) for s in zz_stats],
         },
     }
+    if not main:
+        return result
     io.write_json(out / "result.json", result)
     io.plot_convergence(history.rows, out / "convergence.png", exact=e0,
                         title=f"{cfg.hamiltonian.kind}, {problem.lattice.describe()}",
