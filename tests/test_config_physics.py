@@ -143,3 +143,42 @@ def test_correlation_ratio_error_matches_jackknife():
     jk = np.array([1 - np.delete(sq[:, j], b).mean() / np.delete(sq[:, iq], b).mean() for b in blocks])
     err_jk = np.sqrt((len(blocks) - 1) * np.mean((jk - jk.mean()) ** 2))
     assert abs(r["error"] / err_jk - 1) < 0.1
+
+
+def test_file_hamiltonian_config_same_spectrum_as_hubbard_config():
+    """kind = "file" (mVMC .def set of the 6-site Hubbard ring) builds the same problem as kind = "hubbard"."""
+    import pathlib
+
+    data = pathlib.Path(__file__).parent / "data" / "mvmc_hubbard_chain6"
+    cfg = _hubbard()
+    cfg_file = parse_config({"lattice": {"kind": "chain", "size": [6]},
+                             "hamiltonian": {"kind": "file", "format": "mvmc", "path": str(data)},
+                             "model": {"kind": "rbm_pp", "alpha": 1}, "sampler": {"kind": "hop"}})
+    a, b = build(cfg), build(cfg_file)
+    assert (b.hilbert.n_up, b.hilbert.n_down) == (3, 3)
+    assert np.allclose(lowest_energies(a.hamiltonian, a.hilbert, 3), lowest_energies(b.hamiltonian, b.hilbert, 3),
+                       atol=1e-10)
+    assert sorted(map(tuple, b.vmc.sampler.rule.hop.bonds)) == sorted(map(tuple, a.vmc.sampler.rule.hop.bonds))
+
+
+def test_file_hamiltonian_errors_name_the_file(tmp_path):
+    import pathlib
+
+    data = pathlib.Path(__file__).parent / "data" / "mvmc_hubbard_chain6"
+    wrong = parse_config({"lattice": {"kind": "chain", "size": [8]},
+                          "hamiltonian": {"kind": "file", "format": "mvmc", "path": str(data)},
+                          "model": {"kind": "pp"}, "sampler": {"kind": "hop"}})
+    with pytest.raises(ConfigError, match="has 8 sites but .* describes 6"):
+        build(wrong)
+    missing = parse_config({"lattice": {"kind": "chain", "size": [6]},
+                            "hamiltonian": {"kind": "file", "format": "nqs", "path": str(tmp_path / "nope.toml")},
+                            "model": {"kind": "pp"}, "sampler": {"kind": "hop"}})
+    with pytest.raises(ConfigError, match="nope.toml"):
+        build(missing)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("n_sites = 2\nhopping = [[0, 1, -1.0], [1, 0]]\n")
+    broken = parse_config({"lattice": {"kind": "chain", "size": [2]},
+                           "hamiltonian": {"kind": "file", "format": "nqs", "path": str(bad), "n_up": 1, "n_down": 1},
+                           "model": {"kind": "pp"}, "sampler": {"kind": "hop"}})
+    with pytest.raises(ConfigError, match="bad.toml"):
+        build(broken)

@@ -55,11 +55,12 @@ UNITS = {
     "j1j2": "spin-1/2 (S = sigma/2): H = J1 sum_<ij> S_i.S_j + J2 sum_<<ij>> S_i.S_j",
     "pauli": "Pauli matrices, user coefficients: H = sum_t c_t P_t",
     "hubbard": "units of t: H = -t sum_<ij>s (c+_is c_js + h.c.) + U sum_i n_iup n_idn",
+    "file": "the input file's energy units (terms and signs as in nqs.hamiltonian_files)",
 }
 
 
 UNITS_SHORT = {"ising": "Pauli", "heisenberg": "S = σ/2", "xxz": "S = σ/2", "j1j2": "S = σ/2",
-               "pauli": "Pauli", "hubbard": "t"}
+               "pauli": "Pauli", "hubbard": "t", "file": "file"}
 
 
 def units_short(kind: str) -> str:
