@@ -150,7 +150,7 @@ class OptimizerConfig(_Section):
     solver: Literal["auto", "dense", "minsr", "cg"] = "auto"
     n_steps: int = Field(300, ge=0)
     chunk_size: int | None = Field(None, gt=0)
-    memory_limit_mb: float | None = Field(None, gt=0)  # chunk size chosen to fit (per device)
+    memory_limit_mb: float | None = Field(4096, gt=0)  # chunk size chosen to fit (per device); unset: no limit
     precision: Literal["float64", "float32"] = "float64"  # float32: model/sampling/O; the SR solve stays float64
 
 
