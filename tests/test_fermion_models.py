@@ -447,3 +447,26 @@ def test_projected_pair_product_for_heisenberg():
     for inv, mat in _label_matrices(model, params, cache):
         fresh = np.linalg.inv(np.asarray(mat))
         assert np.max(np.abs(np.asarray(inv) - fresh)) < 1e-10 * np.max(np.abs(fresh))
+
+
+def test_unrestricted_hartree_fock_energy_and_orbitals():
+    """UHF: the reported energy is <H> of the Slater determinant of its orbitals (exact enumeration);
+    at half filling it breaks spin symmetry and lies below the tight-binding determinant but above ED;
+    at U = 0 it is the free-fermion energy."""
+    from nqs.exact import exact_energy_of_model, lowest_energies
+    from nqs.models.slater import unrestricted_hartree_fock
+
+    lat = make_lattice("chain", [8])
+    hil = SpinfulFermions(8, 4, 4)
+    op = hubbard(lat, 1.0, 4.0)
+    h, e = unrestricted_hartree_fock(op, 8, 4, 4, guess=1 - 2 * lat.sublattice)
+    uhf = Slater(8, 4, 4, hopping=h)
+    e_slater = exact_energy_of_model(uhf, uhf.init(jax.random.PRNGKey(0)), op, hil)
+    assert abs(e - e_slater) < 1e-8
+    tb = Slater(8, 4, 4, hopping=op)
+    e_tb = exact_energy_of_model(tb, tb.init(jax.random.PRNGKey(0)), op, hil)
+    e0 = lowest_energies(op, hil)[0]
+    assert e0 < e < e_tb
+    free = hubbard(lat, 1.0, 0.0, boundary="antiperiodic")
+    _, e_free = unrestricted_hartree_fock(free, 8, 4, 4)
+    assert abs(e_free - lowest_energies(free, hil)[0]) < 1e-9

@@ -244,6 +244,12 @@ def _fermion_model(cfg: Config, hil, op):
     if mc.symmetry is not None:
         raise ConfigError("model.symmetry: quantum-number projection of electron models is not available yet")
     hopping = op if mc.init in ("auto", "tight_binding") else None
+    if mc.init == "uhf":
+        from .models.slater import unrestricted_hartree_fock
+
+        lat = _build_lattice(cfg)
+        guess = (1 - 2 * np.asarray(lat.sublattice, dtype=float)) if lat.is_bipartite else None
+        hopping, _ = unrestricted_hartree_fock(op, L, nu, nd, seed=cfg.seed, guess=guess)
     try:
         if mc.kind == "slater":
             return Slater(L, nu, nd, param_dtype=mc.param_dtype, hopping=hopping)

@@ -418,3 +418,73 @@ class Slater(ParamDtypeModel):
 
     def describe(self) -> str:
         return f"{self.param_dtype} Slater determinant ({self.n_up}↑ + {self.n_down}↓ on {self.n_sites} sites)"
+
+
+def unrestricted_hartree_fock(op: Any, n_sites: int, n_up: int, n_down: int, n_iter: int = 2000,
+                              mixing: float = 0.5, tol: float = 1e-10, seed: int = 0,
+                              guess: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Collinear unrestricted Hartree–Fock for the quadratic and density–density terms of ``op``.
+
+    ``op``: a :class:`~nqs.operators.fermion.FermionOperator` on 2L orbitals (↑ first).  Terms
+    ``c n_p n_q`` (written ``c†_p c_p c†_q c_q``) are decoupled with Wick's theorem,
+    ``n_p n_q → ⟨n_p⟩n_q + n_p⟨n_q⟩ − ⟨c†_p c_q⟩c†_q c_p − c†_p c_q⟨c†_q c_p⟩`` (Fock terms only within
+    a spin; spin-flip averages vanish in the collinear ansatz); other quartic terms are ignored.
+    Start: the densities of the non-interacting orbitals plus a staggered or random spin
+    polarisation (``guess`` (L,) of ±1, e.g. the sublattice signs; else random, ``seed``), linear
+    mixing of the one-body density matrices until they change by less than ``tol``.
+
+    Returns ``(h_eff, energy)``: the converged block-diagonal mean-field matrix (2L, 2L) — its
+    lowest N↑ (N↓) eigenvectors in the ↑↑ (↓↓) block are the UHF orbitals, so it can be passed as
+    ``hopping`` to :class:`Slater` / ``PairProduct`` — and the Hartree–Fock energy ⟨H⟩.
+    """
+    L, M = n_sites, 2 * n_sites
+    h_up, h_dn = one_body_matrices(op, L)
+    h0 = np.zeros((M, M), dtype=complex)
+    h0[:L, :L], h0[L:, L:] = h_up, h_dn
+    pairs = []  # (p, q, c) for c n_p n_q, p != q; (p, p, c) for c n_p
+    for coef, ops in op.terms:
+        if len(ops) == 4 and ops[0][0] == ops[1][0] and ops[2][0] == ops[3][0] and \
+                (ops[0][1], ops[1][1], ops[2][1], ops[3][1]) == (1, 0, 1, 0):
+            p, q = ops[0][0], ops[2][0]
+            if p == q:
+                h0[p, p] += coef
+            else:
+                pairs.append((p, q, coef))
+    rng = np.random.default_rng(seed)
+    stag = np.asarray(guess, dtype=float) if guess is not None else rng.choice([-1.0, 1.0], L)
+
+    def density(h, bias=0.0):
+        g = np.zeros((M, M), dtype=complex)
+        for s, n in ((0, n_up), (1, n_down)):
+            blk = slice(s * L, (s + 1) * L)
+            hb = h[blk, blk] + np.diag(bias * stag * (1 if s == 0 else -1))
+            w, v = np.linalg.eigh((hb + hb.conj().T) / 2)
+            occ = v[:, :n]
+            g[blk, blk] = occ.conj() @ occ.T  # g[a, b] = <c†_a c_b>
+        return g
+
+    def mean_field(g):
+        h = h0.copy()
+        for p, q, c in pairs:
+            h[q, q] += c * g[p, p].real
+            h[p, p] += c * g[q, q].real
+            if (p < L) == (q < L):  # same spin: exchange
+                h[q, p] -= c * g[p, q]
+                h[p, q] -= c * g[q, p]
+        return h
+
+    def energy(g):
+        e = np.sum(h0 * g.T).real  # Σ h0[a,b] <c†_a c_b>
+        for p, q, c in pairs:
+            e += (c * (g[p, p] * g[q, q] - (g[p, q] * g[q, p] if (p < L) == (q < L) else 0))).real
+        return float(e)
+
+    g = density(h0, bias=0.5)
+    for _ in range(n_iter):
+        g_new = density(mean_field(g))
+        if np.max(np.abs(g_new - g)) < tol:
+            g = g_new
+            break
+        g = (1 - mixing) * g + mixing * g_new
+    h = mean_field(g)
+    return (h + h.conj().T) / 2, energy(g)
