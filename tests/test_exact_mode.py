@@ -136,3 +136,26 @@ def test_real_derivatives_path_equals_complex_path():
         d1 = sr.sr_direction(O_real, e, w, "real", 1e-3, solver)
         d2 = sr.sr_direction(O_cplx, e, w, "real", 1e-3, solver)
         np.testing.assert_allclose(np.asarray(d1), np.asarray(d2), rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("mode_cls", ["holomorphic", "real"])
+def test_rescaled_sr_is_the_relative_shift_for_every_solver(mode_cls):
+    """rescale=True solves (S + λ diag S) δ = F (exact mode, dense reference); dense = MinSR = CG."""
+    if mode_cls == "holomorphic":
+        lat, hil, op, model, params = _setup(RBM)
+    else:
+        lat, hil, op, model, params = _setup(RBM, param_dtype="real")
+    samples = jnp.asarray(hil.all_states())
+    psi = exact_state(model, params, hil)
+    w = jnp.asarray(np.abs(psi) ** 2)
+    e = local_energies(model, params, op, samples)
+    mode = param_mode(model, params)
+    O = log_derivatives(model, params, samples, mode)
+    F, S = force_and_s(O, e, w)
+    F, S = np.asarray(F), np.asarray(S)
+    if mode == "real":
+        F, S = F.real, S.real
+    ref = np.linalg.solve(S + 1e-2 * np.diag(np.diag(S)), F)
+    for solver in ("dense", "minsr", "cg"):
+        d = sr.sr_direction(O, e, w, mode, 1e-2, solver, tol=1e-12, maxiter=5000, rescale=True)
+        np.testing.assert_allclose(np.asarray(d), ref, rtol=1e-6, atol=1e-9)

@@ -148,6 +148,7 @@ class OptimizerConfig(_Section):
     diag_shift_decay: float = Field(1.0, gt=0, le=1)
     diag_shift_min: float = Field(0.0, ge=0)
     solver: Literal["auto", "dense", "minsr", "cg"] = "auto"
+    sr_rescale: bool = False  # scale-invariant SR: shift relative to diag(S) (as mVMC)
     n_steps: int = Field(300, ge=0)
     chunk_size: int | None = Field(None, gt=0)
     memory_limit_mb: float | None = Field(4096, gt=0)  # chunk size chosen to fit (per device); unset: no limit

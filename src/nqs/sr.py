@@ -32,6 +32,10 @@ class SRConfig:
     solver: str = "auto"
     cg_tol: float = 1e-8
     cg_maxiter: int = 1000
+    #: Scale-invariant SR: solve in parameters rescaled by √S_kk, i.e. ``(S + λ·diag S) δ ≈ F``
+    #: (mVMC's relative shift) — parameters with tiny log-derivatives (small initial RBM weights,
+    #: pairing amplitudes) are not frozen by an absolute shift.
+    rescale: bool = False
 
     def shift(self, step):
         return jnp.maximum(self.diag_shift_min, self.diag_shift * self.diag_shift_decay**step)
@@ -64,8 +68,11 @@ def _mm(a, b):
 
 
 def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8, maxiter=1000,
-                 solve_dtype=None):
+                 solve_dtype=None, rescale: bool = False):
     """Natural-gradient direction δ (P,): complex for holomorphic θ, real for real θ.
+
+    ``rescale``: columns of Ō divided by ``d_k = √S_kk`` before the solve and δ divided by ``d``
+    after it (the shift becomes relative, ``λ·S_kk``); parameters with S_kk = 0 do not move.
 
     ``solve_dtype`` (e.g. float64 when O is float32/complex64): the products Ō†Ō, Ō Ō†, Ō†ε are
     formed in O's precision, the shifted linear system is solved in ``solve_dtype`` (its complex
@@ -74,6 +81,16 @@ def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8
     Oc, ec = centered(O, e_loc.astype(jnp.result_type(O.dtype, jnp.complex64)), weights)
     if mode == "real":
         Oc, ec = _stack_real(Oc, ec)
+    if rescale:
+        d = jnp.sqrt(jnp.sum(jnp.abs(Oc) ** 2, axis=0))
+        d = jnp.where(d > 1e-12 * jnp.max(d), d, jnp.inf)  # S_kk = 0: no direction
+        Oc = Oc / d[None, :].astype(Oc.real.dtype)
+        return sr_direction_scaled(Oc, ec, diag_shift, solver, tol, maxiter, solve_dtype) / d
+    return sr_direction_scaled(Oc, ec, diag_shift, solver, tol, maxiter, solve_dtype)
+
+
+def sr_direction_scaled(Oc, ec, diag_shift, solver: str, tol=1e-8, maxiter=1000, solve_dtype=None):
+    """The shifted solve for centred (and, for real θ, stacked) Ō and ε."""
 
     def hi(x):
         if solve_dtype is None:

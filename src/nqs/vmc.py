@@ -314,7 +314,8 @@ class VMC:
             shift = self.optimizer.sr.shift(state.step)
             if self.optimizer.kind in ("sr", "minsr"):
                 d = sr.sr_direction(O, e_loc, weights, mode, shift, solver,
-                                     self.optimizer.sr.cg_tol, self.optimizer.sr.cg_maxiter, solve_dtype)
+                                     self.optimizer.sr.cg_tol, self.optimizer.sr.cg_maxiter, solve_dtype,
+                                     rescale=self.optimizer.sr.rescale)
             else:
                 d = sr.gradient(O, e_loc, weights, mode)
             d = d.astype(flat.dtype)

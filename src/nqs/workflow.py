@@ -363,7 +363,7 @@ def build(cfg: Config) -> Problem:
         raise ConfigError("optimizer.diag_shift_min must not exceed optimizer.diag_shift")
     opt = OptimizerConfig(
         kind=oc.kind, learning_rate=oc.learning_rate,
-        sr=SRConfig(oc.diag_shift, oc.diag_shift_decay, oc.diag_shift_min, oc.solver),
+        sr=SRConfig(oc.diag_shift, oc.diag_shift_decay, oc.diag_shift_min, oc.solver, rescale=oc.sr_rescale),
         learning_rate_final=oc.learning_rate_final, n_steps=oc.n_steps,
     )
     from . import parallel
