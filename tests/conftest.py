@@ -1,3 +1,5 @@
+import nqs  # noqa: F401  (first: sizes the XLA CPU thread pool, see nqs.MIN_CPU_THREADS)
+
 import jax
 import pytest
 

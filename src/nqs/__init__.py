@@ -8,6 +8,30 @@ Conventions (units, signs, encodings) are stated once in :mod:`nqs.conventions`.
 __version__ = "0.1.0"
 
 
+#: Smallest size nqs gives XLA's CPU thread pool (environment variable ``PJRT_NPROC``).  jaxlib
+#: >= 0.10 runs batched LAPACK kernels (LU behind ``slogdet``/``det``/``solve``) by splitting the
+#: batch over that same pool and blocking a worker until the pieces finish; when as many such
+#: kernels run at once as the pool has threads, every worker waits and the step never finishes
+#: (seen on 2 cores: the RBM+PP J1-J2 step at 1024 samples hung in ``block_until_ready``, all
+#: threads parked in ``jax::ParallelBatchMap``).  A few spare threads cost nothing measurable
+#: (idle threads sleep) and remove the deadlock.
+MIN_CPU_THREADS = 8
+
+
+def guard_cpu_thread_pool() -> None:
+    """Give XLA's CPU pool at least :data:`MIN_CPU_THREADS` threads unless ``PJRT_NPROC`` is set.
+
+    Runs when :mod:`nqs` is imported; it only takes effect if JAX has not yet created its CPU
+    backend (import nqs before the first JAX computation, as the CLI and the tests do)."""
+    import os
+
+    if not os.environ.get("PJRT_NPROC"):
+        os.environ["PJRT_NPROC"] = str(max(os.cpu_count() or 1, MIN_CPU_THREADS))
+
+
+guard_cpu_thread_pool()
+
+
 def enable_x64() -> None:
     """Switch JAX to float64/complex128 (nqs's default precision on CPU). Call at program entry."""
     import jax

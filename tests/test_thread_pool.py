@@ -1,0 +1,41 @@
+"""Regression: the RBM+PP J1-J2 step deadlocked on a 2-core machine (jaxlib's batched LU blocks
+XLA CPU pool workers; see nqs.MIN_CPU_THREADS).  Run in a fresh process, with a time limit, so a
+hang fails the test instead of stalling the suite."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent(
+    """
+    import os
+    import nqs
+    import jax
+    nqs.enable_x64()
+    assert int(os.environ["PJRT_NPROC"]) >= nqs.MIN_CPU_THREADS, os.environ["PJRT_NPROC"]
+    from nqs.config import load_config
+    from nqs.workflow import build
+    cfg = load_config(os.path.join(os.environ["NQS_ROOT"], "examples", "j1j2_4x4_rbm_pp.toml"))
+    cfg.sampler.n_samples = 1024
+    v = build(cfg).vmc
+    st = v.init(jax.random.PRNGKey(1))
+    step = v.make_step(v.solver(st))
+    for _ in range(3):
+        st, info = step(st)
+        jax.block_until_ready(st.params)
+    print("E", float(info["energy"].mean.real))
+    """
+)
+
+
+def test_rbm_pp_j1j2_step_finishes_on_a_small_cpu_pool():
+    env = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
+    env["NQS_ROOT"] = str(ROOT)
+    r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    e = float(r.stdout.split("E")[-1])
+    assert -8.46 < e < 0.0  # a variational energy of the 4x4 J1-J2 model (ED -8.4579)
