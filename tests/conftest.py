@@ -1,7 +1,7 @@
-import nqs  # noqa: F401  (first: sizes the XLA CPU thread pool, see nqs.MIN_CPU_THREADS)
-
 import jax
 import pytest
+
+import nqs  # noqa: F401  (first: sizes the XLA CPU thread pool, see nqs.MIN_CPU_THREADS)
 
 jax.config.update("jax_enable_x64", True)
 
