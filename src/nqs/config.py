@@ -113,7 +113,8 @@ class ModelConfig(_Section):
     marshall_sign: bool = False
     gutzwiller: bool = False  # pp, rbm_pp: exp(-g sum n_up n_down)
     jastrow: bool = False  # pp, rbm_pp (electrons): exp(-1/2 sum_ij v_ij n_i n_j)
-    init: Literal["auto", "tight_binding", "uhf", "random"] = "auto"  # slater/pp/rbm_pp start (uhf: electrons)
+    # slater/pp/rbm_pp start: uhf for electrons; dwave (d-wave RVB pairing) for spins on periodic square lattices
+    init: Literal["auto", "tight_binding", "uhf", "dwave", "random"] = "auto"
     n_hidden: int | None = Field(None, gt=0)  # dbm: hidden units (default alpha * n_sites)
     n_deep: int | None = Field(None, gt=0)  # dbm: deep units (default n_hidden)
     symmetry: SymmetryConfig | None = None

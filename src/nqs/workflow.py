@@ -39,6 +39,7 @@ from .models import (
     SpinRBMPP,
     SymmetricRBM,
 )
+from .models.pair_product import dwave_pairing
 from .models.slater import one_body_matrices
 from .operators.pauli import pauli_terms_from_spec
 from .reference import reference_energy
@@ -243,6 +244,9 @@ def _fermion_model(cfg: Config, hil, op):
         raise ConfigError("model.marshall_sign: the Marshall sign is for spin models; remove it")
     if mc.symmetry is not None:
         raise ConfigError("model.symmetry: quantum-number projection of electron models is not available yet")
+    if mc.init == "dwave":
+        raise ConfigError("model.init: 'dwave' is the d-wave RVB start of the spin pair product; electrons take "
+                          "\"tight_binding\" or \"uhf\"")
     hopping = op if mc.init in ("auto", "tight_binding") else None
     if mc.init == "uhf":
         from .models.slater import unrestricted_hartree_fock
@@ -286,9 +290,15 @@ def _spin_model(cfg: Config, lat, hil):
                               "per site); remove them")
         if hil.total_sz is None or abs(hil.total_sz) > 1e-12:
             raise ConfigError("model.kind: the projected pair product needs total_sz = 0 (exchange sampler)")
+        if mc.init == "uhf":
+            raise ConfigError("model.init: 'uhf' is for electron Hamiltonians; spins take \"tight_binding\" or "
+                              "\"dwave\"")
         try:
+            if mc.init == "dwave" and (lat.kind != "square" or not all(lat.pbc)):
+                raise ConfigError(f"model.init: the d-wave start needs a periodic square lattice, not {lat.describe()}")
+            pairing = dwave_pairing(lat) if mc.init == "dwave" else None
             model = SpinRBMPP(lat.n_sites, alpha=0.0 if mc.kind == "pp" else mc.alpha, init_scale=mc.init_scale,
-                              param_dtype=mc.param_dtype,
+                              param_dtype=mc.param_dtype, pairing=pairing,
                               hopping=lat if mc.init in ("auto", "tight_binding") else None)
         except ValueError as err:
             raise ConfigError(f"model: {err}") from None
