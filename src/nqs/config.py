@@ -105,6 +105,10 @@ class SymmetryConfig(_Section):
     spin_parity: Literal[1, -1] | None = None
 
 
+#: Defaults of the DBM's joint-chain settings (the working values of benchmarks/dbm_vs_rbm.py).
+DBM_DEFAULTS = {"deep_samples": 4, "deep_decay": 0.1, "deep_metric": "pair"}
+
+
 class ModelConfig(_Section):
     kind: Literal["rbm", "rbm_real", "rbm_symmetric", "jastrow", "slater", "pp", "rbm_pp", "dbm"] = "rbm"
     alpha: float = Field(1.0, ge=0)
@@ -117,6 +121,10 @@ class ModelConfig(_Section):
     init: Literal["auto", "tight_binding", "uhf", "dwave", "random"] = "auto"
     n_hidden: int | None = Field(None, gt=0)  # dbm: hidden units (default alpha * n_sites)
     n_deep: int | None = Field(None, gt=0)  # dbm: deep units (default n_hidden)
+    # dbm (joint-chain VMC, nqs.dbm_vmc; filled in for kind "dbm", unset for the other kinds):
+    deep_samples: int | None = Field(None, gt=0)  # deep draws per replica and sample (R; default 4)
+    deep_decay: float | None = Field(None, ge=0)  # decoupled decay of U per update, x lr (default 0.1; 0: none)
+    deep_metric: Literal["pair", "mean"] | None = None  # SR metric of the joint chain (default "pair")
     symmetry: SymmetryConfig | None = None
 
     @model_validator(mode="after")
@@ -126,8 +134,18 @@ class ModelConfig(_Section):
         for name in ("gutzwiller", "jastrow"):
             if getattr(self, name) and self.kind not in ("pp", "rbm_pp"):
                 raise ValueError(f"'{name}' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
-        if (self.n_hidden is not None or self.n_deep is not None) and self.kind != "dbm":
-            raise ValueError(f"'n_hidden' and 'n_deep' are for kind 'dbm', not '{self.kind}'")
+        if self.kind == "dbm":
+            for name, value in DBM_DEFAULTS.items():
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, value)
+        else:
+            for name in ("n_hidden", "n_deep", *DBM_DEFAULTS):
+                if getattr(self, name) is None:
+                    continue
+                if name in DBM_DEFAULTS and name not in self.model_fields_set:
+                    object.__setattr__(self, name, None)  # a filled-in default (kind changed from "dbm")
+                else:
+                    raise ValueError(f"'{name}' is for kind 'dbm', not '{self.kind}'")
         return self
 
 

@@ -85,6 +85,7 @@ with the same M, but not an RBM with many more hidden units.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -495,6 +496,20 @@ class DBMVMC:
             return self.optimizer.kind
         rows = self.sampler.n_samples * (2 if self.metric == "pair" else 1)
         return self.optimizer.sr.choose(self.n_parameters(state), rows, "real", real_rows=True)
+
+    def for_evaluation(self, n_samples: int | None) -> DBMVMC:
+        """This driver drawing ``n_samples`` σ samples per :meth:`estimate` (as VMC.for_evaluation)."""
+        if n_samples is None:
+            return self
+        return dataclasses.replace(self, sampler=dataclasses.replace(self.sampler, n_samples=n_samples))
+
+    def estimator_info(self) -> dict:
+        """The driver, its joint-chain settings and what :meth:`estimate`'s statistics are (result.json)."""
+        return {"driver": "DBMVMC", "sampler": type(self.sampler).__name__,
+                "deep_samples": self.sampler.deep_samples, "deep_decay": self.deep_decay, "metric": self.metric,
+                "variance": "Var eps, eps = (E_loc(s,d) + E_loc(s,d'))/2 averaged over the deep draws: includes "
+                            "the deep-layer noise, so 'variance' and 'v_score' are upper bounds of Var E_loc "
+                            "and of the V-score"}
 
     # ------------------------------------------------------------------ pieces
     def sample_joint(self, params, sampler_state, derivatives: bool = False):

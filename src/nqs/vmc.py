@@ -13,7 +13,7 @@ settings are static.  ``vmc_step(state) -> (state, info)``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import jax
@@ -270,6 +270,18 @@ class VMC:
             return self.optimizer.kind
         return self.optimizer.sr.choose(self.n_parameters(state), self.sampler.n_samples, self._mode,
                                         real_rows=bool(getattr(self._model, "real_derivatives", False)))
+
+    def for_evaluation(self, n_samples: int | None) -> VMC:
+        """This driver drawing ``n_samples`` samples per :meth:`estimate` (the final evaluation of a run);
+        itself when ``n_samples`` is None or the sampler is exact."""
+        if n_samples is None or self.sampler.exact:
+            return self
+        return replace(self, sampler=replace(self.sampler, n_samples=n_samples))
+
+    def estimator_info(self) -> dict:
+        """The driver and what :meth:`estimate`'s statistics are (recorded in result.json)."""
+        return {"driver": "VMC", "sampler": type(self.sampler).__name__, "precision": self.precision,
+                "chunk_size": self._chunk, "variance": "Var E_loc over |psi|^2"}
 
     # ------------------------------------------------------------------ pieces
     def _rows(self, x, lead: int):

@@ -11,7 +11,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from . import hamiltonians, io
 from . import hubbard as hubbard_mod
 from .config import FERMION_KINDS, Config, ConfigError
 from .conventions import units_for, units_short
+from .dbm_vmc import DBMVMC, DeepBoltzmann, JointMetropolisSampler
 from .estimators import structure_factor_samples
 from .hilbert import SpinfulFermions, SpinHilbert
 from .lattice import make_lattice
@@ -58,7 +59,7 @@ class Problem:
     lattice: Any
     hilbert: Any  # SpinHilbert or SpinfulFermions
     hamiltonian: Any
-    vmc: VMC
+    vmc: Any  # nqs.vmc.VMC; nqs.dbm_vmc.DBMVMC (same interface) for model.kind = "dbm"
 
     @property
     def units(self) -> str:
@@ -266,10 +267,37 @@ def _fermion_model(cfg: Config, hil, op):
         raise ConfigError(f"model: {err}") from None
 
 
+def _dbm_model(cfg: Config, lat) -> DeepBoltzmann:
+    """The trainable real DBM of ``model.kind = "dbm"`` (:mod:`nqs.dbm_vmc`); resolves n_hidden, n_deep."""
+    mc = cfg.model
+    if mc.symmetry is not None:
+        raise ConfigError("model.symmetry: the DBM driver samples (σ, d, d') jointly and cannot project onto a "
+                          "symmetry sector; remove model.symmetry")
+    if mc.param_dtype == "complex" and "param_dtype" in mc.model_fields_set:
+        raise ConfigError("model.param_dtype: the DBM has real parameters (psi real, the sign from marshall_sign); "
+                          "remove param_dtype or set \"real\"")
+    if mc.init not in ("auto", "random"):
+        raise ConfigError(f"model.init: '{mc.init}' is a start of the pair product; the DBM starts from random "
+                          "parameters (remove model.init)")
+    sublattice = None
+    if mc.marshall_sign:
+        if not lat.is_bipartite:
+            raise ConfigError(f"model.marshall_sign: the Marshall sign rule needs a bipartite lattice; "
+                              f"{lat.describe()} is not")
+        sublattice = tuple(int(c) for c in lat.sublattice)
+    n_hidden = mc.n_hidden or max(1, round(mc.alpha * lat.n_sites))
+    n_deep = mc.n_deep or n_hidden
+    mc.n_hidden, mc.n_deep = n_hidden, n_deep  # recorded in the run's config.toml
+    return DeepBoltzmann(lat.n_sites, n_hidden, n_deep, init_scale=mc.init_scale, sublattice=sublattice)
+
+
 def _spin_model(cfg: Config, lat, hil):
     mc = cfg.model
-    if mc.param_dtype != "complex" and mc.kind not in ("rbm", "pp", "rbm_pp"):
-        raise ConfigError(f"model.param_dtype: kind '{mc.kind}' has fixed dtypes; only rbm, pp and rbm_pp take it")
+    if mc.param_dtype != "complex" and mc.kind not in ("rbm", "pp", "rbm_pp", "dbm"):
+        raise ConfigError(f"model.param_dtype: kind '{mc.kind}' has fixed dtypes; only rbm, pp and rbm_pp take it "
+                          "(dbm: \"real\" only)")
+    if mc.kind == "dbm":
+        return _dbm_model(cfg, lat)
     if mc.kind == "slater":
         raise ConfigError("model.kind: 'slater' is for electron Hamiltonians (kind 'hubbard' or 'file'); "
                           "spin models take \"pp\" or \"rbm_pp\" (Gutzwiller-projected pair product)")
@@ -302,8 +330,6 @@ def _spin_model(cfg: Config, lat, hil):
                               hopping=lat if mc.init in ("auto", "tight_binding") else None)
         except ValueError as err:
             raise ConfigError(f"model: {err}") from None
-    elif mc.kind == "dbm":
-        raise ConfigError("model.kind: 'dbm' is built by the DBM driver")  # replaced below when wired
     else:
         model = Jastrow(lat.n_sites, init_scale=mc.init_scale)
     if mc.marshall_sign:
@@ -345,6 +371,9 @@ def build(cfg: Config) -> Problem:
         op, hil = _build_spins(cfg, lat)
         model = _spin_model(cfg, lat, hil)
 
+    dbm = cfg.model.kind == "dbm"
+    if dbm:
+        _check_dbm_settings(cfg)
     if sc.kind == "exact":
         if hil.n_states > 2**22:
             raise ConfigError(
@@ -366,8 +395,13 @@ def build(cfg: Config) -> Problem:
             shells = (1, 2) if hc.kind == "j1j2" else (1,)
             pairs = np.concatenate([lat.bonds(s) for s in shells if len(lat.bonds(s))])
             rule = ExchangeRule(tuple(map(tuple, pairs.tolist())))
-        sampler = MetropolisSampler(hil, rule, n_chains=sc.n_chains, n_samples=sc.n_samples,
-                                    n_discard=sc.n_discard, sweep_size=sc.sweep_size)
+        if dbm:
+            sampler = JointMetropolisSampler(hil, rule, n_chains=sc.n_chains, n_samples=sc.n_samples,
+                                             n_discard=sc.n_discard, sweep_size=sc.sweep_size,
+                                             deep_samples=cfg.model.deep_samples)
+        else:
+            sampler = MetropolisSampler(hil, rule, n_chains=sc.n_chains, n_samples=sc.n_samples,
+                                        n_discard=sc.n_discard, sweep_size=sc.sweep_size)
     oc = cfg.optimizer
     if oc.diag_shift_min > oc.diag_shift and oc.diag_shift_decay < 1:
         raise ConfigError("optimizer.diag_shift_min must not exceed optimizer.diag_shift")
@@ -376,6 +410,10 @@ def build(cfg: Config) -> Problem:
         sr=SRConfig(oc.diag_shift, oc.diag_shift_decay, oc.diag_shift_min, oc.solver, rescale=oc.sr_rescale),
         learning_rate_final=oc.learning_rate_final, n_steps=oc.n_steps,
     )
+    if dbm:
+        mc = cfg.model
+        vmc = DBMVMC(model, op, sampler, opt, metric=mc.deep_metric, deep_decay=mc.deep_decay)
+        return Problem(cfg, lat, hil, op, vmc)
     from . import parallel
 
     pc = cfg.parallel
@@ -386,6 +424,23 @@ def build(cfg: Config) -> Problem:
     except ValueError as err:
         raise ConfigError(f"optimizer/sampler: {err}") from None
     return Problem(cfg, lat, hil, op, vmc)
+
+
+def _check_dbm_settings(cfg: Config) -> None:
+    """Settings that the DBM driver (:class:`nqs.dbm_vmc.DBMVMC`, one device, float64) does not have."""
+    sc, oc = cfg.sampler, cfg.optimizer
+    if sc.kind == "exact":
+        raise ConfigError("sampler.kind: the DBM's joint (σ, d, d') Markov chain has no exact mode; "
+                          "use \"exchange\" or \"local\"")
+    if oc.precision != "float64":
+        raise ConfigError("optimizer.precision: the DBM driver runs in float64 only; remove optimizer.precision")
+    if oc.chunk_size is not None:
+        raise ConfigError("optimizer.chunk_size: the DBM driver evaluates all samples at once; remove "
+                          "optimizer.chunk_size")
+    if oc.sr_rescale:
+        raise ConfigError("optimizer.sr_rescale: scale-invariant SR is not available for the DBM; remove it")
+    if cfg.parallel.distributed:
+        raise ConfigError("parallel.distributed: the DBM driver runs on one device; set distributed = false")
 
 
 def join_processes(cfg: Config) -> bool:
@@ -500,9 +555,7 @@ def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
     Returns ``(stats, sq_stats, zz_stats, sq_samples, weights, sampler_state)``; the per-sample
     S(q) values feed :func:`correlation_ratio`.
     """
-    vmc = problem.vmc
-    if n_samples is not None and not vmc.sampler.exact:
-        vmc = replace(vmc, sampler=replace(vmc.sampler, n_samples=n_samples))
+    vmc = problem.vmc.for_evaluation(n_samples)
     lat = problem.lattice
 
     @jax.jit
@@ -686,6 +739,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         "hamiltonian": cfg.hamiltonian.kind,
         "lattice": problem.lattice.describe(),
         "model": vmc.model.describe(),
+        "estimator": vmc.estimator_info(),
         "solver": solver,
         "n_steps": int(state.step),
         "seconds_total": time.perf_counter() - t_start,

@@ -1,0 +1,157 @@
+"""``[model] kind = "dbm"`` from a TOML config: ``nqs run`` with the joint-chain DBM driver
+(nqs.dbm_vmc.DBMVMC), its result.json, checkpoint resume, and the config errors of the combinations
+it does not support."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from nqs import cli
+from nqs.config import ConfigError, parse_config
+from nqs.dbm_vmc import DBMVMC, DeepBoltzmann, JointMetropolisSampler
+from nqs.workflow import build
+
+E0_CHAIN6 = -2.8027756377319946  # ED, Heisenberg chain L = 6 PBC, spin-1/2 units
+
+TINY = """
+seed = 2
+[lattice]
+kind = "chain"
+size = [6]
+[hamiltonian]
+kind = "heisenberg"
+total_sz = 0
+[model]
+kind = "dbm"
+n_hidden = 4
+n_deep = 4
+marshall_sign = true
+deep_samples = 2
+[sampler]
+kind = "exchange"
+n_chains = 8
+n_samples = 128
+n_discard = 4
+n_samples_eval = 512
+[optimizer]
+kind = "sr"
+learning_rate = 0.05
+n_steps = 20
+[output]
+dir = "{out}"
+checkpoint_every = 10
+"""
+
+
+def _history(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """20 steps of the tiny DBM config through the CLI; returns (config path, run folder, history rows)."""
+    d = tmp_path_factory.mktemp("dbm_run")
+    out = d / "run"
+    cfg = d / "dbm.toml"
+    cfg.write_text(TINY.format(out=out.as_posix()))
+    assert cli.main(["run", str(cfg), "--quiet"]) == 0
+    return cfg, out, _history(out / "history.csv")
+
+
+def test_dbm_config_runs_and_writes_result(tiny_run):
+    _, out, rows = tiny_run
+    res = json.loads((out / "result.json").read_text())
+    assert "DBM" in res["model"] and "M=4, K=4" in res["model"]
+    assert res["estimator"]["driver"] == "DBMVMC" and res["estimator"]["deep_samples"] == 2
+    assert res["n_steps"] == 20 and res["n_parameters"] == 6 + 4 + 4 + 6 * 4 + 4 * 4
+    assert res["exact_method"] == "ED" and abs(res["exact_energy"] - E0_CHAIN6) < 1e-8
+    e, err = res["energy"]["mean"], res["energy"]["error"]
+    assert np.isfinite(err) and err > 0
+    assert E0_CHAIN6 - 5 * err < e < 0, (e, err)
+    assert [int(r["step"]) for r in rows] == list(range(20))
+    assert len(res["structure_factor"]["value"]) == 6
+    # the resolved sizes and joint-chain settings are recorded with the run
+    saved = (out / "config.toml").read_text()
+    assert "n_deep = 4" in saved and "deep_decay = 0.1" in saved and 'deep_metric = "pair"' in saved
+
+
+def test_dbm_resume_continues_from_the_checkpoint(tiny_run, capsys):
+    cfg, out, first = tiny_run
+    capsys.readouterr()
+    assert cli.main(["run", str(cfg), "--quiet", "--resume", "--n-steps", "30"]) == 0
+    assert "resuming from step 20" in capsys.readouterr().err
+    rows = _history(out / "history.csv")
+    assert [int(r["step"]) for r in rows] == list(range(30))
+    # steps 0-19 were not rerun: their rows, wall times included, are the first run's
+    assert rows[:20] == first
+    assert json.loads((out / "result.json").read_text())["n_steps"] == 30
+
+
+def _dbm(**over):
+    base = {"lattice": {"kind": "chain", "size": [6]},
+            "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+            "model": {"kind": "dbm", "n_hidden": 4, "n_deep": 2},
+            "sampler": {"kind": "exchange", "n_chains": 8, "n_samples": 64}}
+    for k, v in over.items():
+        base[k] = {**base.get(k, {}), **v}
+    return parse_config(base)
+
+
+def test_dbm_config_builds_the_joint_chain_driver():
+    prob = build(_dbm(model={"marshall_sign": True, "deep_decay": 0.05, "deep_metric": "mean", "param_dtype": "real"},
+                      sampler={"n_discard": 3, "sweep_size": 5}))
+    vmc = prob.vmc
+    assert isinstance(vmc, DBMVMC) and isinstance(vmc.model, DeepBoltzmann)
+    assert isinstance(vmc.sampler, JointMetropolisSampler)
+    assert (vmc.model.n_hidden, vmc.model.n_deep, vmc.model.sublattice) == (4, 2, (0, 1, 0, 1, 0, 1))
+    s = vmc.sampler
+    assert (s.n_chains, s.n_samples, s.n_discard, s.sweep_size, s.deep_samples) == (8, 64, 3, 5, 4)
+    assert (vmc.deep_decay, vmc.metric) == (0.05, "mean")
+    assert vmc.for_evaluation(256).sampler.n_samples == 256
+    # n_hidden defaults to alpha * n_sites and n_deep to n_hidden
+    cfg = _dbm(model={"n_hidden": None, "n_deep": None, "alpha": 0.5})
+    m = build(cfg).vmc.model
+    assert (m.n_hidden, m.n_deep, m.sublattice) == (3, 3, None)
+    assert (cfg.model.n_hidden, cfg.model.n_deep) == (3, 3)
+
+
+@pytest.mark.parametrize("over, field", [
+    ({"hamiltonian": {"kind": "hubbard", "total_sz": None}, "sampler": {"kind": "hop"}}, "model.kind"),
+    ({"model": {"symmetry": {"k": [0]}}}, "model.symmetry"),
+    ({"sampler": {"kind": "exact"}}, "sampler.kind"),
+    ({"lattice": {"kind": "triangular", "size": [4, 4]}, "model": {"marshall_sign": True}},
+     "model.marshall_sign"),
+    ({"model": {"init": "dwave"}}, "model.init"),
+    ({"model": {"param_dtype": "complex"}}, "model.param_dtype"),
+    ({"optimizer": {"precision": "float32"}}, "optimizer.precision"),
+    ({"optimizer": {"chunk_size": 16}}, "optimizer.chunk_size"),
+    ({"optimizer": {"sr_rescale": True}}, "optimizer.sr_rescale"),
+])
+def test_dbm_unsupported_combinations_are_config_errors(over, field):
+    with pytest.raises(ConfigError) as err:
+        build(_dbm(**over))
+    msg = str(err.value)
+    assert msg.startswith(field) and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("model, field", [
+    ({"kind": "rbm", "deep_decay": 0.1}, "'deep_decay' is for kind 'dbm'"),
+    ({"kind": "rbm", "deep_samples": 2}, "'deep_samples' is for kind 'dbm'"),
+    ({"kind": "dbm", "deep_samples": 0}, "model.deep_samples"),
+    ({"kind": "dbm", "deep_decay": -0.1}, "model.deep_decay"),
+    ({"kind": "dbm", "deep_metric": "full"}, "model.deep_metric"),
+])
+def test_dbm_keys_are_validated(model, field):
+    with pytest.raises(ConfigError, match=field):
+        parse_config({"model": model})
+
+
+def test_dbm_defaults_are_the_benchmark_values():
+    mc = parse_config({"model": {"kind": "dbm"}}).model
+    assert (mc.deep_samples, mc.deep_decay, mc.deep_metric) == (4, 0.1, "pair")
+    assert parse_config({"model": {"kind": "rbm"}}).model.deep_decay is None
