@@ -327,6 +327,7 @@ def _spin_model(cfg: Config, lat, hil):
             pairing = dwave_pairing(lat) if mc.init == "dwave" else None
             model = SpinRBMPP(lat.n_sites, alpha=0.0 if mc.kind == "pp" else mc.alpha, init_scale=mc.init_scale,
                               param_dtype=mc.param_dtype, pairing=pairing,
+                              init_noise=0.1 if pairing is None else 0.01,  # the d-wave state is fragile
                               hopping=lat if mc.init in ("auto", "tight_binding") else None)
         except ValueError as err:
             raise ConfigError(f"model: {err}") from None
