@@ -26,6 +26,7 @@ TARGETS = {  # relative-error goals (issues #2, #4, #5); None = report honestly
     "hubbard_4x4": 2e-3,
     "hubbard_4x4_pp": None,
     "j1j2_4x4_rbm_pp": 1e-3,
+    "j1j2_4x4_pp": None,  # PP alone beside RBM+PP
     "hubbard_8x8": None,  # scaling run (AFQMC reference)
 }
 
