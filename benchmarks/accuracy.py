@@ -28,6 +28,7 @@ TARGETS = {  # relative-error goals (issues #2, #4, #5); None = report honestly
     "j1j2_4x4_rbm_pp": 1e-3,
     "j1j2_4x4_pp": None,  # PP alone beside RBM+PP
     "hubbard_8x8": None,  # scaling run (AFQMC reference)
+    "dbm_heisenberg_chain16": None,  # trainable DBM (#5): compare with the RBM at equal or fewer parameters
 }
 
 
