@@ -102,7 +102,7 @@ from .models.base import Model, log_cosh, move_delta
 from .models.dbm import DBM, LN2
 from .operators.pauli import apply_moves
 from .stats import statistics
-from .vmc import OptimizerConfig, VMCState
+from .vmc import OptimizerConfig, VMCState, finish_step
 
 __all__ = ["DeepBoltzmann", "JointMetropolisSampler", "JointSamplerState", "JointSamples", "DBMVMC",
            "joint_local_energies", "joint_log_derivatives", "pair_rows", "joint_direction", "joint_gradient",
@@ -563,17 +563,7 @@ class DBMVMC:
                 sched = oc.schedule()
                 lr = sched(state.step) if callable(sched) else sched
                 new_params = dict(new_params, U=new_params["U"] * (1.0 - lr * self.deep_decay))
-            finite = (jnp.all(jnp.isfinite(ravel_pytree(new_params)[0])) & jnp.isfinite(stats.mean)
-                      & jnp.isfinite(stats.variance))
-            n_prop = jnp.maximum(sstate.n_proposed - state.sampler_state.n_proposed, 1)
-            info = {
-                "energy": stats,
-                "acceptance": (sstate.n_accepted - state.sampler_state.n_accepted) / n_prop,
-                "diag_shift": shift,
-                "grad_norm": jnp.linalg.norm(d),
-                "finite": finite,
-            }
-            return VMCState(new_params, opt_state, sstate, state.step + 1), info
+            return finish_step(state, new_params, opt_state, sstate, stats, d, shift)
 
         return jax.jit(step)
 

@@ -101,6 +101,21 @@ PRECISIONS = ("float64", "float32")
 MEMORY_SAFETY = 2.0
 
 
+def finish_step(state: VMCState, new_params, opt_state, sampler_state, stats, direction, shift):
+    """``(next state, info)`` of a VMC step (shared by the drivers): the energy statistics, the
+    acceptance since ``state``, the SR shift, the update norm and whether everything is finite."""
+    finite = tree_all_finite(new_params) & jnp.isfinite(stats.mean) & jnp.isfinite(stats.variance)
+    n_prop = jnp.maximum(sampler_state.n_proposed - state.sampler_state.n_proposed, 1)
+    info = {
+        "energy": stats,
+        "acceptance": (sampler_state.n_accepted - state.sampler_state.n_accepted) / n_prop,
+        "diag_shift": shift,
+        "grad_norm": jnp.linalg.norm(direction),
+        "finite": finite,
+    }
+    return VMCState(new_params, opt_state, sampler_state, state.step + 1), info
+
+
 def cast_params(params, precision: str):
     """Parameters in the working precision: float32/complex64 for "float32"; unchanged for "float64"."""
     if precision == "float64":
@@ -333,16 +348,7 @@ class VMC:
             d = d.astype(flat.dtype)
             updates, opt_state = tx.update(unravel(d), state.opt_state, params)
             new_params = optax.apply_updates(params, updates)
-            finite = tree_all_finite(new_params) & jnp.isfinite(stats.mean) & jnp.isfinite(stats.variance)
-            n_prop = jnp.maximum(sstate.n_proposed - state.sampler_state.n_proposed, 1)
-            info = {
-                "energy": stats,
-                "acceptance": (sstate.n_accepted - state.sampler_state.n_accepted) / n_prop,
-                "diag_shift": shift,
-                "grad_norm": jnp.linalg.norm(d),
-                "finite": finite,
-            }
-            return VMCState(new_params, opt_state, sstate, state.step + 1), info
+            return finish_step(state, new_params, opt_state, sstate, stats, d, shift)
 
         if self.mesh is None:
             return jax.jit(step)
