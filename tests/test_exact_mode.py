@@ -159,3 +159,27 @@ def test_rescaled_sr_is_the_relative_shift_for_every_solver(mode_cls):
     for solver in ("dense", "minsr", "cg"):
         d = sr.sr_direction(O, e, w, mode, 1e-2, solver, tol=1e-12, maxiter=5000, rescale=True)
         np.testing.assert_allclose(np.asarray(d), ref, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["dense", "minsr"])
+def test_rescaled_sr_holds_parameters_below_the_cutoff(solver):
+    """Regression: with rescale, a parameter whose log-derivative hardly fluctuates (S_kk ~ 1e-8 of the
+    largest, as the biases of a parity-projected symmetric RBM at the start) got a step ~ 1/√S_kk and
+    the run went to NaN.  Below ``rescale_cutoff · max S_kk`` it is held; the others solve the reduced
+    relative-shift system."""
+    rng = np.random.default_rng(0)
+    n, p = 200, 6
+    O = rng.normal(size=(n, p)) + 1j * rng.normal(size=(n, p))
+    O[:, 2] *= 1e-4  # S_22 ~ 1e-8 · the others
+    e = rng.normal(size=n) + 1j * rng.normal(size=n)
+    w = jnp.full(n, 1.0 / n)
+    d = np.asarray(sr.sr_direction(jnp.asarray(O), jnp.asarray(e), w, "holomorphic", 1e-2, solver, rescale=True))
+    assert np.all(np.isfinite(d)) and d[2] == 0
+    F, S = force_and_s(jnp.asarray(O), jnp.asarray(e), w)
+    keep = [0, 1, 3, 4, 5]
+    Sk, Fk = np.asarray(S)[np.ix_(keep, keep)], np.asarray(F)[keep]
+    np.testing.assert_allclose(d[keep], np.linalg.solve(Sk + 1e-2 * np.diag(np.diag(Sk)), Fk), rtol=1e-8, atol=1e-12)
+    # with no cutoff the tiny column is solved for, and its step is ~ 1/√S_kk larger than the rest
+    d0 = np.asarray(sr.sr_direction(jnp.asarray(O), jnp.asarray(e), w, "holomorphic", 1e-2, solver, rescale=True,
+                                    rescale_cutoff=0.0))
+    assert abs(d0[2]) > 100 * np.max(np.abs(d0[keep]))

@@ -168,6 +168,8 @@ class OptimizerConfig(_Section):
     diag_shift_min: float = Field(0.0, ge=0)
     solver: Literal["auto", "dense", "minsr", "cg"] = "auto"
     sr_rescale: bool = False  # scale-invariant SR: shift relative to diag(S) (as mVMC)
+    # with sr_rescale: parameters with S_kk below this fraction of the largest are held for the step
+    sr_rescale_cutoff: float = Field(1e-4, ge=0.0, lt=1.0)
     n_steps: int = Field(300, ge=0)
     chunk_size: int | None = Field(None, gt=0)
     memory_limit_mb: float | None = Field(4096, gt=0)  # chunk size chosen to fit (per device); unset: no limit

@@ -36,6 +36,11 @@ class SRConfig:
     #: (mVMC's relative shift) — parameters with tiny log-derivatives (small initial RBM weights,
     #: pairing amplitudes) are not frozen by an absolute shift.
     rescale: bool = False
+    #: With ``rescale``: parameters with ``S_kk < rescale_cutoff · max S_kk`` are held for the step
+    #: (mVMC's truncation of redundant directions).  Without it a parameter whose log-derivative
+    #: hardly fluctuates gets a step ~ 1/√S_kk: the biases of a symmetric RBM under spin-parity
+    #: projection (S_kk ~ 1e-8 of the largest) jumped to 1e7 on the first step.
+    rescale_cutoff: float = 1e-4
 
     def shift(self, step):
         return jnp.maximum(self.diag_shift_min, self.diag_shift * self.diag_shift_decay**step)
@@ -68,11 +73,12 @@ def _mm(a, b):
 
 
 def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8, maxiter=1000,
-                 solve_dtype=None, rescale: bool = False):
+                 solve_dtype=None, rescale: bool = False, rescale_cutoff: float = 1e-4):
     """Natural-gradient direction δ (P,): complex for holomorphic θ, real for real θ.
 
     ``rescale``: columns of Ō divided by ``d_k = √S_kk`` before the solve and δ divided by ``d``
-    after it (the shift becomes relative, ``λ·S_kk``); parameters with S_kk = 0 do not move.
+    after it (the shift becomes relative, ``λ·S_kk``); parameters with
+    ``S_kk ≤ rescale_cutoff · max S_kk`` do not move (their columns are dropped).
 
     ``solve_dtype`` (e.g. float64 when O is float32/complex64): the products Ō†Ō, Ō Ō†, Ō†ε are
     formed in O's precision, the shifted linear system is solved in ``solve_dtype`` (its complex
@@ -83,7 +89,8 @@ def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8
         Oc, ec = _stack_real(Oc, ec)
     if rescale:
         d = jnp.sqrt(jnp.sum(jnp.abs(Oc) ** 2, axis=0))
-        d = jnp.where(d > 1e-12 * jnp.max(d), d, jnp.inf)  # S_kk = 0: no direction
+        keep = d**2 > max(rescale_cutoff, 1e-24) * jnp.max(d) ** 2
+        d = jnp.where(keep, d, jnp.inf)  # held: column scaled to 0, δ_k = 0
         Oc = Oc / d[None, :].astype(Oc.real.dtype)
         return sr_direction_scaled(Oc, ec, diag_shift, solver, tol, maxiter, solve_dtype) / d
     return sr_direction_scaled(Oc, ec, diag_shift, solver, tol, maxiter, solve_dtype)

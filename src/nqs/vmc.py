@@ -342,7 +342,8 @@ class VMC:
             if self.optimizer.kind in ("sr", "minsr"):
                 d = sr.sr_direction(O, e_loc, weights, mode, shift, solver,
                                      self.optimizer.sr.cg_tol, self.optimizer.sr.cg_maxiter, solve_dtype,
-                                     rescale=self.optimizer.sr.rescale)
+                                     rescale=self.optimizer.sr.rescale,
+                                     rescale_cutoff=self.optimizer.sr.rescale_cutoff)
             else:
                 d = sr.gradient(O, e_loc, weights, mode)
             d = d.astype(flat.dtype)

@@ -311,7 +311,13 @@ def _spin_model(cfg: Config, lat, hil):
         from .lattice.symmetry import space_group
 
         group = space_group(lat) if (mc.symmetry and mc.symmetry.point_group) else lat
-        model = SymmetricRBM(group, alpha=int(mc.alpha), init_scale=mc.init_scale)
+        # Without hidden biases the symmetric RBM is even under the global spin flip at Sz = 0 (times
+        # (-1)^(sites of sublattice 1) from the Marshall sign): a requested parity equal to that
+        # natural one holds exactly, with no sum over ±σ (half the cost of projecting).
+        parity = mc.symmetry.spin_parity if mc.symmetry is not None else None
+        natural = -1 if (mc.marshall_sign and lat.is_bipartite and int(np.sum(lat.sublattice)) % 2) else 1
+        free_parity = parity is not None and parity == natural
+        model = SymmetricRBM(group, alpha=int(mc.alpha), init_scale=mc.init_scale, hidden_bias=not free_parity)
     elif mc.kind in ("pp", "rbm_pp"):
         if mc.gutzwiller or mc.jastrow:
             raise ConfigError("model: the Gutzwiller and charge Jastrow factors are constant for spins (one electron "
@@ -354,7 +360,9 @@ def _spin_model(cfg: Config, lat, hil):
         if sc.spin_parity is not None:
             if hil.total_sz is None or abs(hil.total_sz) > 1e-12:
                 raise ConfigError("model.symmetry.spin_parity: the spin flip needs total_sz = 0")
-            model = Projected(model, np.arange(lat.n_sites)[None, :], np.ones(1), spin_parity=sc.spin_parity)
+            inner = model.inner if isinstance(model, MarshallSign) else model
+            if inner.hidden_bias:  # the other parity: project ψ(σ) + p ψ(−σ)
+                model = Projected(model, np.arange(lat.n_sites)[None, :], np.ones(1), spin_parity=sc.spin_parity)
     return model
 
 
@@ -408,7 +416,8 @@ def build(cfg: Config) -> Problem:
         raise ConfigError("optimizer.diag_shift_min must not exceed optimizer.diag_shift")
     opt = OptimizerConfig(
         kind=oc.kind, learning_rate=oc.learning_rate,
-        sr=SRConfig(oc.diag_shift, oc.diag_shift_decay, oc.diag_shift_min, oc.solver, rescale=oc.sr_rescale),
+        sr=SRConfig(oc.diag_shift, oc.diag_shift_decay, oc.diag_shift_min, oc.solver, rescale=oc.sr_rescale,
+                     rescale_cutoff=oc.sr_rescale_cutoff),
         learning_rate_final=oc.learning_rate_final, n_steps=oc.n_steps,
     )
     if dbm:
