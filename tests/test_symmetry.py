@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from nqs.config import parse_config
 from nqs.exact import exact_state, lowest_energies
+from nqs.workflow import build
 from nqs.hamiltonians import heisenberg, j1j2
 from nqs.hilbert import SpinHilbert
 from nqs.lattice import make_lattice
@@ -541,3 +543,28 @@ def test_projected_fast_path_matches_full_evaluation_after_many_moves(inner_kind
         sigma = new
     assert worst < 1e-12
     assert abs(np.exp(complex(cache["total"]) - complex(full(params, sigma))) - 1) < 1e-12
+
+
+@pytest.mark.parametrize("size,marshall,parity,projected", [
+    ((8,), False, 1, False),   # no hidden bias: even by construction
+    ((8,), False, -1, True),   # odd: biases kept and ψ(σ) − ψ(−σ) projected
+    ((6,), True, -1, False),   # Marshall sign on 3 sublattice-1 sites: (−1)^3, odd without projecting
+    ((6,), True, 1, True),
+])
+def test_symmetric_rbm_spin_parity_from_the_config(size, marshall, parity, projected):
+    """kind = "rbm_symmetric" with spin_parity: the requested parity holds on every Sz = 0 state; when it
+    is the natural parity of the bias-free RBM (x Marshall sign) no ±σ projection is built."""
+    cfg = parse_config({"lattice": {"kind": "chain", "size": list(size)},
+                        "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+                        "model": {"kind": "rbm_symmetric", "alpha": 2, "init_scale": 0.3, "marshall_sign": marshall,
+                                  "symmetry": {"k": [0], "spin_parity": parity}}})
+    problem = build(cfg)
+    model = problem.vmc.model
+    assert isinstance(model, Projected) == projected
+    params = model.init(jax.random.PRNGKey(3))
+    states = jnp.asarray(problem.hilbert.all_states())
+    f = jax.vmap(model.log_psi, in_axes=(None, 0))
+    logs, flipped = np.asarray(f(params, states)), np.asarray(f(params, -states))
+    nonzero = np.isfinite(logs.real)  # the odd projection vanishes where −σ is a translate of σ
+    assert np.array_equal(nonzero, np.isfinite(flipped.real)) and nonzero.mean() > 0.5
+    np.testing.assert_allclose(np.exp(flipped[nonzero] - logs[nonzero]), parity, atol=1e-10)
