@@ -22,9 +22,7 @@ def local_energy(model, params, operator, sigma, cache=None):
     if cache is None:
         cache = model.cache(params, sigma)
     diag, mels, sites, new_values, mask = operator.moves(sigma)
-    ratios = jax.vmap(lambda s, v, m: model.log_ratio(params, sigma, cache, s, v, m))(
-        sites, new_values, mask
-    )
+    ratios = model.log_ratios(params, sigma, cache, sites, new_values, mask)
     nz = mels != 0
     contrib = jnp.where(nz, mels * jnp.exp(jnp.where(nz, ratios, 0.0)), 0.0)
     return diag + jnp.sum(contrib)

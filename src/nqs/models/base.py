@@ -36,6 +36,38 @@ def log_cosh(z):
     return z + jnp.log1p(jnp.exp(-2.0 * z)) - jnp.log(2.0)
 
 
+def log_cosh_ratio_sum(theta, dtheta, block: int = 4):
+    """Σ_j [log cosh(θ_j + Δ_j) − log cosh θ_j] over the last axis, for many Δ at once.
+
+    ``theta`` (M,) and ``dtheta`` (C, M) (or any shapes broadcasting on the last axis).  Uses
+    ``cosh(θ+Δ)/cosh θ = (e^Δ + u e^{−Δ})/(1 + u)`` with ``u = e^{−2θ}``, after flipping the signs
+    of θ and Δ (cosh is even) so that Re θ ≥ 0 and |u| ≤ 1: no cancellation except at a true zero
+    of cosh(θ+Δ) (the form cosh Δ + tanh θ sinh Δ loses e^{2|Δ|}·ε when tanh θ ≈ ∓1).  Per unit:
+    one real exponential and one sin/cos pair (e^{±Δ} built from them, no complex division), and
+    one logarithm per ``block`` units (the log of a product of ``block`` factors) — 2–2.5× faster
+    than a log cosh per unit.  The imaginary part is defined modulo 2π (only ``exp`` of it is
+    used).  A product of 4 factors overflows only beyond e^709, i.e. |Re Δ| ≳ 177 per unit.
+    """
+    sign = jnp.where(jnp.real(theta) < 0, -1.0, 1.0)
+    u = jnp.exp(-2.0 * sign * theta)
+    g = 1.0 / (1.0 + u)
+    ug = u * g
+    x = sign * dtheta
+    if jnp.iscomplexobj(x):
+        ea = jnp.exp(x.real)
+        c, s = jnp.cos(x.imag), jnp.sin(x.imag)
+        f = g * jax.lax.complex(ea * c, ea * s) + ug * jax.lax.complex(c / ea, -s / ea)
+    else:
+        e = jnp.exp(x)
+        f = g * e + ug / e
+    m = f.shape[-1]
+    pad = (-m) % block
+    if pad:
+        f = jnp.concatenate([f, jnp.ones(f.shape[:-1] + (pad,), f.dtype)], axis=-1)
+    f = f.reshape(f.shape[:-1] + ((m + pad) // block, block))
+    return jnp.sum(jnp.log(jnp.prod(f, axis=-1)), axis=-1)
+
+
 def move_delta(sigma, sites, new_values, mask):
     """The change d = σ'[sites] − σ[sites] of a move (zero on padded entries), float."""
     old = jnp.take(sigma, sites, mode="clip")
@@ -68,6 +100,12 @@ class Model:
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
         new = apply_moves(sigma, jnp.where(mask, sites, sigma.shape[-1]), new_values)
         return self.log_psi(params, new)
+
+    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+        """``log_ratio`` for many moves from one σ at once (leading axis of ``sites``, ``new_values``,
+        ``mask``): what local energies need.  Models may batch it better; the imaginary part is
+        only defined modulo 2π."""
+        return jax.vmap(lambda s, v, m: self.log_ratio(params, sigma, cache, s, v, m))(sites, new_values, mask)
 
     def n_parameters(self, params) -> int:
         return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
@@ -167,6 +205,11 @@ class MarshallSign(Model):
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
         return self.inner.update_cache(params, sigma, cache, sites, new_values, mask)
+
+    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+        d = jax.vmap(move_delta, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask)
+        phase = 1j * jnp.pi * jnp.sum(jnp.take(self._mask(), sites, mode="clip") * d / 2, axis=-1)
+        return self.inner.log_ratios(params, sigma, cache, sites, new_values, mask) + phase
 
     def describe(self) -> str:
         return f"{self.inner.describe()} x Marshall sign"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from .base import Model, ParamDtypeModel, log_cosh, move_delta
+from .base import Model, ParamDtypeModel, log_cosh, log_cosh_ratio_sum, move_delta
 
 
 def _rbm_log_psi(p, sigma):
@@ -34,6 +34,15 @@ def _rbm_ratio(p, sigma, cache, sites, new_values, mask):
     new_lc = jnp.sum(log_cosh(new_theta))
     da = jnp.dot(jnp.take(p["a"], sites, mode="clip"), d)
     return da + new_lc - cache["lc"], {"theta": new_theta, "lc": new_lc}
+
+
+def _rbm_ratios(p, sigma, cache, sites, new_values, mask):
+    """log ψ(σ') − log ψ(σ) for C moves at once (sites (C, k)): one exponential per hidden unit."""
+    d = jax.vmap(move_delta, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask).astype(p["W"].dtype)
+    w = jnp.take(p["W"], sites, axis=0, mode="clip")  # (C, k, M)
+    dtheta = jnp.einsum("ck,ckm->cm", d, w)
+    da = jnp.sum(jnp.take(p["a"], sites, mode="clip") * d, axis=-1)
+    return da + log_cosh_ratio_sum(cache["theta"], dtheta)
 
 
 def _init_rbm(key, n, m, dtype, scale):
@@ -85,6 +94,9 @@ class RBM(ParamDtypeModel):
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
         return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[1]
+
+    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+        return _rbm_ratios(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
 
     def describe(self) -> str:
         return f"{self.param_dtype} RBM (alpha={self.alpha:g}, {self.n_hidden} hidden units)"
