@@ -391,6 +391,12 @@ class RBMPP(ParamDtypeModel):
         return (self.rbm.log_ratio(params["rbm"], s, cache["rbm"], sites, nv, mask)
                 + self.pp.log_ratio(params["pp"], x, cache["pp"], sites, new_values, mask))
 
+    def log_ratios(self, params, x, cache, sites, new_values, mask):
+        s, nv = self._spins(x), self._spins(new_values)
+        pp = jax.vmap(lambda st, v, m: self.pp.log_ratio(params["pp"], x, cache["pp"], st, v, m))(
+            sites, new_values, mask)
+        return self.rbm.log_ratios(params["rbm"], s, cache["rbm"], sites, nv, mask) + pp
+
     def update_cache(self, params, x, cache, sites, new_values, mask):
         s, nv = self._spins(x), self._spins(new_values)
         return {"rbm": self.rbm.update_cache(params["rbm"], s, cache["rbm"], sites, nv, mask),
@@ -508,13 +514,22 @@ class SpinRBMPP(ParamDtypeModel):
         return c
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        x = self.occupations(sigma)
-        out = self.pp.log_ratio(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask))
-        new = apply_moves(sigma, jnp.where(mask, sites, self.n_sites), new_values)
-        out = out + 1j * jnp.pi * ((_xi_parity(new) - _xi_parity(sigma)) % 2)
+        out = self._pp_log_ratio(params, sigma, cache, sites, new_values, mask)
         if self.rbm is not None:
             out = out + self.rbm.log_ratio(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)
         return out
+
+    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+        if self.rbm is None:
+            return super().log_ratios(params, sigma, cache, sites, new_values, mask)
+        rest = jax.vmap(lambda st, v, m: self._pp_log_ratio(params, sigma, cache, st, v, m))(sites, new_values, mask)
+        return rest + self.rbm.log_ratios(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)
+
+    def _pp_log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        x = self.occupations(sigma)
+        out = self.pp.log_ratio(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask))
+        new = apply_moves(sigma, jnp.where(mask, sites, self.n_sites), new_values)
+        return out + 1j * jnp.pi * ((_xi_parity(new) - _xi_parity(sigma)) % 2)
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
         x = self.occupations(sigma)
