@@ -105,8 +105,8 @@ def test_default_fast_path_ignores_padding_when_configuration_is_longer_than_n_s
     assert complex(r) == pytest.approx(2.0)  # only w[1] * (1 - 0)
 
 
-@pytest.mark.parametrize("name", ["rbm", "rbm_real_params", "marshall", "marshall_real", "symmetric", "symmetric_nobias",
-                                  "projected"])
+@pytest.mark.parametrize("name", ["rbm", "rbm_real_params", "marshall", "marshall_real", "symmetric",
+                                  "symmetric_nobias", "projected"])
 @pytest.mark.parametrize("scale", [0.2, 1.5])
 def test_batched_log_ratios_equal_full_evaluation(name, scale):
     """``log_ratios`` (the product form used by local energies: one exp per hidden unit, one log per

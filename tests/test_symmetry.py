@@ -15,7 +15,6 @@ import pytest
 
 from nqs.config import parse_config
 from nqs.exact import exact_state, lowest_energies
-from nqs.workflow import build
 from nqs.hamiltonians import heisenberg, j1j2
 from nqs.hilbert import SpinHilbert
 from nqs.lattice import make_lattice
@@ -42,6 +41,7 @@ from nqs.lattice.symmetry import (
 from nqs.models import RBM
 from nqs.models.symmetric import Projected, SymmetricRBM
 from nqs.operators.pauli import PauliSum, apply_moves
+from nqs.workflow import build
 
 # (kind, size) -> (|T|, |P|): periodic clusters and their expected group orders
 CLUSTERS = {

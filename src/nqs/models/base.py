@@ -198,17 +198,19 @@ class MarshallSign(Model):
     def cache(self, params, sigma):
         return self.inner.cache(params, sigma)
 
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+    def _phase(self, sigma, sites, new_values, mask):
         d = move_delta(sigma, sites, new_values, mask)
-        phase = 1j * jnp.pi * jnp.sum(jnp.take(self._mask(), sites, mode="clip") * d / 2)
+        return 1j * jnp.pi * jnp.sum(jnp.take(self._mask(), sites, mode="clip") * d / 2)
+
+    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        phase = self._phase(sigma, sites, new_values, mask)
         return self.inner.log_ratio(params, sigma, cache, sites, new_values, mask) + phase
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
         return self.inner.update_cache(params, sigma, cache, sites, new_values, mask)
 
     def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        d = jax.vmap(move_delta, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask)
-        phase = 1j * jnp.pi * jnp.sum(jnp.take(self._mask(), sites, mode="clip") * d / 2, axis=-1)
+        phase = jax.vmap(self._phase, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask)
         return self.inner.log_ratios(params, sigma, cache, sites, new_values, mask) + phase
 
     def describe(self) -> str:

@@ -116,13 +116,17 @@ class SymmetricRBM(Model):
         theta = self._theta(params, sigma)
         return {"theta": theta, "lc": jnp.sum(log_cosh(theta))}
 
-    def _move(self, params, sigma, cache, sites, new_values, mask):
+    def _deltas(self, params, sigma, sites, new_values, mask):
+        """Δθ (α, |G|) of a move and its visible-bias term."""
         d = move_delta(sigma, sites, new_values, mask).astype(params["W"].dtype)  # (k,)
         src = jnp.take(self._inverse_perms(), sites, axis=1, mode="clip")  # (|G|, k): p_g^{-1}(j)
         w = jnp.take(params["W"], src, axis=1)  # (α, |G|, k)
-        new_theta = cache["theta"] + w @ d
+        return w @ d, jnp.sum(params["a"]) * jnp.sum(d)
+
+    def _move(self, params, sigma, cache, sites, new_values, mask):
+        dtheta, dvis = self._deltas(params, sigma, sites, new_values, mask)
+        new_theta = cache["theta"] + dtheta
         new_lc = jnp.sum(log_cosh(new_theta))
-        dvis = jnp.sum(params["a"]) * jnp.sum(d)
         return (dvis + new_lc - cache["lc"]).astype(jnp.complex128), {"theta": new_theta, "lc": new_lc}
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
@@ -132,11 +136,7 @@ class SymmetricRBM(Model):
         return self._move(params, sigma, cache, sites, new_values, mask)[1]
 
     def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        d = jax.vmap(move_delta, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask).astype(params["W"].dtype)
-        src = jnp.take(self._inverse_perms(), sites, axis=1, mode="clip")  # (|G|, C, k)
-        w = jnp.take(params["W"], src, axis=1)  # (α, |G|, C, k)
-        dtheta = jnp.einsum("fgck,ck->cfg", w, d)
-        dvis = jnp.sum(params["a"]) * jnp.sum(d, axis=-1)
+        dtheta, dvis = jax.vmap(self._deltas, in_axes=(None, None, 0, 0, 0))(params, sigma, sites, new_values, mask)
         lc = log_cosh_ratio_sum(cache["theta"].reshape(-1), dtheta.reshape(dtheta.shape[0], -1))
         return (dvis + lc).astype(jnp.complex128)
 
