@@ -26,22 +26,24 @@ def _rbm_cache(p, sigma):
     return {"theta": theta, "lc": jnp.sum(log_cosh(theta))}
 
 
-def _rbm_ratio(p, sigma, cache, sites, new_values, mask):
-    """log ψ(σ') − log ψ(σ) for a move, and the cache of σ'; O(k·M) for k changed sites."""
+def _rbm_deltas(p, sigma, sites, new_values, mask):
+    """Δθ (M,) and the visible-bias change of a move; O(k·M) for k changed sites."""
     d = move_delta(sigma, sites, new_values, mask).astype(p["W"].dtype)
     w = jnp.take(p["W"], sites, axis=0, mode="clip")  # (k, M)
-    new_theta = cache["theta"] + d @ w
+    return d @ w, jnp.dot(jnp.take(p["a"], sites, mode="clip"), d)
+
+
+def _rbm_ratio(p, sigma, cache, sites, new_values, mask):
+    """log ψ(σ') − log ψ(σ) for a move, and the cache of σ'."""
+    dtheta, da = _rbm_deltas(p, sigma, sites, new_values, mask)
+    new_theta = cache["theta"] + dtheta
     new_lc = jnp.sum(log_cosh(new_theta))
-    da = jnp.dot(jnp.take(p["a"], sites, mode="clip"), d)
     return da + new_lc - cache["lc"], {"theta": new_theta, "lc": new_lc}
 
 
 def _rbm_ratios(p, sigma, cache, sites, new_values, mask):
     """log ψ(σ') − log ψ(σ) for C moves at once (sites (C, k)): one exponential per hidden unit."""
-    d = jax.vmap(move_delta, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask).astype(p["W"].dtype)
-    w = jnp.take(p["W"], sites, axis=0, mode="clip")  # (C, k, M)
-    dtheta = jnp.einsum("ck,ckm->cm", d, w)
-    da = jnp.sum(jnp.take(p["a"], sites, mode="clip") * d, axis=-1)
+    dtheta, da = jax.vmap(_rbm_deltas, in_axes=(None, None, 0, 0, 0))(p, sigma, sites, new_values, mask)
     return da + log_cosh_ratio_sum(cache["theta"], dtheta)
 
 
