@@ -125,10 +125,16 @@ class ModelConfig(_Section):
     deep_samples: int | None = Field(None, gt=0)  # deep draws per replica and sample (R; default 4)
     deep_decay: float | None = Field(None, ge=0)  # decoupled decay of U per update, x lr (default 0.1; 0: none)
     deep_metric: Literal["pair", "mean"] | None = None  # SR metric of the joint chain (default "pair")
+    # rbm, pp, rbm_pp on periodic lattices: parameters shared over the translations (RBM filters,
+    # pair function f(r_i - r_j)); "space_group": the RBM's over the whole space group (f keeps translations)
+    shared_weights: Literal["translation", "space_group"] | None = None
     symmetry: SymmetryConfig | None = None
 
     @model_validator(mode="after")
     def _check(self):
+        if self.shared_weights is not None and self.kind not in ("rbm", "pp", "rbm_pp"):
+            raise ValueError(f"'shared_weights' is for kinds 'rbm', 'pp' and 'rbm_pp', not '{self.kind}' "
+                             "(rbm_symmetric shares its weights already)")
         if self.alpha == 0 and self.kind not in ("rbm_pp",):
             raise ValueError(f"alpha must be > 0 for kind '{self.kind}' (alpha = 0 only for rbm_pp: the PP alone)")
         for name in ("gutzwiller", "jastrow"):

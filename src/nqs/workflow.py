@@ -255,16 +255,63 @@ def _fermion_model(cfg: Config, hil, op):
         lat = _build_lattice(cfg)
         guess = (1 - 2 * np.asarray(lat.sublattice, dtype=float)) if lat.is_bipartite else None
         hopping, _ = unrestricted_hartree_fock(op, L, nu, nd, seed=cfg.seed, guess=guess)
+    if mc.shared_weights is not None:
+        b = cfg.hamiltonian.boundary
+        bcs = [b] if isinstance(b, str) else list(b or ["periodic"])
+        if cfg.hamiltonian.kind != "hubbard" or any(str(x).strip().lower() != "periodic" for x in bcs):
+            raise ConfigError("model.shared_weights: sharing parameters over translations needs a translation-"
+                              "invariant Hamiltonian: kind = \"hubbard\" with periodic boundaries")
     try:
         if mc.kind == "slater":
-            return Slater(L, nu, nd, param_dtype=mc.param_dtype, hopping=hopping)
-        if mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0):
-            return PairProduct(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
-                               jastrow=mc.jastrow)
-        return RBMPP(L, nu, nd, alpha=mc.alpha, init_scale=mc.init_scale, gutzwiller=mc.gutzwiller,
-                     param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow)
+            model = Slater(L, nu, nd, param_dtype=mc.param_dtype, hopping=hopping)
+        elif mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0):
+            model = PairProduct(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
+                                jastrow=mc.jastrow)
+        else:
+            model = RBMPP(L, nu, nd, alpha=mc.alpha, init_scale=mc.init_scale, gutzwiller=mc.gutzwiller,
+                          param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
+    return _shared(cfg, _build_lattice(cfg), model)
+
+
+def _shared(cfg: Config, lat, model):
+    """``model`` with its parameters shared over the lattice symmetries of ``model.shared_weights``."""
+    mc = cfg.model
+    if mc.shared_weights is None:
+        return model
+    from .lattice.symmetry import space_group, translation_group
+    from .models.tied import Tied, translation_tying
+
+    if not all(lat.pbc):
+        raise ConfigError(f"model.shared_weights: {lat.describe()} has open directions; sharing parameters over "
+                          "translations needs a periodic lattice")
+    trans = translation_group(lat)
+    rbm_group = space_group(lat) if mc.shared_weights == "space_group" else trans
+    try:
+        index = translation_tying(model.init(jax.random.PRNGKey(0)), trans, rbm_group)
+    except ValueError as err:
+        raise ConfigError(f"model.shared_weights: {err}") from None
+    label = "shared over the " + ("space group (RBM) and translations" if mc.shared_weights == "space_group"
+                                  else "translations")
+    return Tied(model, index, label)
+
+
+def _point_projection(cfg: Config, lat):
+    """Group and characters of ``model.symmetry`` for a model whose shared weights make it invariant
+    under translations already (k = 0 exactly): the point group alone, or the identity."""
+    from .lattice.symmetry import point_characters, point_group
+
+    sc = cfg.model.symmetry
+    if sc.k is not None and any(_parse_angle(v, "model.symmetry.k") != 0 for v in sc.k):
+        raise ConfigError("model.symmetry.k: with shared_weights the state has momentum 0; remove k or set it to 0")
+    if sc.point_group is None:
+        return np.arange(lat.n_sites)[None, :], np.ones(1)
+    pg = point_group(lat)
+    try:
+        return pg, point_characters(pg, sc.point_group)
+    except (ValueError, KeyError) as err:
+        raise ConfigError(f"model.symmetry.point_group: {err}") from None
 
 
 def _dbm_model(cfg: Config, lat) -> DeepBoltzmann:
@@ -339,6 +386,7 @@ def _spin_model(cfg: Config, lat, hil):
             raise ConfigError(f"model: {err}") from None
     else:
         model = Jastrow(lat.n_sites, init_scale=mc.init_scale)
+    model = _shared(cfg, lat, model)
     if mc.marshall_sign:
         if not lat.is_bipartite:
             raise ConfigError(
@@ -350,6 +398,8 @@ def _spin_model(cfg: Config, lat, hil):
         group, chi, parity, _ = symmetry_sector(cfg, lat)
         if parity is not None and (hil.total_sz is None or abs(hil.total_sz) > 1e-12):
             raise ConfigError("model.symmetry.spin_parity: the spin flip needs total_sz = 0")
+        if mc.shared_weights is not None:
+            group, chi = _point_projection(cfg, lat)
         model = Projected(model, group, chi, spin_parity=parity)
     elif mc.kind == "rbm_symmetric" and mc.symmetry is not None:
         sc = mc.symmetry

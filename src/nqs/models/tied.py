@@ -1,0 +1,179 @@
+"""Parameter sharing over a symmetry group: a model whose parameters are tied so that the state is invariant.
+
+``Tied(inner, index)`` keeps one free value per *orbit* of each parameter array of ``inner`` and
+expands them before every call: ``full_leaf = reduced_leaf[index_leaf]``.  Gradients with respect to
+the free values are sums over their orbits (``jax.grad`` through the gather), so SR and every
+estimator work unchanged on the smaller parameter set; the fast path (caches, ratios) is the inner
+model's, on the expanded parameters.
+
+:func:`translation_tying` builds the orbits for the RBM, the pair product and their products under a
+group of site permutations (e.g. the lattice translations):
+
+* pair function, charge Jastrow: ``F[g i, g j] = F[i, j]`` (for translations ``F_ij = f(r_i − r_j)``);
+* RBM: hidden units come in ``M / |G|`` filters of ``|G|`` units, unit ``(f, h)`` (index ``f·|G| + h``);
+  ``W[g p, (f, g h)] = W[p, (f, h)]``, ``a[g p] = a[p]``, ``b[(f, g h)] = b[(f, h)]``.  Then the angles
+  of a translated configuration are the angles of the original one, permuted, and ψ is invariant;
+* RBM on the 2L occupations of electrons: the permutation acts on the site of each spin species.
+
+With characters all 1 the tied state is invariant: ``ψ(gσ) = ψ(σ)`` for spins; for electrons the
+pair product with ``F[gi, gj] = F[i, j]`` is invariant as a fermion state (the re-sorting of the
+rows and columns of ``det f[R↑, R↓]`` gives exactly the fermion reordering sign), i.e. momentum 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .base import Model
+
+__all__ = ["Tied", "orbits", "translation_tying"]
+
+
+def orbits(shape: tuple[int, ...], generators: list[np.ndarray]) -> np.ndarray:
+    """Orbit labels (int array of ``shape``, labels 0..n−1 in order of first appearance) of the flat
+    index maps ``generators`` (each an int array of ``prod(shape)`` entries: flat index → image)."""
+    n = int(np.prod(shape)) if len(shape) else 1
+    if not generators:
+        return np.arange(n, dtype=np.int64).reshape(shape)
+    src = np.concatenate([np.arange(n)] * len(generators))
+    dst = np.concatenate([np.asarray(g, dtype=np.int64).reshape(-1) for g in generators])
+    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+    _, labels = connected_components(graph, directed=True, connection="weak")
+    _, first = np.unique(labels, return_index=True)
+    order = np.argsort(first)  # relabel by first appearance (stable, readable)
+    relabel = np.empty_like(order)
+    relabel[order] = np.arange(len(order))
+    return relabel[labels].reshape(shape).astype(np.int64)
+
+
+def _pair_maps(perms: np.ndarray) -> list[np.ndarray]:
+    n = perms.shape[1]
+    return [(p[:, None] * n + p[None, :]).reshape(-1) for p in perms]
+
+
+def _visible_perm(p: np.ndarray, n_visible: int) -> np.ndarray:
+    """The site permutation on ``n_visible`` units: the sites themselves or (2L) both spin species."""
+    n = len(p)
+    if n_visible == n:
+        return p
+    if n_visible == 2 * n:
+        return np.concatenate([p, p + n])
+    raise ValueError(f"an RBM on {n_visible} visible units cannot be tied to permutations of {n} sites")
+
+
+def _rbm_index(params: dict, perms: np.ndarray, table: np.ndarray) -> dict:
+    n_vis, m = params["W"].shape
+    n_g = len(perms)
+    if m % n_g:
+        raise ValueError(f"tying the RBM to {n_g} symmetry operations needs a multiple of {n_g} hidden units, "
+                         f"got {m} (choose alpha so that alpha x visible units is a multiple of {n_g})")
+    n_f = m // n_g
+    hidden = [(np.arange(n_f)[:, None] * n_g + table[g][None, :]).reshape(-1) for g in range(n_g)]
+    vis = [_visible_perm(p, n_vis) for p in perms]
+    w_maps = [(v[:, None] * m + h[None, :]).reshape(-1) for v, h in zip(vis, hidden, strict=True)]
+    return {"a": orbits((n_vis,), vis), "b": orbits((m,), hidden), "W": orbits((n_vis, m), w_maps)}
+
+
+def _pp_index(params: dict, perms: np.ndarray) -> dict:
+    out = {}
+    for name, leaf in params.items():
+        if name in ("F", "v"):
+            out[name] = orbits(tuple(leaf.shape), _pair_maps(perms))
+        elif np.ndim(leaf) == 0:
+            out[name] = orbits((), [])
+        else:
+            raise ValueError(f"no tying rule for pair-product parameter '{name}'")
+    return out
+
+
+def translation_tying(params: dict, group: Any, rbm_group: Any = None) -> dict:
+    """Orbit indices for the parameters ``params`` of an RBM (``{"a", "b", "W"}``), a pair product
+    (``{"F"(, "g", "v")}``) or their product (``{"rbm": ..., "pp": ...}``) under ``group`` (a
+    :class:`~nqs.lattice.symmetry.SymmetryGroup`); ``rbm_group`` (default ``group``) for the RBM part
+    (e.g. the space group while the pair function keeps translations only)."""
+    rbm_group = group if rbm_group is None else rbm_group
+
+    def rbm(p):
+        return _rbm_index(p, np.asarray(rbm_group.perms), rbm_group.product_table())
+
+    if "W" in params:
+        return rbm(params)
+    if "F" in params:
+        return _pp_index(params, np.asarray(group.perms))
+    out = {}
+    for name, sub in params.items():
+        if name == "rbm":
+            out[name] = rbm(sub)
+        elif name == "pp":
+            out[name] = _pp_index(sub, np.asarray(group.perms))
+        else:
+            raise ValueError(f"no tying rule for parameters '{name}'")
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Tied(Model):
+    """``inner`` with parameters shared over orbits: ``index`` is a pytree like ``inner``'s parameters
+    of int arrays (orbit labels 0..n−1 per leaf).  Free parameters: one 1-D array per leaf."""
+
+    inner: Model
+    index: Any
+    label: str = "tied"
+
+    def __post_init__(self) -> None:
+        leaves = jax.tree_util.tree_leaves(self.index)
+        object.__setattr__(self, "_sizes", [int(np.max(x)) + 1 if np.size(x) else 0 for x in leaves])
+
+    @property
+    def n_sites(self):  # type: ignore[override]
+        return self.inner.n_sites
+
+    @property
+    def holomorphic(self):  # type: ignore[override]
+        return self.inner.holomorphic
+
+    @property
+    def real_derivatives(self):  # type: ignore[override]
+        return self.inner.real_derivatives
+
+    def expand(self, params):
+        """The inner model's full parameters."""
+        return jax.tree_util.tree_map(lambda r, idx: r[jnp.asarray(idx)], params, self.index)
+
+    def reduce(self, full):
+        """Free parameters from full ones: the mean over each orbit (exact for tied parameters)."""
+        def one(leaf, idx):
+            idx = np.asarray(idx).reshape(-1)
+            n = int(idx.max()) + 1 if idx.size else 0
+            flat = jnp.reshape(leaf, (-1,))
+            counts = np.bincount(idx, minlength=n)
+            return jax.ops.segment_sum(flat, jnp.asarray(idx), num_segments=n) / counts
+        return jax.tree_util.tree_map(one, full, self.index)
+
+    def init(self, key):
+        return self.reduce(self.inner.init(key))
+
+    def log_psi(self, params, sigma):
+        return self.inner.log_psi(self.expand(params), sigma)
+
+    def cache(self, params, sigma):
+        return self.inner.cache(self.expand(params), sigma)
+
+    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        return self.inner.log_ratio(self.expand(params), sigma, cache, sites, new_values, mask)
+
+    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+        return self.inner.log_ratios(self.expand(params), sigma, cache, sites, new_values, mask)
+
+    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+        return self.inner.update_cache(self.expand(params), sigma, cache, sites, new_values, mask)
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()}, parameters {self.label}"

@@ -1,0 +1,195 @@
+"""Parameters shared over lattice symmetries (nqs.models.tied, ``model.shared_weights``).
+
+A state built from tied parameters must be invariant: ψ(gσ) = ψ(σ) for spins, and for electrons
+ψ(Tx) = s_T(x) ψ(x), with s_T(x) the sign of re-sorting the translated creation operators into the
+canonical order (all ↑ by site, then all ↓ by site) — i.e. T|ψ⟩ = |ψ⟩ as a fermion state.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nqs.config import ConfigError, parse_config
+from nqs.exact import exact_energy_of_model
+from nqs.hubbard import hubbard
+from nqs.lattice import make_lattice
+from nqs.lattice.symmetry import point_characters, point_group, space_group, translation_group
+from nqs.models.base import MarshallSign
+from nqs.models.pair_product import RBMPP, SpinRBMPP
+from nqs.models.rbm import RBM
+from nqs.models.symmetric import Projected
+from nqs.models.tied import Tied, orbits, translation_tying
+from nqs.workflow import build
+
+
+def _perturbed(params, key, scale=0.3):
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    out = []
+    for k, x in zip(keys, leaves, strict=True):
+        noise = scale * jax.random.normal(k, x.shape)
+        if jnp.iscomplexobj(x):
+            noise = noise + 1j * scale * jax.random.normal(jax.random.fold_in(k, 1), x.shape)
+        out.append(x + noise)
+    return jax.tree_util.tree_unflatten(tree, out)
+
+
+def _sort_sign(sites) -> int:
+    """(−1)^(inversions) of the sequence ``sites``."""
+    s = list(sites)
+    inv = sum(1 for a in range(len(s)) for b in range(a + 1, len(s)) if s[a] > s[b])
+    return -1 if inv % 2 else 1
+
+
+def test_pair_orbits_of_translations_are_the_displacements():
+    lat = make_lattice("square", [4, 4])
+    perms = translation_group(lat).perms
+    n = lat.n_sites
+    labels = orbits((n, n), [(p[:, None] * n + p[None, :]).reshape(-1) for p in perms])
+    assert labels.max() + 1 == n  # one free value per displacement r_i − r_j
+    pos = np.asarray(lat.positions)
+    for i in range(n):
+        for j in range(n):
+            d = np.mod(pos[i] - pos[j], 4)
+            ref = [a for a in range(n) if np.allclose(np.mod(pos[a] - pos[0], 4), d)][0]
+            assert labels[i, j] == labels[ref, 0]
+
+
+def test_tied_spin_rbm_pp_is_translation_invariant_and_the_rbm_space_group_invariant():
+    lat = make_lattice("square", [4, 4])
+    trans, sg = translation_group(lat), space_group(lat)
+    model = SpinRBMPP(16, alpha=8.0, param_dtype="complex", hopping=lat)
+    tied = Tied(model, translation_tying(model.init(jax.random.PRNGKey(0)), trans, sg))
+    params = _perturbed(tied.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2))
+    assert tied.n_parameters(params) == 16 + 16 + 1 + 1  # f(r), one filter of 16 weights, a, b
+    rbm = Tied(RBM(16, 8.0), translation_tying(RBM(16, 8.0).init(jax.random.PRNGKey(0)), trans, sg))
+    rbm_params = _perturbed(rbm.init(jax.random.PRNGKey(3)), jax.random.PRNGKey(4))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        s = np.array([1] * 8 + [-1] * 8)
+        rng.shuffle(s)
+        ref, ref_rbm = complex(tied.log_psi(params, jnp.asarray(s))), complex(rbm.log_psi(rbm_params, jnp.asarray(s)))
+        for g in range(len(trans)):
+            d = complex(tied.log_psi(params, jnp.asarray(trans.act(g, s)))) - ref
+            assert abs(np.exp(d) - 1) < 1e-10
+        for g in range(len(sg)):
+            d = complex(rbm.log_psi(rbm_params, jnp.asarray(sg.act(g, s)))) - ref_rbm
+            assert abs(np.exp(d) - 1) < 1e-10
+
+
+@pytest.mark.parametrize("kind,size,n", [("chain", [6], (2, 2)), ("square", [2, 4], (3, 3)), ("chain", [6], (3, 3))])
+def test_tied_rbm_pp_is_a_momentum_zero_fermion_state(kind, size, n):
+    """ψ(Tx) = s_T(x) ψ(x) for every translation; the untied model breaks it (the test can fail)."""
+    lat = make_lattice(kind, size)
+    L = lat.n_sites
+    trans = translation_group(lat)
+    model = RBMPP(L, *n, alpha=2.0 if kind == "chain" else 1.0, gutzwiller=True, jastrow=True,
+                  param_dtype="complex")
+    tied = Tied(model, translation_tying(model.init(jax.random.PRNGKey(0)), trans))
+    params = _perturbed(tied.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), 0.2)
+    free = _perturbed(model.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), 0.2)
+    rng = np.random.default_rng(1)
+    worst_free = 0.0
+    for _ in range(5):
+        up = np.sort(rng.choice(L, n[0], replace=False))
+        dn = np.sort(rng.choice(L, n[1], replace=False))
+        x = np.zeros(2 * L, dtype=np.int8)
+        x[up], x[L + dn] = 1, 1
+        ref, ref_free = complex(tied.log_psi(params, jnp.asarray(x))), complex(model.log_psi(free, jnp.asarray(x)))
+        for g in range(len(trans)):
+            p = trans.perms[g]
+            tx = np.zeros_like(x)
+            tx[p[up]], tx[L + p[dn]] = 1, 1
+            sign = _sort_sign(p[up]) * _sort_sign(p[dn])
+            r = sign * np.exp(complex(tied.log_psi(params, jnp.asarray(tx))) - ref)
+            assert abs(r - 1) < 1e-10, (g, r)
+            r_free = sign * np.exp(complex(model.log_psi(free, jnp.asarray(tx))) - ref_free)
+            worst_free = max(worst_free, abs(r_free - 1))
+    assert worst_free > 1e-3
+
+
+def test_tied_fast_path_and_exact_energy_equal_the_expanded_model():
+    lat = make_lattice("chain", [6])
+    op = hubbard(lat, t=1.0, U=4.0)
+    model = RBMPP(6, 2, 2, alpha=1.0, gutzwiller=True, param_dtype="real", hopping=lat)
+    tied = Tied(model, translation_tying(model.init(jax.random.PRNGKey(0)), translation_group(lat)))
+    params = _perturbed(tied.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(5), 0.2)
+    full = tied.expand(params)
+    assert np.allclose(tied.reduce(full)["pp"]["F"], params["pp"]["F"])
+    from nqs.hilbert.fermions import SpinfulFermions
+
+    hil = SpinfulFermions(6, 2, 2)
+    e_tied = exact_energy_of_model(tied, params, op, hil)
+    e_full = exact_energy_of_model(model, full, op, hil)
+    assert abs(e_tied - e_full) < 1e-10
+    x = jnp.asarray(hil.all_states()[7])
+    cache = tied.cache(params, x)
+    up = np.flatnonzero(np.asarray(x[:6]))
+    empty = [s for s in range(6) if s not in up][0]
+    sites, vals, mask = jnp.asarray([up[0], empty]), jnp.asarray([0, 1], dtype=x.dtype), jnp.asarray([True, True])
+    new = x.at[up[0]].set(0).at[empty].set(1)
+    r = complex(tied.log_ratio(params, x, cache, sites, vals, mask))
+    assert abs(np.exp(r - complex(tied.log_psi(params, new) - tied.log_psi(params, x))) - 1) < 1e-10
+
+
+def _cfg(model, ham=None, lattice=None):
+    ham = ham or {"kind": "j1j2", "J1": 1.0, "J2": 0.5, "total_sz": 0}
+    return parse_config({"lattice": lattice or {"kind": "square", "size": [4, 4]}, "hamiltonian": ham,
+                         "model": model, "sampler": {"kind": "hop" if ham["kind"] == "hubbard" else "exchange"}})
+
+
+def test_shared_weights_with_point_group_projection_lands_in_the_sector():
+    """rbm_pp with shared translations and symmetry {A1, parity +1}: only the 8 point operations
+    are summed, and the state transforms trivially under all 128 space-group elements and the flip."""
+    cfg = _cfg({"kind": "rbm_pp", "alpha": 1, "shared_weights": "translation", "init": "dwave",
+                "symmetry": {"point_group": "A1", "spin_parity": 1}})
+    model = build(cfg).vmc.model
+    assert isinstance(model, Projected) and isinstance(model.model, Tied)
+    assert len(np.asarray(model.group.perms)) == 8
+    lat = make_lattice("square", [4, 4])
+    sg = space_group(lat)
+    params = _perturbed(model.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 0.1)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        s = np.array([1] * 8 + [-1] * 8)
+        rng.shuffle(s)
+        ref = complex(model.log_psi(params, jnp.asarray(s)))
+        for g in list(range(0, len(sg), 7)) + [len(sg) - 1]:
+            d = complex(model.log_psi(params, jnp.asarray(sg.act(g, s)))) - ref
+            assert abs(np.exp(d) - 1) < 1e-9
+        assert abs(np.exp(complex(model.log_psi(params, jnp.asarray(-s))) - ref) - 1) < 1e-9
+    pg = point_group(lat)
+    assert np.allclose(point_characters(pg, "A1"), 1)
+
+
+def test_shared_weights_marshall_rbm_builds_and_counts_filters():
+    cfg = _cfg({"kind": "rbm", "alpha": 2, "shared_weights": "translation", "marshall_sign": True},
+               ham={"kind": "heisenberg", "total_sz": 0}, lattice={"kind": "chain", "size": [8]})
+    model = build(cfg).vmc.model
+    assert isinstance(model, MarshallSign) and isinstance(model.inner, Tied)
+    params = model.init(jax.random.PRNGKey(0))
+    assert model.n_parameters(params) == 2 * 8 + 1 + 2  # two filters, one visible bias, two hidden biases
+
+
+@pytest.mark.parametrize("model,ham,lattice,match", [
+    ({"kind": "rbm_pp", "alpha": 1, "shared_weights": "translation"},
+     {"kind": "hubbard", "U": 4.0, "n_up": 3, "n_down": 3, "boundary": "antiperiodic"}, {"kind": "chain", "size": [6]},
+     "translation-invariant Hamiltonian"),
+    ({"kind": "rbm", "alpha": 1, "shared_weights": "translation"}, {"kind": "heisenberg"},
+     {"kind": "chain", "size": [6], "pbc": False}, "open directions"),
+    ({"kind": "rbm", "alpha": 1, "shared_weights": "space_group"}, {"kind": "heisenberg"},
+     {"kind": "square", "size": [4, 4]}, "multiple of 128 hidden units"),
+    ({"kind": "rbm", "alpha": 1, "shared_weights": "translation", "symmetry": {"k": ["pi"]}}, {"kind": "heisenberg"},
+     {"kind": "chain", "size": [6]}, "momentum 0"),
+])
+def test_shared_weights_config_errors(model, ham, lattice, match):
+    with pytest.raises(ConfigError, match=match):
+        build(_cfg(model, ham, lattice))
+
+
+def test_shared_weights_rejected_for_kinds_without_a_rule():
+    with pytest.raises(Exception, match="shared_weights"):
+        _cfg({"kind": "rbm_symmetric", "alpha": 1, "shared_weights": "translation"})
