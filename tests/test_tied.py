@@ -14,14 +14,16 @@ import pytest
 
 from nqs.config import ConfigError, parse_config
 from nqs.exact import exact_energy_of_model
+from nqs.hamiltonians import j1j2
+from nqs.hilbert import SpinHilbert
 from nqs.hubbard import hubbard
 from nqs.lattice import make_lattice
 from nqs.lattice.symmetry import point_characters, point_group, space_group, translation_group
 from nqs.models.base import MarshallSign
-from nqs.models.pair_product import RBMPP, SpinRBMPP
+from nqs.models.pair_product import RBMPP, SpinRBMPP, dwave_pairing
 from nqs.models.rbm import RBM
 from nqs.models.symmetric import Projected
-from nqs.models.tied import Tied, orbits, translation_tying
+from nqs.models.tied import Tied, antiperiodic_signs, orbits, signed_orbits, translation_tying
 from nqs.workflow import build
 
 
@@ -193,3 +195,30 @@ def test_shared_weights_config_errors(model, ham, lattice, match):
 def test_shared_weights_rejected_for_kinds_without_a_rule():
     with pytest.raises(Exception, match="shared_weights"):
         _cfg({"kind": "rbm_symmetric", "alpha": 1, "shared_weights": "translation"})
+
+
+def test_signed_orbits_zero_an_orbit_that_must_equal_its_negative():
+    # x[1] = x[0], x[2] = −x[1], x[0] = x[2] → x = −x on that orbit; x[3] = −x[4] is consistent
+    gens = [np.array([1, 2, 0, 4, 3])]
+    labels, signs = signed_orbits((5,), gens, [np.array([1, -1, 1, -1, -1])])
+    assert labels[0] == labels[1] == labels[2] and np.all(signs[:3] == 0)
+    assert labels[3] == labels[4] and signs[3] * signs[4] == -1
+
+
+def test_dwave_pair_function_is_tied_exactly_with_the_antiperiodic_gauge():
+    """The d-wave start (k grid antiperiodic along x) obeys f(Ti, Tj) = u_i u_j f(i, j): the tied model
+    keeps it exactly (16 free values), so its energy is the untied start's; periodic tying would not."""
+    lat = make_lattice("square", [4, 4])
+    trans = translation_group(lat)
+    f0 = dwave_pairing(lat)
+    model = SpinRBMPP(16, alpha=0.0, param_dtype="real", pairing=f0, init_noise=0.0)
+    p0 = model.init(jax.random.PRNGKey(0))
+    tied = Tied(model, translation_tying(p0, trans, pair_signs=antiperiodic_signs(lat, trans, 0)))
+    pt = tied.init(jax.random.PRNGKey(0))
+    assert pt["pp"]["F"].shape == (16,)
+    np.testing.assert_allclose(tied.expand(pt)["pp"]["F"], p0["pp"]["F"], atol=1e-12)
+    plain = Tied(model, translation_tying(p0, trans))
+    assert np.max(np.abs(plain.expand(plain.init(jax.random.PRNGKey(0)))["pp"]["F"] - p0["pp"]["F"])) > 0.1
+    hil = SpinHilbert(16, 0.0)
+    op = j1j2(lat, 1.0, 0.5)
+    assert abs(exact_energy_of_model(tied, pt, op, hil) - exact_energy_of_model(model, p0, op, hil)) < 1e-9

@@ -62,6 +62,9 @@ def cmd_run(args) -> int:
     if args.n_steps is not None:
         if args.n_steps < 0:
             raise _user_error("--n-steps must be >= 0")
+        if args.n_steps < cfg.optimizer.average_last:
+            raise _user_error(f"--n-steps {args.n_steps} is below optimizer.average_last "
+                              f"({cfg.optimizer.average_last}); lower average_last in the config")
         cfg.optimizer.n_steps = args.n_steps
     if args.out:
         cfg.output.dir = args.out

@@ -167,6 +167,13 @@ class SamplerConfig(_Section):
 
 class OptimizerConfig(_Section):
     kind: Literal["sr", "minsr", "adam", "sgd"] = "sr"
+
+    @model_validator(mode="after")
+    def _check_average(self):
+        if self.average_last > self.n_steps:
+            raise ValueError(f"average_last ({self.average_last}) cannot exceed n_steps ({self.n_steps})")
+        return self
+
     learning_rate: float = Field(0.02, gt=0)
     learning_rate_final: float | None = Field(None, gt=0)  # cosine decay to this value over n_steps
     diag_shift: float = Field(0.01, ge=0)
@@ -177,6 +184,9 @@ class OptimizerConfig(_Section):
     # with sr_rescale: parameters with S_kk below this fraction of the largest are held for the step
     sr_rescale_cutoff: float = Field(1e-4, ge=0.0, lt=1.0)
     n_steps: int = Field(300, ge=0)
+    # the final parameters are the mean over the last this many steps (as mVMC's NSROptItrSmp): the
+    # step-to-step noise of the SR updates averages out; 0 keeps the last step's parameters
+    average_last: int = Field(0, ge=0)
     chunk_size: int | None = Field(None, gt=0)
     memory_limit_mb: float | None = Field(4096, gt=0)  # chunk size chosen to fit (per device); unset: no limit
     precision: Literal["float64", "float32"] = "float64"  # float32: model/sampling/O; the SR solve stays float64

@@ -16,7 +16,7 @@ HISTORY_FIELDS = [
 ]
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         write(f)
@@ -37,7 +37,7 @@ def save_checkpoint(path: Path, state, meta: dict) -> None:
     arrays = {f"leaf_{i}": to_host(x) for i, x in enumerate(leaves)}  # gathers other processes' chains
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     if jax.process_index() == 0:
-        _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+        atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path: Path, template):

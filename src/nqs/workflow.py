@@ -272,16 +272,16 @@ def _fermion_model(cfg: Config, hil, op):
                           param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
-    return _shared(cfg, _build_lattice(cfg), model)
+    return _shared(cfg, _build_lattice(cfg), model, fermions=True)
 
 
-def _shared(cfg: Config, lat, model):
+def _shared(cfg: Config, lat, model, fermions: bool = False):
     """``model`` with its parameters shared over the lattice symmetries of ``model.shared_weights``."""
     mc = cfg.model
     if mc.shared_weights is None:
         return model
     from .lattice.symmetry import space_group, translation_group
-    from .models.tied import Tied, translation_tying
+    from .models.tied import Tied, antiperiodic_signs, translation_tying
 
     if not all(lat.pbc):
         raise ConfigError(f"model.shared_weights: {lat.describe()} has open directions; sharing parameters over "
@@ -289,7 +289,9 @@ def _shared(cfg: Config, lat, model):
     trans = translation_group(lat)
     rbm_group = space_group(lat) if mc.shared_weights == "space_group" else trans
     try:
-        index = translation_tying(model.init(jax.random.PRNGKey(0)), trans, rbm_group)
+        # the d-wave pair function lives on a k grid antiperiodic along x: f(Ti, Tj) = ±f(i, j)
+        signs = antiperiodic_signs(lat, trans, 0) if (mc.init == "dwave" and not fermions) else None
+        index = translation_tying(model.init(jax.random.PRNGKey(0)), trans, rbm_group, signs)
     except ValueError as err:
         raise ConfigError(f"model.shared_weights: {err}") from None
     label = "shared over the " + ("space group (RBM) and translations" if mc.shared_weights == "space_group"
@@ -740,11 +742,17 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     step_fn = vmc.make_step(solver)
     every = cfg.output.checkpoint_every
     meta = {"n_parameters": n_params}
+    n_steps = cfg.optimizer.n_steps
+    averager = ParameterAverage(out / "params_average.npz", n_steps - cfg.optimizer.average_last, n_steps,
+                                state.params, start if resume else None, write=main)
+
+    if averager.note:
+        console.print(f"  note: {averager.note}")
 
     def save(st):
         io.save_checkpoint(ckpt, st, {**meta, "step": int(st.step)})
+        averager.save(int(st.step))
 
-    n_steps = cfg.optimizer.n_steps
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -764,6 +772,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
                 "grad_norm": float(info["grad_norm"]), "seconds": dt,
             })
             times.append(dt)
+            averager.add(k, st.params)
             rel = f"  rel.err {abs(e - e0) / abs(e0):.2e}" if e0 else ""
             prog.update(task, completed=k, description=f"E = {e:.6f} ± {float(s.error):.6f}{rel}")
             if k % every == 0 or k == n_steps:
@@ -780,7 +789,10 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     save(state)
 
     n_eval = cfg.sampler.n_samples_eval or 8 * cfg.sampler.n_samples
-    stats, sq_stats, zz_stats, sq, sq_w, _ = evaluate(problem, state.params, state.sampler_state, n_eval)
+    final_params = averager.mean(state.params)
+    if averager.count:
+        console.print(f"  final parameters: the mean over the last {averager.count} steps")
+    stats, sq_stats, zz_stats, sq, sq_w, _ = evaluate(problem, final_params, state.sampler_state, n_eval)
     e_inf = problem.energy_at_infinite_temperature()
     energy = float(jnp.real(stats.mean))
     var = float(stats.variance)
@@ -805,6 +817,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         "estimator": vmc.estimator_info(),
         "solver": solver,
         "n_steps": int(state.step),
+        "params_averaged_over": averager.count,
         "seconds_total": time.perf_counter() - t_start,
         "seconds_per_step": float(np.median(compiled)) if compiled else None,
         "seconds_first_step": times[0] if times else None,
@@ -826,6 +839,52 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
                         title=f"{cfg.hamiltonian.kind}, {problem.lattice.describe()}",
                           units=units_short(cfg.hamiltonian.kind))
     return result
+
+
+class ParameterAverage:
+    """Running sum of the parameters after steps ``first+1 … last`` (step k = the state after k
+    updates), kept in ``path`` beside the checkpoint so that a resumed run averages the same steps."""
+
+    def __init__(self, path: Path, first: int, last: int, template, resume_from: int | None, write: bool = True):
+        self.path, self.first, self.last, self.write = Path(path), first, last, write
+        self.total = jax.tree_util.tree_map(jnp.zeros_like, template)
+        self.count = 0
+        self.note = None
+        if first >= last or resume_from is None or resume_from <= first:
+            return
+        saved = None
+        if self.path.exists():
+            with np.load(self.path) as data:
+                n_leaves = len(jax.tree_util.tree_leaves(template))
+                saved = (int(data["step"]), int(data["first"]), int(data["count"]),
+                         [jnp.asarray(data[f"leaf_{i}"]) for i in range(n_leaves)])
+        if saved is not None and saved[0] == resume_from and saved[1] == first:
+            self.count = saved[2]
+            self.total = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), saved[3])
+        else:  # window moved (n_steps or average_last changed) or no saved sum: average from here on
+            self.first = resume_from
+            self.note = (f"the parameter average restarts at step {resume_from} (the averaging window of the "
+                         "interrupted run differs or its sum is missing)")
+
+    def add(self, step: int, params) -> None:
+        if self.first < step <= self.last:
+            self.total = jax.tree_util.tree_map(jnp.add, self.total, params)
+            self.count += 1
+
+    def save(self, step: int) -> None:
+        if self.first >= self.last or step <= self.first:
+            return
+        from .parallel import to_host
+
+        arrays = {f"leaf_{i}": to_host(x) for i, x in enumerate(jax.tree_util.tree_leaves(self.total))}
+        if self.write:
+            io.atomic_write(self.path, lambda f: np.savez(f, step=step, first=self.first, count=self.count, **arrays))
+
+    def mean(self, params):
+        """The averaged parameters (``params`` when nothing was averaged)."""
+        if not self.count:
+            return params
+        return jax.tree_util.tree_map(lambda t, p: (t / self.count).astype(p.dtype), self.total, params)
 
 
 def _drop_none(d):

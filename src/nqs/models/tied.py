@@ -33,7 +33,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .base import Model
 
-__all__ = ["Tied", "orbits", "translation_tying"]
+__all__ = ["Signed", "Tied", "antiperiodic_signs", "orbits", "signed_orbits", "translation_tying"]
 
 
 def orbits(shape: tuple[int, ...], generators: list[np.ndarray]) -> np.ndarray:
@@ -51,6 +51,62 @@ def orbits(shape: tuple[int, ...], generators: list[np.ndarray]) -> np.ndarray:
     relabel = np.empty_like(order)
     relabel[order] = np.arange(len(order))
     return relabel[labels].reshape(shape).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Signed:
+    """Orbit labels with signs: the full leaf is ``signs · reduced[labels]`` (a pytree leaf)."""
+
+    labels: np.ndarray
+    signs: np.ndarray
+
+
+def _labels(idx) -> np.ndarray:
+    return np.asarray(idx.labels if isinstance(idx, Signed) else idx)
+
+
+def signed_orbits(shape: tuple[int, ...], generators: list[np.ndarray], signs: list[np.ndarray]):
+    """Orbits of flat index maps with signs: ``x[g(k)] = s_g(k) x[k]``.  Returns ``(labels, sign)``
+    (arrays of ``shape``): ``x = sign · r[labels]``; an orbit that would have to equal its own
+    negative is zero (``sign`` 0 there)."""
+    n = int(np.prod(shape))
+    nbr: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    for g, sg in zip(generators, signs, strict=True):
+        g, sg = np.asarray(g).reshape(-1), np.asarray(sg).reshape(-1)
+        for k in range(n):
+            nbr[k].append((int(g[k]), int(sg[k])))
+            nbr[int(g[k])].append((k, int(sg[k])))
+    labels, sign = np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    n_orbits = 0
+    for start in range(n):
+        if labels[start] >= 0:
+            continue
+        labels[start], sign[start] = n_orbits, 1
+        stack, members, consistent = [start], [start], True
+        while stack:
+            k = stack.pop()
+            for j, s in nbr[k]:
+                if labels[j] < 0:
+                    labels[j], sign[j] = n_orbits, sign[k] * s
+                    stack.append(j)
+                    members.append(j)
+                elif sign[j] != sign[k] * s:
+                    consistent = False
+        if not consistent:
+            sign[members] = 0
+        n_orbits += 1
+    return labels.reshape(shape), sign.reshape(shape)
+
+
+def antiperiodic_signs(lattice: Any, group: Any, direction: int = 0) -> np.ndarray:
+    """``u[g, i] = −1`` where translation ``g`` carries site ``i`` across the boundary of ``direction``
+    (int (n_g, n_sites)): the gauge of a pair function built on a k grid antiperiodic along it,
+    ``f(g i, g j) = u[g, i] u[g, j] f(i, j)``."""
+    cells = np.asarray(lattice.cells)
+    L = int(lattice.size[direction])
+    shift = np.mod(cells[np.asarray(group.perms)[:, 0], direction] - cells[0, direction], L)  # (n_g,)
+    wraps = cells[None, :, direction] + shift[:, None] >= L
+    return np.where(wraps, -1, 1)
 
 
 def _pair_maps(perms: np.ndarray) -> list[np.ndarray]:
@@ -81,10 +137,13 @@ def _rbm_index(params: dict, perms: np.ndarray, table: np.ndarray) -> dict:
     return {"a": orbits((n_vis,), vis), "b": orbits((m,), hidden), "W": orbits((n_vis, m), w_maps)}
 
 
-def _pp_index(params: dict, perms: np.ndarray) -> dict:
+def _pp_index(params: dict, perms: np.ndarray, pair_signs: np.ndarray | None = None) -> dict:
     out = {}
     for name, leaf in params.items():
-        if name in ("F", "v"):
+        if name == "F" and pair_signs is not None:
+            signs = [(u[:, None] * u[None, :]).reshape(-1) for u in pair_signs]
+            out[name] = Signed(*signed_orbits(tuple(leaf.shape), _pair_maps(perms), signs))
+        elif name in ("F", "v"):
             out[name] = orbits(tuple(leaf.shape), _pair_maps(perms))
         elif np.ndim(leaf) == 0:
             out[name] = orbits((), [])
@@ -93,11 +152,13 @@ def _pp_index(params: dict, perms: np.ndarray) -> dict:
     return out
 
 
-def translation_tying(params: dict, group: Any, rbm_group: Any = None) -> dict:
+def translation_tying(params: dict, group: Any, rbm_group: Any = None, pair_signs: np.ndarray | None = None) -> dict:
     """Orbit indices for the parameters ``params`` of an RBM (``{"a", "b", "W"}``), a pair product
     (``{"F"(, "g", "v")}``) or their product (``{"rbm": ..., "pp": ...}``) under ``group`` (a
     :class:`~nqs.lattice.symmetry.SymmetryGroup`); ``rbm_group`` (default ``group``) for the RBM part
-    (e.g. the space group while the pair function keeps translations only)."""
+    (e.g. the space group while the pair function keeps translations only).  ``pair_signs``
+    (n_g, n_sites) of ±1 (:func:`antiperiodic_signs`): the pair function is tied as
+    ``F[g i, g j] = u[g, i] u[g, j] F[i, j]`` (its leaf of the result is ``(labels, signs)``)."""
     rbm_group = group if rbm_group is None else rbm_group
 
     def rbm(p):
@@ -106,13 +167,13 @@ def translation_tying(params: dict, group: Any, rbm_group: Any = None) -> dict:
     if "W" in params:
         return rbm(params)
     if "F" in params:
-        return _pp_index(params, np.asarray(group.perms))
+        return _pp_index(params, np.asarray(group.perms), pair_signs)
     out = {}
     for name, sub in params.items():
         if name == "rbm":
             out[name] = rbm(sub)
         elif name == "pp":
-            out[name] = _pp_index(sub, np.asarray(group.perms))
+            out[name] = _pp_index(sub, np.asarray(group.perms), pair_signs)
         else:
             raise ValueError(f"no tying rule for parameters '{name}'")
     return out
@@ -126,10 +187,6 @@ class Tied(Model):
     inner: Model
     index: Any
     label: str = "tied"
-
-    def __post_init__(self) -> None:
-        leaves = jax.tree_util.tree_leaves(self.index)
-        object.__setattr__(self, "_sizes", [int(np.max(x)) + 1 if np.size(x) else 0 for x in leaves])
 
     @property
     def n_sites(self):  # type: ignore[override]
@@ -145,16 +202,24 @@ class Tied(Model):
 
     def expand(self, params):
         """The inner model's full parameters."""
-        return jax.tree_util.tree_map(lambda r, idx: r[jnp.asarray(idx)], params, self.index)
+        def one(r, idx):
+            full = r[jnp.asarray(_labels(idx))]
+            return full * jnp.asarray(idx.signs, dtype=full.real.dtype) if isinstance(idx, Signed) else full
+        return jax.tree_util.tree_map(one, params, self.index)
 
     def reduce(self, full):
-        """Free parameters from full ones: the mean over each orbit (exact for tied parameters)."""
+        """Free parameters from full ones: the (signed) mean over each orbit (exact for tied parameters)."""
         def one(leaf, idx):
-            idx = np.asarray(idx).reshape(-1)
-            n = int(idx.max()) + 1 if idx.size else 0
+            labels = _labels(idx).reshape(-1)
+            n = int(labels.max()) + 1 if labels.size else 0
             flat = jnp.reshape(leaf, (-1,))
-            counts = np.bincount(idx, minlength=n)
-            return jax.ops.segment_sum(flat, jnp.asarray(idx), num_segments=n) / counts
+            if isinstance(idx, Signed):
+                sg = np.asarray(idx.signs).reshape(-1)
+                flat = flat * jnp.asarray(sg, dtype=flat.real.dtype)
+                counts = np.maximum(np.bincount(labels, weights=np.abs(sg), minlength=n), 1)
+            else:
+                counts = np.bincount(labels, minlength=n)
+            return jax.ops.segment_sum(flat, jnp.asarray(labels), num_segments=n) / counts
         return jax.tree_util.tree_map(one, full, self.index)
 
     def init(self, key):
