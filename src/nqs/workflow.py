@@ -255,12 +255,6 @@ def _fermion_model(cfg: Config, hil, op):
         lat = _build_lattice(cfg)
         guess = (1 - 2 * np.asarray(lat.sublattice, dtype=float)) if lat.is_bipartite else None
         hopping, _ = unrestricted_hartree_fock(op, L, nu, nd, seed=cfg.seed, guess=guess)
-    if mc.shared_weights is not None:
-        b = cfg.hamiltonian.boundary
-        bcs = [b] if isinstance(b, str) else list(b or ["periodic"])
-        if cfg.hamiltonian.kind != "hubbard" or any(str(x).strip().lower() != "periodic" for x in bcs):
-            raise ConfigError("model.shared_weights: sharing parameters over translations needs a translation-"
-                              "invariant Hamiltonian: kind = \"hubbard\" with periodic boundaries")
     try:
         if mc.kind == "slater":
             model = Slater(L, nu, nd, param_dtype=mc.param_dtype, hopping=hopping)
@@ -286,6 +280,9 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
     if not all(lat.pbc):
         raise ConfigError(f"model.shared_weights: {lat.describe()} has open directions; sharing parameters over "
                           "translations needs a periodic lattice")
+    if fermions and (cfg.hamiltonian.kind != "hubbard" or _boundary_label(cfg, lat) != "periodic"):
+        raise ConfigError("model.shared_weights: sharing parameters over translations needs a translation-"
+                          "invariant Hamiltonian: kind = \"hubbard\" with periodic boundaries")
     trans = translation_group(lat)
     rbm_group = space_group(lat) if mc.shared_weights == "space_group" else trans
     try:
