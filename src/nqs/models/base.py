@@ -163,15 +163,11 @@ class FunctionModel(Model):
         return f"user function {getattr(self.fn, '__name__', 'log_psi')}"
 
 
-@dataclass(frozen=True, eq=False)
-class MarshallSign(Model):
-    """ψ(σ) = (−1)^{N↑ on sublattice 1} · ψ_inner(σ): the Marshall sign rule, applied explicitly.
-
-    ``sublattice`` (n_sites,) holds 0/1 colours of a bipartite lattice.
-    """
+class Wrapper(Model):
+    """A model around ``inner`` (a field of the subclass) with its sites and its kind of parameters:
+    holomorphic or not, real derivatives or not (what the wrapper adds does not depend on them)."""
 
     inner: Model
-    sublattice: tuple
 
     @property
     def n_sites(self):  # type: ignore[override]
@@ -183,7 +179,18 @@ class MarshallSign(Model):
 
     @property
     def real_derivatives(self):  # type: ignore[override]
-        return self.inner.real_derivatives  # the sign adds a parameter-independent phase
+        return self.inner.real_derivatives
+
+
+@dataclass(frozen=True, eq=False)
+class MarshallSign(Wrapper):
+    """ψ(σ) = (−1)^{N↑ on sublattice 1} · ψ_inner(σ): the Marshall sign rule, applied explicitly.
+
+    ``sublattice`` (n_sites,) holds 0/1 colours of a bipartite lattice.
+    """
+
+    inner: Model
+    sublattice: tuple  # the sign adds a parameter-independent phase: the inner model's derivatives
 
     def _mask(self):
         return jnp.asarray(self.sublattice, dtype=jnp.float64)

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .base import Model
+from .base import Model, Wrapper
 
 __all__ = ["Signed", "Tied", "antiperiodic_signs", "orbits", "signed_orbits", "translation_tying"]
 
@@ -180,25 +180,13 @@ def translation_tying(params: dict, group: Any, rbm_group: Any = None, pair_sign
 
 
 @dataclass(frozen=True, eq=False)
-class Tied(Model):
+class Tied(Wrapper):
     """``inner`` with parameters shared over orbits: ``index`` is a pytree like ``inner``'s parameters
     of int arrays (orbit labels 0..n−1 per leaf).  Free parameters: one 1-D array per leaf."""
 
     inner: Model
     index: Any
     label: str = "tied"
-
-    @property
-    def n_sites(self):  # type: ignore[override]
-        return self.inner.n_sites
-
-    @property
-    def holomorphic(self):  # type: ignore[override]
-        return self.inner.holomorphic
-
-    @property
-    def real_derivatives(self):  # type: ignore[override]
-        return self.inner.real_derivatives
 
     def expand(self, params):
         """The inner model's full parameters."""
