@@ -83,10 +83,26 @@ def test_run_with_average_last(tmp_path, capsys):
     assert "mean over the last 6 steps" in err
 
 
-def test_average_last_beyond_n_steps_is_an_error(tmp_path, capsys):
+def test_average_last_beyond_n_steps(tmp_path, capsys):
+    """In a config it is an error; a shorter --n-steps override averages the steps it has, and says so."""
     with pytest.raises(ValueError, match="average_last"):
         parse_config({"optimizer": {"n_steps": 5, "average_last": 6}})
     cfg = tmp_path / "c.toml"
     cfg.write_text(TINY.format(avg=6, out=str(tmp_path / "run")))
-    assert cli.main(["run", str(cfg), "--quiet", "--n-steps", "3"]) == 2
-    assert "average_last" in capsys.readouterr().err
+    assert cli.main(["run", str(cfg), "--quiet", "--n-steps", "3"]) == 0
+    assert "averaging the last 3 steps" in capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["params_averaged_over"] == 3
+
+
+def test_zero_steps_evaluates_the_initial_state_without_a_plot(tmp_path, capsys):
+    """Bug fix: `nqs run --n-steps 0` crashed in the convergence plot (empty history) and in the
+    s/step line; it now evaluates the initial state, and `nqs plot` says there is nothing to plot."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(TINY.format(avg=0, out=str(tmp_path / "run")))
+    assert cli.main(["run", str(cfg), "--quiet", "--n-steps", "0"]) == 0
+    res = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert res["n_steps"] == 0 and res["seconds_per_step"] is None and np.isfinite(res["energy"]["mean"])
+    assert "0 steps" in capsys.readouterr().out
+    assert not (tmp_path / "run" / "convergence.png").exists()
+    assert cli.main(["plot", str(tmp_path / "run")]) == 2
+    assert "no steps to plot" in capsys.readouterr().err

@@ -62,9 +62,10 @@ def cmd_run(args) -> int:
     if args.n_steps is not None:
         if args.n_steps < 0:
             raise _user_error("--n-steps must be >= 0")
-        if args.n_steps < cfg.optimizer.average_last:
-            raise _user_error(f"--n-steps {args.n_steps} is below optimizer.average_last "
-                              f"({cfg.optimizer.average_last}); lower average_last in the config")
+        if args.n_steps < cfg.optimizer.average_last:  # a short trial run averages what it has
+            print(f"nqs: note: --n-steps {args.n_steps} is below optimizer.average_last "
+                  f"({cfg.optimizer.average_last}); averaging the last {args.n_steps} steps", file=sys.stderr)
+            cfg.optimizer.average_last = args.n_steps
         cfg.optimizer.n_steps = args.n_steps
     if args.out:
         cfg.output.dir = args.out
@@ -88,8 +89,8 @@ def cmd_run(args) -> int:
     else:
         out.print("exact       = n/a (lattice too large for exact diagonalization)")
     out.print(f"units: {res['units']}")
-    out.print(f"{res['n_steps']} steps, {res['seconds_per_step']:.4f} s/step, "
-              f"{res['seconds_total']:.1f} s total; results in {cfg.output.dir}/")
+    per_step = f"{res['seconds_per_step']:.4f} s/step, " if res["seconds_per_step"] is not None else ""
+    out.print(f"{res['n_steps']} steps, {per_step}{res['seconds_total']:.1f} s total; results in {cfg.output.dir}/")
     return 0
 
 
@@ -193,7 +194,8 @@ def cmd_plot(args) -> int:
         kind = tomllib.loads((d / "config.toml").read_text()).get("hamiltonian", {}).get("kind", "")
         units, title = units_short(kind), f"{kind}: {d}"
     out = Path(args.output) if args.output else d / "convergence.png"
-    io.plot_convergence(rows, out, exact=exact, title=title, units=units)
+    if not io.plot_convergence(rows, out, exact=exact, title=title, units=units):
+        raise _user_error(f"{hist} has no steps to plot")
     print(out)
     return 0
 

@@ -106,8 +106,12 @@ def write_toml(path: Path, data: dict) -> None:
 
 
 def plot_convergence(history: list[dict], out_png: Path, exact: float | None = None,
-                     title: str = "", units: str = "") -> None:
-    """Energy vs step (± error) and, when the exact energy is known, |E − E₀|/|E₀| (log scale)."""
+                     title: str = "", units: str = "") -> bool:
+    """Energy vs step (± error) and, when the exact energy is known, |E − E₀|/|E₀| (log scale).
+
+    Returns False (and writes nothing) when ``history`` has no steps (a run with ``--n-steps 0``)."""
+    if not history:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,3 +140,4 @@ def plot_convergence(history: list[dict], out_png: Path, exact: float | None = N
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
+    return True
