@@ -23,7 +23,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import estimators, sr
 from .jax_utils import param_mode, tree_all_finite
-from .models.base import Model
+from .models.base import Model, Reparametrized
 from .stats import statistics
 
 
@@ -35,16 +35,13 @@ class VMCState(NamedTuple):
 
 
 @dataclass(frozen=True, eq=False)
-class SplitComplex(Model):
+class SplitComplex(Reparametrized):
     """Presents a non-holomorphic model with complex parameters as one with real (Re, Im) pairs."""
 
     inner: Model
 
-    @property
-    def n_sites(self):  # type: ignore[override]
-        return self.inner.n_sites
-
     holomorphic = False
+    real_derivatives = False
 
     @staticmethod
     def split(params):
@@ -54,20 +51,11 @@ class SplitComplex(Model):
     def join(params):
         return jax.tree_util.tree_map(lambda x: x[0] + 1j * x[1], params)
 
+    def to_inner(self, params):
+        return self.join(params)
+
     def init(self, key):
         return self.split(self.inner.init(key))
-
-    def log_psi(self, params, sigma):
-        return self.inner.log_psi(self.join(params), sigma)
-
-    def cache(self, params, sigma):
-        return self.inner.cache(self.join(params), sigma)
-
-    def log_ratio(self, params, sigma, cache, *move):
-        return self.inner.log_ratio(self.join(params), sigma, cache, *move)
-
-    def update_cache(self, params, sigma, cache, *move):
-        return self.inner.update_cache(self.join(params), sigma, cache, *move)
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,29 @@ class Wrapper(Model):
         return self.inner.real_derivatives
 
 
+class Reparametrized(Wrapper):
+    """``inner`` evaluated at ``to_inner(params)``: the subclass defines ``to_inner`` (and ``init``);
+    every call, fast path included, goes to the inner model with the mapped parameters."""
+
+    def to_inner(self, params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def log_psi(self, params, sigma):
+        return self.inner.log_psi(self.to_inner(params), sigma)
+
+    def cache(self, params, sigma):
+        return self.inner.cache(self.to_inner(params), sigma)
+
+    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        return self.inner.log_ratio(self.to_inner(params), sigma, cache, sites, new_values, mask)
+
+    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+        return self.inner.log_ratios(self.to_inner(params), sigma, cache, sites, new_values, mask)
+
+    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+        return self.inner.update_cache(self.to_inner(params), sigma, cache, sites, new_values, mask)
+
+
 @dataclass(frozen=True, eq=False)
 class MarshallSign(Wrapper):
     """ψ(σ) = (−1)^{N↑ on sublattice 1} · ψ_inner(σ): the Marshall sign rule, applied explicitly.

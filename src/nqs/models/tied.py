@@ -31,7 +31,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .base import Model, Wrapper
+from .base import Model, Reparametrized
 
 __all__ = ["Signed", "Tied", "antiperiodic_signs", "orbits", "signed_orbits", "translation_tying"]
 
@@ -180,7 +180,7 @@ def translation_tying(params: dict, group: Any, rbm_group: Any = None, pair_sign
 
 
 @dataclass(frozen=True, eq=False)
-class Tied(Wrapper):
+class Tied(Reparametrized):
     """``inner`` with parameters shared over orbits: ``index`` is a pytree like ``inner``'s parameters
     of int arrays (orbit labels 0..n−1 per leaf).  Free parameters: one 1-D array per leaf."""
 
@@ -189,7 +189,7 @@ class Tied(Wrapper):
     label: str = "tied"
 
     def expand(self, params):
-        """The inner model's full parameters."""
+        """The inner model's full parameters (``to_inner``)."""
         def one(r, idx):
             full = r[jnp.asarray(_labels(idx))]
             return full * jnp.asarray(idx.signs, dtype=full.real.dtype) if isinstance(idx, Signed) else full
@@ -213,20 +213,8 @@ class Tied(Wrapper):
     def init(self, key):
         return self.reduce(self.inner.init(key))
 
-    def log_psi(self, params, sigma):
-        return self.inner.log_psi(self.expand(params), sigma)
-
-    def cache(self, params, sigma):
-        return self.inner.cache(self.expand(params), sigma)
-
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.log_ratio(self.expand(params), sigma, cache, sites, new_values, mask)
-
-    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.log_ratios(self.expand(params), sigma, cache, sites, new_values, mask)
-
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.update_cache(self.expand(params), sigma, cache, sites, new_values, mask)
+    def to_inner(self, params):
+        return self.expand(params)
 
     def describe(self) -> str:
         return f"{self.inner.describe()}, parameters {self.label}"
