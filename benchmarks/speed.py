@@ -54,7 +54,7 @@ def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int, p
     samples = sample(state.params, state.sampler_state)
     eloc = jax.jit(lambda pr, s: estimators.local_energies(vmc.model, pr, op, s))
     _, t_eloc = _time(eloc, state.params, samples, repeats=repeats)
-    grads = jax.jit(lambda pr, s: estimators.log_derivatives(vmc.model, pr, s, mode))
+    grads = jax.jit(lambda pr, s: estimators.log_derivatives(vmc.model, pr, s, mode, factored=True))
     _, t_grad = _time(grads, state.params, samples, repeats=repeats)
     O = grads(state.params, samples)
     e = eloc(state.params, samples).reshape(-1)

@@ -10,6 +10,10 @@ the faster one is the reference.  Seconds per step are medians after compilation
     pip install -e '.[peers]'
     python benchmarks/vs_netket.py                       # chains 16..128, square 4x4 and 8x8
     python benchmarks/vs_netket.py --systems chain:16 chain:64 --steps 10
+    python benchmarks/vs_netket.py --systems --accuracy-systems chain:22 --wall-seconds 30
+
+After the speed table it prints the relative error each library reaches on chain L=22 and square 4x4
+after the same wall time (``--wall-seconds``, compilation included), the energy from 16384 samples.
 
 Each measurement runs in a fresh worker process (so memory is per library); the runs alternate
 nqs / NetKet per system.
@@ -43,17 +47,10 @@ def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
     import jax
 
     from nqs import enable_x64
-    from nqs.config import Config
     from nqs.workflow import build
 
     enable_x64()
-    cfg = Config.model_validate({
-        "lattice": {"kind": kind, "size": dims},
-        "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-        "model": {"kind": "rbm", "alpha": 1, "param_dtype": "real"},
-        "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
-        "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": 0.01},
-    })
+    cfg = _nqs_config(kind, dims, n_samples, n_chains, marshall=True)
     p = build(cfg)
     vmc = p.vmc
     state = vmc.init(jax.random.PRNGKey(0))
@@ -70,12 +67,82 @@ def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
             "n_params": vmc.n_parameters(state)}
 
 
-def worker_netket(kind, dims, n_steps, n_samples, n_chains, driver):
+def _nqs_config(kind, dims, n_samples, n_chains, marshall=False):
+    from nqs.config import Config
+
+    return Config.model_validate({
+        "lattice": {"kind": kind, "size": dims},
+        "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+        "model": {"kind": "rbm", "alpha": 1, "param_dtype": "real", "marshall_sign": marshall},
+        "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
+        "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": 0.01},
+    })
+
+
+#: Samples of the final energy estimate in the equal-wall-time comparison.
+EVAL_SAMPLES = 16384
+
+
+def worker_nqs_accuracy(kind, dims, seconds, n_samples, n_chains):
+    """Optimize for ``seconds`` of wall time (compilation included), then estimate E with EVAL_SAMPLES.
+
+    The real RBM carries the Marshall sign explicitly (NetKet's Heisenberg applies it in H)."""
+    import jax
+
+    from nqs import enable_x64
+    from nqs.exact import lowest_energies
+    from nqs.workflow import build
+
+    enable_x64()
+    p = build(_nqs_config(kind, dims, n_samples, n_chains, marshall=True))
+    vmc = p.vmc
+    state = vmc.init(jax.random.PRNGKey(0))
+    step = vmc.make_step(vmc.solver(state))
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < seconds:
+        state, _ = step(state)
+        jax.block_until_ready(state.params)
+        n += 1
+    ev = vmc.for_evaluation(EVAL_SAMPLES)
+    stats = jax.jit(lambda pr, ss: ev.estimate(pr, ss)[3])(state.params, state.sampler_state)
+    e_ref = float(lowest_energies(p.hamiltonian, p.hilbert, 1)[0])
+    e = float(stats.mean.real)
+    return {"lib": "nqs", "steps": n, "energy": e, "err": float(stats.error), "e_ref": e_ref,
+            "rel": abs(e - e_ref) / abs(e_ref)}
+
+
+def worker_netket_accuracy(kind, dims, seconds, n_samples, n_chains, driver):
     import jax
 
     jax.config.update("jax_enable_x64", True)
     import netket as nk
 
+    from nqs import enable_x64
+    from nqs.exact import lowest_energies
+    from nqs.workflow import build
+
+    vs, gs, ha = _netket_setup(nk, kind, dims, n_samples, n_chains, driver)
+    t0 = time.perf_counter()
+    count = [0]
+
+    def cb(step, log, drv):
+        jax.block_until_ready(drv.state.parameters)
+        count[0] += 1
+        return time.perf_counter() - t0 < seconds
+
+    gs.run(n_iter=10**9, out=None, show_progress=False, callback=cb)
+    vs.n_samples = EVAL_SAMPLES
+    st = vs.expect(ha)
+    enable_x64()
+    p = build(_nqs_config(kind, dims, n_samples, n_chains))
+    e_ref = 4.0 * float(lowest_energies(p.hamiltonian, p.hilbert, 1)[0])  # NetKet: Pauli matrices, 4 S·S
+    e = float(st.mean.real)
+    return {"lib": "netket", "driver": driver, "steps": count[0], "energy": e, "err": float(st.error_of_mean),
+            "e_ref": e_ref, "rel": abs(e - e_ref) / abs(e_ref)}
+
+
+def _netket_setup(nk, kind, dims, n_samples, n_chains, driver):
     if kind == "chain":
         g = nk.graph.Chain(dims[0], pbc=True)
     else:
@@ -90,6 +157,16 @@ def worker_netket(kind, dims, n_steps, n_samples, n_chains, driver):
         gs = nk.driver.VMC_SR(ha, opt, diag_shift=0.01, variational_state=vs)
     else:
         gs = nk.driver.VMC(ha, opt, variational_state=vs, preconditioner=nk.optimizer.SR(diag_shift=0.01))
+    return vs, gs, ha
+
+
+def worker_netket(kind, dims, n_steps, n_samples, n_chains, driver):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import netket as nk
+
+    vs, gs, ha = _netket_setup(nk, kind, dims, n_samples, n_chains, driver)
     stamps = []
 
     def cb(step, log, drv):
@@ -114,11 +191,15 @@ def run_worker(args_list):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--systems", nargs="+",
+    ap.add_argument("--systems", nargs="*",
                     default=["chain:16", "chain:32", "chain:64", "chain:128", "square:4x4", "square:8x8"])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--n-samples", type=int, default=1024)
     ap.add_argument("--n-chains", type=int, default=16)
+    ap.add_argument("--accuracy-systems", nargs="*", default=["chain:22", "square:4x4"],
+                    help="systems of the equal-wall-time accuracy comparison (none: skip it)")
+    ap.add_argument("--wall-seconds", type=float, default=60.0,
+                    help="optimization wall time per library in the accuracy comparison (compilation included)")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -126,6 +207,10 @@ def main():
         kind, dims = parse_system(system)
         if lib == "nqs":
             out = worker_nqs(kind, dims, int(steps), int(ns), int(nc))
+        elif lib == "nqs-acc":
+            out = worker_nqs_accuracy(kind, dims, float(steps), int(ns), int(nc))
+        elif lib == "netket-acc":
+            out = worker_netket_accuracy(kind, dims, float(steps), int(ns), int(nc), rest[0])
         else:
             out = worker_netket(kind, dims, int(steps), int(ns), int(nc), rest[0])
         print(json.dumps(out))
@@ -153,6 +238,22 @@ def main():
         print(f"{system:<12} {a['n_params']:>7} {a['step_s']:>11.4f} {fmt(b):>14} {fmt(c):>14} {ratio:>7.2f} "
               f"{a['peak_mb']:>8.0f} {best['peak_mb'] if best else float('nan'):>8.0f} {a['compile_s']:>10.2f} "
               f"{best['compile_s'] if best else float('nan'):>10.2f}  {a['driver']}", flush=True)
+    if not args.accuracy_systems:
+        return
+    acc = [str(args.wall_seconds), str(args.n_samples), str(args.n_chains)]
+    print(f"\n# relative error after {args.wall_seconds:g} s of optimization (compilation included), energy from "
+          f"{EVAL_SAMPLES} samples; the same settings (NetKet: Heisenberg with its sign rule; nqs: explicit Marshall sign)")
+    print(f"{'system':<12} {'nqs steps':>9} {'nqs rel. error':>15} {'NK VMC_SR steps':>15} {'rel. error':>11} "
+          f"{'NK VMC+SR steps':>15} {'rel. error':>11}")
+    for system in args.accuracy_systems:
+        a = run_worker(["nqs-acc", system, *acc])
+        b = run_worker(["netket-acc", system, *acc, "VMC_SR"])
+        c = run_worker(["netket-acc", system, *acc, "VMC"])
+        cells = []
+        for r in (a, b, c):
+            cells.append(("failed", "") if "error" in r else (str(r["steps"]), f"{r['rel']:.2e}"))
+        print(f"{system:<12} {cells[0][0]:>9} {cells[0][1]:>15} {cells[1][0]:>15} {cells[1][1]:>11} "
+              f"{cells[2][0]:>15} {cells[2][1]:>11}", flush=True)
 
 
 if __name__ == "__main__":

@@ -70,21 +70,28 @@ def test_dense_sr_equals_minsr(mode_cls):
     np.testing.assert_allclose(np.asarray(d1), np.asarray(d2), rtol=1e-8, atol=1e-10)
 
 
-def test_full_vmc_step_in_exact_mode_matches_dense_update():
-    lat, hil, op, model, params = _setup(RBM)
-    cfg = OptimizerConfig("sr", 0.05, sr.SRConfig(diag_shift=0.01, solver="dense"))
+@pytest.mark.parametrize("solver", ["dense", "minsr", "cg"])
+@pytest.mark.parametrize("param_dtype", ["complex", "real"])
+def test_full_vmc_step_in_exact_mode_matches_dense_update(solver, param_dtype):
+    """Every SR solver — MinSR and CG on the RBM's factored O (σ ⊗ tanh θ, never the n × P matrix) —
+    makes the update that dense linear algebra on the exact state gives."""
+    lat, hil, op, model, params = _setup(RBM, param_dtype=param_dtype)
+    mode = param_mode(model, params)
+    cfg = OptimizerConfig("sr", 0.05, sr.SRConfig(diag_shift=0.01, solver=solver, cg_tol=1e-13, cg_maxiter=20000))
     vmc = VMC(model, op, ExactSampler(hil), cfg)
     state = vmc.init(jax.random.PRNGKey(0), params)
-    new, info = vmc.make_step("dense")(state)
+    new, info = vmc.make_step(solver)(state)
     # dense reference update
     psi = exact_state(model, params, hil)
     Hm = op.to_dense(hil)
     E = np.vdot(psi, Hm @ psi).real
     samples = jnp.asarray(hil.all_states())
-    O = np.asarray(log_derivatives(model, params, samples, "holomorphic"))
+    O = np.asarray(log_derivatives(model, params, samples, mode))
     D = O * psi[:, None]
     S = D.conj().T @ D - np.outer(D.conj().T @ psi, psi.conj() @ D)
     F = D.conj().T @ (Hm @ psi) - (D.conj().T @ psi) * E
+    if mode == "real":
+        S, F = S.real, F.real
     delta = np.linalg.solve(S + 0.01 * np.eye(len(F)), F)
     flat0 = ravel_pytree(params)[0]
     flat1 = ravel_pytree(new.params)[0]

@@ -51,12 +51,16 @@ def test_log_derivative_vs_finite_differences(name):
 
 @pytest.mark.parametrize("name", list(_models()))
 @pytest.mark.parametrize("move", ["flip", "exchange"])
-def test_fast_path_matches_full_evaluation_after_many_moves(name, move):
+@pytest.mark.parametrize("prepared", [False, True])
+def test_fast_path_matches_full_evaluation_after_many_moves(name, move, prepared):
+    """``prepared``: the parameters as ``model.prepare`` gives them (the RBM's table path, as the sampler
+    uses it); unprepared, the same calls take the plain parameters."""
     model = _models()[name]
     params = model.init(jax.random.PRNGKey(4))
     params = jax.tree_util.tree_map(lambda x: 5 * x, params)  # not tiny: make the check meaningful
+    fast = model.prepare(params) if prepared else params
     sigma = SpinHilbert(N, 0).random_state(jax.random.PRNGKey(1), 1)[0]
-    cache = model.cache(params, sigma)
+    cache = model.cache(fast, sigma)
     n_moves = 3000
     keys = jax.random.split(jax.random.PRNGKey(7), n_moves)
 
@@ -74,18 +78,18 @@ def test_fast_path_matches_full_evaluation_after_many_moves(name, move):
         sites = jnp.concatenate([sites, jnp.array([N])])
         new = jnp.concatenate([new, jnp.array([1], sigma.dtype)])
         mask = jnp.concatenate([mask, jnp.array([False])])
-        r = model.log_ratio(params, sigma, cache, sites, new, mask)
+        r = model.log_ratio(fast, sigma, cache, sites, new, mask)
         new_sigma = apply_moves(sigma, sites, new)
         full = model.log_psi(params, new_sigma) - model.log_psi(params, sigma)
         # compare modulo 2πi (phases)
         d = r - full
         err = jnp.abs(jnp.real(d)) + jnp.abs(jnp.angle(jnp.exp(1j * jnp.imag(d))))
-        cache = model.update_cache(params, sigma, cache, sites, new, mask)
+        cache = model.update_cache(fast, sigma, cache, sites, new, mask)
         return (new_sigma, cache, jnp.maximum(maxerr, err)), None
 
     (sigma_f, cache_f, maxerr), _ = jax.lax.scan(body, (sigma, cache, 0.0), keys)
     assert float(maxerr) < 1e-12
-    fresh = model.cache(params, sigma_f)
+    fresh = model.cache(fast, sigma_f)
     for a, b in zip(jax.tree_util.tree_leaves(cache_f), jax.tree_util.tree_leaves(fresh), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-11)
 
@@ -156,3 +160,73 @@ def test_batched_log_ratios_equal_full_evaluation(name, scale):
         np.testing.assert_allclose(np.exp(got - one)[live], 1.0, rtol=1e-11, atol=1e-11)
         checked += int(live.sum())
     assert checked >= 20
+
+
+@pytest.mark.parametrize("param_dtype", ["real", "complex"])
+def test_rbm_table_path_on_a_long_chain_with_sign_changes(param_dtype):
+    """The RBM's table path (``prepare``: e^{±2W}; cache s, g, h) on 70 sites with weights of order one:
+    3000 exchange moves accepted, each ratio equal to full re-evaluation, θ changing sign on the way,
+    the cache equal to a fresh one at the end.  Regression: the table row index was computed in the
+    configurations' int8 and wrapped around for more than 63 sites."""
+    n = 70
+    model = RBM(n, 1.0, init_scale=0.3, param_dtype=param_dtype)
+    params = model.init(jax.random.PRNGKey(0))
+    fast = model.prepare(params)
+    sigma = SpinHilbert(n, 0).random_state(jax.random.PRNGKey(1), 1)[0]
+    keys = jax.random.split(jax.random.PRNGKey(2), 3000)
+
+    def body(carry, key):
+        sigma, cache, maxerr, flips = carry
+        i = jax.random.randint(key, (), 0, n)
+        sites = jnp.stack([i, (i + 1 + jax.random.randint(jax.random.fold_in(key, 1), (), 0, n - 1)) % n])
+        new = sigma[sites[::-1]]
+        mask = jnp.ones(2, bool)
+        r = model.log_ratio(fast, sigma, cache, sites, new, mask)
+        new_sigma = apply_moves(sigma, sites, new)
+        full = model.log_psi(params, new_sigma) - model.log_psi(params, sigma)
+        err = jnp.abs(jnp.exp(r - full) - 1.0)
+        new_cache = model.update_cache(fast, sigma, cache, sites, new, mask)
+        flips = flips + jnp.sum(new_cache["s"] != cache["s"])
+        return (new_sigma, new_cache, jnp.maximum(maxerr, err), flips), None
+
+    carry = (sigma, model.cache(fast, sigma), 0.0, 0)
+    (sigma_f, cache_f, maxerr, flips), _ = jax.lax.scan(body, carry, keys)
+    assert float(maxerr) < 1e-11
+    assert int(flips) > 100  # the sign-change branch was exercised
+    for a, b in zip(jax.tree_util.tree_leaves(cache_f), jax.tree_util.tree_leaves(model.cache(fast, sigma_f)),
+                    strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-10)
+    # the batched ratios (local energies) from the table cache
+    sites = jnp.array([[i, (i + 1) % n] for i in range(n)])
+    values = sigma_f[sites[:, ::-1]]
+    mask = jnp.ones(sites.shape, bool)
+    got = model.log_ratios(fast, sigma_f, cache_f, sites, values, mask)
+    ref = jnp.stack([model.log_psi(params, apply_moves(sigma_f, s, v)) for s, v in zip(sites, values, strict=True)])
+    np.testing.assert_allclose(np.asarray(jnp.exp(got - (ref - model.log_psi(params, sigma_f)))), 1.0, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["rbm", "rbm_real_params", "marshall", "marshall_real"])
+def test_factored_log_derivatives_equal_the_dense_matrix(name):
+    """The RBM's factored O (σ ⊗ tanh θ for W) is the matrix autodiff gives, in ravel order."""
+    model = _models()[name]
+    params = model.init(jax.random.PRNGKey(3))
+    mode = param_mode(model, params)
+    sigma = jnp.asarray(SpinHilbert(N).all_states())
+    dense = log_derivatives(model, params, sigma, mode)
+    fac = log_derivatives(model, params, sigma, mode, factored=True)
+    assert type(fac).__name__ == "FactoredJacobian"
+    np.testing.assert_allclose(np.asarray(fac.dense()), np.asarray(dense), atol=1e-14)
+    v = jax.random.normal(jax.random.PRNGKey(0), (dense.shape[1],))
+    z = jax.random.normal(jax.random.PRNGKey(1), (dense.shape[0],))
+    np.testing.assert_allclose(np.asarray(fac.matvec(v)), np.asarray(dense @ v), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(fac.rmatvec(z)), np.asarray(dense.conj().T @ z), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(fac.gram()), np.asarray(dense @ dense.conj().T), atol=1e-12)
+    from nqs import sr
+    e = z + 1j * jax.random.normal(jax.random.PRNGKey(5), z.shape)
+    w = jnp.full(z.shape, 1.0 / z.size)
+    np.testing.assert_allclose(np.asarray(sr.gradient(fac, e, w, mode)), np.asarray(sr.gradient(dense, e, w, mode)),
+                               atol=1e-12)
+    # models without factors give the dense matrix
+    jas = _models()["jastrow"]
+    pj = jas.init(jax.random.PRNGKey(0))
+    assert not hasattr(log_derivatives(jas, pj, sigma, param_mode(jas, pj), factored=True), "blocks")

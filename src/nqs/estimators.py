@@ -2,7 +2,9 @@
 
 * ``E_loc(σ) = Σ_σ' ⟨σ|H|σ'⟩ ψ(σ')/ψ(σ)`` from the operator's moves and the model's fast path;
 * ``O_k(σ) = ∂ log ψ(σ)/∂θ_k`` (see :mod:`nqs.conventions` for complex parameters);
-* force ``F = Σ_s w_s O_s^* (E_s − Ē)`` and ``S = Σ_s w_s (O_s − Ō)^* (O_s − Ō)ᵀ``.
+* force ``F = Σ_s w_s O_s^* (E_s − Ē)`` and ``S = Σ_s w_s (O_s − Ō)^* (O_s − Ō)ᵀ``;
+* :class:`FactoredJacobian`: O kept as the factors a model gives (the RBM's ``∂/∂W_ij = σ_i tanh θ_j``
+  is an outer product per sample), so that SR never forms the n × P matrix.
 
 Weights are ``1/n`` for Markov-chain samples and ``|ψ|²/Z`` for exact enumeration, so the same
 code gives noise-free results in exact mode.
@@ -15,6 +17,102 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from .jax_utils import chunked_vmap
+
+
+@jax.tree_util.register_pytree_node_class
+class FactoredJacobian:
+    """Per-sample log-derivatives O (n, P) in factored form, one block per parameter leaf (in
+    ``ravel_pytree`` order):
+
+    * ``(X,)`` with X (n, p): the block is X itself;
+    * ``(U, V)`` with U (n, p), V (n, q): row s of the block is ``vec(U_s ⊗ V_s)`` (p·q entries, U's
+      index outer, as a (p, q) leaf ravels).
+
+    The products SR needs never form the n × P matrix: the Gram matrix ``O O†`` of a Kronecker block
+    is ``(U U†) ⊙ (V V†)`` — 2n²(p + q) flops instead of 2n²·p·q — and ``O† z`` of it is the p × q
+    matrix ``U† diag(z) V*``.  :meth:`dense` gives the plain matrix (tests, the dense solver).
+    """
+
+    def __init__(self, blocks):
+        self.blocks = tuple(tuple(b) for b in blocks)
+
+    def tree_flatten(self):
+        return (self.blocks,), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0])
+
+    @property
+    def shape(self):
+        n = self.blocks[0][0].shape[0]
+        return n, sum(_block_size(b) for b in self.blocks)
+
+    @property
+    def dtype(self):
+        return jnp.result_type(*[x.dtype for b in self.blocks for x in b])
+
+    def dense(self):
+        """The (n, P) matrix."""
+        cols = []
+        for b in self.blocks:
+            if len(b) == 1:
+                cols.append(b[0].reshape(b[0].shape[0], -1))
+            else:
+                u, v = b
+                cols.append((u[:, :, None] * v[:, None, :]).reshape(u.shape[0], -1))
+        return jnp.concatenate(cols, axis=1).astype(self.dtype)
+
+    def gram(self, precision=jax.lax.Precision.HIGHEST):
+        """``O O†`` (n, n)."""
+        def mm(a):
+            return jnp.matmul(a, a.conj().T, precision=precision)
+
+        g = 0
+        for b in self.blocks:
+            g = g + (mm(b[0].reshape(b[0].shape[0], -1)) if len(b) == 1 else mm(b[0]) * mm(b[1]))
+        return g
+
+    def rmatvec(self, z, precision=jax.lax.Precision.HIGHEST):
+        """``O† z`` (P,) for z (n,)."""
+        out = []
+        for b in self.blocks:
+            if len(b) == 1:
+                x = b[0].reshape(b[0].shape[0], -1)
+                out.append(jnp.matmul(x.conj().T, z, precision=precision))
+            else:
+                u, v = b
+                out.append(jnp.matmul(u.conj().T, z[:, None] * v.conj(), precision=precision).reshape(-1))
+        return jnp.concatenate(out)
+
+    def matvec(self, x, precision=jax.lax.Precision.HIGHEST):
+        """``O x`` (n,) for x (P,)."""
+        out, k = 0, 0
+        for b in self.blocks:
+            m = _block_size(b)
+            xb = x[k:k + m]
+            k += m
+            if len(b) == 1:
+                out = out + jnp.matmul(b[0].reshape(b[0].shape[0], -1), xb, precision=precision)
+            else:
+                u, v = b
+                uw = jnp.matmul(u, xb.reshape(u.shape[1], v.shape[1]), precision=precision)
+                out = out + jnp.sum(uw * v, axis=1)
+        return out
+
+
+def _block_size(b):
+    if len(b) == 1:
+        return int(b[0].size // b[0].shape[0])
+    return int(b[0].shape[1] * b[1].shape[1])
+
+
+def has_factored_derivatives(model, params, sigma) -> bool:
+    """Whether ``model.log_derivative_factors`` gives factors (checked by shape evaluation only)."""
+    fn = getattr(model, "log_derivative_factors", None)
+    if fn is None:
+        return False
+    return jax.eval_shape(fn, params, sigma) is not None
 
 
 def local_energy(model, params, operator, sigma, cache=None):
@@ -35,18 +133,32 @@ def local_energies(model, params, operator, samples, chunk_size=None, mesh=None)
     """
     shape = samples.shape[:-1]
     flat = samples.reshape(-1, samples.shape[-1])
+    params = model.prepare(params)
     e = chunked_vmap(lambda s: local_energy(model, params, operator, s), flat, chunk_size, mesh)
     return e.reshape(shape)
 
 
-def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=None):
+def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=None, factored: bool = False):
     """Per-sample O_k(σ) = ∂ log ψ/∂θ_k, shape (n, n_params), complex.
 
     ``mode`` is ``"holomorphic"`` (complex derivative w.r.t. complex θ) or ``"real"``
     (real θ; O = ∂ Re log ψ/∂θ + i ∂ Im log ψ/∂θ).  Models with ``real_derivatives`` (Im log ψ
     independent of θ) give a real O of the same shape.
+
+    ``factored``: a :class:`FactoredJacobian` when the model gives ``log_derivative_factors`` (the
+    RBM does; holomorphic or real-derivative models only), else the dense matrix as usual.
     """
     flat = samples.reshape(-1, samples.shape[-1])
+    if factored and (mode == "holomorphic" or getattr(model, "real_derivatives", False)) \
+            and has_factored_derivatives(model, params, flat[0]):
+        def factors(s):
+            f = model.log_derivative_factors(params, s)
+            return jax.tree_util.tree_leaves(f, is_leaf=lambda x: isinstance(x, tuple))
+
+        blocks = chunked_vmap(factors, flat, chunk_size, mesh)
+        if mode == "real":
+            blocks = [tuple(jnp.real(x) for x in b) for b in blocks]
+        return FactoredJacobian(blocks)
 
     if mode == "holomorphic":
         def one(s):

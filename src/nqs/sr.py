@@ -7,7 +7,10 @@ With Ō = √w (O − ⟨O⟩) (n×P) and ε = √w (E_loc − Ē) (n):
 * CG:        (S + λ) δ = F by conjugate gradients with S v = Ō†(Ō v), never forming S — O(n·P) per
              iteration, cheapest when n and P are both large.
 
-Both give the same δ (push-through identity); the test suite checks it.  For real parameters
+Both give the same δ (push-through identity); the test suite checks it.  O may also come as a
+:class:`~nqs.estimators.FactoredJacobian` (the RBM's outer-product derivatives): MinSR, CG and the
+gradient then work on its factors — the Gram matrix in 2n²(N + M) flops instead of 2n²·N·M, no
+n × P matrix in memory — and the dense solver (P ≤ n) forms O, which is small there.  For real parameters
 S → Re S and F → Re F, which is the same as stacking [Re Ō; Im Ō] and [Re ε; Im ε].
 The parameters then move by −η δ through an optax transform.
 """
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from .estimators import centered
+from .estimators import FactoredJacobian, centered
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8
     formed in O's precision, the shifted linear system is solved in ``solve_dtype`` (its complex
     counterpart for complex matrices); CG then runs wholly in ``solve_dtype``.
     """
+    if isinstance(O, FactoredJacobian):
+        if solver in ("minsr", "cg") and not rescale and (mode == "holomorphic" or not jnp.issubdtype(O.dtype, jnp.complexfloating)):
+            return _factored_direction(O, e_loc, weights, mode, diag_shift, solver, tol, maxiter, solve_dtype)
+        O = O.dense()
     Oc, ec = centered(O, e_loc.astype(jnp.result_type(O.dtype, jnp.complex64)), weights)
     if mode == "real":
         Oc, ec = _stack_real(Oc, ec)
@@ -124,8 +131,68 @@ def sr_direction_scaled(Oc, ec, diag_shift, solver: str, tol=1e-8, maxiter=1000,
     raise ValueError(f"unknown SR solver {solver!r}: use 'dense', 'minsr' or 'cg'")
 
 
+class _Centred:
+    """Ō = diag(√w)(1 − 𝟙wᵀ) O and ε = √w (E − Ē) for a factored O, applied without forming Ō."""
+
+    def __init__(self, O: FactoredJacobian, e_loc, weights, mode):
+        self.O = O
+        rdt = jnp.finfo(O.dtype).dtype
+        self.w = weights.reshape(-1).astype(rdt)
+        self.sw = jnp.sqrt(self.w)
+        e = e_loc.reshape(-1).astype(jnp.result_type(O.dtype, jnp.complex64))
+        ec = (e - jnp.sum(self.w * e)) * self.sw
+        # real θ with a real O: the stacked rows [Re Ō; Im Ō] reduce to Ō and Re ε
+        self.ec = ec if mode == "holomorphic" else ec.real
+
+    def rmatvec(self, y):
+        """Ō† y = O† (1 − w𝟙ᵀ) diag(√w) y."""
+        z = self.sw * y
+        return self.O.rmatvec(z - self.w * jnp.sum(z))
+
+    def matvec(self, x):
+        """Ō x."""
+        ox = self.O.matvec(x)
+        return self.sw * (ox - jnp.sum(self.w * ox))
+
+    def gram(self):
+        """Ō Ō† (n, n) from O O†: the centring costs O(n²)."""
+        g = self.O.gram()
+        r = g @ self.w
+        c = self.w @ g
+        t = jnp.dot(self.w, r)
+        return self.sw[:, None] * (g - r[:, None] - c[None, :] + t) * self.sw[None, :]
+
+
+def _factored_direction(O, e_loc, weights, mode, diag_shift, solver, tol, maxiter, solve_dtype):
+    """MinSR or CG on the factors of O (see :class:`~nqs.estimators.FactoredJacobian`)."""
+    c = _Centred(O, e_loc, weights, mode)
+
+    def hi(x):
+        return x if solve_dtype is None else x.astype(jnp.result_type(x.dtype, solve_dtype))
+
+    if solver == "minsr":
+        T = hi(c.gram())
+        T = T + diag_shift * jnp.eye(T.shape[0], dtype=T.dtype)
+        # T is Hermitian positive definite for a positive shift: Cholesky (half the flops of LU)
+        y = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(T, lower=True), hi(c.ec))
+        return c.rmatvec(y.astype(c.ec.dtype))
+    F = c.rmatvec(c.ec)
+
+    def matvec(v):
+        return c.rmatvec(c.matvec(v.astype(F.dtype))) + diag_shift * v
+
+    d, _ = jax.scipy.sparse.linalg.cg(matvec, hi(F), tol=tol, maxiter=maxiter)
+    return d
+
+
 def gradient(O, e_loc, weights, mode: str):
     """Energy gradient for first-order optimizers: F (holomorphic, = ∂E/∂θ*) or 2 Re F (real θ)."""
+    if isinstance(O, FactoredJacobian) and (mode == "holomorphic" or not jnp.issubdtype(O.dtype, jnp.complexfloating)):
+        c = _Centred(O, e_loc, weights, mode)
+        F = c.rmatvec(c.ec)
+        return F if mode == "holomorphic" else 2.0 * F.real
+    if isinstance(O, FactoredJacobian):
+        O = O.dense()
     Oc, ec = centered(O, e_loc.astype(jnp.result_type(O.dtype, jnp.complex64)), weights)
     F = _mm(Oc.conj().T, ec)
     return F if mode == "holomorphic" else 2.0 * F.real

@@ -6,7 +6,7 @@ settings are static.  ``vmc_step(state) -> (state, info)``:
 1. sample (σ (n_chains, n_per_chain, N), weights 1/n or |ψ|²/Z);
 2. local energies E_loc from the operator's moves and the model's fast path;
 3. statistics of E_loc (mean, error with autocorrelation, variance, R̂);
-4. per-sample log-derivatives O and the force;
+4. per-sample log-derivatives O (factored for the RBM) and the force;
 5. SR direction (dense or MinSR) or the plain gradient;
 6. optax update.
 """
@@ -324,7 +324,9 @@ class VMC:
             model, mode = self._model, self._mode
             samples, weights, e_loc, stats, sstate = self.estimate(params, state.sampler_state)
             rows = self._rows(samples, samples.ndim - 1)
-            O = self._rows(estimators.log_derivatives(model, params, rows, mode, self._chunk, self.mesh), 1)
+            # factored where the model gives factors (the RBM): SR then never forms the n × P matrix
+            O = estimators.log_derivatives(model, params, rows, mode, self._chunk, self.mesh, factored=True)
+            O = jax.tree_util.tree_map(lambda x: self._rows(x, 1), O)
             flat, unravel = ravel_pytree(params)
             shift = self.optimizer.sr.shift(state.step)
             if self.optimizer.kind in ("sr", "minsr"):

@@ -8,6 +8,7 @@ Fast path (optional)
 A model may keep a per-configuration cache (the RBM's angles θ = b + σW) and give
 ``log ψ(σ') − log ψ(σ)`` for a *move* σ → σ' from it, in O(k·M) for k changed sites:
 
+* ``prepare(params)`` (once per batch of moves; the result is what the calls below receive)
 * ``cache(params, sigma)``
 * ``log_ratio(params, sigma, cache, sites, new_values, mask)``
 * ``update_cache(params, sigma, cache, sites, new_values, mask)`` (after an accepted move)
@@ -51,7 +52,12 @@ def log_cosh_ratio_sum(theta, dtheta, block: int = 4):
     sign = jnp.where(jnp.real(theta) < 0, -1.0, 1.0)
     u = jnp.exp(-2.0 * sign * theta)
     g = 1.0 / (1.0 + u)
-    ug = u * g
+    return log_cosh_ratio_sum_gh(sign, g, u * g, dtheta, block)
+
+
+def log_cosh_ratio_sum_gh(sign, g, ug, dtheta, block: int = 4):
+    """:func:`log_cosh_ratio_sum` from ``sign`` = sign Re θ, ``g`` = 1/(1 + u) and ``ug`` = u/(1 + u),
+    u = e^{−2·sign·θ} (as a cache keeps them)."""
     x = sign * dtheta
     if jnp.iscomplexobj(x):
         ea = jnp.exp(x.real)
@@ -90,6 +96,13 @@ class Model:
         raise NotImplementedError
 
     # ---- fast-path contract; default = full re-evaluation
+    def prepare(self, params):
+        """Parameters in the form the fast path takes, computed once per batch of moves (the
+        sampler's sweeps, a batch of local energies): the RBM adds tables of e^{±2W}.  Callers pass
+        the result to ``cache``/``log_ratio``/``update_cache``/``log_ratios``, which also accept the
+        parameters as they are.  Default: unchanged."""
+        return params
+
     def cache(self, params, sigma):
         return self.log_psi(params, sigma)
 
@@ -106,6 +119,15 @@ class Model:
         ``mask``): what local energies need.  Models may batch it better; the imaginary part is
         only defined modulo 2π."""
         return jax.vmap(lambda s, v, m: self.log_ratio(params, sigma, cache, s, v, m))(sites, new_values, mask)
+
+    def log_derivative_factors(self, params, sigma):
+        """Optional: ∂ log ψ(σ)/∂θ per parameter leaf in factored form, or None (the default).
+
+        A pytree like ``params`` whose leaves are tuples: ``(x,)`` with x of the leaf's shape, or
+        ``(u, v)`` for a (p, q) leaf whose derivative is the outer product u ⊗ v.  SR then works on the
+        factors (:class:`nqs.estimators.FactoredJacobian`) instead of the n × P matrix.
+        """
+        return None
 
     def n_parameters(self, params) -> int:
         return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
@@ -225,6 +247,9 @@ class MarshallSign(Wrapper):
         n_up_b = jnp.sum(self._mask() * (1 + sigma) / 2)
         return self.inner.log_psi(params, sigma) + 1j * jnp.pi * n_up_b
 
+    def prepare(self, params):
+        return self.inner.prepare(params)
+
     def cache(self, params, sigma):
         return self.inner.cache(params, sigma)
 
@@ -242,6 +267,9 @@ class MarshallSign(Wrapper):
     def log_ratios(self, params, sigma, cache, sites, new_values, mask):
         phase = jax.vmap(self._phase, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask)
         return self.inner.log_ratios(params, sigma, cache, sites, new_values, mask) + phase
+
+    def log_derivative_factors(self, params, sigma):
+        return self.inner.log_derivative_factors(params, sigma)  # the sign does not depend on θ
 
     def describe(self) -> str:
         return f"{self.inner.describe()} x Marshall sign"

@@ -1,7 +1,21 @@
 """Restricted Boltzmann machines (Carleo & Troyer, Science 355, 602 (2017)).
 
 log ψ(σ) = Σ_i a_i σ_i + Σ_j log cosh θ_j,   θ_j = b_j + Σ_i σ_i W_ij,
-with M = α·N hidden units (the constant log 2 per hidden unit is dropped).
+with M = α·N hidden units (the constant log 2 per hidden unit is dropped); σ_i = ±1.
+
+Fast path without transcendental functions per move
+---------------------------------------------------
+:meth:`RBM.prepare` adds a table of e^{±2W} (computed once per batch of moves).  A move changes
+σ_i by d_i = ±2 on k sites, so e^{±Δθ_j} = Π_i e^{±d_i W_ij} are products of k table entries.  With
+s_j = sign Re θ_j, u_j = e^{−2 s_j θ_j} (|u_j| ≤ 1), g_j = 1/(1 + u_j) and h_j = u_j/(1 + u_j):
+
+    f_j = cosh(θ_j + Δθ_j) / cosh θ_j = g_j e^{s_j Δθ_j} + h_j e^{−s_j Δθ_j},
+
+with no cancellation (both terms have the same sign for real θ) and no division.  The log of the
+ratio is summed as the log of products of ``_BLOCK`` factors (one logarithm per block).  The cache
+is (s, g, h) only: on acceptance g' = g e^{sΔθ}/f and h' = h e^{−sΔθ}/f (one division per unit), and
+where |h'| > |g'| (Re θ changed sign) s flips and g, h swap.  The sampler recomputes the cache from
+σ every sweep, so round-off cannot build up.
 """
 
 from __future__ import annotations
@@ -11,7 +25,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from .base import Model, ParamDtypeModel, log_cosh, log_cosh_ratio_sum, move_delta
+from .base import Model, ParamDtypeModel, log_cosh, log_cosh_ratio_sum, log_cosh_ratio_sum_gh, move_delta
 
 
 def _rbm_log_psi(p, sigma):
@@ -30,7 +44,8 @@ def _rbm_deltas(p, sigma, sites, new_values, mask):
     """Δθ (M,) and the visible-bias change of a move; O(k·M) for k changed sites."""
     d = move_delta(sigma, sites, new_values, mask).astype(p["W"].dtype)
     w = jnp.take(p["W"], sites, axis=0, mode="clip")  # (k, M)
-    return d @ w, jnp.dot(jnp.take(p["a"], sites, mode="clip"), d)
+    # an elementwise product-sum, not a dot: vmapped over many moves a batch of (1, k) @ (k, M) dots is slow on CPUs
+    return jnp.sum(d[:, None] * w, axis=0), jnp.sum(jnp.take(p["a"], sites, mode="clip") * d)
 
 
 def _rbm_ratio(p, sigma, cache, sites, new_values, mask):
@@ -39,6 +54,82 @@ def _rbm_ratio(p, sigma, cache, sites, new_values, mask):
     new_theta = cache["theta"] + dtheta
     new_lc = jnp.sum(log_cosh(new_theta))
     return da + new_lc - cache["lc"], {"theta": new_theta, "lc": new_lc}
+
+
+#: Factors per logarithm in the table path: a product of 8 factors overflows only when
+#: |Re Δθ_j| ≳ 88 (e^{709}), i.e. |W| ≳ 22 for an exchange move.
+_BLOCK = 8
+
+
+def _prepared(p):
+    return "exp2W" in p
+
+
+def _prepare(p):
+    """``p`` plus the table of e^{d W} for d = −2, 0, +2 (3·(N+1) rows of M; row N of each is 1, for padded
+    entries of a move): row ``(d/2 + 1)·(N+1) + i`` holds e^{d W_i·}."""
+    ones = jnp.ones((1, p["W"].shape[1]), p["W"].dtype)
+    w = jnp.concatenate([p["W"], jnp.zeros_like(ones)])
+    table = jnp.concatenate([jnp.exp(-2.0 * w), jnp.ones_like(w), jnp.exp(2.0 * w)])
+    return {**p, "exp2W": table}
+
+
+def _table_cache(p, sigma):
+    """s = sign Re θ, g = 1/(1 + u), h = u/(1 + u) with u = e^{−2sθ}: all the table path keeps."""
+    theta = p["b"] + sigma.astype(p["W"].dtype) @ p["W"]
+    sign = jnp.where(jnp.real(theta) < 0, -1.0, 1.0).astype(jnp.real(theta).dtype)
+    u = jnp.exp(-2.0 * sign * theta)
+    g = 1.0 / (1.0 + u)
+    return {"s": sign, "g": g, "h": u * g}
+
+
+def _exp_dtheta(p, sigma, sites, new_values, mask):
+    """e^{sΔθ}, e^{−sΔθ} (M,) from the table (σ changes by 0 or ±2 on the move's sites), and Δa."""
+    n = p["W"].shape[0]
+    old = jnp.take(sigma, sites, mode="clip")
+    d = jnp.where(mask, new_values.astype(jnp.int32) - old.astype(jnp.int32), 0)  # int8 σ: no overflow
+    row = jnp.minimum(sites, n)
+    idx = jnp.stack([(jnp.sign(d) + 1) * (n + 1) + row, (1 - jnp.sign(d)) * (n + 1) + row])  # (2, k): ±d
+    rows = p["exp2W"].at[idx].get(mode="promise_in_bounds")  # in range by construction
+    e_plus, e_minus = jnp.prod(rows, axis=1)
+    return e_plus, e_minus, jnp.sum(jnp.take(p["a"], sites, mode="clip") * d.astype(p["a"].dtype))
+
+
+def _table_factors(p, sigma, cache, sites, new_values, mask):
+    """f = cosh(θ+Δθ)/cosh θ per unit, e^{±sΔθ}, and Δa."""
+    e_plus, e_minus, da = _exp_dtheta(p, sigma, sites, new_values, mask)
+    up = cache["s"] > 0
+    ep, em = jnp.where(up, e_plus, e_minus), jnp.where(up, e_minus, e_plus)
+    return cache["g"] * ep + cache["h"] * em, ep, em, da
+
+
+def _block_log(f):
+    """Σ log f over the last axis as logs of products of ``_BLOCK`` factors."""
+    m = f.shape[-1]
+    pad = (-m) % _BLOCK
+    if pad:
+        f = jnp.concatenate([f, jnp.ones(f.shape[:-1] + (pad,), f.dtype)], axis=-1)
+    # units j and j + M/B share a block: the product runs over a leading axis (contiguous vectors)
+    return jnp.sum(jnp.log(jnp.prod(f.reshape(f.shape[:-1] + (_BLOCK, -1)), axis=-2)), axis=-1)
+
+
+def _table_ratio(p, sigma, cache, sites, new_values, mask):
+    f, _, _, da = _table_factors(p, sigma, cache, sites, new_values, mask)
+    return da + _block_log(f)
+
+
+def _table_update(p, sigma, cache, sites, new_values, mask):
+    f, ep, em, _ = _table_factors(p, sigma, cache, sites, new_values, mask)
+    r = 1.0 / f
+    g, h = cache["g"] * ep * r, cache["h"] * em * r
+    flip = jnp.real(h * jnp.conj(h)) > jnp.real(g * jnp.conj(g))  # |u'| > 1: Re θ changed sign
+    return {"s": jnp.where(flip, -cache["s"], cache["s"]), "g": jnp.where(flip, h, g), "h": jnp.where(flip, g, h)}
+
+
+def _table_ratios(p, sigma, cache, sites, new_values, mask):
+    # many moves at once: Δθ by a product with W and one exponential per unit beat the table's gathers
+    dtheta, da = jax.vmap(_rbm_deltas, in_axes=(None, None, 0, 0, 0))(p, sigma, sites, new_values, mask)
+    return da + log_cosh_ratio_sum_gh(cache["s"], cache["g"], cache["h"], dtheta)
 
 
 def _rbm_ratios(p, sigma, cache, sites, new_values, mask):
@@ -88,17 +179,32 @@ class RBM(ParamDtypeModel):
     def log_psi(self, params, sigma):
         return _rbm_log_psi(params, sigma).astype(jnp.complex128)
 
+    def prepare(self, params):
+        return _prepare(params)
+
     def cache(self, params, sigma):
-        return _rbm_cache(params, sigma)
+        return _table_cache(params, sigma) if _prepared(params) else _rbm_cache(params, sigma)
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        if _prepared(params):
+            return _table_ratio(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
         return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[0].astype(jnp.complex128)
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
+        if _prepared(params):
+            return _table_update(params, sigma, cache, sites, new_values, mask)
         return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[1]
 
     def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+        if _prepared(params):
+            return _table_ratios(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
         return _rbm_ratios(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
+
+    def log_derivative_factors(self, params, sigma):
+        """∂/∂a = σ, ∂/∂b = tanh θ, ∂/∂W = σ ⊗ tanh θ (the outer product SR exploits)."""
+        s = sigma.astype(params["W"].dtype)
+        t = jnp.tanh(params["b"] + s @ params["W"])
+        return {"W": (s, t), "a": (s,), "b": (t,)}
 
     def describe(self) -> str:
         return f"{self.param_dtype} RBM (alpha={self.alpha:g}, {self.n_hidden} hidden units)"
