@@ -4,8 +4,8 @@ Heisenberg chain, RBM alpha=1 (real parameters by default, as in the peers' numb
 ``--param-dtype complex`` for the complex RBM), 1024 samples over 16 chains, exchange moves, SR (diag
 shift 0.01).  Medians over ``--repeats`` steps after compilation; compilation reported apart.
 
-    python benchmarks/speed.py                 # L = 16, 32, 64, 128
-    python benchmarks/speed.py --sizes 16 32 --repeats 3
+    python benchmarks/speed.py                 # L = 16, 32, 64, 128; then 512 ... 8192 samples at L = 64
+    python benchmarks/speed.py --sizes 16 32 --samples --repeats 3
 """
 
 from __future__ import annotations
@@ -69,20 +69,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--n-samples", type=int, default=1024)
+    ap.add_argument("--samples", type=int, nargs="*", default=[512, 2048, 4096, 8192],
+                    help="then these sample counts at L = --scan-size (none: skip)")
+    ap.add_argument("--scan-size", type=int, default=64)
     ap.add_argument("--n-chains", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--param-dtype", choices=["real", "complex"], default="real")
     args = ap.parse_args()
     enable_x64()
-    print(f"# Heisenberg chain, {args.param_dtype} RBM alpha={args.alpha:g}, {args.n_samples} samples, {args.n_chains} chains,"
-          f" exchange, SR; device: {jax.devices()[0].platform}, {jax.device_count()} device(s)")
-    hdr = (f"{'L':>5} {'params':>7} {'solver':>6} {'s/step':>8} {'sample':>8} {'E_loc':>8} "
+    print(f"# Heisenberg chain, {args.param_dtype} RBM alpha={args.alpha:g}, {args.n_chains} chains, exchange, SR; "
+          f"device: {jax.devices()[0].platform}, {jax.device_count()} device(s)")
+    hdr = (f"{'L':>5} {'samples':>7} {'params':>7} {'solver':>6} {'s/step':>8} {'sample':>8} {'E_loc':>8} "
            f"{'O_k':>8} {'SR':>8} {'compile':>8}")
     print(hdr)
-    for L in args.sizes:
-        r = measure(L, args.n_samples, args.n_chains, args.alpha, args.repeats, args.param_dtype)
-        print(f"{r['L']:>5} {r['n_params']:>7} {r['solver']:>6} {r['step_s']:>8.4f} {r['sample_s']:>8.4f} "
+    runs = [(L, args.n_samples) for L in args.sizes] + [(args.scan_size, n) for n in args.samples]
+    for L, ns in runs:
+        r = measure(L, ns, args.n_chains, args.alpha, args.repeats, args.param_dtype)
+        print(f"{r['L']:>5} {ns:>7} {r['n_params']:>7} {r['solver']:>6} {r['step_s']:>8.4f} {r['sample_s']:>8.4f} "
               f"{r['eloc_s']:>8.4f} {r['grad_s']:>8.4f} {r['sr_s']:>8.4f} {r['compile_s']:>8.2f}", flush=True)
 
 

@@ -241,8 +241,8 @@ def main():
     if not args.accuracy_systems:
         return
     acc = [str(args.wall_seconds), str(args.n_samples), str(args.n_chains)]
-    print(f"\n# relative error after {args.wall_seconds:g} s of optimization (compilation included), energy from "
-          f"{EVAL_SAMPLES} samples; the same settings (NetKet: Heisenberg with its sign rule; nqs: explicit Marshall sign)")
+    print(f"\n# relative error after {args.wall_seconds:g} s of optimization (compilation included), energy "
+          f"from {EVAL_SAMPLES} samples; same settings (NetKet: Heisenberg with its sign rule; nqs: Marshall sign)")
     print(f"{'system':<12} {'nqs steps':>9} {'nqs rel. error':>15} {'NK VMC_SR steps':>15} {'rel. error':>11} "
           f"{'NK VMC+SR steps':>15} {'rel. error':>11}")
     for system in args.accuracy_systems:

@@ -88,7 +88,8 @@ def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8
     counterpart for complex matrices); CG then runs wholly in ``solve_dtype``.
     """
     if isinstance(O, FactoredJacobian):
-        if solver in ("minsr", "cg") and not rescale and (mode == "holomorphic" or not jnp.issubdtype(O.dtype, jnp.complexfloating)):
+        real_o = not jnp.issubdtype(O.dtype, jnp.complexfloating)
+        if solver in ("minsr", "cg") and not rescale and (mode == "holomorphic" or real_o):
             return _factored_direction(O, e_loc, weights, mode, diag_shift, solver, tol, maxiter, solve_dtype)
         O = O.dense()
     Oc, ec = centered(O, e_loc.astype(jnp.result_type(O.dtype, jnp.complex64)), weights)
