@@ -56,9 +56,11 @@ def _rbm_ratio(p, sigma, cache, sites, new_values, mask):
     return da + new_lc - cache["lc"], {"theta": new_theta, "lc": new_lc}
 
 
-#: Factors per logarithm in the table path: a product of 8 factors overflows only when
-#: |Re Δθ_j| ≳ 88 (e^{709}), i.e. |W| ≳ 22 for an exchange move.
+#: Factors per logarithm in the table path: a product of 8 float64 factors overflows only when
+#: |Re Δθ_j| ≳ 88 (e^{709}), i.e. |W| ≳ 22 for an exchange move; in float32 (e^{88}) blocks of 2 keep
+#: the same bound per factor, |Re Δθ_j| ≳ 44.
 _BLOCK = 8
+_BLOCK_F32 = 2
 
 
 def _prepared(p):
@@ -104,13 +106,14 @@ def _table_factors(p, sigma, cache, sites, new_values, mask):
 
 
 def _block_log(f):
-    """Σ log f over the last axis as logs of products of ``_BLOCK`` factors."""
+    """Σ log f over the last axis as logs of products of ``_BLOCK`` factors (``_BLOCK_F32`` in float32)."""
+    block = _BLOCK if jnp.finfo(f.dtype).bits == 64 else _BLOCK_F32
     m = f.shape[-1]
-    pad = (-m) % _BLOCK
+    pad = (-m) % block
     if pad:
         f = jnp.concatenate([f, jnp.ones(f.shape[:-1] + (pad,), f.dtype)], axis=-1)
     # units j and j + M/B share a block: the product runs over a leading axis (contiguous vectors)
-    return jnp.sum(jnp.log(jnp.prod(f.reshape(f.shape[:-1] + (_BLOCK, -1)), axis=-2)), axis=-1)
+    return jnp.sum(jnp.log(jnp.prod(f.reshape(f.shape[:-1] + (block, -1)), axis=-2)), axis=-1)
 
 
 def _table_ratio(p, sigma, cache, sites, new_values, mask):
