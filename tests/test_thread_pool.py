@@ -39,3 +39,28 @@ def test_rbm_pp_j1j2_step_finishes_on_a_small_cpu_pool():
     assert r.returncode == 0, r.stderr[-2000:]
     e = float(r.stdout.split("E")[-1])
     assert -8.46 < e < 0.0  # a variational energy of the 4x4 J1-J2 model (ED -8.4579)
+
+
+def test_xla_cpu_flag_is_added_once_and_can_be_kept_out(monkeypatch):
+    """nqs.tune_xla_cpu appends the YNN-off flag (jaxlib 0.10) after the user's flags, never twice,
+    and not at all with NQS_KEEP_XLA_FLAGS (it only edits the environment of later backends)."""
+    from importlib.metadata import version
+
+    import nqs
+
+    monkeypatch.delenv("NQS_KEEP_XLA_FLAGS", raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    nqs.tune_xla_cpu()
+    nqs.tune_xla_cpu()
+    flags = os.environ["XLA_FLAGS"]
+    if version("jaxlib").startswith("0.10."):
+        assert flags == f"--xla_force_host_platform_device_count=2 {nqs.YNN_OFF}"
+    else:
+        assert flags == "--xla_force_host_platform_device_count=2"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=-reduce")
+    nqs.tune_xla_cpu()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=-reduce"
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv("NQS_KEEP_XLA_FLAGS", "1")
+    nqs.tune_xla_cpu()
+    assert os.environ["XLA_FLAGS"] == ""

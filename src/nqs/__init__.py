@@ -31,6 +31,34 @@ def guard_cpu_thread_pool() -> None:
 
 guard_cpu_thread_pool()
 
+#: XLA flag that turns off the YNNPACK fusions of XLA's CPU backend (jaxlib 0.10).  Measured on 2 cores
+#: (``benchmarks/speed.py``, chain L = 64 / 128): 0.091 → 0.076 and 0.208 → 0.176 s per VMC step; the
+#: local energies' reductions and the MinSR Cholesky right after the Gram products were the slow
+#: parts with them on; electron models were unchanged.
+YNN_OFF = "--xla_cpu_experimental_ynn_fusion_type="
+
+
+def tune_xla_cpu() -> None:
+    """Append :data:`YNN_OFF` to ``XLA_FLAGS`` on jaxlib 0.10.x, unless the flag is already there or
+    ``NQS_KEEP_XLA_FLAGS`` is set (an unknown flag would abort XLA, hence the version check).
+
+    Like :func:`guard_cpu_thread_pool` it runs at import and acts only before JAX's CPU backend starts."""
+    import os
+    from importlib.metadata import PackageNotFoundError, version
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if os.environ.get("NQS_KEEP_XLA_FLAGS") or "ynn_fusion_type" in flags:
+        return
+    try:
+        major_minor = tuple(int(x) for x in version("jaxlib").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return
+    if major_minor == (0, 10):
+        os.environ["XLA_FLAGS"] = f"{flags} {YNN_OFF}".strip()
+
+
+tune_xla_cpu()
+
 
 def enable_x64() -> None:
     """Switch JAX to float64/complex128 (nqs's default precision on CPU). Call at program entry."""

@@ -65,12 +65,18 @@ class FactoredJacobian:
 
     def gram(self, precision=jax.lax.Precision.HIGHEST):
         """``O O†`` (n, n)."""
+        done = {}
+
         def mm(a):
-            return jnp.matmul(a, a.conj().T, precision=precision)
+            # the RBM's σ and tanh θ appear in two blocks each (a and W, b and W): one product each
+            if id(a) not in done:
+                done[id(a)] = (a, jnp.matmul(a, a.conj().T, precision=precision))
+            return done[id(a)][1]
 
         g = 0
         for b in self.blocks:
-            g = g + (mm(b[0].reshape(b[0].shape[0], -1)) if len(b) == 1 else mm(b[0]) * mm(b[1]))
+            x = b[0] if b[0].ndim == 2 else b[0].reshape(b[0].shape[0], -1)
+            g = g + (mm(x) if len(b) == 1 else mm(b[0]) * mm(b[1]))
         return g
 
     def rmatvec(self, z, precision=jax.lax.Precision.HIGHEST):
