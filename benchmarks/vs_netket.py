@@ -187,6 +187,14 @@ def worker_netket(kind, dims, n_steps, n_samples, n_chains, driver):
             "peak_mb": _peak_mb(), "n_params": int(vs.n_parameters)}
 
 
+def run_three(system, common, suffix=""):
+    """nqs, NetKet ``VMC_SR`` and NetKet ``VMC`` + SR workers for one system, one after the other
+    (``suffix`` "-acc": the equal-wall-time runs)."""
+    return (run_worker([f"nqs{suffix}", system, *common]),
+            run_worker([f"netket{suffix}", system, *common, "VMC_SR"]),
+            run_worker([f"netket{suffix}", system, *common, "VMC"]))
+
+
 def run_worker(args_list):
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     r = subprocess.run([sys.executable, __file__, "--worker", *args_list], capture_output=True, text=True, env=env)
@@ -231,9 +239,7 @@ def main():
     print(f"{'system':<12} {'params':>7} {'nqs s/step':>11} {'NetKet VMC_SR':>14} {'NetKet VMC+SR':>14} "
           f"{'ratio':>7} {'nqs MB':>8} {'NK MB':>8} {'nqs comp s':>10} {'NK comp s':>10}  nqs solver")
     for system in args.systems:
-        a = run_worker(["nqs", system, *common])
-        b = run_worker(["netket", system, *common, "VMC_SR"])
-        c = run_worker(["netket", system, *common, "VMC"])
+        a, b, c = run_three(system, common)
         if "error" in a:
             print(f"{system:<12} nqs failed: {a['error']}")
             continue
@@ -253,11 +259,8 @@ def main():
     print(f"{'system':<12} {'nqs steps':>9} {'nqs rel. error':>15} {'NK VMC_SR steps':>15} {'rel. error':>11} "
           f"{'NK VMC+SR steps':>15} {'rel. error':>11}")
     for system in args.accuracy_systems:
-        a = run_worker(["nqs-acc", system, *acc])
-        b = run_worker(["netket-acc", system, *acc, "VMC_SR"])
-        c = run_worker(["netket-acc", system, *acc, "VMC"])
         cells = []
-        for r in (a, b, c):
+        for r in run_three(system, acc, "-acc"):
             cells.append(("failed", "") if "error" in r else (str(r["steps"]), f"{r['rel']:.2e}"))
         print(f"{system:<12} {cells[0][0]:>9} {cells[0][1]:>15} {cells[1][0]:>15} {cells[1][1]:>11} "
               f"{cells[2][0]:>15} {cells[2][1]:>11}", flush=True)

@@ -49,10 +49,16 @@ def log_cosh_ratio_sum(theta, dtheta, block: int = 4):
     than a log cosh per unit.  The imaginary part is defined modulo 2π (only ``exp`` of it is
     used).  A product of 4 factors overflows only beyond e^709, i.e. |Re Δ| ≳ 177 per unit.
     """
-    sign = jnp.where(jnp.real(theta) < 0, -1.0, 1.0)
+    return log_cosh_ratio_sum_gh(*cosh_ratio_state(theta), dtheta, block)
+
+
+def cosh_ratio_state(theta):
+    """``(sign, g, ug)``: sign = sign Re θ, g = 1/(1 + u), ug = u/(1 + u) with u = e^{−2·sign·θ} (|u| ≤ 1),
+    from which cosh(θ + Δ)/cosh θ = g e^{sign·Δ} + ug e^{−sign·Δ}."""
+    sign = jnp.where(jnp.real(theta) < 0, -1.0, 1.0).astype(jnp.real(theta).dtype)
     u = jnp.exp(-2.0 * sign * theta)
     g = 1.0 / (1.0 + u)
-    return log_cosh_ratio_sum_gh(sign, g, u * g, dtheta, block)
+    return sign, g, u * g
 
 
 def log_cosh_ratio_sum_gh(sign, g, ug, dtheta, block: int = 4):

@@ -25,7 +25,15 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from .base import Model, ParamDtypeModel, log_cosh, log_cosh_ratio_sum, log_cosh_ratio_sum_gh, move_delta
+from .base import (
+    Model,
+    ParamDtypeModel,
+    cosh_ratio_state,
+    log_cosh,
+    log_cosh_ratio_sum,
+    log_cosh_ratio_sum_gh,
+    move_delta,
+)
 
 
 def _rbm_log_psi(p, sigma):
@@ -78,20 +86,17 @@ def _prepare(p):
 
 def _table_cache(p, sigma):
     """s = sign Re θ, g = 1/(1 + u), h = u/(1 + u) with u = e^{−2sθ}: all the table path keeps."""
-    theta = p["b"] + sigma.astype(p["W"].dtype) @ p["W"]
-    sign = jnp.where(jnp.real(theta) < 0, -1.0, 1.0).astype(jnp.real(theta).dtype)
-    u = jnp.exp(-2.0 * sign * theta)
-    g = 1.0 / (1.0 + u)
-    return {"s": sign, "g": g, "h": u * g}
+    sign, g, h = cosh_ratio_state(p["b"] + sigma.astype(p["W"].dtype) @ p["W"])
+    return {"s": sign, "g": g, "h": h}
 
 
 def _exp_dtheta(p, sigma, sites, new_values, mask):
     """e^{sΔθ}, e^{−sΔθ} (M,) from the table (σ changes by 0 or ±2 on the move's sites), and Δa."""
     n = p["W"].shape[0]
-    old = jnp.take(sigma, sites, mode="clip")
-    d = jnp.where(mask, new_values.astype(jnp.int32) - old.astype(jnp.int32), 0)  # int8 σ: no overflow
+    d = move_delta(sigma, sites, new_values, mask)
+    sg = jnp.sign(d).astype(jnp.int32)  # the row index in int32: in σ's int8 it wrapped beyond 63 sites
     row = jnp.minimum(sites, n)
-    idx = jnp.stack([(jnp.sign(d) + 1) * (n + 1) + row, (1 - jnp.sign(d)) * (n + 1) + row])  # (2, k): ±d
+    idx = jnp.stack([(sg + 1) * (n + 1) + row, (1 - sg) * (n + 1) + row])  # (2, k): ±d
     rows = p["exp2W"].at[idx].get(mode="promise_in_bounds")  # in range by construction
     e_plus, e_minus = jnp.prod(rows, axis=1)
     return e_plus, e_minus, jnp.sum(jnp.take(p["a"], sites, mode="clip") * d.astype(p["a"].dtype))
