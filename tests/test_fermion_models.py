@@ -179,9 +179,11 @@ def test_local_energy_with_two_electron_moves(name):
 
 
 # ---------------------------------------------------------------- low-rank update drift
-def _drift(model, params, hilbert, rule, n_steps, key):
+def _drift(model, params, hilbert, rule, n_steps, key, prepared=False):
     """Metropolis chain driven by fresh amplitudes; at every proposal the cached log-ratio is compared
-    with log ψ(x′) − log ψ(x) (mod 2πi); accepted moves update the cache (never rebuilt)."""
+    with log ψ(x′) − log ψ(x) (mod 2πi); accepted moves update the cache (never rebuilt).
+    ``prepared``: the fast path takes ``model.prepare(params)``, as the sampler passes them."""
+    fp = model.prepare(params) if prepared else params
     k0, k1, k2 = jax.random.split(key, 3)
     x0 = hilbert.random_state(k0, 1)[0]
     rs = rule.draw(k1, (n_steps,))
@@ -193,18 +195,18 @@ def _drift(model, params, hilbert, rule, n_steps, key):
             x, cache, lp, n_acc = carry
             r, lu = inp
             s, v, m = rule.move(r, x)
-            fast = model.log_ratio(params, x, cache, s, v, m)
+            fast = model.log_ratio(fp, x, cache, s, v, m)
             xn = apply_moves(x, s, v)
             lpn = model.log_psi(params, xn)
             d = fast - (lpn - lp)
             err = jnp.abs(jnp.real(d)) + jnp.abs((jnp.imag(d) + jnp.pi) % (2 * jnp.pi) - jnp.pi)
             acc = lu < 2.0 * jnp.real(lpn - lp)
-            new_cache = model.update_cache(params, x, cache, s, v, m)
+            new_cache = model.update_cache(fp, x, cache, s, v, m)
             cache = jax.tree_util.tree_map(lambda a, b: jnp.where(acc, a, b), new_cache, cache)
             n_acc = n_acc + (acc & jnp.any(xn != x))
             return (jnp.where(acc, xn, x), cache, jnp.where(acc, lpn, lp), n_acc), err
 
-        c0 = (x0, model.cache(params, x0), model.log_psi(params, x0), jnp.zeros((), jnp.int32))
+        c0 = (x0, model.cache(fp, x0), model.log_psi(params, x0), jnp.zeros((), jnp.int32))
         return jax.lax.scan(step, c0, (rs, log_u))
 
     (x, cache, _, n_acc), errs = go(x0, rs, log_u)
@@ -220,11 +222,12 @@ def _label_matrices(model, params, cache):
     return [(cache["inv_" + s], params["phi_" + s][cache["r_" + s]]) for s in ("up", "dn")]
 
 
-@pytest.mark.parametrize("name,rule_kind,n_steps", [
-    ("pp", "hop", 8000), ("pp", "hop+exchange", 8000),
-    ("slater", "hop+exchange", 6000), ("rbmpp", "hop+exchange", 6000), ("ppj", "hop+exchange", 6000),
+@pytest.mark.parametrize("name,rule_kind,n_steps,prepared", [
+    ("pp", "hop", 8000, False), ("pp", "hop+exchange", 8000, False),
+    ("slater", "hop+exchange", 6000, False), ("rbmpp", "hop+exchange", 6000, False),
+    ("rbmpp", "hop+exchange", 6000, True), ("ppj", "hop+exchange", 6000, False),
 ])
-def test_low_rank_updates_stay_exact(name, rule_kind, n_steps):
+def test_low_rank_updates_stay_exact(name, rule_kind, n_steps, prepared):
     L, n = 10, 5
     lat = make_lattice("chain", L)
     h = SpinfulFermions(L, n, n)
@@ -232,7 +235,7 @@ def test_low_rank_updates_stay_exact(name, rule_kind, n_steps):
     rule = hop if rule_kind == "hop" else HopExchangeRule(hop, SpinExchangeRule.from_lattice(lat, (1, 2)), 0.3)
     model = make_models(L, n, gutzwiller=False)[name]
     params = random_params(model, jax.random.PRNGKey(3), rbm_scale=0.05)
-    x, cache, n_acc, max_err = _drift(model, params, h, rule, n_steps, jax.random.PRNGKey(7))
+    x, cache, n_acc, max_err = _drift(model, params, h, rule, n_steps, jax.random.PRNGKey(7), prepared)
     assert n_acc > 1000
     assert max_err < 1e-10, max_err
     c = cache["pp"] if isinstance(model, RBMPP) else cache
@@ -243,9 +246,12 @@ def test_low_rank_updates_stay_exact(name, rule_kind, n_steps):
     for inv, mat in _label_matrices(model, params, cache):
         fresh = np.linalg.inv(np.asarray(mat))
         assert np.max(np.abs(np.asarray(inv) - fresh)) < 1e-10 * np.max(np.abs(fresh))
-    if isinstance(model, RBMPP):
-        theta = model.rbm.cache(params["rbm"], 2 * jnp.asarray(x) - 1)["theta"]
-        np.testing.assert_allclose(cache["rbm"]["theta"], theta, atol=1e-10)
+    if isinstance(model, RBMPP):  # the RBM's cache (θ, or the table path's sign and weights) is current
+        fp = model.prepare(params) if prepared else params
+        fresh = model.rbm.cache(fp["rbm"], 2 * jnp.asarray(x) - 1)
+        assert set(fresh) == ({"s", "g", "h"} if prepared else {"theta", "lc"})
+        for k in fresh:
+            np.testing.assert_allclose(cache["rbm"][k], fresh[k], atol=1e-10)
 
 
 # ---------------------------------------------------------------- log-derivatives

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -210,27 +210,40 @@ class Wrapper(Model):
         return self.inner.real_derivatives
 
 
+class Prepared(NamedTuple):
+    """Parameters already mapped and prepared for the inner model (:meth:`Reparametrized.prepare`)."""
+
+    inner: Any
+
+
 class Reparametrized(Wrapper):
     """``inner`` evaluated at ``to_inner(params)``: the subclass defines ``to_inner`` (and ``init``);
-    every call, fast path included, goes to the inner model with the mapped parameters."""
+    every call, fast path included, goes to the inner model with the mapped parameters.
+    ``prepare`` maps once and prepares for the inner model; the fast-path calls then take those."""
 
     def to_inner(self, params):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _fast(self, params):
+        return params.inner if isinstance(params, Prepared) else self.to_inner(params)
+
+    def prepare(self, params):
+        return Prepared(self.inner.prepare(self.to_inner(params)))
 
     def log_psi(self, params, sigma):
         return self.inner.log_psi(self.to_inner(params), sigma)
 
     def cache(self, params, sigma):
-        return self.inner.cache(self.to_inner(params), sigma)
+        return self.inner.cache(self._fast(params), sigma)
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.log_ratio(self.to_inner(params), sigma, cache, sites, new_values, mask)
+        return self.inner.log_ratio(self._fast(params), sigma, cache, sites, new_values, mask)
 
     def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.log_ratios(self.to_inner(params), sigma, cache, sites, new_values, mask)
+        return self.inner.log_ratios(self._fast(params), sigma, cache, sites, new_values, mask)
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.update_cache(self.to_inner(params), sigma, cache, sites, new_values, mask)
+        return self.inner.update_cache(self._fast(params), sigma, cache, sites, new_values, mask)
 
 
 @dataclass(frozen=True, eq=False)

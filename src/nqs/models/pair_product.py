@@ -383,6 +383,9 @@ class RBMPP(ParamDtypeModel):
     def log_psi(self, params, x):
         return self.rbm.log_psi(params["rbm"], self._spins(x)) + self.pp.log_psi(params["pp"], x)
 
+    def prepare(self, params):
+        return {**params, "rbm": self.rbm.prepare(params["rbm"]), "pp": self.pp.prepare(params["pp"])}
+
     def cache(self, params, x):
         return {"rbm": self.rbm.cache(params["rbm"], self._spins(x)), "pp": self.pp.cache(params["pp"], x)}
 
@@ -505,6 +508,12 @@ class SpinRBMPP(ParamDtypeModel):
         out = self.pp.log_psi(params["pp"], self.occupations(sigma)) + 1j * jnp.pi * _xi_parity(sigma)
         if self.rbm is not None:
             out = out + self.rbm.log_psi(params["rbm"], sigma)
+        return out
+
+    def prepare(self, params):
+        out = {**params, "pp": self.pp.prepare(params["pp"])}
+        if self.rbm is not None:
+            out["rbm"] = self.rbm.prepare(params["rbm"])
         return out
 
     def cache(self, params, sigma):
