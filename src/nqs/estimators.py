@@ -57,7 +57,7 @@ class FactoredJacobian:
         cols = []
         for b in self.blocks:
             if len(b) == 1:
-                cols.append(b[0].reshape(b[0].shape[0], -1))
+                cols.append(_rows(b[0]))
             else:
                 u, v = b
                 cols.append((u[:, :, None] * v[:, None, :]).reshape(u.shape[0], -1))
@@ -75,8 +75,7 @@ class FactoredJacobian:
 
         g = 0
         for b in self.blocks:
-            x = b[0] if b[0].ndim == 2 else b[0].reshape(b[0].shape[0], -1)
-            g = g + (mm(x) if len(b) == 1 else mm(b[0]) * mm(b[1]))
+            g = g + (mm(_rows(b[0])) if len(b) == 1 else mm(b[0]) * mm(b[1]))
         return g
 
     def rmatvec(self, z, precision=jax.lax.Precision.HIGHEST):
@@ -84,8 +83,7 @@ class FactoredJacobian:
         out = []
         for b in self.blocks:
             if len(b) == 1:
-                x = b[0].reshape(b[0].shape[0], -1)
-                out.append(jnp.matmul(x.conj().T, z, precision=precision))
+                out.append(jnp.matmul(_rows(b[0]).conj().T, z, precision=precision))
             else:
                 u, v = b
                 out.append(jnp.matmul(u.conj().T, z[:, None] * v.conj(), precision=precision).reshape(-1))
@@ -99,12 +97,17 @@ class FactoredJacobian:
             xb = x[k:k + m]
             k += m
             if len(b) == 1:
-                out = out + jnp.matmul(b[0].reshape(b[0].shape[0], -1), xb, precision=precision)
+                out = out + jnp.matmul(_rows(b[0]), xb, precision=precision)
             else:
                 u, v = b
                 uw = jnp.matmul(u, xb.reshape(u.shape[1], v.shape[1]), precision=precision)
                 out = out + jnp.sum(uw * v, axis=1)
         return out
+
+
+def _rows(x):
+    """A dense block as (n, p); the array itself when already 2-D (``gram`` shares products by identity)."""
+    return x if x.ndim == 2 else x.reshape(x.shape[0], -1)
 
 
 def _block_size(b):
@@ -183,13 +186,18 @@ def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=Non
     return chunked_vmap(one, flat, chunk_size, mesh)
 
 
-def centered(O, e_loc, weights):
-    """Ō = √w (O − ⟨O⟩) (n, P) and ε = √w (E − Ē) (n,): S = Ō†Ō, F = Ō†ε (in O's precision)."""
-    w = weights.reshape(-1).astype(jnp.finfo(O.dtype).dtype)
+def centered_energies(e_loc, weights, dtype):
+    """``(w, √w, ε)`` with ε = √w (E − Ē) (n,) and the weights in ``dtype``'s real precision."""
+    w = weights.reshape(-1).astype(jnp.finfo(dtype).dtype)
     e = e_loc.reshape(-1)
     sw = jnp.sqrt(w)
+    return w, sw, (e - jnp.sum(w * e)) * sw
+
+
+def centered(O, e_loc, weights):
+    """Ō = √w (O − ⟨O⟩) (n, P) and ε = √w (E − Ē) (n,): S = Ō†Ō, F = Ō†ε (in O's precision)."""
+    w, sw, ec = centered_energies(e_loc, weights, O.dtype)
     Oc = (O - jnp.sum(w[:, None] * O, axis=0)) * sw[:, None]
-    ec = (e - jnp.sum(w * e)) * sw
     return Oc, ec
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from .estimators import FactoredJacobian, centered
+from .estimators import FactoredJacobian, centered, centered_energies
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,7 @@ def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8
     counterpart for complex matrices); CG then runs wholly in ``solve_dtype``.
     """
     if isinstance(O, FactoredJacobian):
-        real_o = not jnp.issubdtype(O.dtype, jnp.complexfloating)
-        if solver in ("minsr", "cg") and not rescale and (mode == "holomorphic" or real_o):
+        if solver in ("minsr", "cg") and not rescale and _on_factors(O, mode):
             return _factored_direction(O, e_loc, weights, mode, diag_shift, solver, tol, maxiter, solve_dtype)
         O = O.dense()
     Oc, ec = centered(O, e_loc.astype(jnp.result_type(O.dtype, jnp.complex64)), weights)
@@ -132,16 +131,19 @@ def sr_direction_scaled(Oc, ec, diag_shift, solver: str, tol=1e-8, maxiter=1000,
     raise ValueError(f"unknown SR solver {solver!r}: use 'dense', 'minsr' or 'cg'")
 
 
+def _on_factors(O: FactoredJacobian, mode: str) -> bool:
+    """Whether SR can use O's factors as they are: holomorphic θ, or real θ with a real O (no
+    [Re Ō; Im Ō] stacking needed)."""
+    return mode == "holomorphic" or not jnp.issubdtype(O.dtype, jnp.complexfloating)
+
+
 class _Centred:
     """Ō = diag(√w)(1 − 𝟙wᵀ) O and ε = √w (E − Ē) for a factored O, applied without forming Ō."""
 
     def __init__(self, O: FactoredJacobian, e_loc, weights, mode):
         self.O = O
-        rdt = jnp.finfo(O.dtype).dtype
-        self.w = weights.reshape(-1).astype(rdt)
-        self.sw = jnp.sqrt(self.w)
-        e = e_loc.reshape(-1).astype(jnp.result_type(O.dtype, jnp.complex64))
-        ec = (e - jnp.sum(self.w * e)) * self.sw
+        e = e_loc.astype(jnp.result_type(O.dtype, jnp.complex64))
+        self.w, self.sw, ec = centered_energies(e, weights, O.dtype)
         # real θ with a real O: the stacked rows [Re Ō; Im Ō] reduce to Ō and Re ε
         self.ec = ec if mode == "holomorphic" else ec.real
 
@@ -189,11 +191,11 @@ def _factored_direction(O, e_loc, weights, mode, diag_shift, solver, tol, maxite
 
 def gradient(O, e_loc, weights, mode: str):
     """Energy gradient for first-order optimizers: F (holomorphic, = ∂E/∂θ*) or 2 Re F (real θ)."""
-    if isinstance(O, FactoredJacobian) and (mode == "holomorphic" or not jnp.issubdtype(O.dtype, jnp.complexfloating)):
-        c = _Centred(O, e_loc, weights, mode)
-        F = c.rmatvec(c.ec)
-        return F if mode == "holomorphic" else 2.0 * F.real
     if isinstance(O, FactoredJacobian):
+        if _on_factors(O, mode):
+            c = _Centred(O, e_loc, weights, mode)
+            F = c.rmatvec(c.ec)
+            return F if mode == "holomorphic" else 2.0 * F.real
         O = O.dense()
     Oc, ec = centered(O, e_loc.astype(jnp.result_type(O.dtype, jnp.complex64)), weights)
     F = _mm(Oc.conj().T, ec)
