@@ -504,21 +504,27 @@ def test_symmetric_rbm_fast_path_and_formula():
     assert np.allclose(c2["theta"], model.cache(params, new)["theta"])
 
 
-@pytest.mark.parametrize("inner_kind", ["complex", "real_marshall"])
+@pytest.mark.parametrize("inner_kind", ["complex", "real_marshall", "amp_phase"])
 def test_projected_fast_path_matches_full_evaluation_after_many_moves(inner_kind):
     """The projected model's cached images give log ψ_P(σ′) − log ψ_P(σ) = full re-evaluation (1e-12),
-    and after 600 accepted exchange moves the cached log ψ_P still equals log_psi."""
+    and after 600 accepted exchange moves the cached log ψ_P still equals log_psi.  The RBM (also behind
+    the Marshall sign) runs on its image path (all images from site-major tables); a model without one
+    (amplitude/phase RBM) goes image by image through its own fast path."""
     from nqs.models import MarshallSign
+    from nqs.models.rbm import RBMRealAmpPhase
 
     lat = make_lattice("square", [4, 4])
     lg = little_group(lat, 0)
     chi = space_characters(lat, lg, 0, "A1")
     if inner_kind == "complex":
         inner = RBM(16, alpha=1, init_scale=0.3)
-    else:
+    elif inner_kind == "real_marshall":
         inner = MarshallSign(RBM(16, alpha=1, init_scale=0.3, param_dtype="real"),
                              tuple(int(c) for c in lat.sublattice))
+    else:
+        inner = RBMRealAmpPhase(16, alpha=1, init_scale=0.3)
     model = Projected(inner, lg, chi, spin_parity=1)
+    assert (model._path is None) == (inner_kind == "amp_phase")
     assert model.real_derivatives == (inner_kind == "real_marshall")
     params = model.init(jax.random.PRNGKey(2))
     rng = np.random.default_rng(0)

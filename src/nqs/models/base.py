@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..operators.pauli import apply_moves
 
@@ -80,6 +81,50 @@ def log_cosh_ratio_sum_gh(sign, g, ug, dtheta, block: int = 4):
     return jnp.sum(jnp.log(jnp.prod(f, axis=-1)), axis=-1)
 
 
+def _exponent(size):
+    """The integer e with size = f·2^e, f in [1/2, 1), for finite size > 0 (read from the float's bits in
+    float64; zero gives −1022)."""
+    if size.dtype == jnp.float64:
+        bits = jax.lax.bitcast_convert_type(size, jnp.int64)
+        return (((bits >> 52) & 0x7FF) - 1022).astype(jnp.int32)
+    return jnp.frexp(jnp.where(size > 0, size, 1.0))[1].astype(jnp.int32)
+
+
+def power_of_two(e, dtype=jnp.float64):
+    """2^e (exact) for integer e, clipped to the normal range of ``dtype`` (smaller e give its tiniest
+    normal number: terms that small next to 1 do not matter where this is used)."""
+    if jnp.dtype(dtype) == jnp.float64:
+        e = jnp.clip(e, -1022, 1023).astype(jnp.int64)
+        return jax.lax.bitcast_convert_type((e + 1023) << 52, jnp.float64)
+    return jnp.ldexp(jnp.ones(jnp.shape(e), dtype), jnp.clip(e, -126, 127))
+
+
+def _power_of_two_split(x):
+    """``(m, e)`` with x = m·2^e and max(|Re m|, |Im m|) in [1/2, 1) (exact, no rounding)."""
+    size = jnp.maximum(jnp.abs(jnp.real(x)), jnp.abs(jnp.imag(x)))
+    e = _exponent(size)
+    return x * power_of_two(-e, size.dtype), e
+
+
+def scaled_product(f, scale=None, block: int = 4):
+    """The products over the last axis of ``f`` (..., M) as ``(m, e)`` with Π f = m·2^e: each block of
+    ``block`` factors is split into a mantissa and an exact power of two before the blocks are multiplied,
+    so nothing overflows while a block stays below e^709 (|Re Δθ| ≲ 177 per RBM unit with blocks of 4)
+    and there are fewer than ~250 blocks.  ``scale`` (...,) multiplies the result.  No logarithm, no
+    division."""
+    n = f.shape[-1]
+    pad = (-n) % block
+    if pad:
+        f = jnp.concatenate([f, jnp.ones(f.shape[:-1] + (pad,), f.dtype)], axis=-1)
+    # block b holds units b, b + n_b, b + 2n_b, ...: the product runs over a leading axis (contiguous vectors)
+    m, e = _power_of_two_split(jnp.prod(f.reshape(f.shape[:-1] + (block, -1)), axis=-2))
+    prod = jnp.prod(m, axis=-1)
+    if scale is not None:
+        prod = prod * scale
+    m, e_last = _power_of_two_split(prod)
+    return m, jnp.sum(e, axis=-1) + e_last
+
+
 def move_delta(sigma, sites, new_values, mask):
     """The change d = σ'[sites] − σ[sites] of a move (zero on padded entries), float."""
     old = jnp.take(sigma, sites, mode="clip")
@@ -132,6 +177,22 @@ class Model:
         A pytree like ``params`` whose leaves are tuples: ``(x,)`` with x of the leaf's shape, or
         ``(u, v)`` for a (p, q) leaf whose derivative is the outer product u ⊗ v.  SR then works on the
         factors (:class:`nqs.estimators.FactoredJacobian`) instead of the n × P matrix.
+        """
+        return None
+
+    def image_path(self, perms, signs):
+        """Optional fast path over all images of σ at once, for :class:`~nqs.models.Projected`.
+
+        The images are ``e σ = s_e·(g_e σ)`` with ``(g_e σ)_{perms[e, i]} = σ_i`` and ``s_e = ±1`` (the spin
+        flip); ``perms`` (n_e, n_sites) and ``signs`` (n_e,) are numpy arrays.  Returns an object with
+
+        * ``prepare(params)`` → tables for the images (the RBM: its weights permuted, e^{±2W} per image),
+        * ``cache(prepared, sigma)`` → ``(cache, logs)`` with ``logs[e] = log ψ(e σ)``,
+        * ``ratio(prepared, sigma, cache, sites, new_values, mask)`` → ``(m, e)``, (n_e,) each, with
+          ``ψ(e σ′)/ψ(e σ) = m·2^e`` (not logs: the projection sums them, so no logarithm per image is needed),
+        * ``update_cache(prepared, sigma, cache, sites, new_values, mask)``,
+
+        or None (the default): the projection then calls this model's own fast path image by image.
         """
         return None
 
@@ -245,6 +306,66 @@ class Reparametrized(Wrapper):
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
         return self.inner.update_cache(self._fast(params), sigma, cache, sites, new_values, mask)
 
+    def image_path(self, perms, signs):
+        path = self.inner.image_path(perms, signs)
+        return None if path is None else _MappedImages(path, self.to_inner)
+
+
+@dataclass(frozen=True, eq=False)
+class _MappedImages:
+    """An inner model's image path behind a map of the parameters (:class:`Reparametrized`)."""
+
+    path: Any
+    to_inner: Callable
+
+    def prepare(self, params):
+        return self.path.prepare(self.to_inner(params))
+
+    def cache(self, prepared, sigma):
+        return self.path.cache(prepared, sigma)
+
+    def ratio(self, prepared, sigma, cache, sites, new_values, mask):
+        return self.path.ratio(prepared, sigma, cache, sites, new_values, mask)
+
+    def update_cache(self, prepared, sigma, cache, sites, new_values, mask):
+        return self.path.update_cache(prepared, sigma, cache, sites, new_values, mask)
+
+
+@dataclass(frozen=True, eq=False)
+class _SignedImages:
+    """The Marshall sign over the images: ``iπ Σ_j c_j (1 + (eσ)_j)/2`` added to the inner path's logs,
+    from the table ``c_{p_e(i)} s_e`` (n_sites + 1 rows, the last 0 for padded move entries)."""
+
+    path: Any
+    colour: Any  # (n_sites,) 0/1
+    perms: Any
+    signs: Any
+
+    def _table(self):
+        c = np.asarray(self.colour, dtype=float)[np.asarray(self.perms).T] * np.asarray(self.signs)[None, :]
+        return jnp.asarray(np.concatenate([c, np.zeros((1, c.shape[1]))]))  # (N + 1, n_e)
+
+    def prepare(self, params):
+        return self.path.prepare(params)
+
+    def cache(self, prepared, sigma):
+        cache, logs = self.path.cache(prepared, sigma)
+        colour_img = jnp.asarray(self.colour, dtype=jnp.float64)[jnp.asarray(self.perms)]  # c_{p_e(i)}
+        up = (1 + jnp.asarray(self.signs)[:, None] * sigma[None, :].astype(jnp.float64)) / 2
+        return cache, logs + 1j * jnp.pi * jnp.sum(colour_img * up, axis=1)
+
+    def ratio(self, prepared, sigma, cache, sites, new_values, mask):
+        d = move_delta(sigma, sites, new_values, mask)
+        n = sigma.shape[-1]
+        rows = jnp.take(self._table(), jnp.where(mask, jnp.minimum(sites, n), n), axis=0)  # (k, n_e)
+        flips = jnp.sum(rows * (d / 2)[:, None], axis=0)  # an integer: the sign is (−1)^flips
+        sign = 1.0 - 2.0 * jnp.mod(jnp.round(flips), 2)
+        m, e = self.path.ratio(prepared, sigma, cache, sites, new_values, mask)
+        return m * sign, e
+
+    def update_cache(self, prepared, sigma, cache, sites, new_values, mask):
+        return self.path.update_cache(prepared, sigma, cache, sites, new_values, mask)
+
 
 @dataclass(frozen=True, eq=False)
 class MarshallSign(Wrapper):
@@ -289,6 +410,10 @@ class MarshallSign(Wrapper):
 
     def log_derivative_factors(self, params, sigma):
         return self.inner.log_derivative_factors(params, sigma)  # the sign does not depend on θ
+
+    def image_path(self, perms, signs):
+        path = self.inner.image_path(perms, signs)
+        return None if path is None else _SignedImages(path, self.sublattice, perms, signs)
 
     def describe(self) -> str:
         return f"{self.inner.describe()} x Marshall sign"

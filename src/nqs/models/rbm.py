@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .base import (
     Model,
@@ -33,6 +34,7 @@ from .base import (
     log_cosh_ratio_sum,
     log_cosh_ratio_sum_gh,
     move_delta,
+    scaled_product,
 )
 
 
@@ -146,6 +148,67 @@ def _rbm_ratios(p, sigma, cache, sites, new_values, mask):
     return da + log_cosh_ratio_sum(cache["theta"], dtheta)
 
 
+#: Largest table of e^{±2W} over the images (bytes) for which :meth:`RBM.image_path` offers its fast path.
+_IMAGE_TABLE_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True, eq=False)
+class _RBMImages:
+    """The RBM over all images ``e σ = s_e·(g_e σ)`` at once (:meth:`Model.image_path`).
+
+    θ_e = b + Σ_i V[i, e] σ_i with V[i, e] = s_e W[p_e(i)], laid out site-major so that a move of site i
+    reads one contiguous (n_e, M) block: the table X[±, i] = e^{±2V[i]} (row N = 1 for padded entries)
+    gives e^{±Δθ_e} as products of k blocks, and the cache per image is the (s, g, h) of the table path.
+    ``ratio`` gives ψ(eσ′)/ψ(eσ) as the product of the M factors cosh(θ+Δθ)/cosh θ with no logarithm,
+    rescaled by powers of two every 4 factors (:func:`~nqs.models.base.scaled_product`).
+    """
+
+    perms: np.ndarray
+    signs: np.ndarray
+
+    def prepare(self, p):
+        n, m = p["W"].shape
+        cols = jnp.asarray(self.perms.T, dtype=jnp.int32)  # (N, n_e): p_e(i)
+        sgn = jnp.asarray(self.signs, dtype=p["W"].dtype)
+        v = p["W"][cols] * sgn[None, :, None]  # (N, n_e, M)
+        vpad = jnp.concatenate([v, jnp.zeros((1,) + v.shape[1:], v.dtype)])
+        a = p["a"][cols] * sgn[None, :]  # (N, n_e)
+        apad = jnp.concatenate([a, jnp.zeros((1, a.shape[1]), a.dtype)])
+        return {"V": v, "b": p["b"], "X": jnp.stack([jnp.exp(-2.0 * vpad), jnp.exp(2.0 * vpad)]), "A": apad,
+                "XA": jnp.stack([jnp.exp(-2.0 * apad), jnp.exp(2.0 * apad)])}
+
+    def cache(self, q, sigma):
+        s = sigma.astype(q["V"].dtype)
+        theta = q["b"][None, :] + jnp.einsum("i,iem->em", s, q["V"])
+        sign, g, h = cosh_ratio_state(theta)
+        # log cosh θ = sθ + log(1 + u) − log 2 = sθ − log g − log 2: a logarithm per block of units, not per unit
+        logs = jnp.sum(sign * theta, axis=1) - _block_log(g) - theta.shape[1] * jnp.log(2.0) + s @ q["A"][:-1]
+        return {"s": sign, "g": g, "h": h}, logs.astype(jnp.complex128)
+
+    def _factors(self, q, sigma, cache, sites, new_values, mask):
+        n = sigma.shape[-1]
+        d = move_delta(sigma, sites, new_values, mask)
+        row = jnp.where(d != 0, jnp.minimum(sites, n), n).astype(jnp.int32)
+        up = (d > 0).astype(jnp.int32)
+        e_plus = jnp.prod(q["X"][up, row], axis=0)  # (n_e, M) = e^{Δθ}
+        e_minus = jnp.prod(q["X"][1 - up, row], axis=0)
+        pos = cache["s"] > 0
+        ep, em = jnp.where(pos, e_plus, e_minus), jnp.where(pos, e_minus, e_plus)
+        visible = jnp.prod(q["XA"][up, row], axis=0)  # (n_e,) e^{ΔA}
+        return cache["g"] * ep + cache["h"] * em, ep, em, visible
+
+    def ratio(self, q, sigma, cache, sites, new_values, mask):
+        f, _, _, visible = self._factors(q, sigma, cache, sites, new_values, mask)
+        return scaled_product(f, visible, block=_BLOCK)
+
+    def update_cache(self, q, sigma, cache, sites, new_values, mask):
+        f, ep, em, _ = self._factors(q, sigma, cache, sites, new_values, mask)
+        r = 1.0 / f
+        g, h = cache["g"] * ep * r, cache["h"] * em * r
+        flip = jnp.real(h * jnp.conj(h)) > jnp.real(g * jnp.conj(g))
+        return {"s": jnp.where(flip, -cache["s"], cache["s"]), "g": jnp.where(flip, h, g), "h": jnp.where(flip, g, h)}
+
+
 def _init_rbm(key, n, m, dtype, scale):
     ks = jax.random.split(key, 6)
     if jnp.issubdtype(dtype, jnp.complexfloating):
@@ -207,6 +270,14 @@ class RBM(ParamDtypeModel):
         if _prepared(params):
             return _table_ratios(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
         return _rbm_ratios(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
+
+    def image_path(self, perms, signs):
+        """All images at once from site-major tables of the permuted weights (:class:`_RBMImages`), while
+        the table e^{±2W} over the images stays under ``_IMAGE_TABLE_BYTES``."""
+        item = 16 if self.param_dtype == "complex" else 8
+        if 2 * (self.n_sites + 1) * len(perms) * self.n_hidden * item > _IMAGE_TABLE_BYTES:
+            return None
+        return _RBMImages(np.asarray(perms), np.asarray(signs))
 
     def log_derivative_factors(self, params, sigma):
         """∂/∂a = σ, ∂/∂b = tanh θ, ∂/∂W = σ ⊗ tanh θ (the outer product SR exploits)."""

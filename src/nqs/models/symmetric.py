@@ -17,7 +17,7 @@ labels the sector ``U_g ψ = χ(g) ψ``, i.e. ``ψ(gσ) = χ(g)* ψ(σ)``; with 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ import numpy as np
 
 from ..lattice.lattice import Lattice
 from ..lattice.symmetry import SymmetryGroup, translation_group
-from .base import Model, log_cosh, log_cosh_ratio_sum, move_delta
+from .base import Model, log_cosh, log_cosh_ratio_sum, move_delta, power_of_two
 
 
 def _as_group(symmetry: Lattice | SymmetryGroup) -> SymmetryGroup:
@@ -145,6 +145,13 @@ class SymmetricRBM(Model):
                 f"{self.n_hidden} hidden units{'' if self.hidden_bias else ', no hidden bias: spin-flip even'})")
 
 
+class _ProjectedPrepared(NamedTuple):
+    """:meth:`Projected.prepare`'s result: ``raw`` parameters and the inner model's ``fast`` ones."""
+
+    raw: Any
+    fast: Any
+
+
 @dataclass(frozen=True, eq=False)
 class Projected(Model):
     """Projection of ``model`` onto a symmetry sector, with the same parameters.
@@ -170,6 +177,13 @@ class Projected(Model):
     ``v`` in ``gσ`` (``−v`` in ``−gσ``), so each image's ratio ``Δ_e`` comes from the inner fast
     path (O(|G|·k·M) for the RBM) and ``log ψ_P(σ′) − log ψ_P(σ) = log Σ_e c_e e^{l_e + Δ_e} −
     log Σ_e c_e e^{l_e}``; on acceptance ``l_e += Δ_e`` and the inner caches are updated.
+
+    Image path (when the inner model has :meth:`~nqs.models.base.Model.image_path`, e.g. the RBM, also
+    behind the Marshall sign or a reparametrization): ``prepare`` builds tables over all images at once
+    and the cache keeps w_e = c_e ψ(eσ)/ψ_P(σ).  A move then gives the image ratios r_e = ψ(eσ′)/ψ(eσ)
+    (as mantissa × power of two, no logarithm per image) and ψ_P(σ′)/ψ_P(σ) = Σ_e w_e r_e; on acceptance
+    w_e ← w_e r_e / Σ_e w_e r_e.  On the 4×4 space group × spin flip (256 images) this is ~10× faster
+    for the Metropolis moves than going image by image.
     """
 
     model: Model
@@ -195,6 +209,10 @@ class Projected(Model):
         object.__setattr__(self, "_inverse", inv)
         object.__setattr__(self, "_perms", perms)
         object.__setattr__(self, "_weights", weights)
+        all_perms, signs = perms, np.ones(len(perms), dtype=np.int64)
+        if self.spin_parity is not None:
+            all_perms, signs = np.concatenate([perms, perms]), np.concatenate([signs, -signs])
+        object.__setattr__(self, "_path", self.model.image_path(all_perms, signs))
 
     @property
     def n_sites(self) -> int:  # type: ignore[override]
@@ -247,37 +265,80 @@ class Projected(Model):
         m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
         return m + jnp.log(jnp.sum(jnp.asarray(self._weights, dtype=jnp.complex128) * jnp.exp(logs - m)))
 
+    def prepare(self, params):
+        """The parameters as they are (for ``log ψ`` of the images) and prepared for the fast path: the inner
+        model's image path when it has one (the RBM's tables over all images), else its own ``prepare``."""
+        fast = self._path.prepare(params) if self._path is not None else self.model.prepare(params)
+        return _ProjectedPrepared(params, fast)
+
+    def _split(self, params):
+        """(raw, fast) parameters: ``log_psi`` takes the first, the fast path the second."""
+        if not isinstance(params, _ProjectedPrepared):
+            params = self.prepare(params)
+        return params.raw, params.fast
+
     def cache(self, params, sigma):
+        raw, fast = self._split(params)
+        if self._path is not None:
+            inner, logs = self._path.cache(fast, sigma)
+            total = self._sum(logs)
+            return {"inner": inner, "w": self._coefficients() * jnp.exp(logs - total), "total": total}
         configs = self.images(sigma)
-        inner = jax.vmap(self.model.cache, in_axes=(None, 0))(params, configs)
-        logs = jax.vmap(self.model.log_psi, in_axes=(None, 0))(params, configs).astype(jnp.complex128)
+        inner = jax.vmap(self.model.cache, in_axes=(None, 0))(fast, configs)
+        logs = jax.vmap(self.model.log_psi, in_axes=(None, 0))(raw, configs).astype(jnp.complex128)
         return {"inner": inner, "logs": logs, "total": self._sum(logs)}
 
+    def _coefficients(self):
+        return jnp.asarray(self._weights, dtype=jnp.complex128)
+
     def _deltas(self, params, sigma, cache, sites, new_values, mask):
+        """Image by image through the inner model: (n_e,) log ψ(eσ′) − log ψ(eσ)."""
         img_sites, img_values = self._image_moves(sites, new_values, mask)
         configs = self.images(sigma)
         return jax.vmap(self.model.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
-            params, configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
+            self._split(params)[1], configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
+
+    def _path_ratio(self, fast, sigma, cache, sites, new_values, mask):
+        """Through the image path: ψ_P(σ′)/ψ_P(σ) = Σ_e w_e ψ(eσ′)/ψ(eσ) with w_e = c_e ψ(eσ)/ψ_P(σ) cached."""
+        m, e = self._path.ratio(fast, sigma, cache["inner"], sites, new_values, mask)
+        top = jnp.max(e)
+        r = m * power_of_two(e - top, jnp.real(m).dtype)  # ψ(eσ′)/ψ(eσ) / 2^top
+        return r, jnp.sum(cache["w"] * r), top
+
+    def _path_log_ratio(self, fast, sigma, cache, sites, new_values, mask):
+        _, total, top = self._path_ratio(fast, sigma, cache, sites, new_values, mask)
+        return jnp.log(total) + top * jnp.log(2.0)
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+        if self._path is not None:
+            return self._path_log_ratio(self._split(params)[1], sigma, cache, sites, new_values, mask)
         d = self._deltas(params, sigma, cache, sites, new_values, mask)
         return self._sum(cache["logs"] + d) - cache["total"]
 
     def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        """C moves at once through the inner model's batched ``log_ratios``, image by image."""
+        """C moves at once: the image path move by move, or the inner model's batched ``log_ratios``
+        image by image."""
+        fast = self._split(params)[1]
+        if self._path is not None:
+            return jax.vmap(lambda s, v, m: self._path_log_ratio(fast, sigma, cache, s, v, m))(
+                sites, new_values, mask)
         img_sites, img_values = jax.vmap(self._image_moves)(sites, new_values, mask)  # (C, n_e, k)
         configs = self.images(sigma)
         d = jax.vmap(self.model.log_ratios, in_axes=(None, 0, 0, 1, 1, None))(
-            params, configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)  # (n_e, C)
+            fast, configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)  # (n_e, C)
         return jax.vmap(self._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
+        fast = self._split(params)[1]
+        if self._path is not None:
+            r, total, top = self._path_ratio(fast, sigma, cache, sites, new_values, mask)
+            inner = self._path.update_cache(fast, sigma, cache["inner"], sites, new_values, mask)
+            return {"inner": inner, "w": cache["w"] * r / total,
+                    "total": cache["total"] + jnp.log(total) + top * jnp.log(2.0)}
+        d = self._deltas(params, sigma, cache, sites, new_values, mask)
         img_sites, img_values = self._image_moves(sites, new_values, mask)
-        configs = self.images(sigma)
-        d = jax.vmap(self.model.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
-            params, configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
         inner = jax.vmap(self.model.update_cache, in_axes=(None, 0, 0, 0, 0, None))(
-            params, configs, cache["inner"], img_sites, img_values, mask)
+            fast, self.images(sigma), cache["inner"], img_sites, img_values, mask)
         logs = cache["logs"] + d
         return {"inner": inner, "logs": logs, "total": self._sum(logs)}
 
