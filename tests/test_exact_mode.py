@@ -190,3 +190,53 @@ def test_rescaled_sr_holds_parameters_below_the_cutoff(solver):
     d0 = np.asarray(sr.sr_direction(jnp.asarray(O), jnp.asarray(e), w, "holomorphic", 1e-2, solver, rescale=True,
                                     rescale_cutoff=0.0))
     assert abs(d0[2]) > 100 * np.max(np.abs(d0[keep]))
+
+
+def _projected_j1j2(size=(4, 2)):
+    from nqs.lattice.symmetry import little_group, space_characters
+    from nqs.models import Projected
+
+    lat = make_lattice("square", list(size))
+    hil = SpinHilbert(lat.n_sites, 0)
+    op = H.j1j2(lat, 1.0, 0.5)
+    lg = little_group(lat, 0)
+    model = Projected(RBM(lat.n_sites, alpha=1, init_scale=0.3), lg, space_characters(lat, lg, 0, "A1"),
+                      spin_parity=1)
+    return lat, hil, op, model, model.init(jax.random.PRNGKey(5))
+
+
+def test_orbit_reduced_exact_mode_equals_full_enumeration():
+    """A projected model in exact mode over one configuration per orbit (weights = orbit sizes) gives the
+    same energy, force and S as enumerating every basis state, and the orbits tile the sector."""
+    from nqs.sampling.exact import orbit_representatives
+    from nqs.workflow import _orbits
+
+    lat, hil, op, model, params = _projected_j1j2()
+    orbits = _orbits(model, op, hil)
+    assert orbits is not None
+    reps, sizes = orbits
+    assert sizes.sum() == hil.n_states and len(sizes) < hil.n_states / 4
+    assert np.array_equal(orbit_representatives(hil, model.permutations, True)[1], sizes)
+    mode = param_mode(model, params)
+    out = []
+    for sampler in (ExactSampler(hil), ExactSampler(hil, orbits)):
+        samples, w, _ = sampler.sample(model, params, sampler.init_state(jax.random.PRNGKey(0)))
+        e_loc = local_energies(model, params, op, samples)
+        F, S = force_and_s(log_derivatives(model, params, samples, mode), e_loc, w)
+        out.append((float(jnp.sum(w * e_loc).real), np.asarray(F), np.asarray(S)))
+    (e_full, F_full, S_full), (e_red, F_red, S_red) = out
+    psi = exact_state(model, params, hil)
+    assert e_full == pytest.approx(float(np.vdot(psi, op.to_dense(hil) @ psi).real), abs=1e-10)
+    assert e_red == pytest.approx(e_full, abs=1e-10)
+    np.testing.assert_allclose(F_red, F_full, atol=1e-10)
+    np.testing.assert_allclose(S_red, S_full, atol=1e-10)
+
+
+def test_orbit_reduction_refused_when_the_hamiltonian_breaks_the_symmetry():
+    """One bond made stronger: the group no longer commutes with H, so exact mode enumerates every state."""
+    from nqs.operators.pauli import PauliSum
+    from nqs.workflow import _orbits
+
+    lat, hil, op, model, _ = _projected_j1j2()
+    bond = PauliSum(lat.n_sites, [(0.3, "ZZ", (0, 1))])
+    assert _orbits(model, op + bond, hil) is None

@@ -142,6 +142,20 @@ def test_auto_chunk_size_estimate():
         auto_chunk_size(0.5, 1000, 100, 8, 10, 20, 80)
 
 
+def test_large_model_caches_get_small_automatic_chunks():
+    """A projection's cache over its images (256 here) streams megabytes per sample: the automatic chunk is
+    capped at LARGE_CACHE_CHUNK rows; an explicit chunk_size still wins and a plain RBM is left alone."""
+    from nqs.config import load_config
+    from nqs.vmc import LARGE_CACHE_CHUNK
+    from nqs.workflow import build
+
+    cfg = load_config(Path(__file__).parents[1] / "examples" / "j1j2_4x4_projected.toml")
+    assert build(cfg).vmc.effective_chunk_size == LARGE_CACHE_CHUNK
+    cfg.optimizer.chunk_size = 100
+    assert build(cfg).vmc.effective_chunk_size == 100
+    assert pw.build(memory_limit_mb=1000.0).effective_chunk_size is None
+
+
 def test_memory_limit_chooses_chunks_with_same_result(one_device):
     big = pw.build(memory_limit_mb=1000.0)
     assert big.effective_chunk_size is None

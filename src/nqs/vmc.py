@@ -87,6 +87,10 @@ PRECISIONS = ("float64", "float32")
 #: Safety factor of the per-sample memory estimate behind ``memory_limit_mb`` (intermediates the
 #: estimate does not see: XLA temporaries, the backward pass's residuals).
 MEMORY_SAFETY = 2.0
+#: With a model cache of at least this many bytes per configuration, the automatic chunk is at most
+#: ``LARGE_CACHE_CHUNK`` rows (see :meth:`VMC._auto_chunk`).
+LARGE_CACHE_BYTES = 64 * 2**10
+LARGE_CACHE_CHUNK = 16
 
 
 def finish_step(state: VMCState, new_params, opt_state, sampler_state, stats, direction, shift):
@@ -213,7 +217,13 @@ class VMC:
         if n_rows % d == 0:
             n_rows //= d
         config_bytes = sigma.shape[0] * (sigma.dtype.itemsize + 4)  # the moved configuration, its site indices
-        return auto_chunk_size(self.memory_limit_mb, n_rows, n_params, o_itemsize, n_conn, config_bytes, cache_bytes)
+        chunk = auto_chunk_size(self.memory_limit_mb, n_rows, n_params, o_itemsize, n_conn, config_bytes, cache_bytes)
+        if cache_bytes >= LARGE_CACHE_BYTES:
+            # a cache this large (a projection's images) makes each sample's E_loc stream megabytes: small
+            # chunks stay in the CPU caches (4×4 J1-J2 projected on 256 images: 16 rows 2.3× faster than 256)
+            chunk = min(chunk or n_rows, LARGE_CACHE_CHUNK)
+            chunk = None if chunk >= n_rows else chunk
+        return chunk
 
     @property
     def effective_chunk_size(self) -> int | None:

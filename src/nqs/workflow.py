@@ -415,6 +415,25 @@ def _spin_model(cfg: Config, lat, hil):
     return model
 
 
+def _orbits(model, op, hil):
+    """For exact enumeration of a projected spin model: one configuration per orbit of its group (and spin
+    flip), when the Hamiltonian commutes with every element (checked on the sparse matrix); else None."""
+    if not isinstance(model, Projected) or isinstance(hil, SpinfulFermions):
+        return None
+    from .sampling.exact import orbit_representatives
+
+    perms, flip = model.permutations, model.spin_parity is not None
+    states, codes = hil.all_states(), hil.all_codes()
+    H = op.to_sparse(hil).tocsr()
+    inv = np.empty_like(perms)
+    inv[np.arange(len(perms))[:, None], perms] = np.arange(perms.shape[1])[None, :]
+    maps = [hil.index_of(states[:, row], codes) for row in inv] + ([hil.index_of(-states, codes)] if flip else [])
+    for idx in maps:
+        if np.any(idx < 0) or abs(H[idx][:, idx] - H).max() > 1e-12:
+            return None  # not a symmetry of H: enumerate every state
+    return orbit_representatives(hil, perms, flip)
+
+
 def build(cfg: Config) -> Problem:
     """Config → lattice, Hilbert space, Hamiltonian, model, sampler, VMC. Raises ConfigError."""
     lat = _build_lattice(cfg)
@@ -437,7 +456,7 @@ def build(cfg: Config) -> Problem:
             raise ConfigError(
                 f"sampler.kind: exact enumeration of {hil.n_states} states is too large; use Monte Carlo"
             )
-        sampler = ExactSampler(hil)
+        sampler = ExactSampler(hil, _orbits(model, op, hil))
     else:
         if sc.n_samples < sc.n_chains:
             raise ConfigError(

@@ -223,6 +223,11 @@ class Projected(Model):
         return self.model.holomorphic
 
     @property
+    def permutations(self) -> np.ndarray:
+        """The group's permutations (n_g, n_sites) (the spin flip, if any, is ``spin_parity``)."""
+        return self._perms
+
+    @property
     def n_terms(self) -> int:
         """Number of inner evaluations per amplitude: ``|G|`` (``2|G|`` with a spin parity)."""
         return len(self._weights)

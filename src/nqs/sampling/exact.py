@@ -1,6 +1,11 @@
 """Exact "sampler": every basis state of the sector with weight |ψ(σ)|²/Z (no Monte Carlo noise).
 
 The same estimator code then gives exact expectation values (jVMC's ExactSampler idea).
+
+For a state projected onto a symmetry sector of a symmetric Hamiltonian, |ψ(σ)|², E_loc(σ) and
+O_k(σ) = ∂ log ψ(σ)/∂θ_k are the same on every configuration of an orbit {gσ} (ψ(gσ) = χ(g)* ψ(σ)), so
+the sum over the basis reduces to one representative per orbit with weight (orbit size)·|ψ|²
+(:func:`orbit_representatives`): 107 configurations instead of 12870 for the 4×4 space group × spin flip.
 """
 
 from __future__ import annotations
@@ -10,13 +15,45 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .metropolis import SamplerState
 
 
+def orbit_representatives(hilbert, perms, spin_flip: bool = False, chunk: int = 1 << 15):
+    """One configuration per orbit of the sector's basis under the permutations ``perms`` (n_g, n_sites)
+    (``(gσ)_{perms[g, i]} = σ_i``; a group, identity included) and, with ``spin_flip``, σ → −σ.
+
+    Returns ``(states (n_orbits, n_sites) int8, sizes (n_orbits,))``: the lowest-index member of each orbit
+    and how many basis states the orbit has.  Raises ValueError if an image leaves the sector.
+    """
+    perms = np.asarray(perms)
+    inv = np.empty_like(perms)
+    inv[np.arange(len(perms))[:, None], perms] = np.arange(perms.shape[1])[None, :]
+    states = np.asarray(hilbert.all_states())
+    codes = hilbert.all_codes()
+    lowest = np.empty(len(states), dtype=np.int64)
+    for start in range(0, len(states), chunk):
+        block = states[start:start + chunk]
+        images = block[:, inv]  # (b, n_g, N): gσ = σ[p_g^{-1}]
+        if spin_flip:
+            images = np.concatenate([images, -images], axis=1)
+        idx = hilbert.index_of(images.reshape(-1, states.shape[1]), codes).reshape(len(block), -1)
+        if np.any(idx < 0):
+            raise ValueError("orbit_representatives: a symmetry image leaves the Hilbert-space sector")
+        lowest[start:start + chunk] = idx.min(axis=1)
+    reps, sizes = np.unique(lowest, return_counts=True)
+    return states[reps], sizes
+
+
 @dataclass(frozen=True, eq=False)
 class ExactSampler:
+    """Full enumeration; ``orbits = (representatives, sizes)`` (from :func:`orbit_representatives`)
+    enumerates one configuration per orbit instead, weighted by the orbit's size — exact for a model
+    projected onto a sector of that group when the Hamiltonian commutes with it."""
+
     hilbert: Any
+    orbits: Any = None
 
     @property
     def exact(self) -> bool:
@@ -28,7 +65,7 @@ class ExactSampler:
 
     @property
     def n_samples(self) -> int:
-        return self.hilbert.n_states
+        return self.hilbert.n_states if self.orbits is None else len(self.orbits[1])
 
     def state_sharding(self, mesh) -> SamplerState:
         """Shardings on a 1-D device mesh: the basis states split over the devices when they divide evenly
@@ -39,12 +76,14 @@ class ExactSampler:
         return SamplerState(r if self.n_samples % n_shards(mesh) else sharded(mesh), r, r, r)
 
     def init_state(self, key) -> SamplerState:
-        sigma = jnp.asarray(self.hilbert.all_states())
+        sigma = jnp.asarray(self.hilbert.all_states() if self.orbits is None else self.orbits[0])
         z = jnp.zeros((), jnp.int64)
         return SamplerState(sigma, key, z, z)
 
     def sample(self, model, params, state: SamplerState):
         """Returns ``(samples (1, dim, N), weights (1, dim), state)`` with Σ weights = 1."""
         logp = 2.0 * jnp.real(jax.vmap(model.log_psi, in_axes=(None, 0))(params, state.sigma))
+        if self.orbits is not None:
+            logp = logp + jnp.log(jnp.asarray(self.orbits[1], dtype=logp.dtype))
         w = jnp.exp(logp - jax.scipy.special.logsumexp(logp))
         return state.sigma[None], w[None], state
