@@ -182,3 +182,15 @@ def test_file_hamiltonian_errors_name_the_file(tmp_path):
                            "model": {"kind": "pp"}, "sampler": {"kind": "hop"}})
     with pytest.raises(ConfigError, match="bad.toml"):
         build(broken)
+
+
+def test_sampler_power_reaches_the_sampler_and_is_refused_where_it_cannot_apply():
+    cfg = _spin({"k": [0], "spin_parity": 1})
+    cfg.sampler.power = 1.0
+    assert build(cfg).vmc.sampler.power == 1.0
+    cfg.sampler.kind = "exact"
+    with pytest.raises(ConfigError, match="sampler.power"):
+        build(cfg)
+    with pytest.raises(ConfigError, match="power"):
+        parse_config({"lattice": {"kind": "chain", "size": [8]}, "hamiltonian": {"kind": "heisenberg"},
+                      "sampler": {"power": 3}})

@@ -59,6 +59,38 @@ def test_metropolis_histogram_matches_born_rule():
     assert np.all(np.abs(counts - p_exact) < 6 * sigma + 1e-4)
 
 
+def test_power_sampling_reweighted_matches_born_rule_and_energy():
+    """Chains sampling |ψ|^1 (power = 1): the raw histogram follows |ψ|/Σ|ψ|, the weights are |ψ|^{2−1}
+    normalized, and the reweighted histogram and energy are those of |ψ|² (error bar from the ratio
+    estimator covers the exact energy)."""
+    n = 6
+    lat = make_lattice("chain", [n])
+    hil, op = SpinHilbert(n, 0), H.heisenberg(lat)
+    model, params = _model_params(n, scale=0.6)
+    psi = exact_state(model, params, hil)
+    sampler = MetropolisSampler(hil, ExchangeRule(tuple(map(tuple, lat.bonds(1).tolist()))), n_chains=64,
+                                n_samples=64 * 300, n_discard=20, power=1.0)
+    samples, w, _ = jax.jit(lambda p, s: sampler.sample(model, p, s))(params, sampler.init_state(jax.random.PRNGKey(3)))
+    assert w.shape == samples.shape[:-1] and float(jnp.sum(w)) == pytest.approx(1.0)
+    idx = hil.index_of(np.asarray(samples).reshape(-1, n))
+    w = np.asarray(w).reshape(-1)
+    amp = np.abs(psi[idx])
+    np.testing.assert_allclose(w, amp / amp.sum(), rtol=1e-10)  # weights ∝ |ψ| of each sample
+    raw = np.bincount(idx, minlength=hil.n_states) / idx.size
+    q = np.abs(psi) / np.abs(psi).sum()
+    assert np.all(np.abs(raw - q) < 6 * 2 * np.sqrt(q * (1 - q) / idx.size) + 1e-4)
+    reweighted = np.bincount(idx, weights=w, minlength=hil.n_states)
+    p = np.abs(psi) ** 2
+    assert np.max(np.abs(reweighted - p)) < 0.02
+    e = local_energies(model, params, op, samples)
+    st = statistics(e, w.reshape(samples.shape[:-1]), mcmc=True)
+    e_exact = exact_energy_of_model(model, params, op, hil)
+    assert 0 < float(st.error) < 0.05
+    assert abs(float(st.mean.real) - e_exact) < 5 * float(st.error), (st, e_exact)
+    with pytest.raises(ValueError, match="power"):
+        MetropolisSampler(hil, LocalRule(n), power=2.5)
+
+
 def test_exact_sampler_weights_and_structure_factor():
     lat = make_lattice("square", [2, 3])
     hil = SpinHilbert(lat.n_sites, 0)

@@ -251,3 +251,20 @@ def test_repr_and_to_dict():
     # repr does not fail on batched or traced fields
     assert "Stats(" in repr(jax.vmap(statistics)(jnp.ones((2, 3, 8))))
     jax.jit(lambda x: (repr(statistics(x)), x)[1])(jnp.ones((2, 8)))
+
+
+def test_weighted_mcmc_with_uniform_weights_is_plain_mcmc():
+    """Importance-weighted chains (``mcmc=True``) with equal weights reduce to the plain estimator; with
+    unequal weights the mean is the weighted one and the error follows the reweighted deviations."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 500)).cumsum(axis=1) * 0.05 + rng.standard_normal((8, 500))
+    plain = statistics(x)
+    same = statistics(x, np.full(x.shape, 1.0 / x.size), mcmc=True)
+    for a, b in zip(plain, same, strict=True):
+        assert float(a) == pytest.approx(float(b), rel=1e-9, abs=1e-12)
+    w = rng.uniform(0.5, 1.5, x.shape)
+    w /= w.sum()
+    st = statistics(x, w, mcmc=True)
+    assert float(st.mean) == pytest.approx(float(np.sum(w * x)))
+    assert float(st.variance) == pytest.approx(float(np.sum(w * (x - np.sum(w * x)) ** 2)))
+    assert float(st.error) == pytest.approx(float(statistics(x.size * w * (x - np.sum(w * x))).error))

@@ -163,6 +163,9 @@ class SamplerConfig(_Section):
     n_discard: int = Field(16, ge=0)
     sweep_size: int | None = Field(None, gt=0)
     n_samples_eval: int | None = Field(None, gt=0)
+    # the chains sample |psi|^power and reweight by |psi|^(2 - power): below 2 they visit where |psi| is small
+    # (near the nodes of projected states, where E_loc has heavy tails) more often
+    power: float = Field(2.0, gt=0, le=2)
 
 
 class OptimizerConfig(_Section):

@@ -45,6 +45,8 @@ unnormalised non-negative weights also work.)
 
 from __future__ import annotations
 
+from functools import partial
+
 import math
 from typing import Any, NamedTuple
 
@@ -239,8 +241,8 @@ def _r_hat(xr: jnp.ndarray) -> jnp.ndarray:
 
 
 # --------------------------------------------------------------------------------- main
-@jax.jit
-def statistics(x: Any, weights: Any | None = None) -> Stats:
+@partial(jax.jit, static_argnames="mcmc")
+def statistics(x: Any, weights: Any | None = None, mcmc: bool = False) -> Stats:
     """Mean, error, variance, autocorrelation time and R̂ of Monte Carlo data (jit-compatible).
 
     Args:
@@ -249,6 +251,10 @@ def statistics(x: Any, weights: Any | None = None) -> Stats:
         weights: ``None`` for MCMC data; otherwise non-negative weights broadcastable to ``x``
             (exact enumeration, ``|ψ|²/Z``), giving the exact weighted mean and variance with
             ``error = tau_corr = 0`` and ``r_hat = nan``.
+        mcmc: with weights, the data are Markov chains sampled from another distribution and the
+            weights (summing to 1) reweight them (importance sampling): the mean is Σ w x, the
+            variance Σ w |x − mean|², and the error, τ and R̂ are those of the chains of
+            y = n·w·(x − mean) (the linearized ratio estimator).
 
     Returns:
         :class:`Stats`; ``mean`` has ``x``'s (inexact) dtype, the other fields its real dtype.
@@ -264,7 +270,10 @@ def statistics(x: Any, weights: Any | None = None) -> Stats:
         wsum = jnp.sum(w)
         mean = jnp.sum(w * x) / wsum
         variance = jnp.sum(w * jnp.abs(x - mean) ** 2) / wsum
-        return Stats(mean, zero, variance.astype(rdtype), zero, nan)
+        if not mcmc:
+            return Stats(mean, zero, variance.astype(rdtype), zero, nan)
+        y = statistics(x.size * (w / wsum) * (x - mean))
+        return Stats(mean, y.error, variance.astype(rdtype), y.tau_corr, y.r_hat)
 
     n_chains, n_steps = x.shape
     n_total = n_chains * n_steps

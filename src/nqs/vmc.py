@@ -318,7 +318,7 @@ class VMC:
             weights = jnp.full(e_loc.shape, 1.0 / e_loc.size)
             stats = statistics(e_loc)
         else:
-            stats = statistics(e_loc, weights)
+            stats = statistics(e_loc, weights, mcmc=not self.sampler.exact)
         return samples, weights, e_loc, stats, sampler_state
 
     def make_step(self, solver: str):

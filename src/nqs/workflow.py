@@ -451,6 +451,10 @@ def build(cfg: Config) -> Problem:
     dbm = cfg.model.kind == "dbm"
     if dbm:
         _check_dbm_settings(cfg)
+    if sc.power != 2 and (sc.kind == "exact" or dbm):
+        raise ConfigError("sampler.power: only the Metropolis samplers of kind local, exchange and hop take a power "
+                          "other than 2" + (" (the DBM's joint chain samples |psi|^2)" if dbm else
+                                            " (exact enumeration weighs every state by |psi|^2)"))
     if sc.kind == "exact":
         if hil.n_states > 2**22:
             raise ConfigError(
@@ -478,7 +482,7 @@ def build(cfg: Config) -> Problem:
                                              deep_samples=cfg.model.deep_samples)
         else:
             sampler = MetropolisSampler(hil, rule, n_chains=sc.n_chains, n_samples=sc.n_samples,
-                                        n_discard=sc.n_discard, sweep_size=sc.sweep_size)
+                                        n_discard=sc.n_discard, sweep_size=sc.sweep_size, power=sc.power)
     oc = cfg.optimizer
     if oc.diag_shift_min > oc.diag_shift and oc.diag_shift_decay < 1:
         raise ConfigError("optimizer.diag_shift_min must not exceed optimizer.diag_shift")
@@ -627,6 +631,11 @@ def spin_samples(problem: Problem, samples):
     return samples
 
 
+def _power_note(cfg: Config) -> str:
+    p = cfg.sampler.power
+    return "" if p == 2 else f" (samples |psi|^{p:g}, reweighted by |psi|^{2 - p:g})"
+
+
 def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
     """Final estimate of E, Var E, S(q) and ⟨SᶻSᶻ⟩ with frozen parameters.
 
@@ -645,21 +654,20 @@ def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
         return stats, sq, zz, weights, sstate
 
     stats, sq, zz, weights, sstate = go(params, sampler_state)
-    exact_w = vmc.sampler.exact
-    w = weights if exact_w else None
-    sq_stats = [statistics(sq[..., i], w) for i in range(sq.shape[-1])]
-    zz_stats = [statistics(zz[..., j], w) for j in range(zz.shape[-1])]
-    return stats, sq_stats, zz_stats, sq, w, sstate
+    mcmc = not vmc.sampler.exact
+    sq_stats = [statistics(sq[..., i], weights, mcmc) for i in range(sq.shape[-1])]
+    zz_stats = [statistics(zz[..., j], weights, mcmc) for j in range(zz.shape[-1])]
+    return stats, sq_stats, zz_stats, sq, weights, sstate
 
 
-def correlation_ratio(lattice, sq_samples, weights=None) -> dict | None:
+def correlation_ratio(lattice, sq_samples, weights=None, mcmc: bool = False) -> dict | None:
     """R = 1 − S(Q + δq)/S(Q) with Q the maximum of S(q) and δq the smallest momentum step
     (along the first periodic direction), with an error bar by linearization:
     the per-sample z = (s₁ − R′ s₀)/S(Q), R′ = S(Q+δq)/S(Q), has mean 0 and error = error of R.
 
     Returns None when the lattice has a single momentum (no δq)."""
     q = np.asarray(lattice.momenta())
-    means = np.asarray([float(jnp.real(statistics(sq_samples[..., i], weights).mean)) for i in range(len(q))])
+    means = np.asarray([float(jnp.real(statistics(sq_samples[..., i], weights, mcmc).mean)) for i in range(len(q))])
     if len(q) < 2:
         return None
     iq = int(np.argmax(means))
@@ -690,7 +698,7 @@ def correlation_ratio(lattice, sq_samples, weights=None) -> dict | None:
         return None
     ratio = S1 / S0
     z = (s1 - ratio * s0) / S0
-    err = float(statistics(z, weights).error)
+    err = float(statistics(z, weights, mcmc).error)
     return {"value": 1.0 - ratio, "error": err, "Q": q[iq].tolist(), "Q_plus_dq": q[best].tolist(),
             "S_Q": S0}
 
@@ -743,7 +751,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     console.print(
         f"[bold]nqs[/bold] {cfg.hamiltonian.kind} on {problem.lattice.describe()}; "
         f"{problem.hilbert.describe()}\n  model: {vmc.model.describe()}, {n_params} parameters; "
-        f"sampler: {cfg.sampler.kind}; optimizer: {cfg.optimizer.kind} (solver: {solver})\n"
+        f"sampler: {cfg.sampler.kind}{_power_note(cfg)}; optimizer: {cfg.optimizer.kind} (solver: {solver})\n"
         f"  units: {units}"
     )
     if cfg.model.kind == "dbm" and (jax.device_count() > 1 or "memory_limit_mb" in cfg.optimizer.model_fields_set):
@@ -813,7 +821,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     energy = float(jnp.real(stats.mean))
     var = float(stats.variance)
     v_score = problem.n_particles * var / (energy - e_inf) ** 2 if energy != e_inf else math.inf
-    ratio = correlation_ratio(problem.lattice, sq, sq_w)
+    ratio = correlation_ratio(problem.lattice, sq, sq_w, mcmc=not problem.vmc.sampler.exact)
     compiled = times[1:] if len(times) > 1 else times
     result = {
         "energy": {"mean": energy, "error": float(stats.error), "variance": var,

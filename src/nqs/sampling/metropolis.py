@@ -79,7 +79,15 @@ def _block(n: int, bytes_per_sweep: int) -> int:
 
 @dataclass(frozen=True, eq=False)
 class MetropolisSampler:
-    """Many parallel Markov chains; ``n_samples`` = n_chains × samples per chain."""
+    """Many parallel Markov chains; ``n_samples`` = n_chains × samples per chain.
+
+    ``power``: the chains sample |ψ(σ)|^power; 2 (the default) is the Born distribution.  A smaller
+    power visits the configurations where |ψ| is small — near the nodes of a projected state, where E_loc
+    is large — more often, and :meth:`sample` then returns the weights |ψ|^{2−power} (normalized) that turn
+    every average back into one over |ψ|² (importance sampling; NetKet's ``machine_pow``).  Where E_loc has
+    heavy tails under |ψ|² (4×4 J1-J2 projected on its space group: exact variance 0.07, sampled 0.01)
+    the optimization then sees the tails.
+    """
 
     hilbert: Any
     rule: Any
@@ -87,6 +95,11 @@ class MetropolisSampler:
     n_samples: int = 1024
     n_discard: int = 16
     sweep_size: int | None = None
+    power: float = 2.0
+
+    def __post_init__(self):
+        if not 0 < self.power <= 2:
+            raise ValueError(f"power must be in (0, 2] (the chains sample |psi|^power), got {self.power!r}")
 
     @property
     def n_per_chain(self) -> int:
@@ -115,8 +128,10 @@ class MetropolisSampler:
         return SamplerState(sigma, k2, z, z)
 
     def sample(self, model, params, state: SamplerState):
-        """Returns ``(samples (n_chains, n_per_chain, N), None, new_state)`` (jittable)."""
+        """Returns ``(samples (n_chains, n_per_chain, N), weights, new_state)`` (jittable): weights None for
+        ``power`` = 2, else |ψ|^{2−power} normalized to sum 1, shape (n_chains, n_per_chain)."""
         sweep = self.sweep_size or self.hilbert.n_sites
+        raw_params = params
         params = model.prepare(params)
         v_cache = jax.vmap(model.cache, in_axes=(None, 0))
         cache = v_cache(params, state.sigma)
@@ -124,7 +139,7 @@ class MetropolisSampler:
         def chain_move(sigma, cache, r, log_u):
             sites, new_values, mask = self.rule.move(r, sigma)
             ratio = model.log_ratio(params, sigma, cache, sites, new_values, mask)
-            accept = log_u < 2.0 * jnp.real(ratio)
+            accept = log_u < self.power * jnp.real(ratio)
             new_sigma = jnp.where(accept, apply_moves(sigma, sites, new_values), sigma)
             updated = model.update_cache(params, sigma, cache, sites, new_values, mask)
             new_cache = jax.tree_util.tree_map(lambda a, b: jnp.where(accept, a, b), updated, cache)
@@ -167,4 +182,10 @@ class MetropolisSampler:
         n_prop = (self.n_discard + self.n_per_chain) * sweep * self.n_chains
         new_state = SamplerState(sigma, key, state.n_accepted + n_acc, state.n_proposed + n_prop)
         # samples: (n_per_chain, n_chains, N) -> (n_chains, n_per_chain, N)
-        return jnp.swapaxes(samples, 0, 1), None, new_state
+        samples = jnp.swapaxes(samples, 0, 1)
+        if self.power == 2:
+            return samples, None, new_state
+        log_amp = jnp.real(jax.vmap(jax.vmap(model.log_psi, in_axes=(None, 0)), in_axes=(None, 0))(raw_params, samples))
+        logw = (2.0 - self.power) * log_amp
+        w = jnp.exp(logw - jnp.max(logw))
+        return samples, w / jnp.sum(w), new_state
