@@ -45,9 +45,8 @@ unnormalised non-negative weights also work.)
 
 from __future__ import annotations
 
-from functools import partial
-
 import math
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
