@@ -422,16 +422,7 @@ def _orbits(model, op, hil):
         return None
     from .sampling.exact import orbit_representatives
 
-    perms, flip = model.permutations, model.spin_parity is not None
-    states, codes = hil.all_states(), hil.all_codes()
-    H = op.to_sparse(hil).tocsr()
-    inv = np.empty_like(perms)
-    inv[np.arange(len(perms))[:, None], perms] = np.arange(perms.shape[1])[None, :]
-    maps = [hil.index_of(states[:, row], codes) for row in inv] + ([hil.index_of(-states, codes)] if flip else [])
-    for idx in maps:
-        if np.any(idx < 0) or abs(H[idx][:, idx] - H).max() > 1e-12:
-            return None  # not a symmetry of H: enumerate every state
-    return orbit_representatives(hil, perms, flip)
+    return orbit_representatives(hil, model.permutations, model.spin_parity is not None, op.to_sparse(hil).tocsr())
 
 
 def build(cfg: Config) -> Problem:

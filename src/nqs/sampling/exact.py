@@ -20,28 +20,27 @@ import numpy as np
 from .metropolis import SamplerState
 
 
-def orbit_representatives(hilbert, perms, spin_flip: bool = False, chunk: int = 1 << 15):
+def orbit_representatives(hilbert, perms, spin_flip: bool = False, matrix=None):
     """One configuration per orbit of the sector's basis under the permutations ``perms`` (n_g, n_sites)
     (``(gσ)_{perms[g, i]} = σ_i``; a group, identity included) and, with ``spin_flip``, σ → −σ.
 
     Returns ``(states (n_orbits, n_sites) int8, sizes (n_orbits,))``: the lowest-index member of each orbit
     and how many basis states the orbit has.  Raises ValueError if an image leaves the sector.
+    With ``matrix`` (the sparse Hamiltonian on the sector) returns None instead unless every element
+    maps the sector onto itself and commutes with it (each g, and the flip once: g₀F then covers the rest).
     """
-    perms = np.asarray(perms)
-    inv = np.empty_like(perms)
-    inv[np.arange(len(perms))[:, None], perms] = np.arange(perms.shape[1])[None, :]
-    states = np.asarray(hilbert.all_states())
-    codes = hilbert.all_codes()
-    lowest = np.empty(len(states), dtype=np.int64)
-    for start in range(0, len(states), chunk):
-        block = states[start:start + chunk]
-        images = block[:, inv]  # (b, n_g, N): gσ = σ[p_g^{-1}]
-        if spin_flip:
-            images = np.concatenate([images, -images], axis=1)
-        idx = hilbert.index_of(images.reshape(-1, states.shape[1]), codes).reshape(len(block), -1)
-        if np.any(idx < 0):
-            raise ValueError("orbit_representatives: a symmetry image leaves the Hilbert-space sector")
-        lowest[start:start + chunk] = idx.min(axis=1)
+    states, codes = np.asarray(hilbert.all_states()), hilbert.all_codes()
+    lowest = np.arange(len(states))
+    for g, inverse in enumerate(np.argsort(perms, axis=1)):  # gσ = σ[p_g^{-1}]
+        for sign in ((1, -1) if spin_flip else (1,)):
+            idx = hilbert.index_of(sign * states[:, inverse], codes)
+            if np.any(idx < 0):
+                if matrix is not None:
+                    return None
+                raise ValueError("orbit_representatives: a symmetry image leaves the Hilbert-space sector")
+            if matrix is not None and (sign == 1 or g == 0) and abs(matrix[idx][:, idx] - matrix).max() > 1e-12:
+                return None
+            lowest = np.minimum(lowest, idx)
     reps, sizes = np.unique(lowest, return_counts=True)
     return states[reps], sizes
 
