@@ -231,3 +231,35 @@ def test_factored_log_derivatives_equal_the_dense_matrix(name):
     jas = _models()["jastrow"]
     pj = jas.init(jax.random.PRNGKey(0))
     assert not hasattr(log_derivatives(jas, pj, sigma, param_mode(jas, pj), factored=True), "blocks")
+
+
+@pytest.mark.parametrize("name", ["rbm", "rbm_real_params", "marshall", "marshall_real"])
+@pytest.mark.parametrize("scale", [0.2, 1.5])
+def test_flip_path_ratios_equal_full_evaluation(name, scale):
+    """The flip path (tables of e^{Δθ} per connection and sign pattern, used by local energies of Pauli sums)
+    gives log ψ(σ′_g) − log ψ(σ) of full evaluation for every connection, with one-, two- and three-site flips
+    and padding; local energies through it equal the batched ``log_ratios`` route."""
+    from nqs import hamiltonians
+    from nqs.estimators import flip_ratios, local_energies, local_energy
+    from nqs.lattice import make_lattice
+    from nqs.operators.pauli import PauliSum
+
+    lat = make_lattice("chain", [N])
+    ops = [hamiltonians.j1j2(lat, 1.0, 0.4), hamiltonians.ising(lat, 1.0, 0.7),
+           PauliSum(N, [(0.3, "XYX", (0, 2, 4)), (0.2, "YY", (3, 5)), (-0.4, "XZX", (1, 2, 3)), (0.1, "Z", (4,))])]
+    model = _models()[name]
+    params = jax.tree_util.tree_map(lambda x: x * scale / 0.2, model.init(jax.random.PRNGKey(7)))
+    prepared = model.prepare(params)
+    states = jnp.asarray(SpinHilbert(N).all_states())
+    for op in ops:
+        flips = flip_ratios(model, prepared, op)
+        assert flips is not None
+        for sigma in states[::11]:
+            got = np.asarray(flips(sigma, model.cache(prepared, sigma)))
+            _, mels, sites, values, mask = op.moves(sigma)
+            ref = np.array([complex(model.log_psi(params, apply_moves(sigma, jnp.where(m, s, N), v))
+                                    - model.log_psi(params, sigma)) for s, v, m in zip(sites, values, mask, strict=True)])
+            np.testing.assert_allclose(np.exp(got - ref), 1.0, rtol=1e-11, atol=1e-11)
+        plain = jax.vmap(lambda s: local_energy(model, prepared, op, s))(states)  # the log_ratios route
+        np.testing.assert_allclose(np.asarray(local_energies(model, params, op, states)), np.asarray(plain),
+                                   rtol=1e-11, atol=1e-11)

@@ -124,12 +124,16 @@ def has_factored_derivatives(model, params, sigma) -> bool:
     return jax.eval_shape(fn, params, sigma) is not None
 
 
-def local_energy(model, params, operator, sigma, cache=None):
-    """E_loc(σ) for one configuration σ (n_sites,), complex scalar."""
+def local_energy(model, params, operator, sigma, cache=None, flips=None):
+    """E_loc(σ) for one configuration σ (n_sites,), complex scalar.  ``flips``: the ratios from a model's
+    flip path (:func:`flip_ratios`) instead of its ``log_ratios``."""
     if cache is None:
         cache = model.cache(params, sigma)
     diag, mels, sites, new_values, mask = operator.moves(sigma)
-    ratios = model.log_ratios(params, sigma, cache, sites, new_values, mask)
+    if flips is not None:
+        ratios = flips(sigma, cache)
+    else:
+        ratios = model.log_ratios(params, sigma, cache, sites, new_values, mask)
     nz = mels != 0
     contrib = jnp.where(nz, mels * jnp.exp(jnp.where(nz, ratios, 0.0)), 0.0)
     return diag + jnp.sum(contrib)
@@ -143,8 +147,21 @@ def local_energies(model, params, operator, samples, chunk_size=None, mesh=None)
     shape = samples.shape[:-1]
     flat = samples.reshape(-1, samples.shape[-1])
     params = model.prepare(params)
-    e = chunked_vmap(lambda s: local_energy(model, params, operator, s), flat, chunk_size, mesh)
+    flips = flip_ratios(model, params, operator)
+    e = chunked_vmap(lambda s: local_energy(model, params, operator, s, flips=flips), flat, chunk_size, mesh)
     return e.reshape(shape)
+
+
+def flip_ratios(model, prepared, operator):
+    """``(σ, cache) → log ψ(σ′_g) − log ψ(σ)`` for every connection g through the model's flip path, when
+    the operator's connections flip fixed sites (``operator.flip_sites``) and the model has one; else None.
+    ``prepared``: the output of ``model.prepare`` (the path's tables are built from it once)."""
+    sites = getattr(operator, "flip_sites", None)
+    path = None if sites is None else model.flip_path(sites)
+    if path is None:
+        return None
+    tables = path.prepare(prepared)
+    return lambda sigma, cache: path.log_ratios(tables, sigma, cache)
 
 
 def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=None, factored: bool = False):

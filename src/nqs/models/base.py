@@ -196,6 +196,16 @@ class Model:
         """
         return None
 
+    def flip_path(self, flip_sites):
+        """Optional fast path for local energies of an operator whose connection ``g`` flips the fixed sites
+        ``flip_sites[g]`` (a numpy array (G, k), padded with ``n_sites``; the Pauli sums).
+
+        Returns an object with ``prepare(prepared)`` → tables (from the output of :meth:`prepare`, once per
+        batch) and ``log_ratios(tables, sigma, cache)`` → (G,) log ψ(σ′_g) − log ψ(σ) for the cache of
+        :meth:`cache` at the prepared parameters; or None (the default): :meth:`log_ratios` then serves.
+        """
+        return None
+
     def n_parameters(self, params) -> int:
         return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
 
@@ -368,6 +378,24 @@ class _SignedImages:
 
 
 @dataclass(frozen=True, eq=False)
+class _SignedFlips:
+    """The Marshall sign's phase of each connection added to the inner model's flip path."""
+
+    path: Any
+    model: Any  # the MarshallSign
+    sites: np.ndarray
+
+    def prepare(self, prepared):
+        return self.path.prepare(prepared)
+
+    def log_ratios(self, tables, sigma, cache):
+        sites = jnp.asarray(self.sites, dtype=jnp.int32)
+        values = -jnp.take(sigma, sites, mode="clip")
+        phase = jax.vmap(self.model._phase, in_axes=(None, 0, 0, 0))(sigma, sites, values, sites < sigma.shape[-1])
+        return self.path.log_ratios(tables, sigma, cache) + phase
+
+
+@dataclass(frozen=True, eq=False)
 class MarshallSign(Wrapper):
     """ψ(σ) = (−1)^{N↑ on sublattice 1} · ψ_inner(σ): the Marshall sign rule, applied explicitly.
 
@@ -414,6 +442,10 @@ class MarshallSign(Wrapper):
     def image_path(self, perms, signs):
         path = self.inner.image_path(perms, signs)
         return None if path is None else _SignedImages(path, self.sublattice, perms, signs)
+
+    def flip_path(self, flip_sites):
+        path = self.inner.flip_path(flip_sites)
+        return None if path is None else _SignedFlips(path, self, np.asarray(flip_sites))
 
     def describe(self) -> str:
         return f"{self.inner.describe()} x Marshall sign"

@@ -124,6 +124,12 @@ class PauliSum:
         return self._compiled["flip_sites"].shape[0]
 
     @property
+    def flip_sites(self) -> np.ndarray:
+        """(n_conn, max_flips): connection g flips these sites (padded with n_sites); models use it to
+        tabulate their ratios per connection (:meth:`nqs.models.base.Model.flip_path`)."""
+        return self._compiled["flip_sites"]
+
+    @property
     def max_flips(self) -> int:
         return self._compiled["flip_sites"].shape[1]
 
