@@ -476,3 +476,22 @@ def test_unrestricted_hartree_fock_energy_and_orbitals():
     free = hubbard(lat, 1.0, 0.0, boundary="antiperiodic")
     _, e_free = unrestricted_hartree_fock(free, 8, 4, 4)
     assert abs(e_free - lowest_energies(free, hil)[0]) < 1e-9
+
+
+@pytest.mark.parametrize("lattice,n", [(("square", [2, 3]), (2, 2)), (("chain", [6]), (3, 3))])
+def test_local_energies_over_the_applicable_connections_only(lattice, n):
+    """FermionOperator.for_sector bounds the connections that apply to any state of the sector; local energies
+    over only those equal the ones over all n_conn moves, on every state (the bound is checked by enumeration)."""
+    lat = make_lattice(*lattice)
+    L = lat.n_sites
+    op = hubbard(lat, t=1.0, U=3.0, t2=0.4 if lattice[0] == "square" else 0.0)
+    sector = op.for_sector(*n)
+    hil = SpinfulFermions(L, *n)
+    states = jnp.asarray(hil.all_states())
+    valid = np.asarray(jax.vmap(lambda x: jnp.count_nonzero(op.moves(x)[1]))(states))
+    assert valid.max() <= sector.max_active < op.n_conn
+    model = RBMPP(L, *n, alpha=1.0, gutzwiller=True, param_dtype="complex", hopping=lat)
+    params = random_params(model, jax.random.PRNGKey(3))
+    e_all = np.asarray(local_energies(model, params, op, states))
+    e_sector = np.asarray(local_energies(model, params, sector, states))
+    assert np.allclose(e_sector, e_all, rtol=1e-10, atol=1e-10)

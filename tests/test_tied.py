@@ -222,3 +222,73 @@ def test_dwave_pair_function_is_tied_exactly_with_the_antiperiodic_gauge():
     hil = SpinHilbert(16, 0.0)
     op = j1j2(lat, 1.0, 0.5)
     assert abs(exact_energy_of_model(tied, pt, op, hil) - exact_energy_of_model(model, p0, op, hil)) < 1e-9
+
+
+@pytest.mark.parametrize("size,n,project", [([6], (3, 3), "state"), ([2, 4], (3, 3), "state"), ([2, 4], (3, 3), "rbm")])
+def test_projected_electron_rbm_pp_is_in_the_a1_spin_even_sector(size, n, project):
+    """model.symmetry for electrons — the whole state projected with fermion signs ("state"), or the RBM factor
+    projected and the pair function tied over the space group ("rbm"): ψ(gx) = s_g(x) ψ(x) for every
+    space-group element, ψ(swap x) = c ψ(x) with one constant c; fast-path local energies equal (Hψ)(x)/ψ(x)
+    on every state.  Without the projection (shared translations only) the point operations are broken (the
+    test can fail)."""
+    lattice = {"kind": "chain", "size": size} if len(size) == 1 else {"kind": "square", "size": size}
+    ham = {"kind": "hubbard", "t": 1.0, "U": 4.0, "n_up": n[0], "n_down": n[1]}
+    model_cfg = {"kind": "rbm_pp", "alpha": 2, "shared_weights": "translation", "gutzwiller": True,
+                 "param_dtype": "real"}
+    sym = {"point_group": "A1", "spin_parity": 1, "project": project}
+    problem = build(_cfg({**model_cfg, "symmetry": sym}, ham, lattice))
+    model = problem.vmc.model
+    plain = build(_cfg(model_cfg, ham, lattice)).vmc.model
+    lat = problem.lattice
+    L = lat.n_sites
+    sg = space_group(lat)
+    assert len(sg) > len(translation_group(lat))
+    params = _perturbed(model.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), 0.2)
+    free = _perturbed(plain.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), 0.2)
+    log_psi = jax.jit(jax.vmap(model.log_psi, in_axes=(None, 0)))
+    log_free = jax.jit(jax.vmap(plain.log_psi, in_axes=(None, 0)))
+    rng = np.random.default_rng(3)
+    swaps, worst_free = [], 0.0
+    for _ in range(4):
+        up = np.sort(rng.choice(L, n[0], replace=False))
+        dn = np.sort(rng.choice(L, n[1], replace=False))
+        configs, signs = [], []
+        for p in [np.arange(L)] + list(sg.perms):
+            gx = np.zeros(2 * L, dtype=np.int8)
+            gx[p[up]], gx[L + p[dn]] = 1, 1
+            configs.append(gx)
+            signs.append(_sort_sign(p[up]) * _sort_sign(p[dn]))
+        x = configs[0]
+        configs.append(np.concatenate([x[L:], x[:L]]))  # ↑ ↔ ↓
+        logs = np.asarray(log_psi(params, jnp.asarray(np.array(configs))))
+        r = np.array(signs[1:]) * np.exp(logs[1:-1] - logs[0])
+        assert np.allclose(r, 1, atol=1e-9), r
+        swaps.append(np.exp(logs[-1] - logs[0]))
+        logs_free = np.asarray(log_free(free, jnp.asarray(np.array(configs[:-1]))))
+        worst_free = max(worst_free, np.max(np.abs(np.array(signs[1:]) * np.exp(logs_free[1:] - logs_free[0]) - 1)))
+    assert np.allclose(np.abs(swaps), 1, atol=1e-9) and np.allclose(swaps, swaps[0], atol=1e-9)
+    assert worst_free > 1e-3
+    # local energies through the projected fast path = (Hψ)(x)/ψ(x) from the dense vector
+    from nqs.estimators import local_energies
+
+    hil, op = problem.hilbert, problem.hamiltonian
+    states = np.asarray(hil.all_states())
+    psi = np.exp(np.asarray(jax.vmap(model.log_psi, in_axes=(None, 0))(params, jnp.asarray(states))))
+    h_psi = op.to_sparse(hil) @ psi
+    keep = np.abs(psi) > 1e-8 * np.max(np.abs(psi))
+    keep &= np.random.default_rng(4).random(len(psi)) < 48 / len(psi)  # a sample of the states (time)
+    e_loc = np.asarray(local_energies(model, params, op, jnp.asarray(states[keep])))
+    assert np.allclose(e_loc, h_psi[keep] / psi[keep], atol=1e-8)
+
+
+def test_electron_symmetry_config_errors():
+    ham = {"kind": "hubbard", "t": 1.0, "U": 4.0, "n_up": 2, "n_down": 2}
+    lattice = {"kind": "chain", "size": [6]}
+    with pytest.raises(ConfigError, match="shared_weights"):
+        build(_cfg({"kind": "rbm_pp", "symmetry": {"point_group": "A1"}}, ham, lattice))
+    with pytest.raises(ConfigError, match="RBM factor"):
+        build(_cfg({"kind": "pp", "shared_weights": "translation",
+                    "symmetry": {"point_group": "A1", "project": "rbm"}}, ham, lattice))
+    with pytest.raises(ConfigError, match="momentum 0"):
+        build(_cfg({"kind": "rbm_pp", "shared_weights": "translation",
+                    "symmetry": {"k": ["pi"], "point_group": "A1"}}, ham, lattice))

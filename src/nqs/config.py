@@ -103,6 +103,9 @@ class SymmetryConfig(_Section):
     k: list[float | str] | None = None
     point_group: str | None = None
     spin_parity: Literal[1, -1] | None = None
+    # rbm_pp: "state" projects the whole RBM x PP (every image pays a pair product); "rbm" projects the RBM
+    # factor alone (its image path; exact for electrons, whose pair function is then tied over the group)
+    project: Literal["state", "rbm"] | None = None
 
 
 #: Defaults of the DBM's joint-chain settings (the working values of benchmarks/dbm_vs_rbm.py).

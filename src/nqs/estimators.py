@@ -133,6 +133,13 @@ def local_energy(model, params, operator, sigma, cache=None, flips=None):
     if flips is not None:
         ratios = flips(sigma, cache)
     else:
+        bound = getattr(operator, "max_active", None)
+        if bound is not None and bound < mels.shape[0]:
+            # only the connections that apply (at most ``bound`` of them) reach the model
+            idx = jnp.nonzero(mels != 0, size=bound, fill_value=0)[0]
+            used = jnp.arange(bound) < jnp.count_nonzero(mels)
+            mels = jnp.where(used, mels[idx], 0)
+            sites, new_values, mask = sites[idx], new_values[idx], mask[idx]
         ratios = model.log_ratios(params, sigma, cache, sites, new_values, mask)
     nz = mels != 0
     contrib = jnp.where(nz, mels * jnp.exp(jnp.where(nz, ratios, 0.0)), 0.0)

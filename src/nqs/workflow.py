@@ -192,7 +192,7 @@ def _build_fermions(cfg: Config, lat):
     except ValueError as err:
         raise ConfigError(f"hamiltonian: impossible filling: {err}") from None
     cfg.hamiltonian.n_up, cfg.hamiltonian.n_down = n_up, n_down
-    return op, hil, bonds
+    return op.for_sector(n_up, n_down), hil, bonds
 
 
 def _build_spins(cfg: Config, lat):
@@ -243,8 +243,11 @@ def _fermion_model(cfg: Config, hil, op):
         )
     if mc.marshall_sign:
         raise ConfigError("model.marshall_sign: the Marshall sign is for spin models; remove it")
+    rbm_images = rbm_chars = images = None
     if mc.symmetry is not None:
-        raise ConfigError("model.symmetry: quantum-number projection of electron models is not available yet")
+        images, chars = _fermion_projection(cfg, L)
+        if mc.symmetry.project == "rbm":
+            rbm_images, rbm_chars = images, chars
     if mc.init == "dwave":
         raise ConfigError("model.init: 'dwave' is the d-wave RVB start of the spin pair product; electrons take "
                           "\"tight_binding\" or \"uhf\"")
@@ -263,10 +266,59 @@ def _fermion_model(cfg: Config, hil, op):
                                 jastrow=mc.jastrow)
         else:
             model = RBMPP(L, nu, nd, alpha=mc.alpha, init_scale=mc.init_scale, gutzwiller=mc.gutzwiller,
-                          param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow)
+                          param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow,
+                          rbm_images=rbm_images, rbm_characters=rbm_chars)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
-    return _shared(cfg, _build_lattice(cfg), model, fermions=True)
+    model = _shared(cfg, _build_lattice(cfg), model, fermions=True)
+    if images is not None and rbm_images is None:
+        from .models.symmetric import FermionProjected
+
+        model = FermionProjected(model, images, chars, nu + nd)
+    return model
+
+
+def _fermion_projection(cfg: Config, n_sites: int):
+    """``model.symmetry`` for electrons: the images (point group, and ↑↔↓ with ``spin_parity``) as permutations
+    of the 2L orbitals, and their characters.  With shared translations the state has momentum 0 already.
+
+    * ``project = "state"`` (default): the whole state is projected with the fermion reordering signs
+      (:class:`~nqs.models.symmetric.FermionProjected`; every image pays the inner model's fast path);
+    * ``project = "rbm"`` (rbm_pp): the RBM factor alone, through its image path, while the pair function is
+      tied over the whole space group (f(Rr) = f(r), symmetric f: a singlet) — exact, since then
+      ``Σ_g χ_g (U_g ψ)(x) = ψ_PP(x) Σ_g χ_g ψ_RBM(g x)``, but an invariant f excludes d-wave-like pairing."""
+    from .lattice.symmetry import point_characters, point_group
+
+    mc, sc = cfg.model, cfg.model.symmetry
+    if sc.project == "rbm" and (mc.kind != "rbm_pp" or mc.alpha == 0):
+        raise ConfigError("model.symmetry.project: \"rbm\" projects the RBM factor of kind = \"rbm_pp\" "
+                          "(alpha > 0); use \"state\"")
+    if mc.shared_weights is None:
+        raise ConfigError("model.symmetry: projecting an electron model needs model.shared_weights = "
+                          "\"translation\" (momentum 0 exactly; the projection then sums the point group)")
+    if sc.k is not None and any(_parse_angle(v, "model.symmetry.k") != 0 for v in sc.k):
+        raise ConfigError("model.symmetry.k: with shared_weights the state has momentum 0; remove k or set it to 0")
+    lat = _build_lattice(cfg)
+    if sc.point_group is not None:
+        pg = point_group(lat)
+        try:
+            chi = point_characters(pg, sc.point_group)
+        except (ValueError, KeyError) as err:
+            raise ConfigError(f"model.symmetry.point_group: {err}") from None
+        perms = np.asarray(pg.perms)
+    else:
+        perms, chi = np.arange(n_sites)[None, :], np.ones(1)
+    images = np.concatenate([perms, perms + n_sites], axis=1)  # the same permutation of both spin species
+    if sc.spin_parity is not None:
+        # the spin flip is the rotation by π about x, c†_i↑ → i c†_i↓, c†_i↓ → i c†_i↑: i^{N} times the orbital
+        # exchange i↑ ↔ i↓ (eigenvalue (−1)^S at S^z = 0, so spin_parity = +1 holds the singlets)
+        n_up, n_dn = cfg.hamiltonian.n_up, cfg.hamiltonian.n_down
+        if n_up != n_dn:
+            raise ConfigError(f"model.symmetry.spin_parity: the spin flip needs n_up = n_down, got {n_up} and {n_dn}")
+        images = np.concatenate([images, np.concatenate([perms + n_sites, perms], axis=1)])
+        fermion = 1 if sc.project == "rbm" else (-1) ** n_up  # "rbm": the RBM factor even, ψ_PP a singlet
+        chi = np.concatenate([chi, sc.spin_parity * fermion * chi])
+    return images, chi
 
 
 def _shared(cfg: Config, lat, model, fermions: bool = False):
@@ -285,10 +337,15 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
                           "invariant Hamiltonian: kind = \"hubbard\" with periodic boundaries")
     trans = translation_group(lat)
     rbm_group = space_group(lat) if mc.shared_weights == "space_group" else trans
+    # projected electron RBM+PP: the pair function must be invariant under every projected operation
+    pp_group = space_group(lat) if (fermions and mc.symmetry is not None and mc.symmetry.project == "rbm") else trans
     try:
         # the d-wave pair function lives on a k grid antiperiodic along x: f(Ti, Tj) = ±f(i, j)
         signs = antiperiodic_signs(lat, trans, 0) if (mc.init == "dwave" and not fermions) else None
-        index = translation_tying(model.init(jax.random.PRNGKey(0)), trans, rbm_group, signs)
+        symmetric = fermions and mc.symmetry is not None and mc.symmetry.project == "rbm" and \
+            mc.symmetry.spin_parity is not None
+        index = translation_tying(model.init(jax.random.PRNGKey(0)), pp_group, rbm_group, signs,
+                                  symmetric_pairs=symmetric)
     except ValueError as err:
         raise ConfigError(f"model.shared_weights: {err}") from None
     label = "shared over the " + ("space group (RBM) and translations" if mc.shared_weights == "space_group"
@@ -399,7 +456,10 @@ def _spin_model(cfg: Config, lat, hil):
             raise ConfigError("model.symmetry.spin_parity: the spin flip needs total_sz = 0")
         if mc.shared_weights is not None:
             group, chi = _point_projection(cfg, lat)
-        model = Projected(model, group, chi, spin_parity=parity)
+        if mc.symmetry.project == "rbm":
+            model = _project_rbm_factor(model, group, chi, parity)
+        else:
+            model = Projected(model, group, chi, spin_parity=parity)
     elif mc.kind == "rbm_symmetric" and mc.symmetry is not None:
         sc = mc.symmetry
         if (sc.k is not None and any(_parse_angle(v, "model.symmetry.k") != 0 for v in sc.k)) or \
@@ -413,6 +473,25 @@ def _spin_model(cfg: Config, lat, hil):
             if inner.hidden_bias:  # the other parity: project ψ(σ) + p ψ(−σ)
                 model = Projected(model, np.arange(lat.n_sites)[None, :], np.ones(1), spin_parity=sc.spin_parity)
     return model
+
+
+def _project_rbm_factor(model, group, chi, parity):
+    """``model.symmetry.project = "rbm"`` for spins: the RBM factor of the RBM × PP projected (image path),
+    the pair product as it is (its own symmetry: tied over translations, or none)."""
+    from dataclasses import replace
+
+    from .models.tied import Tied
+
+    inner = model.inner if isinstance(model, Tied) else model
+    if not isinstance(inner, SpinRBMPP) or inner.rbm is None:
+        raise ConfigError("model.symmetry.project: \"rbm\" projects the RBM factor of kind = \"rbm_pp\" "
+                          "(alpha > 0); use \"state\"")
+    perms = np.asarray(group.perms if hasattr(group, "perms") else group)
+    try:
+        new = replace(inner, rbm_images=perms, rbm_characters=np.asarray(chi), rbm_spin_parity=parity)
+    except ValueError as err:
+        raise ConfigError(f"model.symmetry: {err}") from None
+    return replace(model, inner=new) if isinstance(model, Tied) else new
 
 
 def _orbits(model, op, hil):

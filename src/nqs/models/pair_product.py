@@ -91,6 +91,22 @@ from .slater import (
 __all__ = ["PairProduct", "RBMPP", "SpinRBMPP"]
 
 
+def _project_factor(rbm: RBM, images: Any, characters: Any, spin_parity: int | None = None):
+    """The RBM factor itself, or ``Σ_e χ_e ψ_RBM(e σ)`` over the permutations ``images`` (n_e, n_visible)
+    (:class:`~nqs.models.symmetric.Projected`, through the RBM's image path).  When the pair product is
+    invariant under the same operations (its f tied over them), this is the projection of the whole
+    product: ``Σ_e χ_e (U_e ψ)(x) = ψ_PP(x) Σ_e χ_e ψ_RBM(e x)``."""
+    if images is None:
+        if characters is not None or spin_parity is not None:
+            raise ValueError("rbm characters or spin parity without rbm images")
+        return rbm
+    from .symmetric import Projected
+
+    perms = np.asarray(images, dtype=np.int64)
+    chi = np.ones(len(perms)) if characters is None else np.asarray(characters)
+    return Projected(rbm, perms, chi, spin_parity=spin_parity)
+
+
 def _charges(x: jax.Array, n_sites: int) -> jax.Array:
     """n_i = n_i↑ + n_i↓ (L,), float."""
     xi = x.astype(jnp.float64)
@@ -239,8 +255,9 @@ class PairProduct(ParamDtypeModel):
         dd = _double_occupancy(new, self.n_sites) - _double_occupancy(x, self.n_sites)
         return -params["g"] * dd
 
-    def _move(self, params, x, cache, sites, new_values, mask):
-        """``(log ψ(x′) − log ψ(x), thunk giving the new cache)`` for the move."""
+    def _move(self, params, x, cache, sites, new_values, mask, slots=None):
+        """``(log ψ(x′) − log ψ(x), thunk giving the new cache)`` for the move (``slots``: see
+        :func:`~nqs.models.slater.parse_move`)."""
         L = self.n_sites
         log_r = jnp.zeros((), jnp.complex128)
         if self.gutzwiller:
@@ -250,7 +267,7 @@ class PairProduct(ParamDtypeModel):
         if not self.n_pairs:
             return log_r, lambda: cache
         f = params["F"].astype(jnp.complex128)
-        mv = parse_move(x, sites, new_values, mask, L)
+        mv = parse_move(x, sites, new_values, mask, L, slots)
         parity = hop_parity(x[:L], mv.old[0], mv.new[0], mv.active[0]) + hop_parity(
             x[L:], mv.old[1], mv.new[1], mv.active[1])
         r_up, r_dn, inv = cache["r_up"], cache["r_dn"], cache["inv"]
@@ -318,11 +335,11 @@ class PairProduct(ParamDtypeModel):
 
         return small_logdet(k), inv_fn
 
-    def log_ratio(self, params, x, cache, sites, new_values, mask):
-        return self._move(params, x, cache, sites, new_values, mask)[0]
+    def log_ratio(self, params, x, cache, sites, new_values, mask, slots=None):
+        return self._move(params, x, cache, sites, new_values, mask, slots)[0]
 
-    def update_cache(self, params, x, cache, sites, new_values, mask):
-        return self._move(params, x, cache, sites, new_values, mask)[1]()
+    def update_cache(self, params, x, cache, sites, new_values, mask, slots=None):
+        return self._move(params, x, cache, sites, new_values, mask, slots)[1]()
 
     def describe(self) -> str:
         factors = [n for n, on in (("Gutzwiller", self.gutzwiller), ("charge Jastrow", self.jastrow)) if on]
@@ -350,13 +367,16 @@ class RBMPP(ParamDtypeModel):
     init_noise: float = 0.01
     twist: float = 1e-6
     jastrow: bool = False
+    rbm_images: Any = None  # (n_e, 2L) permutations of the visible units: the RBM factor is projected
+    rbm_characters: Any = None  # (n_e,) weights of those images (default all 1)
 
     def __post_init__(self) -> None:
         pp = PairProduct(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
                          self.hopping, self.init_noise, self.twist, self.jastrow)
         rbm = RBM(2 * self.n_sites, self.alpha, self.init_scale, self.param_dtype)
         object.__setattr__(self, "pp", pp)
-        object.__setattr__(self, "rbm", rbm)
+        object.__setattr__(self, "plain_rbm", rbm)
+        object.__setattr__(self, "rbm", _project_factor(rbm, self.rbm_images, self.rbm_characters))
 
     @property
     def n_orbitals(self) -> int:
@@ -364,7 +384,7 @@ class RBMPP(ParamDtypeModel):
 
     @property
     def n_hidden(self) -> int:
-        return self.rbm.n_hidden
+        return self.plain_rbm.n_hidden
 
     def init(self, key: jax.Array) -> dict:
         k1, k2 = jax.random.split(key)
@@ -406,7 +426,8 @@ class RBMPP(ParamDtypeModel):
                 "pp": self.pp.update_cache(params["pp"], x, cache["pp"], sites, new_values, mask)}
 
     def describe(self) -> str:
-        return f"RBM (alpha={self.alpha:g}, {self.n_hidden} hidden) x {self.pp.describe()}"
+        proj = "" if self.rbm_images is None else f" projected on {self.rbm.n_terms} images"
+        return f"RBM (alpha={self.alpha:g}, {self.n_hidden} hidden){proj} x {self.pp.describe()}"
 
 
 def _xi_parity(sigma: jax.Array) -> jax.Array:
@@ -466,6 +487,9 @@ class SpinRBMPP(ParamDtypeModel):
     init_noise: float = 0.1
     twist: float = 1e-6
     pairing: Any = None  # (L, L) start for f (e.g. :func:`dwave_pairing`); wins over ``hopping``
+    rbm_images: Any = None  # (n_g, L) site permutations: the RBM factor is projected over them
+    rbm_characters: Any = None  # (n_g,) characters of those images (default all 1)
+    rbm_spin_parity: int | None = None  # also over the spin flip: ψ_RBM(gσ) + p ψ_RBM(−gσ)
 
     def __post_init__(self) -> None:
         if self.n_sites % 2:
@@ -474,6 +498,10 @@ class SpinRBMPP(ParamDtypeModel):
         object.__setattr__(self, "pp", PairProduct(self.n_sites, half, half, False, self.param_dtype,
                                                    self.hopping, self.init_noise, self.twist))
         rbm = RBM(self.n_sites, self.alpha, self.init_scale, self.param_dtype) if self.alpha > 0 else None
+        if rbm is not None:
+            rbm = _project_factor(rbm, self.rbm_images, self.rbm_characters, self.rbm_spin_parity)
+        elif self.rbm_images is not None:
+            raise ValueError("projecting the RBM factor needs alpha > 0")
         object.__setattr__(self, "rbm", rbm)
 
     def init(self, key: jax.Array) -> dict:
@@ -536,17 +564,21 @@ class SpinRBMPP(ParamDtypeModel):
 
     def _pp_log_ratio(self, params, sigma, cache, sites, new_values, mask):
         x = self.occupations(sigma)
-        out = self.pp.log_ratio(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask))
+        # k spin sites: at most k/2 ↑ and k/2 ↓ electrons move (an exchange: one of each)
+        out = self.pp.log_ratio(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask),
+                                slots=max(1, sites.shape[-1] // 2))
         new = apply_moves(sigma, jnp.where(mask, sites, self.n_sites), new_values)
         return out + 1j * jnp.pi * ((_xi_parity(new) - _xi_parity(sigma)) % 2)
 
     def update_cache(self, params, sigma, cache, sites, new_values, mask):
         x = self.occupations(sigma)
-        c = {"pp": self.pp.update_cache(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask))}
+        c = {"pp": self.pp.update_cache(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask),
+                                        slots=max(1, sites.shape[-1] // 2))}
         if self.rbm is not None:
             c["rbm"] = self.rbm.update_cache(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)
         return c
 
     def describe(self) -> str:
-        rbm = f"RBM (alpha={self.alpha:g}) x " if self.rbm is not None else ""
+        proj = "" if self.rbm_images is None else f" projected on {self.rbm.n_terms} images"
+        rbm = f"RBM (alpha={self.alpha:g}){proj} x " if self.rbm is not None else ""
         return f"{rbm}Gutzwiller-projected pair product for spins ({self.n_sites} sites)"

@@ -105,6 +105,10 @@ def small_solve(b: jax.Array, rhs: jax.Array) -> jax.Array:
     """``b⁻¹ rhs`` for the small (m×m) update matrix ``b``; a division for m = 1."""
     if b.shape[-1] == 1:
         return rhs / b[0, 0]
+    if b.shape[-1] == 2:  # closed form: no batched LAPACK call for the 2×2 of a spin exchange
+        det = b[0, 0] * b[1, 1] - b[0, 1] * b[1, 0]
+        adj = jnp.stack([jnp.stack([b[1, 1], -b[0, 1]]), jnp.stack([-b[1, 0], b[0, 0]])])
+        return (adj @ rhs) / det
     return jnp.linalg.solve(b, rhs)
 
 
@@ -126,8 +130,9 @@ class MoveSlots(NamedTuple):
 
 
 def parse_move(x: jax.Array, sites: jax.Array, new_values: jax.Array, mask: jax.Array,
-               n_sites: int) -> MoveSlots:
-    """Split the move ``x[sites] = new_values`` into ``m = max(1, k // 2)`` relocation slots per spin.
+               n_sites: int, slots: int | None = None) -> MoveSlots:
+    """Split the move ``x[sites] = new_values`` into ``m = max(1, k // 2)`` relocation slots per spin
+    (``slots`` when the caller knows fewer suffice, e.g. 1 for a spin exchange: one ↑ and one ↓ hop).
 
     Entries with ``mask`` False (padding, site ``2L``) or ``new == old`` (no-op) are ignored.  The
     j-th emptied orbital of spin σ (in the order of ``sites``) is paired with the j-th filled one;
@@ -135,7 +140,7 @@ def parse_move(x: jax.Array, sites: jax.Array, new_values: jax.Array, mask: jax.
     """
     L = n_sites
     k = sites.shape[-1]
-    m = max(1, k // 2)
+    m = max(1, k // 2) if slots is None else slots
     old_vals = jnp.take(x, sites, mode="clip")
     changed = mask & (new_values != old_vals)
     spin = (sites >= L).astype(jnp.int32)

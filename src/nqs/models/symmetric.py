@@ -350,3 +350,144 @@ class Projected(Model):
     def describe(self) -> str:
         par = "" if self.spin_parity is None else f", spin parity {self.spin_parity:+d}"
         return f"{self.model.describe()} projected on a {len(self._inverse)}-element group{par}"
+
+
+def _inversion_parity(seq: jax.Array) -> jax.Array:
+    """Parity (0/1) of the number of inversions of the integer sequence ``seq`` (..., n)."""
+    a, b = seq[..., :, None], seq[..., None, :]
+    upper = jnp.triu(jnp.ones((seq.shape[-1], seq.shape[-1]), bool), 1)
+    return jnp.sum((a > b) & upper, axis=(-2, -1)) % 2
+
+
+@dataclass(frozen=True, eq=False)
+class FermionProjected(Model):
+    """Projection of a fermion state (occupations x of 2L orbitals, ↑ block then ↓ block) onto a sector of
+    orbital permutations — lattice operations acting on both spin species, and the ↑↔↓ exchange:
+
+        ψ_P(x) = Σ_e χ_e s_e(x) ψ(e x),      (e x)_{π_e(p)} = x_p,
+
+    where ``U_e c†_p U_e† = c†_{π_e(p)}`` and ``U_e|x⟩ = s_e(x)|e x⟩``: ``s_e(x)`` is the sign of sorting the
+    occupied orbitals' images ``π_e(p₁ < p₂ < …)`` (the canonical order of :mod:`nqs.conventions`), i.e. the
+    fermion reordering that the spin :class:`Projected` does not have.  For a 1D character the result obeys
+    ``U_h ψ_P = χ_h* ψ_P``.  ``perms`` (n_e, 2L) must be closed under composition for that (a group).
+
+    Fast path: image by image through the inner model's caches (as :class:`Projected` without an image
+    path); a move of orbital p moves orbital π_e(p) in image e, and the sign change s_e(x′)/s_e(x) is
+    recounted (O(n_e·N²) comparisons for N electrons).
+    """
+
+    model: Model
+    perms: Any
+    characters: Any
+    n_electrons: int
+
+    def __post_init__(self) -> None:
+        perms = np.asarray(self.perms, dtype=np.int64)
+        n_orb = 2 * self.model.n_sites
+        if perms.ndim != 2 or perms.shape[1] != n_orb:
+            raise ValueError(f"orbital permutations must have shape (n_e, {n_orb}), got {perms.shape}")
+        if not all(np.array_equal(np.sort(p), np.arange(n_orb)) for p in perms):
+            raise ValueError("every row of perms must be a permutation of the orbitals")
+        chi = np.asarray(self.characters, dtype=complex).reshape(-1)
+        if chi.shape != (len(perms),):
+            raise ValueError(f"characters must have shape ({len(perms)},), got {chi.shape}")
+        inv = np.empty_like(perms)
+        inv[np.arange(len(perms))[:, None], perms] = np.arange(n_orb)[None, :]
+        object.__setattr__(self, "_perms", perms)
+        object.__setattr__(self, "_inverse", inv)
+        object.__setattr__(self, "_weights", chi)
+
+    @property
+    def n_sites(self) -> int:  # type: ignore[override]
+        return self.model.n_sites
+
+    @property
+    def holomorphic(self) -> bool:  # type: ignore[override]
+        return self.model.holomorphic
+
+    @property
+    def real_derivatives(self) -> bool:  # type: ignore[override]
+        real_chi = bool(np.allclose(np.imag(self._weights), 0, atol=1e-12))
+        return bool(getattr(self.model, "real_derivatives", False)) and real_chi
+
+    @property
+    def n_terms(self) -> int:
+        return len(self._perms)
+
+    def init(self, key: jax.Array) -> Any:
+        return self.model.init(key)
+
+    def images(self, x: jax.Array) -> jax.Array:
+        """The configurations ``e x`` (n_e, 2L)."""
+        return x[jnp.asarray(self._inverse, dtype=jnp.int32)]
+
+    def _parities(self, x: jax.Array) -> jax.Array:
+        """(n_e,) 0/1: s_e(x) = (−1)^parity."""
+        occ = jnp.nonzero(x, size=self.n_electrons, fill_value=0)[0]
+        return _inversion_parity(jnp.asarray(self._perms, dtype=jnp.int32)[:, occ])
+
+    def _image_logs(self, params, x):
+        logs = jax.vmap(self.model.log_psi, in_axes=(None, 0))(params, self.images(x)).astype(jnp.complex128)
+        return logs + 1j * jnp.pi * self._parities(x)
+
+    def _sum(self, logs):
+        m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
+        return m + jnp.log(jnp.sum(jnp.asarray(self._weights, dtype=jnp.complex128) * jnp.exp(logs - m)))
+
+    def log_psi(self, params: Any, x: jax.Array) -> jax.Array:
+        return self._sum(self._image_logs(params, x))
+
+    def prepare(self, params):
+        return _ProjectedPrepared(params, self.model.prepare(params))
+
+    def _split(self, params):
+        if not isinstance(params, _ProjectedPrepared):
+            params = self.prepare(params)
+        return params.raw, params.fast
+
+    def cache(self, params, x):
+        raw, fast = self._split(params)
+        inner = jax.vmap(self.model.cache, in_axes=(None, 0))(fast, self.images(x))
+        logs = self._image_logs(raw, x)
+        return {"inner": inner, "logs": logs, "total": self._sum(logs)}
+
+    def _image_moves(self, sites, new_values, mask):
+        n = 2 * self.n_sites
+        padded = jnp.concatenate([jnp.asarray(self._perms, jnp.int32), jnp.full((len(self._perms), 1), n, jnp.int32)],
+                                 axis=1)
+        img_sites = jnp.take(padded, jnp.where(mask, sites, n), axis=1)  # (n_e, k)
+        return img_sites, jnp.broadcast_to(new_values, img_sites.shape)
+
+    def _sign_change(self, x, sites, new_values, mask):
+        new = x.at[jnp.where(mask, sites, 2 * self.n_sites)].set(new_values, mode="drop")
+        return 1j * jnp.pi * ((self._parities(new) - self._parities(x)) % 2)
+
+    def _deltas(self, fast, x, cache, sites, new_values, mask):
+        img_sites, img_values = self._image_moves(sites, new_values, mask)
+        d = jax.vmap(self.model.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
+            fast, self.images(x), cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
+        return d + self._sign_change(x, sites, new_values, mask)
+
+    def log_ratio(self, params, x, cache, sites, new_values, mask):
+        d = self._deltas(self._split(params)[1], x, cache, sites, new_values, mask)
+        return self._sum(cache["logs"] + d) - cache["total"]
+
+    def log_ratios(self, params, x, cache, sites, new_values, mask):
+        fast = self._split(params)[1]
+        img_sites, img_values = jax.vmap(self._image_moves)(sites, new_values, mask)  # (C, n_e, k)
+        d = jax.vmap(self.model.log_ratios, in_axes=(None, 0, 0, 1, 1, None))(
+            fast, self.images(x), cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)  # (n_e, C)
+        d = d + jax.vmap(self._sign_change, in_axes=(None, 0, 0, 0))(x, sites, new_values, mask).T
+        return jax.vmap(self._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
+
+    def update_cache(self, params, x, cache, sites, new_values, mask):
+        fast = self._split(params)[1]
+        d = self._deltas(fast, x, cache, sites, new_values, mask)
+        img_sites, img_values = self._image_moves(sites, new_values, mask)
+        inner = jax.vmap(self.model.update_cache, in_axes=(None, 0, 0, 0, 0, None))(
+            fast, self.images(x), cache["inner"], img_sites, img_values, mask)
+        logs = cache["logs"] + d
+        return {"inner": inner, "logs": logs, "total": self._sum(logs)}
+
+    def describe(self) -> str:
+        return f"{self.model.describe()} projected on {len(self._perms)} orbital permutations (fermion signs)"

@@ -109,9 +109,12 @@ def antiperiodic_signs(lattice: Any, group: Any, direction: int = 0) -> np.ndarr
     return np.where(wraps, -1, 1)
 
 
-def _pair_maps(perms: np.ndarray) -> list[np.ndarray]:
+def _pair_maps(perms: np.ndarray, symmetric: bool = False) -> list[np.ndarray]:
     n = perms.shape[1]
-    return [(p[:, None] * n + p[None, :]).reshape(-1) for p in perms]
+    maps = [(p[:, None] * n + p[None, :]).reshape(-1) for p in perms]
+    if symmetric:  # F[j, i] = F[i, j]
+        maps.append((np.arange(n)[None, :] * n + np.arange(n)[:, None]).reshape(-1))
+    return maps
 
 
 def _visible_perm(p: np.ndarray, n_visible: int) -> np.ndarray:
@@ -137,14 +140,17 @@ def _rbm_index(params: dict, perms: np.ndarray, table: np.ndarray) -> dict:
     return {"a": orbits((n_vis,), vis), "b": orbits((m,), hidden), "W": orbits((n_vis, m), w_maps)}
 
 
-def _pp_index(params: dict, perms: np.ndarray, pair_signs: np.ndarray | None = None) -> dict:
+def _pp_index(params: dict, perms: np.ndarray, pair_signs: np.ndarray | None = None,
+              symmetric: bool = False) -> dict:
     out = {}
     for name, leaf in params.items():
         if name == "F" and pair_signs is not None:
+            if symmetric:
+                raise ValueError("a symmetric pair function with gauge signs is not available")
             signs = [(u[:, None] * u[None, :]).reshape(-1) for u in pair_signs]
             out[name] = Signed(*signed_orbits(tuple(leaf.shape), _pair_maps(perms), signs))
         elif name in ("F", "v"):
-            out[name] = orbits(tuple(leaf.shape), _pair_maps(perms))
+            out[name] = orbits(tuple(leaf.shape), _pair_maps(perms, symmetric and name == "F"))
         elif np.ndim(leaf) == 0:
             out[name] = orbits((), [])
         else:
@@ -152,13 +158,15 @@ def _pp_index(params: dict, perms: np.ndarray, pair_signs: np.ndarray | None = N
     return out
 
 
-def translation_tying(params: dict, group: Any, rbm_group: Any = None, pair_signs: np.ndarray | None = None) -> dict:
+def translation_tying(params: dict, group: Any, rbm_group: Any = None, pair_signs: np.ndarray | None = None,
+                      symmetric_pairs: bool = False) -> dict:
     """Orbit indices for the parameters ``params`` of an RBM (``{"a", "b", "W"}``), a pair product
     (``{"F"(, "g", "v")}``) or their product (``{"rbm": ..., "pp": ...}``) under ``group`` (a
     :class:`~nqs.lattice.symmetry.SymmetryGroup`); ``rbm_group`` (default ``group``) for the RBM part
     (e.g. the space group while the pair function keeps translations only).  ``pair_signs``
     (n_g, n_sites) of ±1 (:func:`antiperiodic_signs`): the pair function is tied as
-    ``F[g i, g j] = u[g, i] u[g, j] F[i, j]`` (its leaf of the result is ``(labels, signs)``)."""
+    ``F[g i, g j] = u[g, i] u[g, j] F[i, j]`` (its leaf of the result is ``(labels, signs)``).
+    ``symmetric_pairs``: also ``F[j, i] = F[i, j]`` (a singlet pair function)."""
     rbm_group = group if rbm_group is None else rbm_group
 
     def rbm(p):
@@ -167,13 +175,13 @@ def translation_tying(params: dict, group: Any, rbm_group: Any = None, pair_sign
     if "W" in params:
         return rbm(params)
     if "F" in params:
-        return _pp_index(params, np.asarray(group.perms), pair_signs)
+        return _pp_index(params, np.asarray(group.perms), pair_signs, symmetric_pairs)
     out = {}
     for name, sub in params.items():
         if name == "rbm":
             out[name] = rbm(sub)
         elif name == "pp":
-            out[name] = _pp_index(sub, np.asarray(group.perms), pair_signs)
+            out[name] = _pp_index(sub, np.asarray(group.perms), pair_signs, symmetric_pairs)
         else:
             raise ValueError(f"no tying rule for parameters '{name}'")
     return out

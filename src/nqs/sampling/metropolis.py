@@ -67,6 +67,17 @@ class ExchangeRule:
         return p, jnp.take(sigma, p[::-1]), jnp.ones((2,), bool)
 
 
+def _off_nodes(model, params, sigma, key):
+    """Chains standing where ψ = 0 (a random start on a node of a symmetric or projected state: its cache is
+    singular and every ratio from it is undefined) restart from a randomly chosen chain where ψ ≠ 0.  When no
+    chain has ψ ≠ 0 the configurations are returned as they are (the energy is then NaN and the run stops)."""
+    logs = jnp.real(jax.vmap(model.log_psi, in_axes=(None, 0))(params, sigma))
+    good = jnp.isfinite(logs)
+    pick = jax.random.categorical(key, jnp.where(good, 0.0, -jnp.inf), shape=(sigma.shape[0],))
+    pick = jnp.where(jnp.any(good), pick, jnp.arange(sigma.shape[0]))
+    return jnp.where(good[:, None], sigma, sigma[pick])
+
+
 #: Bytes of proposal randomness drawn ahead at a time (see ``MetropolisSampler.sample``).
 _DRAW_BYTES = 8 << 20
 
@@ -132,6 +143,8 @@ class MetropolisSampler:
         ``power`` = 2, else |ψ|^{2−power} normalized to sum 1, shape (n_chains, n_per_chain)."""
         sweep = self.sweep_size or self.hilbert.n_sites
         raw_params = params
+        key, k_burn, k_samp = jax.random.split(state.key, 3)
+        state = state._replace(sigma=_off_nodes(model, raw_params, state.sigma, jax.random.fold_in(state.key, 7)))
         params = model.prepare(params)
         v_cache = jax.vmap(model.cache, in_axes=(None, 0))
         cache = v_cache(params, state.sigma)
@@ -173,7 +186,6 @@ class MetropolisSampler:
             carry, ys = jax.lax.scan(block, carry, jax.random.split(key, n // b))
             return carry, ys.reshape(n, *ys.shape[2:])
 
-        key, k_burn, k_samp = jax.random.split(state.key, 3)
         carry = (state.sigma, cache, jnp.zeros((), jnp.int64))
         if self.n_discard > 0:
             carry, _ = sweeps(carry, k_burn, self.n_discard)
