@@ -48,7 +48,6 @@ Diagonal terms (number-operator products) go into ``diag``.
 from __future__ import annotations
 
 import copy
-
 import numbers
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
