@@ -230,7 +230,7 @@ def _build_spins(cfg: Config, lat):
         hil = SpinHilbert(lat.n_sites, total_sz)
     except ValueError as err:
         raise ConfigError(f"hamiltonian.total_sz: {err}") from None
-    return op, hil
+    return op.for_sector(hil), hil
 
 
 def _fermion_model(cfg: Config, hil, op):

@@ -5,7 +5,7 @@ from .jastrow import Jastrow
 from .pair_product import RBMPP, PairProduct, SpinRBMPP
 from .rbm import RBM, RBMRealAmpPhase
 from .slater import Slater
-from .symmetric import Projected, SymmetricRBM
+from .symmetric import FermionProjected, Projected, SymmetricRBM
 
 __all__ = ["Model", "FunctionModel", "MarshallSign", "RBM", "RBMRealAmpPhase", "Jastrow", "log_cosh",
-           "SymmetricRBM", "Projected", "Slater", "PairProduct", "RBMPP", "SpinRBMPP"]
+           "SymmetricRBM", "Projected", "FermionProjected", "Slater", "PairProduct", "RBMPP", "SpinRBMPP"]

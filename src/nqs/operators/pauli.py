@@ -19,6 +19,7 @@ matrix used by exact diagonalization (``numpy``), through the ``xp`` argument.
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -112,6 +113,27 @@ class PauliSum:
             "off_sites": off_s,
             "is_real": is_real,
         }
+
+    #: At most this many connections have a nonzero element on any configuration of the sector it was set
+    #: for (:meth:`for_sector`); local energies then evaluate only those (None: all ``n_conn``).
+    max_active: int | None = None
+
+    def for_sector(self, hilbert, max_states: int = 1 << 17, chunk: int = 1 << 14) -> PauliSum:
+        """This operator with :attr:`max_active` = the largest number of nonzero off-diagonal elements over
+        all states of ``hilbert`` (counted exactly; e.g. 48 of the 64 exchange bonds of the 4×4 J1-J2 model
+        at S^z = 0).  Sectors of more than ``max_states`` states are not enumerated: returned unchanged."""
+        if hilbert.n_states > max_states or self.n_conn == 0:
+            return self
+        states = np.asarray(hilbert.all_states())
+        most = 0
+        for start in range(0, len(states), chunk):
+            _, mels = self.elements(states[start:start + chunk], np)
+            most = max(most, int(np.max(np.count_nonzero(np.abs(mels) > 0, axis=-1))))
+        if most >= self.n_conn:
+            return self
+        op = copy.copy(self)
+        object.__setattr__(op, "max_active", max(most, 1))
+        return op
 
     @property
     def is_real(self) -> bool:
