@@ -152,8 +152,40 @@ class _ProjectedPrepared(NamedTuple):
     fast: Any
 
 
+class _ImageSum(Model):
+    """What :class:`Projected` and :class:`FermionProjected` share: ``model``, the weights ``_weights`` of
+    their images, and the sum ``log Σ_e c_e exp(l_e)`` of the image log-amplitudes."""
+
+    @property
+    def n_sites(self) -> int:  # type: ignore[override]
+        return self.model.n_sites
+
+    @property
+    def holomorphic(self) -> bool:  # type: ignore[override]
+        return self.model.holomorphic
+
+    @property
+    def real_derivatives(self) -> bool:  # type: ignore[override]
+        """Real inner parameters and real characters: ψ_P is real, its sign is piecewise constant."""
+        real_chi = bool(np.allclose(np.imag(self._weights), 0, atol=1e-12))
+        return bool(getattr(self.model, "real_derivatives", False)) and real_chi
+
+    def init(self, key: jax.Array) -> Any:
+        return self.model.init(key)
+
+    def _sum(self, logs):
+        m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
+        return m + jnp.log(jnp.sum(jnp.asarray(self._weights, dtype=jnp.complex128) * jnp.exp(logs - m)))
+
+    def _split(self, params):
+        """(raw, fast) parameters: ``log_psi`` takes the first, the fast path the second."""
+        if not isinstance(params, _ProjectedPrepared):
+            params = self.prepare(params)
+        return params.raw, params.fast
+
+
 @dataclass(frozen=True, eq=False)
-class Projected(Model):
+class Projected(_ImageSum):
     """Projection of ``model`` onto a symmetry sector, with the same parameters.
 
         ψ_P(σ) = Σ_{g∈G} χ(g)* (U_g ψ)(σ) = Σ_g χ(g)* ψ(g^{-1}σ) = Σ_g χ(g) ψ(gσ)
@@ -215,14 +247,6 @@ class Projected(Model):
         object.__setattr__(self, "_path", self.model.image_path(all_perms, signs))
 
     @property
-    def n_sites(self) -> int:  # type: ignore[override]
-        return self.model.n_sites
-
-    @property
-    def holomorphic(self) -> bool:  # type: ignore[override]
-        return self.model.holomorphic
-
-    @property
     def permutations(self) -> np.ndarray:
         """The group's permutations (n_g, n_sites) (the spin flip, if any, is ``spin_parity``)."""
         return self._perms
@@ -231,9 +255,6 @@ class Projected(Model):
     def n_terms(self) -> int:
         """Number of inner evaluations per amplitude: ``|G|`` (``2|G|`` with a spin parity)."""
         return len(self._weights)
-
-    def init(self, key: jax.Array) -> Any:
-        return self.model.init(key)
 
     def images(self, sigma: jax.Array) -> jax.Array:
         """The configurations ``e σ`` summed over, shape (n_terms, n_sites): ``gσ = σ[p_g^{-1}]``
@@ -246,12 +267,6 @@ class Projected(Model):
     def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         configs = self.images(sigma)
         return self._sum(jax.vmap(self.model.log_psi, in_axes=(None, 0))(params, configs).astype(jnp.complex128))
-
-    @property
-    def real_derivatives(self) -> bool:  # type: ignore[override]
-        """Real inner parameters and real characters: ψ_P is real, its sign is piecewise constant."""
-        real_chi = bool(np.allclose(np.imag(self._weights), 0, atol=1e-12))
-        return bool(getattr(self.model, "real_derivatives", False)) and real_chi
 
     # ---- fast path through the inner model's caches
     def _image_moves(self, sites, new_values, mask):
@@ -266,21 +281,11 @@ class Projected(Model):
         img_values = jnp.asarray(signs)[:, None] * new_values[None, :].astype(jnp.int8)
         return img_sites, img_values.astype(new_values.dtype)
 
-    def _sum(self, logs):
-        m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
-        return m + jnp.log(jnp.sum(jnp.asarray(self._weights, dtype=jnp.complex128) * jnp.exp(logs - m)))
-
     def prepare(self, params):
         """The parameters as they are (for ``log ψ`` of the images) and prepared for the fast path: the inner
         model's image path when it has one (the RBM's tables over all images), else its own ``prepare``."""
         fast = self._path.prepare(params) if self._path is not None else self.model.prepare(params)
         return _ProjectedPrepared(params, fast)
-
-    def _split(self, params):
-        """(raw, fast) parameters: ``log_psi`` takes the first, the fast path the second."""
-        if not isinstance(params, _ProjectedPrepared):
-            params = self.prepare(params)
-        return params.raw, params.fast
 
     def cache(self, params, sigma):
         raw, fast = self._split(params)
@@ -360,7 +365,7 @@ def _inversion_parity(seq: jax.Array) -> jax.Array:
 
 
 @dataclass(frozen=True, eq=False)
-class FermionProjected(Model):
+class FermionProjected(_ImageSum):
     """Projection of a fermion state (occupations x of 2L orbitals, ↑ block then ↓ block) onto a sector of
     orbital permutations — lattice operations acting on both spin species, and the ↑↔↓ exchange:
 
@@ -398,24 +403,8 @@ class FermionProjected(Model):
         object.__setattr__(self, "_weights", chi)
 
     @property
-    def n_sites(self) -> int:  # type: ignore[override]
-        return self.model.n_sites
-
-    @property
-    def holomorphic(self) -> bool:  # type: ignore[override]
-        return self.model.holomorphic
-
-    @property
-    def real_derivatives(self) -> bool:  # type: ignore[override]
-        real_chi = bool(np.allclose(np.imag(self._weights), 0, atol=1e-12))
-        return bool(getattr(self.model, "real_derivatives", False)) and real_chi
-
-    @property
     def n_terms(self) -> int:
         return len(self._perms)
-
-    def init(self, key: jax.Array) -> Any:
-        return self.model.init(key)
 
     def images(self, x: jax.Array) -> jax.Array:
         """The configurations ``e x`` (n_e, 2L)."""
@@ -430,20 +419,11 @@ class FermionProjected(Model):
         logs = jax.vmap(self.model.log_psi, in_axes=(None, 0))(params, self.images(x)).astype(jnp.complex128)
         return logs + 1j * jnp.pi * self._parities(x)
 
-    def _sum(self, logs):
-        m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
-        return m + jnp.log(jnp.sum(jnp.asarray(self._weights, dtype=jnp.complex128) * jnp.exp(logs - m)))
-
     def log_psi(self, params: Any, x: jax.Array) -> jax.Array:
         return self._sum(self._image_logs(params, x))
 
     def prepare(self, params):
         return _ProjectedPrepared(params, self.model.prepare(params))
-
-    def _split(self, params):
-        if not isinstance(params, _ProjectedPrepared):
-            params = self.prepare(params)
-        return params.raw, params.fast
 
     def cache(self, params, x):
         raw, fast = self._split(params)
