@@ -488,10 +488,10 @@ def test_local_energies_over_the_applicable_connections_only(lattice, n):
     sector = op.for_sector(*n)
     hil = SpinfulFermions(L, *n)
     states = jnp.asarray(hil.all_states())
-    valid = np.asarray(jax.vmap(lambda x: jnp.count_nonzero(op.moves(x)[1]))(states))
+    valid = np.asarray(jax.jit(jax.vmap(lambda x: jnp.count_nonzero(op.moves(x)[1])))(states))
     assert valid.max() <= sector.max_active < op.n_conn
     model = RBMPP(L, *n, alpha=1.0, gutzwiller=True, param_dtype="complex", hopping=lat)
     params = random_params(model, jax.random.PRNGKey(3))
-    e_all = np.asarray(local_energies(model, params, op, states))
-    e_sector = np.asarray(local_energies(model, params, sector, states))
+    e_all = np.asarray(jax.jit(lambda p, x: local_energies(model, p, op, x))(params, states))
+    e_sector = np.asarray(jax.jit(lambda p, x: local_energies(model, p, sector, x))(params, states))
     assert np.allclose(e_sector, e_all, rtol=1e-10, atol=1e-10)

@@ -254,13 +254,17 @@ def test_flip_path_ratios_equal_full_evaluation(name, scale):
     for op in ops:
         flips = flip_ratios(model, prepared, op)
         assert flips is not None
-        for sigma in states[::11]:
-            got = np.asarray(flips(sigma, model.cache(prepared, sigma)))
-            _, mels, sites, values, mask = op.moves(sigma)
-            base = model.log_psi(params, sigma)
-            ref = np.array([complex(model.log_psi(params, apply_moves(sigma, jnp.where(m, s, N), v)) - base)
-                            for s, v, m in zip(sites, values, mask, strict=True)])
-            np.testing.assert_allclose(np.exp(got - ref), 1.0, rtol=1e-11, atol=1e-11)
-        plain = jax.vmap(lambda s, op=op: local_energy(model, prepared, op, s))(states)  # the log_ratios route
-        np.testing.assert_allclose(np.asarray(local_energies(model, params, op, states)), np.asarray(plain),
-                                   rtol=1e-11, atol=1e-11)
+
+        @jax.jit
+        def both(sigma, op=op, flips=flips):
+            got = flips(sigma, model.cache(prepared, sigma))
+            _, _, sites, values, mask = op.moves(sigma)
+            moved = jax.vmap(lambda s, v, m: apply_moves(sigma, jnp.where(m, s, N), v))(sites, values, mask)
+            ref = jax.vmap(model.log_psi, in_axes=(None, 0))(params, moved) - model.log_psi(params, sigma)
+            return got, ref
+
+        got, ref = jax.vmap(both)(states[::11])
+        np.testing.assert_allclose(np.exp(np.asarray(got) - np.asarray(ref)), 1.0, rtol=1e-11, atol=1e-11)
+        plain = jax.jit(jax.vmap(lambda s, op=op: local_energy(model, prepared, op, s)))(states)  # log_ratios route
+        got_e = jax.jit(lambda p, x, op=op: local_energies(model, p, op, x))(params, states)
+        np.testing.assert_allclose(np.asarray(got_e), np.asarray(plain), rtol=1e-11, atol=1e-11)

@@ -273,11 +273,11 @@ def test_projected_electron_rbm_pp_is_in_the_a1_spin_even_sector(size, n, projec
 
     hil, op = problem.hilbert, problem.hamiltonian
     states = np.asarray(hil.all_states())
-    psi = np.exp(np.asarray(jax.vmap(model.log_psi, in_axes=(None, 0))(params, jnp.asarray(states))))
+    psi = np.exp(np.asarray(log_psi(params, jnp.asarray(states))))
     h_psi = op.to_sparse(hil) @ psi
     keep = np.abs(psi) > 1e-8 * np.max(np.abs(psi))
     keep &= np.random.default_rng(4).random(len(psi)) < 48 / len(psi)  # a sample of the states (time)
-    e_loc = np.asarray(local_energies(model, params, op, jnp.asarray(states[keep])))
+    e_loc = np.asarray(jax.jit(lambda p, x: local_energies(model, p, op, x))(params, jnp.asarray(states[keep])))
     assert np.allclose(e_loc, h_psi[keep] / psi[keep], atol=1e-8)
 
 
