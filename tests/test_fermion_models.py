@@ -27,7 +27,7 @@ from nqs.hilbert.fermions import SpinfulFermions
 from nqs.hilbert.spin import SpinHilbert
 from nqs.hubbard import hubbard
 from nqs.lattice import make_lattice
-from nqs.models.pair_product import RBMPP, PairProduct, SpinRBMPP
+from nqs.models.pair_product import RBMPP, PairProduct, SpinRBMPP, neighbour_table
 from nqs.models.slater import Slater, logdet, one_body_matrices
 from nqs.operators.fermion import FermionOperator
 from nqs.operators.pauli import PauliSum, apply_moves
@@ -57,6 +57,8 @@ def random_params(model, key, rbm_scale=0.3):
             p["g"] = jnp.asarray(0.3 + 0.2j)
         if model.jastrow:
             p["v"] = rbm_scale * _cplx(k3, (model.n_sites, model.n_sites))
+        if model.doublon_holon is not None:
+            p["dh"] = _cplx(jax.random.fold_in(k3, 1), (2, model.doublon_holon.shape[1]), min(0.5, 4 * rbm_scale))
         return p
     rbm = jax.tree_util.tree_map(lambda a: _cplx(k3, a.shape, rbm_scale), model.rbm.init(k2))
     return {"rbm": rbm, "pp": random_params(model.pp, k1)}
@@ -67,7 +69,9 @@ def make_models(L, n, gutzwiller=True):
         "slater": Slater(L, n, n),
         "pp": PairProduct(L, n, n, gutzwiller=gutzwiller),
         "rbmpp": RBMPP(L, n, n, alpha=1.0, gutzwiller=gutzwiller),
-        "ppj": PairProduct(L, n, n, gutzwiller=gutzwiller, jastrow=True),  # + charge Jastrow factor
+        # + charge Jastrow and doublon-holon factors (ring neighbours, whatever the cluster: any table is a state)
+        "ppj": PairProduct(L, n, n, gutzwiller=gutzwiller, jastrow=True,
+                           doublon_holon=neighbour_table([(i, (i + 1) % L) for i in range(L)], L)),
     }
 
 
@@ -495,3 +499,35 @@ def test_local_energies_over_the_applicable_connections_only(lattice, n):
     e_all = np.asarray(jax.jit(lambda p, x: local_energies(model, p, op, x))(params, states))
     e_sector = np.asarray(jax.jit(lambda p, x: local_energies(model, p, sector, x))(params, states))
     assert np.allclose(e_sector, e_all, rtol=1e-10, atol=1e-10)
+
+
+def test_doublon_holon_factor_counts_bound_pairs():
+    """log ψ of the doublon–holon factor = Σ_i [d_i α_d(#holon neighbours) + h_i α_h(#doublon neighbours)], counted
+    by a plain loop on a 2×3 open cluster (sites with 2 and 3 neighbours: padded rows); α(0) = 0."""
+    lat = make_lattice("square", [2, 3], pbc=False)
+    L = lat.n_sites
+    table = neighbour_table(lat.bonds(1), L)
+    assert table.shape == (L, 3) and np.sum(table == L) == 4  # four corners with two neighbours
+    model = PairProduct(L, 2, 2, doublon_holon=table, hopping=lat)
+    params = model.init(jax.random.PRNGKey(0))
+    assert params["dh"].shape == (2, 3)
+    rng = np.random.default_rng(0)
+    params["dh"] = jnp.asarray(rng.normal(size=(2, 3)) + 1j * rng.normal(size=(2, 3)))
+    plain = {**params, "dh": jnp.zeros_like(params["dh"])}
+    nbrs = [set(lat.neighbours(i)) for i in range(L)]
+    states = SpinfulFermions(L, 2, 2).all_states()[::5]
+    got = np.asarray(jax.jit(jax.vmap(lambda x: model.log_psi(params, x) - model.log_psi(plain, x)))(
+        jnp.asarray(states)))
+    for x, g in zip(states, got, strict=True):
+        up, dn = x[:L], x[L:]
+        d, h = up * dn, (1 - up) * (1 - dn)
+        ref = 0.0
+        for i in range(L):
+            nh, nd = sum(h[j] for j in nbrs[i]), sum(d[j] for j in nbrs[i])
+            if d[i] and nh:
+                ref += complex(params["dh"][0, nh - 1])
+            if h[i] and nd:
+                ref += complex(params["dh"][1, nd - 1])
+        assert abs(g - ref) < 1e-12
+    with pytest.raises(ValueError, match="neighbour table"):
+        PairProduct(L, 2, 2, doublon_holon=np.zeros((L + 1, 2), dtype=int))

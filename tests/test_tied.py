@@ -20,7 +20,7 @@ from nqs.hubbard import hubbard
 from nqs.lattice import make_lattice
 from nqs.lattice.symmetry import point_characters, point_group, space_group, translation_group
 from nqs.models.base import MarshallSign
-from nqs.models.pair_product import RBMPP, SpinRBMPP, dwave_pairing
+from nqs.models.pair_product import RBMPP, SpinRBMPP, dwave_pairing, neighbour_table
 from nqs.models.rbm import RBM
 from nqs.models.symmetric import Projected
 from nqs.models.tied import Tied, antiperiodic_signs, orbits, signed_orbits, translation_tying
@@ -89,7 +89,7 @@ def test_tied_rbm_pp_is_a_momentum_zero_fermion_state(kind, size, n):
     L = lat.n_sites
     trans = translation_group(lat)
     model = RBMPP(L, *n, alpha=2.0 if kind == "chain" else 1.0, gutzwiller=True, jastrow=True,
-                  param_dtype="complex")
+                  param_dtype="complex", doublon_holon=neighbour_table(lat.bonds(1), L))
     tied = Tied(model, translation_tying(model.init(jax.random.PRNGKey(0)), trans))
     params = _perturbed(tied.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), 0.2)
     free = _perturbed(model.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), 0.2)
@@ -234,7 +234,7 @@ def test_projected_electron_rbm_pp_is_in_the_a1_spin_even_sector(size, n, projec
     lattice = {"kind": "chain", "size": size} if len(size) == 1 else {"kind": "square", "size": size}
     ham = {"kind": "hubbard", "t": 1.0, "U": 4.0, "n_up": n[0], "n_down": n[1]}
     model_cfg = {"kind": "rbm_pp", "alpha": 2, "shared_weights": "translation", "gutzwiller": True,
-                 "param_dtype": "real"}
+                 "doublon_holon": True, "param_dtype": "real"}
     sym = {"point_group": "A1", "spin_parity": 1, "project": project}
     problem = build(_cfg({**model_cfg, "symmetry": sym}, ham, lattice))
     model = problem.vmc.model
@@ -292,3 +292,11 @@ def test_electron_symmetry_config_errors():
     with pytest.raises(ConfigError, match="momentum 0"):
         build(_cfg({"kind": "rbm_pp", "shared_weights": "translation",
                     "symmetry": {"k": ["pi"], "point_group": "A1"}}, ham, lattice))
+
+
+def test_doublon_holon_config_errors():
+    """The doublon–holon factor: constant for spins (one electron per site), absent from spin-only kinds."""
+    with pytest.raises(ConfigError, match="doublon-holon"):
+        build(_cfg({"kind": "rbm_pp", "doublon_holon": True}))
+    with pytest.raises(ConfigError, match="doublon_holon"):
+        _cfg({"kind": "rbm", "doublon_holon": True})

@@ -120,6 +120,7 @@ class ModelConfig(_Section):
     marshall_sign: bool = False
     gutzwiller: bool = False  # pp, rbm_pp: exp(-g sum n_up n_down)
     jastrow: bool = False  # pp, rbm_pp (electrons): exp(-1/2 sum_ij v_ij n_i n_j)
+    doublon_holon: bool = False  # pp, rbm_pp (electrons): doublon-holon binding over nearest neighbours
     # slater/pp/rbm_pp start: uhf for electrons; dwave (d-wave RVB pairing) for spins on periodic square lattices
     init: Literal["auto", "tight_binding", "uhf", "dwave", "random"] = "auto"
     n_hidden: int | None = Field(None, gt=0)  # dbm: hidden units (default alpha * n_sites)
@@ -140,7 +141,7 @@ class ModelConfig(_Section):
                              "(rbm_symmetric shares its weights already)")
         if self.alpha == 0 and self.kind not in ("rbm_pp",):
             raise ValueError(f"alpha must be > 0 for kind '{self.kind}' (alpha = 0 only for rbm_pp: the PP alone)")
-        for name in ("gutzwiller", "jastrow"):
+        for name in ("gutzwiller", "jastrow", "doublon_holon"):
             if getattr(self, name) and self.kind not in ("pp", "rbm_pp"):
                 raise ValueError(f"'{name}' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
         if self.kind == "dbm":

@@ -40,7 +40,7 @@ from .models import (
     SpinRBMPP,
     SymmetricRBM,
 )
-from .models.pair_product import dwave_pairing
+from .models.pair_product import dwave_pairing, neighbour_table
 from .models.slater import one_body_matrices
 from .operators.pauli import pauli_terms_from_spec
 from .reference import reference_energy
@@ -233,7 +233,9 @@ def _build_spins(cfg: Config, lat):
     return op.for_sector(hil), hil
 
 
-def _fermion_model(cfg: Config, hil, op):
+def _fermion_model(cfg: Config, hil, op, neighbour_bonds=None):
+    """``neighbour_bonds``: the nearest-neighbour pairs of the doublon–holon factor (the lattice's for the
+    Hubbard model, the hopping pairs of a file Hamiltonian)."""
     mc = cfg.model
     L, nu, nd = hil.n_sites, hil.n_up, hil.n_down
     if mc.kind not in ("slater", "pp", "rbm_pp"):
@@ -259,15 +261,16 @@ def _fermion_model(cfg: Config, hil, op):
         guess = (1 - 2 * np.asarray(lat.sublattice, dtype=float)) if lat.is_bipartite else None
         hopping, _ = unrestricted_hartree_fock(op, L, nu, nd, seed=cfg.seed, guess=guess)
     try:
+        dh = neighbour_table(neighbour_bonds, L) if mc.doublon_holon else None
         if mc.kind == "slater":
             model = Slater(L, nu, nd, param_dtype=mc.param_dtype, hopping=hopping)
         elif mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0):
             model = PairProduct(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
-                                jastrow=mc.jastrow)
+                                jastrow=mc.jastrow, doublon_holon=dh)
         else:
             model = RBMPP(L, nu, nd, alpha=mc.alpha, init_scale=mc.init_scale, gutzwiller=mc.gutzwiller,
                           param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow,
-                          rbm_images=rbm_images, rbm_characters=rbm_chars)
+                          rbm_images=rbm_images, rbm_characters=rbm_chars, doublon_holon=dh)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
     model = _shared(cfg, _build_lattice(cfg), model, fermions=True)
@@ -422,9 +425,9 @@ def _spin_model(cfg: Config, lat, hil):
         free_parity = parity is not None and parity == natural
         model = SymmetricRBM(group, alpha=int(mc.alpha), init_scale=mc.init_scale, hidden_bias=not free_parity)
     elif mc.kind in ("pp", "rbm_pp"):
-        if mc.gutzwiller or mc.jastrow:
-            raise ConfigError("model: the Gutzwiller and charge Jastrow factors are constant for spins (one electron "
-                              "per site); remove them")
+        if mc.gutzwiller or mc.jastrow or mc.doublon_holon:
+            raise ConfigError("model: the Gutzwiller, charge Jastrow and doublon-holon factors are constant for spins "
+                              "(one electron per site); remove them")
         if hil.total_sz is None or abs(hil.total_sz) > 1e-12:
             raise ConfigError("model.kind: the projected pair product needs total_sz = 0 (exchange sampler)")
         if mc.init == "uhf":
@@ -513,7 +516,7 @@ def build(cfg: Config) -> Problem:
         op, hil, bonds = _build_fermions(cfg, lat)
         if sc.kind in ("local", "exchange"):
             raise ConfigError(f"sampler.kind: '{sc.kind}' moves are for spins; electrons use kind = \"hop\"")
-        model = _fermion_model(cfg, hil, op)
+        model = _fermion_model(cfg, hil, op, bonds if hc.kind != "hubbard" else lat.bonds(1))
     else:
         op, hil = _build_spins(cfg, lat)
         model = _spin_model(cfg, lat, hil)

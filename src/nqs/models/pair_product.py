@@ -40,6 +40,12 @@ Gutzwiller factor (optional): parameter ``g`` (scalar), ``log ψ += −g Σ_i n_
 Charge Jastrow factor (optional, ``jastrow=True``): parameter ``v`` (L, L),
 ``log ψ += −½ Σ_{i≠j} V_ij n_i n_j`` with ``V = (v + vᵀ)/2`` off the diagonal and ``n_i = n_i↑ + n_i↓``;
 a move's change costs O(k·L) from the moved sites' rows of V.
+Doublon–holon factor (optional, ``doublon_holon`` = the (L, z) nearest-neighbour table): parameter
+``dh`` (2, z), ``log ψ += Σ_i [d_i α_d(h̄_i) + h_i α_h(d̄_i)]`` with doublons ``d_i = n_i↑ n_i↓``,
+holons ``h_i = (1 − n_i↑)(1 − n_i↓)``, ``h̄_i`` / ``d̄_i`` the holons / doublons among the z neighbours of
+i, ``α_d(n) = dh[0, n − 1]``, ``α_h(n) = dh[1, n − 1]`` and ``α(0) = 0`` (a doublon or holon with no
+partner beside it is the Gutzwiller factor's: Σ_i h_i = D + L − N); Yokoyama & Shiba's binding of
+doublons to holons, mVMC's two-site DH factor.  Its change under a move is recomputed, O(L·z).
 
 RBM × PP
 --------
@@ -129,6 +135,43 @@ def _jastrow_delta(v, x, sites, new_values, mask, n_sites: int):
     return -(d @ field + 0.5 * d @ jnp.take(vs, s, axis=1) @ d)
 
 
+def _doublon_holon(dh: jax.Array, x: jax.Array, neighbours: np.ndarray, n_sites: int) -> jax.Array:
+    """Σ_i [d_i α_d(h̄_i) + h_i α_h(d̄_i)] of the module docstring, O(L·z)."""
+    xi = x.astype(jnp.int32)
+    up, dn = xi[:n_sites], xi[n_sites:]
+    pad = jnp.zeros((1,), jnp.int32)  # index n_sites pads the rows of sites with fewer neighbours
+    d, h = jnp.concatenate([up * dn, pad]), jnp.concatenate([(1 - up) * (1 - dn), pad])
+    nb = jnp.asarray(neighbours, dtype=jnp.int32)
+    zero = jnp.zeros((2, 1), dh.dtype)
+    table = jnp.concatenate([zero, dh], axis=1)  # α(0) = 0
+    return (jnp.sum(d[:n_sites] * table[0, jnp.sum(h[nb], axis=1)])
+            + jnp.sum(h[:n_sites] * table[1, jnp.sum(d[nb], axis=1)]))
+
+
+def neighbour_table(bonds: Any, n_sites: int) -> np.ndarray:
+    """(L, z_max) neighbour lists of the bonds ``(i, j)``, rows padded with ``n_sites`` (the doublon–holon
+    factor's table)."""
+    lists: list[set] = [set() for _ in range(n_sites)]
+    for i, j in np.asarray(bonds, dtype=np.int64).reshape(-1, 2):
+        if i != j:
+            lists[int(i)].add(int(j))
+            lists[int(j)].add(int(i))
+    z = max((len(a) for a in lists), default=0)
+    if z == 0:
+        raise ValueError("the doublon-holon factor needs neighbours: no bonds given")
+    return np.array([sorted(a) + [n_sites] * (z - len(a)) for a in lists], dtype=np.int64)
+
+
+def _neighbour_table(neighbours: Any, n_sites: int) -> np.ndarray:
+    nb = np.asarray(neighbours, dtype=np.int64)
+    if nb.ndim != 2 or nb.shape[0] != n_sites or nb.shape[1] < 1:
+        raise ValueError(f"doublon_holon must be an (n_sites, z) neighbour table with n_sites = {n_sites}, "
+                         f"got shape {nb.shape}")
+    if nb.min() < 0 or nb.max() > n_sites:
+        raise ValueError(f"doublon_holon: neighbour indices must lie in 0..{n_sites - 1} ({n_sites}: padding)")
+    return nb
+
+
 def _double_occupancy(x: jax.Array, n_sites: int) -> jax.Array:
     """D(x) = Σ_i n_i↑ n_i↓."""
     xi = x.astype(jnp.int32)
@@ -156,10 +199,13 @@ class PairProduct(ParamDtypeModel):
     init_noise: float = 0.01
     twist: float = 1e-6
     jastrow: bool = False
+    doublon_holon: Any = None  # (L, z) nearest-neighbour table: the doublon–holon factor (module docstring)
 
     def __post_init__(self) -> None:
         _check_counts(self.n_sites, self.n_up, self.n_down)
         self._check_param_dtype()
+        if self.doublon_holon is not None:
+            object.__setattr__(self, "doublon_holon", _neighbour_table(self.doublon_holon, self.n_sites))
         if self.n_up != self.n_down:
             raise ValueError(
                 f"the singlet pair product needs N↑ = N↓, got {self.n_up}↑ + {self.n_down}↓ "
@@ -194,6 +240,8 @@ class PairProduct(ParamDtypeModel):
             p["g"] = jnp.zeros((), self._dtype)
         if self.jastrow:
             p["v"] = jnp.zeros((self.n_sites, self.n_sites), self._dtype)
+        if self.doublon_holon is not None:
+            p["dh"] = jnp.zeros((2, self.doublon_holon.shape[1]), self._dtype)
         return p
 
     def init_tight_binding(self, source: Any, key: jax.Array | None = None, noise: float | None = None,
@@ -240,6 +288,8 @@ class PairProduct(ParamDtypeModel):
         if self.jastrow:
             n = _charges(x, self.n_sites)
             out = out - 0.5 * n @ (_jastrow_matrix(params["v"]) @ n)
+        if self.doublon_holon is not None:
+            out = out + _doublon_holon(params["dh"], x, self.doublon_holon, self.n_sites)
         return out
 
     # ------------------------------------------------------------------ fast path
@@ -264,6 +314,10 @@ class PairProduct(ParamDtypeModel):
             log_r = log_r + self._gutzwiller_delta(params, x, sites, new_values, mask)
         if self.jastrow:
             log_r = log_r + _jastrow_delta(params["v"], x, sites, new_values, mask, L)
+        if self.doublon_holon is not None:
+            moved = apply_moves(x, jnp.where(mask, sites, 2 * L), new_values)
+            log_r = log_r + (_doublon_holon(params["dh"], moved, self.doublon_holon, L)
+                             - _doublon_holon(params["dh"], x, self.doublon_holon, L))
         if not self.n_pairs:
             return log_r, lambda: cache
         f = params["F"].astype(jnp.complex128)
@@ -342,7 +396,8 @@ class PairProduct(ParamDtypeModel):
         return self._move(params, x, cache, sites, new_values, mask, slots)[1]()
 
     def describe(self) -> str:
-        factors = [n for n, on in (("Gutzwiller", self.gutzwiller), ("charge Jastrow", self.jastrow)) if on]
+        factors = [n for n, on in (("Gutzwiller", self.gutzwiller), ("charge Jastrow", self.jastrow),
+                                   ("doublon-holon", self.doublon_holon is not None)) if on]
         g = f" with {' and '.join(factors)} factor{'s' if len(factors) > 1 else ''}" if factors else ""
         return f"{self.param_dtype} singlet pair product{g} ({self.n_pairs} pairs on {self.n_sites} sites)"
 
@@ -351,7 +406,7 @@ class PairProduct(ParamDtypeModel):
 class RBMPP(ParamDtypeModel):
     """``ψ(x) = ψ_RBM(2x − 1) · ψ_PP(x)``: RBM on the 2L occupations (±1 encoded) times a pair product.
 
-    Parameters ``{"rbm": {"a", "b", "W"}, "pp": {"F"(, "g")}}``; hidden units ``round(α·2L)``;
+    Parameters ``{"rbm": {"a", "b", "W"}, "pp": {"F"(, "g", "v", "dh")}}``; hidden units ``round(α·2L)``;
     RBM initial scale ``init_scale``; PP options as in :class:`PairProduct`.  The cache is
     ``{"rbm": θ-cache, "pp": PP cache}``; a move costs the sum of both fast paths.
     """
@@ -369,10 +424,11 @@ class RBMPP(ParamDtypeModel):
     jastrow: bool = False
     rbm_images: Any = None  # (n_e, 2L) permutations of the visible units: the RBM factor is projected
     rbm_characters: Any = None  # (n_e,) weights of those images (default all 1)
+    doublon_holon: Any = None  # (L, z) neighbour table: the PP's doublon–holon factor
 
     def __post_init__(self) -> None:
         pp = PairProduct(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
-                         self.hopping, self.init_noise, self.twist, self.jastrow)
+                         self.hopping, self.init_noise, self.twist, self.jastrow, self.doublon_holon)
         rbm = RBM(2 * self.n_sites, self.alpha, self.init_scale, self.param_dtype)
         object.__setattr__(self, "pp", pp)
         object.__setattr__(self, "plain_rbm", rbm)

@@ -151,8 +151,8 @@ def _pp_index(params: dict, perms: np.ndarray, pair_signs: np.ndarray | None = N
             out[name] = Signed(*signed_orbits(tuple(leaf.shape), _pair_maps(perms), signs))
         elif name in ("F", "v"):
             out[name] = orbits(tuple(leaf.shape), _pair_maps(perms, symmetric and name == "F"))
-        elif np.ndim(leaf) == 0:
-            out[name] = orbits((), [])
+        elif np.ndim(leaf) == 0 or name == "dh":  # translation-invariant already: each entry free
+            out[name] = orbits(tuple(np.shape(leaf)), [])
         else:
             raise ValueError(f"no tying rule for pair-product parameter '{name}'")
     return out
