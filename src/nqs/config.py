@@ -121,6 +121,8 @@ class ModelConfig(_Section):
     gutzwiller: bool = False  # pp, rbm_pp: exp(-g sum n_up n_down)
     jastrow: bool = False  # pp, rbm_pp (electrons): exp(-1/2 sum_ij v_ij n_i n_j)
     doublon_holon: bool = False  # pp, rbm_pp (electrons): doublon-holon binding over nearest neighbours
+    # pp, rbm_pp (electrons): "singlet" = det f[R_up, R_down]; "general" = Pf F[R, R] (all spin blocks)
+    pairing: Literal["singlet", "general"] = "singlet"
     # slater/pp/rbm_pp start: uhf for electrons; dwave (d-wave RVB pairing) for spins on periodic square lattices
     init: Literal["auto", "tight_binding", "uhf", "dwave", "random"] = "auto"
     n_hidden: int | None = Field(None, gt=0)  # dbm: hidden units (default alpha * n_sites)
@@ -144,6 +146,14 @@ class ModelConfig(_Section):
         for name in ("gutzwiller", "jastrow", "doublon_holon"):
             if getattr(self, name) and self.kind not in ("pp", "rbm_pp"):
                 raise ValueError(f"'{name}' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
+        if self.pairing == "general":
+            if self.kind not in ("pp", "rbm_pp"):
+                raise ValueError(f"'pairing' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
+            if self.jastrow or self.doublon_holon:
+                raise ValueError("pairing = \"general\" (Pfaffian) takes the Gutzwiller factor only; remove jastrow "
+                                 "and doublon_holon")
+            if self.shared_weights is not None:
+                raise ValueError("pairing = \"general\" has no parameter sharing; remove shared_weights")
         if self.kind == "dbm":
             for name, value in DBM_DEFAULTS.items():
                 if getattr(self, name) is None:

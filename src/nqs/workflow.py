@@ -264,13 +264,17 @@ def _fermion_model(cfg: Config, hil, op, neighbour_bonds=None):
         dh = neighbour_table(neighbour_bonds, L) if mc.doublon_holon else None
         if mc.kind == "slater":
             model = Slater(L, nu, nd, param_dtype=mc.param_dtype, hopping=hopping)
+        elif (mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0)) and mc.pairing == "general":
+            from .models.pfaffian import PfaffianPP
+
+            model = PfaffianPP(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping)
         elif mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0):
             model = PairProduct(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
                                 jastrow=mc.jastrow, doublon_holon=dh)
         else:
             model = RBMPP(L, nu, nd, alpha=mc.alpha, init_scale=mc.init_scale, gutzwiller=mc.gutzwiller,
                           param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow,
-                          rbm_images=rbm_images, rbm_characters=rbm_chars, doublon_holon=dh)
+                          rbm_images=rbm_images, rbm_characters=rbm_chars, doublon_holon=dh, pairing=mc.pairing)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
     model = _shared(cfg, _build_lattice(cfg), model, fermions=True)
@@ -428,6 +432,9 @@ def _spin_model(cfg: Config, lat, hil):
         if mc.gutzwiller or mc.jastrow or mc.doublon_holon:
             raise ConfigError("model: the Gutzwiller, charge Jastrow and doublon-holon factors are constant for spins "
                               "(one electron per site); remove them")
+        if mc.pairing != "singlet":
+            raise ConfigError("model.pairing: spin models take the singlet pair product (one electron per site, "
+                              "S^z = 0); remove pairing")
         if hil.total_sz is None or abs(hil.total_sz) > 1e-12:
             raise ConfigError("model.kind: the projected pair product needs total_sz = 0 (exchange sampler)")
         if mc.init == "uhf":

@@ -425,10 +425,22 @@ class RBMPP(ParamDtypeModel):
     rbm_images: Any = None  # (n_e, 2L) permutations of the visible units: the RBM factor is projected
     rbm_characters: Any = None  # (n_e,) weights of those images (default all 1)
     doublon_holon: Any = None  # (L, z) neighbour table: the PP's doublon–holon factor
+    pairing: str = "singlet"  # "general": the Pfaffian pair product (:mod:`nqs.models.pfaffian`)
 
     def __post_init__(self) -> None:
-        pp = PairProduct(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
-                         self.hopping, self.init_noise, self.twist, self.jastrow, self.doublon_holon)
+        if self.pairing == "general":
+            from .pfaffian import PfaffianPP
+
+            if self.jastrow or self.doublon_holon is not None:
+                raise ValueError("the general (Pfaffian) pair product takes the Gutzwiller factor only "
+                                 "(no charge Jastrow or doublon-holon factor)")
+            pp = PfaffianPP(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
+                            self.hopping, self.init_noise, self.twist)
+        elif self.pairing == "singlet":
+            pp = PairProduct(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
+                             self.hopping, self.init_noise, self.twist, self.jastrow, self.doublon_holon)
+        else:
+            raise ValueError(f"pairing must be 'singlet' or 'general', got {self.pairing!r}")
         rbm = RBM(2 * self.n_sites, self.alpha, self.init_scale, self.param_dtype)
         object.__setattr__(self, "pp", pp)
         object.__setattr__(self, "plain_rbm", rbm)
