@@ -33,8 +33,8 @@ def _pf_expansion(a):
 
 def _random_params(model, key, scale=1.0):
     k1, k2, k3 = jax.random.split(key, 3)
-    n = model.n_orbitals * (model.n_orbitals - 1) // 2
-    p = {"F": scale * (jax.random.normal(k1, (n,)) + 1j * jax.random.normal(k2, (n,)))}
+    n = (model.n_sites, model.n_sites) if model.spin_points else (model.n_orbitals * (model.n_orbitals - 1) // 2,)
+    p = {"F": scale * (jax.random.normal(k1, n) + 1j * jax.random.normal(k2, n))}
     if model.gutzwiller:
         p["g"] = jnp.asarray(0.3 + 0.2j)
     return p
@@ -98,8 +98,8 @@ def test_amplitudes_equal_jordan_wigner_states_and_the_singlet_case():
     assert np.allclose(ratio, ratio[0], atol=1e-10) and abs(abs(ratio[0]) - 1) < 1e-10
 
 
-@pytest.mark.parametrize("case", ["square2x2", "chain6_k4"])
-def test_local_energy_equals_h_psi_over_psi(case):
+@pytest.mark.parametrize("case,spin_points", [("square2x2", 0), ("chain6_k4", 0), ("chain6_k4", 3)])
+def test_local_energy_equals_h_psi_over_psi(case, spin_points):
     """Single hops (2×2 Hubbard with t′) and moves of four entries (exchange, pair hops, correlated hops), with
     the Gutzwiller factor and inside RBM × PP."""
     if case == "square2x2":
@@ -109,24 +109,26 @@ def test_local_energy_equals_h_psi_over_psi(case):
         lat, n = make_lattice("chain", 6), (2, 2)
         op = hubbard(lat, t=1.0, U=4.0, t2=0.3) + FermionOperator(12, extra_terms(6, np.random.default_rng(2)))
     L = lat.n_sites
-    model = PfaffianPP(L, *n, gutzwiller=True)
+    model = PfaffianPP(L, *n, gutzwiller=True, spin_points=spin_points)
     params = _random_params(model, jax.random.PRNGKey(11))
     assert _eloc_error(model, params, op, SpinfulFermions(L, *n)) < 1e-10
+    if spin_points:
+        return
     both = RBMPP(L, *n, alpha=1.0, gutzwiller=True, pairing="general")
     p2 = both.init(jax.random.PRNGKey(3))
     p2 = {"rbm": jax.tree_util.tree_map(lambda a: a + 0.3, p2["rbm"]), "pp": params}
     assert _eloc_error(both, p2, op, SpinfulFermions(L, *n)) < 1e-10
 
 
-@pytest.mark.parametrize("prepared", [False, True])
-def test_low_rank_updates_stay_exact(prepared):
+@pytest.mark.parametrize("prepared,spin_points", [(False, 0), (True, 0), (True, 3)])
+def test_low_rank_updates_stay_exact(prepared, spin_points):
     """Thousands of accepted hops and exchanges on the 10-site chain (5+5): every cached log-ratio equals
     log ψ(x′) − log ψ(x), and the cached inverse equals a fresh one."""
     L, n = 10, 5
     lat = make_lattice("chain", L)
     hop = HopRule.from_lattice(lat, shells=(1, 2))
     rule = HopExchangeRule(hop, SpinExchangeRule.from_lattice(lat, (1, 2)), 0.3)
-    model = PfaffianPP(L, n, n, hopping=lat, init_noise=0.3)
+    model = PfaffianPP(L, n, n, hopping=lat, init_noise=0.3, spin_points=spin_points)
     params = model.init(jax.random.PRNGKey(3))
     x, cache, n_acc, max_err = _drift(model, params, SpinfulFermions(L, n, n), rule, 5000, jax.random.PRNGKey(7),
                                       prepared)
@@ -136,8 +138,10 @@ def test_low_rank_updates_stay_exact(prepared):
     occ = np.zeros(2 * L, dtype=np.int8)
     occ[r] = 1
     np.testing.assert_array_equal(occ, x)
-    fresh = np.linalg.inv(np.asarray(model.matrix(params))[np.ix_(r, r)])
+    fresh = np.linalg.inv(np.asarray(model._matrices(params))[:, r][:, :, r])
     assert np.max(np.abs(np.asarray(cache["inv"]) - fresh)) < 1e-10 * np.max(np.abs(fresh))
+    if spin_points:  # the weights c_g = w_g Pf_g(x)/ψ(x) are current
+        np.testing.assert_allclose(cache["w"], model.cache(params, jnp.asarray(x))["w"], atol=1e-10)
 
 
 def test_log_derivatives_match_finite_differences():
@@ -200,3 +204,47 @@ def test_general_pairing_from_the_config_lowers_the_energy():
     with pytest.raises(ConfigError, match="pairing"):
         build(parse_config({"lattice": {"kind": "chain", "size": [6]}, "hamiltonian": {"kind": "heisenberg"},
                             "model": {"kind": "pp", "pairing": "general"}, "sampler": {"kind": "exchange"}}))
+
+
+def _total_spin_squared(L):
+    """S² = Σ_ij S_i·S_j as a FermionOperator (orbital i↑ = i, i↓ = i + L)."""
+    terms = []
+    for i in range(L):
+        for j in range(L):
+            terms.append((0.5, ((i, 1), (i + L, 0), (j + L, 1), (j, 0))))  # ½ S⁺_i S⁻_j
+            terms.append((0.5, ((i + L, 1), (i, 0), (j, 1), (j + L, 0))))  # ½ S⁻_i S⁺_j
+            for a, sa in ((i, 1), (i + L, -1)):
+                for b, sb in ((j, 1), (j + L, -1)):
+                    terms.append((0.25 * sa * sb, ((a, 1), (a, 0), (b, 1), (b, 0))))  # S^z_i S^z_j
+    return FermionOperator(2 * L, terms)
+
+
+def test_spin_projection_gives_a_singlet():
+    """With spin_points the state is an exact S = 0 eigenstate (⟨S²⟩ = 0 on the 4-site, 2+2 sector) where the
+    unprojected general f is not; a symmetric f (a singlet already) is left unchanged up to Σ w_g = 2."""
+    L, n = 4, 2
+    h = SpinfulFermions(L, n, n)
+    states = jnp.asarray(h.all_states())
+    s2 = _total_spin_squared(L).to_sparse(h)
+    model = PfaffianPP(L, n, n, spin_points=3)
+    params = _random_params(model, jax.random.PRNGKey(5))
+    psi = np.exp(np.asarray(jax.vmap(model.log_psi, in_axes=(None, 0))(params, states)))
+    log_pf = jax.jit(log_pfaffian)
+
+    def amplitudes(f):  # Pf f[R, R] state by state, R the occupied orbitals
+        f = np.asarray(f)
+        return np.array([np.exp(complex(log_pf(f[np.ix_(np.flatnonzero(x), np.flatnonzero(x))])))
+                         for x in np.asarray(states)])
+
+    plain = amplitudes(model.matrix(params))
+
+    def mean_s2(v):
+        return float(np.real(np.vdot(v, s2 @ v) / np.vdot(v, v)))
+
+    assert mean_s2(plain) > 0.1
+    assert abs(mean_s2(psi)) < 1e-10
+    sym = {"F": 0.5 * (params["F"] + params["F"].T)}
+    singlet = amplitudes(model.matrix(sym))
+    assert abs(mean_s2(singlet)) < 1e-10
+    projected = np.exp(np.asarray(jax.vmap(model.log_psi, in_axes=(None, 0))(sym, states)))
+    np.testing.assert_allclose(projected, 2.0 * singlet, rtol=1e-10, atol=1e-12)

@@ -123,6 +123,8 @@ class ModelConfig(_Section):
     doublon_holon: bool = False  # pp, rbm_pp (electrons): doublon-holon binding over nearest neighbours
     # pp, rbm_pp (electrons): "singlet" = det f[R_up, R_down]; "general" = Pf F[R, R] (all spin blocks)
     pairing: Literal["singlet", "general"] = "singlet"
+    # pairing = "general": project the pair product on total spin S = 0 with this many Gauss-Legendre rotations
+    spin_projection: int = Field(0, ge=0)
     # slater/pp/rbm_pp start: uhf for electrons; dwave (d-wave RVB pairing) for spins on periodic square lattices
     init: Literal["auto", "tight_binding", "uhf", "dwave", "random"] = "auto"
     n_hidden: int | None = Field(None, gt=0)  # dbm: hidden units (default alpha * n_sites)
@@ -154,6 +156,9 @@ class ModelConfig(_Section):
                                  "and doublon_holon")
             if self.shared_weights is not None:
                 raise ValueError("pairing = \"general\" has no parameter sharing; remove shared_weights")
+        elif self.spin_projection:
+            raise ValueError("spin_projection is for pairing = \"general\" (the rotated pair function has ↑↑ and "
+                             "↓↓ blocks); set pairing = \"general\"")
         if self.kind == "dbm":
             for name, value in DBM_DEFAULTS.items():
                 if getattr(self, name) is None:

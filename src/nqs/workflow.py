@@ -267,14 +267,16 @@ def _fermion_model(cfg: Config, hil, op, neighbour_bonds=None):
         elif (mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0)) and mc.pairing == "general":
             from .models.pfaffian import PfaffianPP
 
-            model = PfaffianPP(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping)
+            model = PfaffianPP(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
+                               spin_points=mc.spin_projection)
         elif mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0):
             model = PairProduct(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
                                 jastrow=mc.jastrow, doublon_holon=dh)
         else:
             model = RBMPP(L, nu, nd, alpha=mc.alpha, init_scale=mc.init_scale, gutzwiller=mc.gutzwiller,
                           param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow,
-                          rbm_images=rbm_images, rbm_characters=rbm_chars, doublon_holon=dh, pairing=mc.pairing)
+                          rbm_images=rbm_images, rbm_characters=rbm_chars, doublon_holon=dh, pairing=mc.pairing,
+                          spin_points=mc.spin_projection)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
     model = _shared(cfg, _build_lattice(cfg), model, fermions=True)

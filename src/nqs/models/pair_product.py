@@ -426,8 +426,11 @@ class RBMPP(ParamDtypeModel):
     rbm_characters: Any = None  # (n_e,) weights of those images (default all 1)
     doublon_holon: Any = None  # (L, z) neighbour table: the PP's doublon–holon factor
     pairing: str = "singlet"  # "general": the Pfaffian pair product (:mod:`nqs.models.pfaffian`)
+    spin_points: int = 0  # general pairing: the PP projected on S = 0 with this many rotations
 
     def __post_init__(self) -> None:
+        if self.spin_points and self.pairing != "general":
+            raise ValueError("the S = 0 projection (spin_points) is for pairing = 'general'")
         if self.pairing == "general":
             from .pfaffian import PfaffianPP
 
@@ -435,7 +438,7 @@ class RBMPP(ParamDtypeModel):
                 raise ValueError("the general (Pfaffian) pair product takes the Gutzwiller factor only "
                                  "(no charge Jastrow or doublon-holon factor)")
             pp = PfaffianPP(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
-                            self.hopping, self.init_noise, self.twist)
+                            self.hopping, self.init_noise, self.twist, self.spin_points)
         elif self.pairing == "singlet":
             pp = PairProduct(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
                              self.hopping, self.init_noise, self.twist, self.jastrow, self.doublon_holon)

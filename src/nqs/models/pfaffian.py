@@ -22,6 +22,19 @@ Pfaffian
 fixed-shape ``fori_loop``, accumulated as a complex logarithm (no overflow for large N); an exactly
 singular matrix gives ``−inf``.  Autodiff differentiates through the chosen pivots.
 
+Spin projection (``spin_points`` = n > 0)
+----------------------------------------
+The pair function is then restricted to its ↑↓ block, ``F(i↑, j↓) = f_ij`` with a general (not symmetric)
+f — singlet and S^z = 0 triplet pairing, so the state has S^z = 0 — and the amplitude is projected on total
+spin S = 0 (mVMC's L_S):
+
+    ψ(x) = Σ_g w_g Pf F_g[R, R],   F_g = K_g F K_gᵀ,   K_g = exp(−iβ_g σ_y/2) ⊗ 1_L,
+
+with Gauss–Legendre nodes cos β_g and weights w_g (the projector ½∫ sin β dβ e^{−iβS_y} on S^z = 0 states,
+exact for n ≥ (N/2 + 1)/2 points since the components with spin S contribute P_S(cos β)).  The rotated F_g
+has ↑↑ and ↓↓ blocks, so each is a Pfaffian; the fast path keeps one inverse per rotation and the weights
+``c_g = w_g Pf_g(x)/ψ(x)``: ψ(x′)/ψ(x) = Σ_g c_g ρ_g.
+
 Fast path (labelled electrons, low-rank updates)
 ------------------------------------------------
 Cache: labelled orbitals ``r`` (N,) and ``Y = X⁻¹`` with ``X = F[r, r]`` (antisymmetric).  A move relocates
@@ -106,6 +119,31 @@ def _antisymmetric(u: jax.Array, n: int) -> jax.Array:
     return up - up.T
 
 
+def _replace(full, r, r_new, y, labels, act):
+    """Pfaffian ratio and new inverse when electrons ``labels`` (active slots ``act``) move from ``r`` to
+    ``r_new``; ``full`` is F, ``y`` = F[r, r]⁻¹.  The exact-identity forms of the module docstring."""
+    m = labels.shape[-1]
+    a2 = jnp.concatenate([act, act])
+    w = full[r_new[labels]][:, r_new] * act[:, None]  # new rows X′[S, :] (m, N)
+    b_ss = (w[:, labels] - full[r[labels]][:, r[labels]]) * (act[:, None] & act[None, :])
+    y_s = y[:, labels] * act[None, :]  # Y E (N, m)
+    p = y @ w.T  # Y Wᵀ (N, m)
+    p_s, y_ss, w_ss = p[labels], y_s[labels], w[:, labels]
+    eye = jnp.eye(m, dtype=y.dtype)
+    e = (jnp.arange(r.shape[-1])[:, None] == labels[None, :]) * act[None, :]
+    q = p_s + eye - 0.5 * y_ss @ b_ss.T  # Eᵀ Y B̃ᵀ
+    rr = w @ p + w_ss + 0.5 * p_s.T @ b_ss.T - 0.5 * b_ss.T - 0.5 * b_ss @ q  # B̃ Y B̃ᵀ
+    top = jnp.concatenate([y_ss, q], axis=1)
+    bottom = jnp.concatenate([-q.T, rr], axis=1)
+    zero = jnp.zeros((m, m), y.dtype)
+    minus_j = jnp.block([[zero, -eye], [eye, zero]])
+    k = minus_j + jnp.concatenate([top, bottom], axis=0) * (a2[:, None] & a2[None, :])
+    k = 0.5 * (k - k.T)
+    # Y′ = Y + G K⁻¹ Gᵀ with G = Y U = [Y E, Y Wᵀ + E − ½ Y E B_SSᵀ] (no old row times Y)
+    g = jnp.concatenate([y_s, (p + e - 0.5 * y_s @ b_ss.T) * act[None, :]], axis=1)
+    return log_pfaffian(k) - log_pfaffian(minus_j), y + g @ jnp.linalg.solve(k, g.T)
+
+
 @dataclass(frozen=True, eq=False)
 class PfaffianPP(ParamDtypeModel):
     """General pair product ``ψ(x) = Pf F[R, R]`` (× ``exp(−g Σ n↑n↓)`` with ``gutzwiller``), module docstring.
@@ -125,10 +163,14 @@ class PfaffianPP(ParamDtypeModel):
     hopping: Any = None
     init_noise: float = 0.01
     twist: float = 1e-6
+    spin_points: int = 0  # > 0: projected on total spin S = 0 with this many Gauss–Legendre rotations
 
     def __post_init__(self) -> None:
         _check_counts(self.n_sites, self.n_up, self.n_down)
         self._check_param_dtype()
+        if self.spin_points < 0 or (self.spin_points and self.n_up != self.n_down):
+            raise ValueError(f"the S = 0 projection needs spin_points >= 0 and N↑ = N↓, got {self.spin_points} "
+                             f"points and {self.n_up}↑ + {self.n_down}↓")
         if (self.n_up + self.n_down) % 2:
             raise ValueError(f"a pair product needs an even number of electrons, got {self.n_up}↑ + {self.n_down}↓")
 
@@ -149,7 +191,9 @@ class PfaffianPP(ParamDtypeModel):
 
     def _params(self, full: np.ndarray | jax.Array, key, noise: float) -> dict:
         n = self.n_orbitals
-        u0 = np.asarray(full)[np.triu_indices(n, 1)]  # concrete, so init stays traceable
+        L = self.n_sites
+        # concrete, so init stays traceable; with the spin projection only the ↑↓ block f is a parameter
+        u0 = np.asarray(full)[:L, L:] if self.spin_points else np.asarray(full)[np.triu_indices(n, 1)]
         u = jnp.asarray(u0)
         if noise:
             scale = float(np.max(np.abs(u0))) or 1.0
@@ -193,7 +237,12 @@ class PfaffianPP(ParamDtypeModel):
         return self._params(self.singlet(f), key, noise)
 
     def matrix(self, params) -> jax.Array:
-        """The antisymmetric (2L, 2L) pair function F."""
+        """The antisymmetric (2L, 2L) pair function F (with the spin projection: F(i↑, j↓) = f_ij, a general
+        f, so that the unprojected state has S^z = 0)."""
+        if self.spin_points:
+            f = params["F"]
+            zero = jnp.zeros_like(f)
+            return jnp.block([[zero, f], [-f.T, zero]])
         return _antisymmetric(params["F"], self.n_orbitals)
 
     # ------------------------------------------------------------------ amplitude
@@ -202,23 +251,57 @@ class PfaffianPP(ParamDtypeModel):
         xi = x.astype(jnp.int32)
         return -params["g"] * jnp.sum(xi[:L] * xi[L:])
 
+    def rotations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Gauss–Legendre angles β_g and weights w_g of the S = 0 projection (``spin_points`` of them)."""
+        xg, wg = np.polynomial.legendre.leggauss(self.spin_points)
+        return np.arccos(xg), wg
+
+    def _matrices(self, params) -> jax.Array:
+        """The pair functions summed over, (n_β, 2L, 2L): F itself, or ``K_β F K_βᵀ`` with
+        ``K_β = exp(−iβσ_y/2) ⊗ 1_L`` for every rotation angle of the spin projection."""
+        f = self.matrix(params).astype(jnp.complex128)
+        if not self.spin_points:
+            return f[None]
+        eye = np.eye(self.n_sites)
+        ks = np.stack([np.kron(np.array([[np.cos(b / 2), -np.sin(b / 2)], [np.sin(b / 2), np.cos(b / 2)]]), eye)
+                       for b in self.rotations()[0]])
+        return jnp.einsum("gpq,qr,gsr->gps", jnp.asarray(ks), f, jnp.asarray(ks))
+
+    def _coefficients(self):
+        return jnp.asarray(self.rotations()[1] if self.spin_points else np.ones(1), dtype=jnp.complex128)
+
+    @staticmethod
+    def _log_sum(logs, c):
+        m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
+        return m + jnp.log(jnp.sum(c * jnp.exp(logs - m)))
+
     def log_psi(self, params, x):
         r = occupied_sites(x, self.n_electrons)
-        out = log_pfaffian(self.matrix(params)[r][:, r])
+        if self.spin_points:
+            mats = self._matrices(params)
+            out = self._log_sum(jax.vmap(lambda a: log_pfaffian(a[r][:, r]))(mats), self._coefficients())
+        else:
+            out = log_pfaffian(self.matrix(params)[r][:, r])
         if self.gutzwiller:
             out = out + self._gutzwiller(params, x)
         return out
 
     def prepare(self, params):
-        return {**params, "full": self.matrix(params).astype(jnp.complex128)}
+        return {**params, "full": self._matrices(params)}
 
     def _full(self, params):
-        return params["full"] if "full" in params else self.matrix(params).astype(jnp.complex128)
+        return params["full"] if "full" in params else self._matrices(params)
 
     # ------------------------------------------------------------------ fast path
     def cache(self, params, x):
         r = occupied_sites(x, self.n_electrons)
-        return {"r": r, "inv": jnp.linalg.inv(self._full(params)[r][:, r])}
+        mats = self._full(params)[:, r][:, :, r]
+        out = {"r": r, "inv": jnp.linalg.inv(mats)}
+        if self.spin_points:
+            logs = jax.vmap(log_pfaffian)(mats)
+            total = self._log_sum(logs, self._coefficients())
+            out["w"] = self._coefficients() * jnp.exp(logs - total)  # c_β Pf_β(x) / ψ_P(x)
+        return out
 
     def _move(self, params, x, cache, sites, new_values, mask):
         n_orb = self.n_orbitals
@@ -226,37 +309,29 @@ class PfaffianPP(ParamDtypeModel):
         if self.gutzwiller:
             moved = apply_moves(x, jnp.where(mask, sites, n_orb), new_values)
             log_r = log_r + self._gutzwiller(params, moved) - self._gutzwiller(params, x)
-        full = self._full(params)
         mv = parse_move(x, sites, new_values, mask, n_orb)  # every orbital one species: slot arrays [0]
         old, new, act = mv.old[0], mv.new[0], mv.active[0]
-        r, y = cache["r"], cache["inv"]
-        m = old.shape[-1]
+        r = cache["r"]
         labels = electron_labels(r, old, act)
         r_new = relocate(r, labels, old, new, act)
-        a2 = jnp.concatenate([act, act])
-        w = full[r_new[labels]][:, r_new] * act[:, None]  # new rows X′[S, :] (m, N)
-        b_ss = (w[:, labels] - full[r[labels]][:, r[labels]]) * (act[:, None] & act[None, :])
-        y_s = y[:, labels] * act[None, :]  # Y E (N, m)
-        p = y @ w.T  # Y Wᵀ (N, m)
-        p_s, y_ss, w_ss = p[labels], y_s[labels], w[:, labels]
-        eye = jnp.eye(m, dtype=y.dtype)
-        e = (jnp.arange(r.shape[-1])[:, None] == labels[None, :]) * act[None, :]
-        q = p_s + eye - 0.5 * y_ss @ b_ss.T  # Eᵀ Y B̃ᵀ
-        rr = w @ p + w_ss + 0.5 * p_s.T @ b_ss.T - 0.5 * b_ss.T - 0.5 * b_ss @ q  # B̃ Y B̃ᵀ
-        top = jnp.concatenate([y_ss, q], axis=1)
-        bottom = jnp.concatenate([-q.T, rr], axis=1)
-        zero = jnp.zeros((m, m), y.dtype)
-        minus_j = jnp.block([[zero, -eye], [eye, zero]])
-        k = minus_j + jnp.concatenate([top, bottom], axis=0) * (a2[:, None] & a2[None, :])
-        k = 0.5 * (k - k.T)
-        log_det = log_pfaffian(k) - log_pfaffian(minus_j)
+        log_dets, updates = jax.vmap(lambda full, y: _replace(full, r, r_new, y, labels, act))(
+            self._full(params), cache["inv"])
         parity = hop_parity(x, old, new, act)
-        log_r = log_r + log_det + 1j * jnp.pi * (parity % 2)
+        log_r = log_r + 1j * jnp.pi * (parity % 2)
+        if not self.spin_points:
+            log_r = log_r + log_dets[0]
+
+            def new_cache():
+                return {"r": r_new, "inv": updates}
+
+            return log_r, new_cache
+        top = jax.lax.stop_gradient(jnp.max(jnp.real(log_dets)))
+        ratios = jnp.exp(log_dets - top)  # Pf_β(x′)/Pf_β(x) / e^top
+        total = jnp.sum(cache["w"] * ratios)
+        log_r = log_r + jnp.log(total) + top
 
         def new_cache():
-            # Y′ = Y + G K⁻¹ Gᵀ with G = Y U = [Y E, Y Wᵀ + E − ½ Y E B_SSᵀ] (no old row times Y)
-            g = jnp.concatenate([y_s, (p + e - 0.5 * y_s @ b_ss.T) * act[None, :]], axis=1)
-            return {"r": r_new, "inv": y + g @ jnp.linalg.solve(k, g.T)}
+            return {"r": r_new, "inv": updates, "w": cache["w"] * ratios / total}
 
         return log_r, new_cache
 
@@ -268,5 +343,7 @@ class PfaffianPP(ParamDtypeModel):
 
     def describe(self) -> str:
         g = " with Gutzwiller factor" if self.gutzwiller else ""
+        if self.spin_points:
+            g += f", projected on S = 0 ({self.spin_points} rotations)"
         return (f"{self.param_dtype} general (Pfaffian) pair product{g} ({self.n_electrons} electrons on "
                 f"{self.n_sites} sites)")
