@@ -7,8 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.flatten_util import ravel_pytree
-from test_fermion_models import _create, _drift, _eloc_error, extra_terms, wrap_phase
+from test_fermion_models import _create, _drift, _eloc_error, check_holomorphic_gradient, extra_terms
 
 from nqs.hilbert import SpinfulFermions
 from nqs.hubbard import hubbard
@@ -146,22 +145,10 @@ def test_low_rank_updates_stay_exact(prepared, spin_points):
 
 def test_log_derivatives_match_finite_differences():
     L, n = 3, 2
-    model = PfaffianPP(L, n, n, gutzwiller=True)
-    params = _random_params(model, jax.random.PRNGKey(4))
-    flat, unravel = ravel_pytree(params)
-    xs = jnp.asarray(SpinfulFermions(L, n, n).all_states()[::3])
-
-    def f(v, x):
-        return model.log_psi(unravel(v), x)
-
-    grad = jax.jit(jax.vmap(jax.grad(f, holomorphic=True), in_axes=(None, 0)))(flat, xs)
-    eps = 1e-5
-    basis = jnp.eye(flat.size, dtype=flat.dtype)
-    d = jax.jit(lambda: jax.vmap(lambda e: jax.vmap(lambda x: f(flat + eps * e, x) - f(flat - eps * e, x))(xs))(
-        basis).T)()
-    d = np.asarray(d)
-    fd = (d.real + 1j * wrap_phase(d.imag)) / (2 * eps)
-    np.testing.assert_allclose(fd, np.asarray(grad), rtol=1e-6, atol=1e-6)
+    for spin_points in (0, 3):
+        model = PfaffianPP(L, n, n, gutzwiller=True, spin_points=spin_points)
+        params = _random_params(model, jax.random.PRNGKey(4))
+        check_holomorphic_gradient(model, params, jnp.asarray(SpinfulFermions(L, n, n).all_states()[::3]))
 
 
 def test_errors():

@@ -80,6 +80,7 @@ from ..operators.pauli import apply_moves
 from .base import ParamDtypeModel
 from .rbm import RBM
 from .slater import (
+    MoveModel,
     _check_counts,
     electron_labels,
     hop_parity,
@@ -179,7 +180,7 @@ def _double_occupancy(x: jax.Array, n_sites: int) -> jax.Array:
 
 
 @dataclass(frozen=True, eq=False)
-class PairProduct(ParamDtypeModel):
+class PairProduct(MoveModel):
     """Singlet-type pair product ``ψ(x) = det f[R↑, R↓] (· exp(−g Σ n↑n↓))``, N↑ = N↓ (module docstring).
 
     Parameters ``{"F": (L, L)}`` (+ ``"g": ()`` with ``gutzwiller=True``), complex (default,
@@ -388,12 +389,6 @@ class PairProduct(ParamDtypeModel):
             return inv - left @ small_solve(k, right)
 
         return small_logdet(k), inv_fn
-
-    def log_ratio(self, params, x, cache, sites, new_values, mask, slots=None):
-        return self._move(params, x, cache, sites, new_values, mask, slots)[0]
-
-    def update_cache(self, params, x, cache, sites, new_values, mask, slots=None):
-        return self._move(params, x, cache, sites, new_values, mask, slots)[1]()
 
     def describe(self) -> str:
         factors = [n for n, on in (("Gutzwiller", self.gutzwiller), ("charge Jastrow", self.jastrow),

@@ -67,8 +67,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..operators.pauli import apply_moves
-from .base import ParamDtypeModel
 from .slater import (
+    MoveModel,
     _check_counts,
     electron_labels,
     hop_parity,
@@ -145,7 +145,7 @@ def _replace(full, r, r_new, y, labels, act):
 
 
 @dataclass(frozen=True, eq=False)
-class PfaffianPP(ParamDtypeModel):
+class PfaffianPP(MoveModel):
     """General pair product ``ψ(x) = Pf F[R, R]`` (× ``exp(−g Σ n↑n↓)`` with ``gutzwiller``), module docstring.
 
     Parameters ``{"F": (2L(2L−1)/2,)}`` (the strict upper triangle of F; ``"g": ()`` with ``gutzwiller``).
@@ -334,12 +334,6 @@ class PfaffianPP(ParamDtypeModel):
             return {"r": r_new, "inv": updates, "w": cache["w"] * ratios / total}
 
         return log_r, new_cache
-
-    def log_ratio(self, params, x, cache, sites, new_values, mask):
-        return self._move(params, x, cache, sites, new_values, mask)[0]
-
-    def update_cache(self, params, x, cache, sites, new_values, mask):
-        return self._move(params, x, cache, sites, new_values, mask)[1]()
 
     def describe(self) -> str:
         g = " with Gutzwiller factor" if self.gutzwiller else ""

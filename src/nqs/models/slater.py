@@ -61,6 +61,7 @@ from .base import ParamDtypeModel
 
 __all__ = [
     "Slater",
+    "MoveModel",
     "logdet",
     "one_body_matrices",
     "tight_binding_orbitals",
@@ -305,8 +306,19 @@ def _check_counts(n_sites: int, n_up: int, n_down: int) -> None:
 # ============================================================================ the model
 
 
+class MoveModel(ParamDtypeModel):
+    """A fermion model whose fast path is one ``_move(params, x, cache, sites, new_values, mask, **kw)`` giving
+    ``(log ψ(x′) − log ψ(x), thunk for the new cache)``: the ratio and the update share the work."""
+
+    def log_ratio(self, params, x, cache, sites, new_values, mask, **kw):
+        return self._move(params, x, cache, sites, new_values, mask, **kw)[0]
+
+    def update_cache(self, params, x, cache, sites, new_values, mask, **kw):
+        return self._move(params, x, cache, sites, new_values, mask, **kw)[1]()
+
+
 @dataclass(frozen=True, eq=False)
-class Slater(ParamDtypeModel):
+class Slater(MoveModel):
     """Unrestricted Slater determinant ``ψ(x) = det Φ↑[R↑, :] · det Φ↓[R↓, :]`` (module docstring).
 
     Parameters ``{"phi_up": (L, N↑), "phi_dn": (L, N↓)}``, complex (default, holomorphic) or real
@@ -414,12 +426,6 @@ class Slater(ParamDtypeModel):
             return {**positions, **{k: upd() for k, upd in inverse_updates.items()}}
 
         return log_r, new_cache
-
-    def log_ratio(self, params, x, cache, sites, new_values, mask):
-        return self._move(params, x, cache, sites, new_values, mask)[0]
-
-    def update_cache(self, params, x, cache, sites, new_values, mask):
-        return self._move(params, x, cache, sites, new_values, mask)[1]()
 
     def describe(self) -> str:
         return f"{self.param_dtype} Slater determinant ({self.n_up}↑ + {self.n_down}↓ on {self.n_sites} sites)"
