@@ -6,6 +6,10 @@ shift 0.01).  Medians over ``--repeats`` steps after compilation; compilation re
 
     python benchmarks/speed.py                 # L = 16, 32, 64, 128; then 512 ... 8192 samples at L = 64
     python benchmarks/speed.py --sizes 16 32 --samples --repeats 3
+    python benchmarks/speed.py --squares 4 8 --precision float32   # also square lattices; float32 (GPUs)
+
+On a GPU (``JAX_PLATFORMS=cuda``) the memory column is the device's peak bytes in use; on the CPU
+it is the process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -34,13 +38,24 @@ def _time(f, *args, repeats=5):
     return first, float(np.median(ts))
 
 
-def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int, param_dtype: str = "real") -> dict:
+def peak_mb() -> float:
+    """Peak memory so far: the accelerator's bytes in use where it reports them, else the max RSS."""
+    stats = jax.devices()[0].memory_stats() if jax.devices()[0].platform != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int, param_dtype: str = "real",
+            precision: str = "float64", square: bool = False) -> dict:
     cfg = Config.model_validate({
-        "lattice": {"kind": "chain", "size": [L]},
+        "lattice": {"kind": "square", "size": [L, L]} if square else {"kind": "chain", "size": [L]},
         "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
         "model": {"kind": "rbm", "alpha": alpha, "param_dtype": param_dtype},
         "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
-        "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": 0.01},
+        "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": 0.01, "precision": precision},
     })
     p = build(cfg)
     vmc, op = p.vmc, p.hamiltonian
@@ -59,10 +74,12 @@ def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int, p
     O = grads(state.params, samples)
     e = eloc(state.params, samples).reshape(-1)
     w = jnp.full(e.shape, 1.0 / e.size)
-    solve = jax.jit(lambda O, e, w: sr.sr_direction(O, e, w, mode, 0.01, solver))
+    solve_dtype = jnp.float64 if precision == "float32" else None
+    solve = jax.jit(lambda O, e, w: sr.sr_direction(O, e, w, mode, 0.01, solver, solve_dtype=solve_dtype))
     _, t_sr = _time(solve, O, e, w, repeats=repeats)
-    return {"L": L, "n_params": vmc.n_parameters(state), "solver": solver, "compile_s": compile_s,
-            "step_s": step_s, "sample_s": t_sample, "eloc_s": t_eloc, "grad_s": t_grad, "sr_s": t_sr}
+    return {"L": f"{L}x{L}" if square else str(L), "n_params": vmc.n_parameters(state), "solver": solver,
+            "compile_s": compile_s, "step_s": step_s, "sample_s": t_sample, "eloc_s": t_eloc, "grad_s": t_grad,
+            "sr_s": t_sr, "peak_mb": peak_mb()}
 
 
 def main():
@@ -76,18 +93,25 @@ def main():
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--param-dtype", choices=["real", "complex"], default="real")
+    ap.add_argument("--precision", choices=["float64", "float32"], default="float64",
+                    help="working precision of model, sampling, E_loc and O (the SR solve stays float64)")
+    ap.add_argument("--squares", type=int, nargs="*", default=[],
+                    help="then square lattices of these side lengths (after the chains)")
     args = ap.parse_args()
     enable_x64()
-    print(f"# Heisenberg chain, {args.param_dtype} RBM alpha={args.alpha:g}, {args.n_chains} chains, exchange, SR; "
-          f"device: {jax.devices()[0].platform}, {jax.device_count()} device(s)")
+    print(f"# Heisenberg, {args.param_dtype} RBM alpha={args.alpha:g}, {args.n_chains} chains, exchange, SR; "
+          f"{args.precision}; device: {jax.devices()[0].device_kind} ({jax.devices()[0].platform}), "
+          f"{jax.device_count()} device(s)")
     hdr = (f"{'L':>5} {'samples':>7} {'params':>7} {'solver':>6} {'s/step':>8} {'sample':>8} {'E_loc':>8} "
-           f"{'O_k':>8} {'SR':>8} {'compile':>8}")
+           f"{'O_k':>8} {'SR':>8} {'compile':>8} {'peak MB':>8}")
     print(hdr)
-    runs = [(L, args.n_samples) for L in args.sizes] + [(args.scan_size, n) for n in args.samples]
-    for L, ns in runs:
-        r = measure(L, ns, args.n_chains, args.alpha, args.repeats, args.param_dtype)
+    runs = ([(L, args.n_samples, False) for L in args.sizes] + [(L, args.n_samples, True) for L in args.squares]
+            + [(args.scan_size, n, False) for n in args.samples])
+    for L, ns, square in runs:
+        r = measure(L, ns, args.n_chains, args.alpha, args.repeats, args.param_dtype, args.precision, square)
         print(f"{r['L']:>5} {ns:>7} {r['n_params']:>7} {r['solver']:>6} {r['step_s']:>8.4f} {r['sample_s']:>8.4f} "
-              f"{r['eloc_s']:>8.4f} {r['grad_s']:>8.4f} {r['sr_s']:>8.4f} {r['compile_s']:>8.2f}", flush=True)
+              f"{r['eloc_s']:>8.4f} {r['grad_s']:>8.4f} {r['sr_s']:>8.4f} {r['compile_s']:>8.2f} "
+              f"{r['peak_mb']:>8.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ the faster one is the reference.  Seconds per step are medians after compilation
 After the speed table it prints the relative error each library reaches on chain L=22 and square 4x4
 after the same wall time (``--wall-seconds``, compilation included), the energy from 16384 samples.
 
+On a GPU: ``JAX_PLATFORMS=cuda XLA_PYTHON_CLIENT_PREALLOCATE=false python benchmarks/vs_netket.py
+--precision float32`` (the memory columns are then the device's peak bytes in use).
+
 Each measurement runs in a fresh worker process (so memory is per library); the runs alternate
 nqs / NetKet per system.
 """
@@ -37,8 +40,21 @@ def parse_system(s: str):
     return kind, dims
 
 
+def _precision() -> str:
+    """The working precision of both libraries' workers ("float64" or "float32"), set by ``--precision``."""
+    return os.environ.get("NQS_BENCH_PRECISION", "float64")
+
+
 def _peak_mb() -> float:
+    """Peak memory: the accelerator's peak bytes in use on a GPU, else the process's max RSS."""
     import resource
+
+    import jax
+
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if dev.platform != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2**20
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -81,7 +97,8 @@ def _nqs_config(kind, dims, n_samples, n_chains, marshall=False, learning_rate=0
         "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
         "model": {"kind": "rbm", "alpha": 1, "param_dtype": "real", "marshall_sign": marshall},
         "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
-        "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": learning_rate},
+        "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": learning_rate,
+                      "precision": _precision()},
     })
 
 
@@ -156,7 +173,7 @@ def _netket_setup(nk, kind, dims, n_samples, n_chains, driver):
     hi = nk.hilbert.Spin(s=0.5, total_sz=0, N=g.n_nodes)
     ha = nk.operator.Heisenberg(hilbert=hi, graph=g)
     sa = nk.sampler.MetropolisExchange(hi, graph=g, n_chains=n_chains)
-    model = nk.models.RBM(alpha=1, param_dtype=float)
+    model = nk.models.RBM(alpha=1, param_dtype=np.float32 if _precision() == "float32" else np.float64)
     vs = nk.vqs.MCState(sa, model, n_samples=n_samples, n_discard_per_chain=16, seed=0, sampler_seed=1)
     opt = nk.optimizer.Sgd(learning_rate=0.01)
     if driver == "VMC_SR":
@@ -214,8 +231,11 @@ def main():
                     help="systems of the equal-wall-time accuracy comparison (none: skip it)")
     ap.add_argument("--wall-seconds", type=float, default=60.0,
                     help="optimization wall time per library in the accuracy comparison (compilation included)")
+    ap.add_argument("--precision", choices=["float64", "float32"], default=_precision(),
+                    help="parameters and sampling in both libraries (nqs keeps its SR solve in float64)")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    os.environ["NQS_BENCH_PRECISION"] = args.precision
     if args.worker:
         lib, system, steps, ns, nc, *rest = args.worker
         kind, dims = parse_system(system)
@@ -234,6 +254,12 @@ def main():
     except ImportError:
         sys.exit("NetKet is not installed: pip install -e '.[peers]'")
     common = [str(args.steps), str(args.n_samples), str(args.n_chains)]
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+
+    dev = jax.devices()[0]
+    print(f"# device: {dev.device_kind} ({dev.platform}); {args.precision}; memory: "
+          f"{'device peak bytes in use' if dev.platform != 'cpu' else 'process max RSS'}")
     print(f"# Heisenberg, RBM alpha=1 (real), {args.n_samples} samples, {args.n_chains} chains, exchange, "
           f"SR diag_shift 0.01; medians over {args.steps} steps after the first")
     print(f"{'system':<12} {'params':>7} {'nqs s/step':>11} {'NetKet VMC_SR':>14} {'NetKet VMC+SR':>14} "
