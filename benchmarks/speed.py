@@ -20,6 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from vs_netket import peak_mb  # benchmarks/ is on the path when this script runs
 
 from nqs import enable_x64, estimators, sr
 from nqs.config import Config
@@ -36,16 +37,6 @@ def _time(f, *args, repeats=5):
         jax.block_until_ready(f(*args))
         ts.append(time.perf_counter() - t0)
     return first, float(np.median(ts))
-
-
-def peak_mb() -> float:
-    """Peak memory so far: the accelerator's bytes in use where it reports them, else the max RSS."""
-    stats = jax.devices()[0].memory_stats() if jax.devices()[0].platform != "cpu" else None
-    if stats and "peak_bytes_in_use" in stats:
-        return stats["peak_bytes_in_use"] / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int, param_dtype: str = "real",

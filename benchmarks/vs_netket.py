@@ -45,8 +45,9 @@ def _precision() -> str:
     return os.environ.get("NQS_BENCH_PRECISION", "float64")
 
 
-def _peak_mb() -> float:
-    """Peak memory: the accelerator's peak bytes in use on a GPU, else the process's max RSS."""
+def peak_mb() -> float:
+    """Peak memory so far: the accelerator's peak bytes in use on a GPU, else the process's max RSS
+    (also used by speed.py)."""
     import resource
 
     import jax
@@ -55,7 +56,6 @@ def _peak_mb() -> float:
     stats = dev.memory_stats() if dev.platform != "cpu" else None
     if stats and "peak_bytes_in_use" in stats:
         return stats["peak_bytes_in_use"] / 2**20
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -79,7 +79,7 @@ def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
         jax.block_until_ready(state.params)
         times.append(time.perf_counter() - t0)
     return {"lib": "nqs", "driver": f"sr/{solver}", "compile_s": times[0],
-            "step_s": float(np.median(times[1:])), "peak_mb": _peak_mb(),
+            "step_s": float(np.median(times[1:])), "peak_mb": peak_mb(),
             "n_params": vmc.n_parameters(state)}
 
 
@@ -201,7 +201,7 @@ def worker_netket(kind, dims, n_steps, n_samples, n_chains, driver):
     gs.run(n_iter=n_steps + 1, out=None, show_progress=False, callback=cb)
     ts = np.diff([t0, *stamps])
     return {"lib": "netket", "driver": driver, "compile_s": float(ts[0]), "step_s": float(np.median(ts[1:])),
-            "peak_mb": _peak_mb(), "n_params": int(vs.n_parameters)}
+            "peak_mb": peak_mb(), "n_params": int(vs.n_parameters)}
 
 
 def run_three(system, common, suffix=""):
