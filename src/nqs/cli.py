@@ -88,6 +88,12 @@ def cmd_run(args) -> int:
         out.print(f"rel. error  = {res['relative_error']:.3e}")
     else:
         out.print("exact       = n/a (lattice too large for exact diagonalization)")
+    ls = res.get("lanczos_step")
+    if ls:
+        rel = f"   rel. error {ls['relative_error']:.3e}" if ls.get("relative_error") is not None else ""
+        lost = f"; {ls['lost_terms']} terms at psi = 0 left out" if ls["lost_terms"] else ""
+        out.print(f"1 Lanczos step: {ls['energy']:.8f} ± {ls['error']:.8f}{rel}   "
+                  f"({ls['n_samples']} samples, {ls['seconds']:.0f} s{lost})")
     out.print(f"units: {res['units']}")
     per_step = f"{res['seconds_per_step']:.4f} s/step, " if res["seconds_per_step"] is not None else ""
     out.print(f"{res['n_steps']} steps, {per_step}{res['seconds_total']:.1f} s total; results in {cfg.output.dir}/")

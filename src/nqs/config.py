@@ -239,6 +239,20 @@ class ImaginaryTimeConfig(_Section):
     n_discard: int = Field(100, ge=0)
 
 
+class EvaluationConfig(_Section):
+    """The final evaluation after the optimization (its sample count is ``sampler.n_samples_eval``).
+
+    ``lanczos_step = true`` adds the energy of one Lanczos step, ψ₁ = ψ + β (H − E)ψ with the best β, from
+    ⟨H⟩, ⟨H²⟩ and ⟨H³⟩ of ψ (as mVMC's Lanczos mode): a variational energy below that of ψ.  It needs a
+    local energy at every configuration connected to each sample, so it costs about as many local
+    energies per sample as H has connections; ``lanczos_samples`` (default ``sampler.n_samples_eval``)
+    sets how many samples it uses.
+    """
+
+    lanczos_step: bool = False
+    lanczos_samples: int | None = Field(None, gt=0)
+
+
 class OutputConfig(_Section):
     dir: str = "runs/default"
     checkpoint_every: int = Field(25, gt=0)
@@ -252,8 +266,16 @@ class Config(_Section):
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     imaginary_time: ImaginaryTimeConfig = Field(default_factory=ImaginaryTimeConfig)
+
+    @model_validator(mode="after")
+    def _check_evaluation(self):
+        if self.evaluation.lanczos_step and self.model.kind == "dbm":
+            raise ValueError("evaluation.lanczos_step is not available for model kind 'dbm' (its amplitudes "
+                             "are sampled jointly with the deep units, so H²ψ/ψ has no local estimator)")
+        return self
 
     def resolved(self) -> dict:
         """Every value, defaults included (None values are dropped when written to TOML)."""

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import estimators, hamiltonians, io
 from . import exact as exact_mod
-from . import hamiltonians, io
 from . import hubbard as hubbard_mod
 from .config import FERMION_KINDS, Config, ConfigError
 from .conventions import units_for, units_short
@@ -742,6 +742,26 @@ def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
     return stats, sq_stats, zz_stats, sq, weights, sstate
 
 
+def lanczos_evaluate(problem: Problem, params, sampler_state, n_samples: int | None, chunk_size: int = 64):
+    """One Lanczos step on the final state (:func:`nqs.estimators.lanczos_step`) from ``n_samples`` fresh
+    samples: returns the step's dict with ``n_samples``, ``lost_terms`` (connected configurations where
+    ψ = 0, left out) and ``seconds`` added."""
+    vmc = problem.vmc.for_evaluation(n_samples)
+    t0 = time.perf_counter()
+
+    @jax.jit
+    def go(params, sstate):
+        samples, weights, _ = vmc.sampler.sample(vmc.model, params, sstate)
+        flat = samples.reshape(-1, samples.shape[-1])
+        e, h2, lost = estimators.local_energies_h2(vmc.model, params, problem.hamiltonian, flat,
+                                                   min(chunk_size, flat.shape[0]))
+        return e, h2, jnp.sum(lost), weights
+
+    e, h2, lost, w = go(params, sampler_state)
+    out = estimators.lanczos_step(e, h2, None if w is None else np.asarray(w).reshape(-1))
+    return {**out, "n_samples": int(e.size), "lost_terms": int(lost), "seconds": time.perf_counter() - t0}
+
+
 def correlation_ratio(lattice, sq_samples, weights=None, mcmc: bool = False) -> dict | None:
     """R = 1 − S(Q + δq)/S(Q) with Q the maximum of S(q) and δq the smallest momentum step
     (along the first periodic direction), with an error bar by linearization:
@@ -898,7 +918,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     final_params = averager.mean(state.params)
     if averager.count:
         console.print(f"  final parameters: the mean over the last {averager.count} steps")
-    stats, sq_stats, zz_stats, sq, sq_w, _ = evaluate(problem, final_params, state.sampler_state, n_eval)
+    stats, sq_stats, zz_stats, sq, sq_w, eval_sstate = evaluate(problem, final_params, state.sampler_state, n_eval)
     e_inf = problem.energy_at_infinite_temperature()
     energy = float(jnp.real(stats.mean))
     var = float(stats.variance)
@@ -938,6 +958,10 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
             "error": [float(s.error) for s in zz_stats],
         },
     }
+    if cfg.evaluation.lanczos_step:
+        ls = lanczos_evaluate(problem, final_params, eval_sstate, cfg.evaluation.lanczos_samples or n_eval)
+        ls["relative_error"] = abs(ls["energy"] - e0) / abs(e0) if e0 else None
+        result["lanczos_step"] = ls
     if not main:
         return result
     io.write_json(out / "result.json", result)
