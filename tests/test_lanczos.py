@@ -94,7 +94,8 @@ def test_run_reports_the_lanczos_step(tmp_path):
     res = solve(cfg, progress=False)
     ls, e, e0 = res["lanczos_step"], res["energy"]["mean"], res["exact_energy"]
     assert e0 - 1e-9 < ls["energy"] < e - 1e-6
-    assert ls["relative_error"] == pytest.approx(abs(ls["energy"] - e0) / abs(e0))
+    assert ls["energy_combined"] == pytest.approx(e + ls["gain"]) and e0 - 1e-9 < ls["energy_combined"] < e
+    assert ls["relative_error"] == pytest.approx(abs(ls["energy_combined"] - e0) / abs(e0))
     assert ls["lost_terms"] == 0 and ls["n_samples"] == 36
 
 
@@ -103,3 +104,13 @@ def test_lanczos_step_is_refused_for_the_dbm():
 
     with pytest.raises(ConfigError, match="lanczos_step is not available for model kind 'dbm'"):
         parse_config({"model": {"kind": "dbm"}, "evaluation": {"lanczos_step": True}})
+
+
+def test_gain_is_the_difference_of_the_two_energies_on_the_same_samples():
+    rng = np.random.default_rng(1)
+    e = -3.5 + rng.normal(size=2048) + 0j
+    h2 = e * e + 0.3 * rng.normal(size=2048)
+    out = lanczos_step(e, h2, None, n_blocks=16)
+    assert out["energy_psi"] == pytest.approx(float(np.mean(e.real)))
+    assert out["gain"] == pytest.approx(out["energy"] - out["energy_psi"]) and out["gain"] <= 0
+    assert 0 < out["gain_error"] < out["error"]

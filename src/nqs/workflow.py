@@ -960,7 +960,11 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     }
     if cfg.evaluation.lanczos_step:
         ls = lanczos_evaluate(problem, final_params, eval_sstate, cfg.evaluation.lanczos_samples or n_eval)
-        ls["relative_error"] = abs(ls["energy"] - e0) / abs(e0) if e0 else None
+        # the step's gain (E₁ − E of ψ on its own samples) depends on the central moments only, so it adds to
+        # the energy of ψ from the (larger) final evaluation: the combined estimate, with both errors
+        ls["energy_combined"] = energy + ls["gain"]
+        ls["error_combined"] = math.hypot(float(stats.error), ls["gain_error"])
+        ls["relative_error"] = abs(ls["energy_combined"] - e0) / abs(e0) if e0 else None
         result["lanczos_step"] = ls
     if not main:
         return result
