@@ -757,9 +757,12 @@ def lanczos_evaluate(problem: Problem, params, sampler_state, n_samples: int | N
                                                    min(chunk_size, flat.shape[0]))
         return e, h2, jnp.sum(lost), weights
 
+    from .parallel import to_host
+
     e, h2, lost, w = go(params, sampler_state)
-    out = estimators.lanczos_step(e, h2, None if w is None else np.asarray(w).reshape(-1))
-    return {**out, "n_samples": int(e.size), "lost_terms": int(lost), "seconds": time.perf_counter() - t0}
+    e, h2 = to_host(e), to_host(h2)  # every process's samples (several processes: gathered)
+    out = estimators.lanczos_step(e, h2, None if w is None else to_host(w).reshape(-1))
+    return {**out, "n_samples": int(e.size), "lost_terms": int(to_host(lost)), "seconds": time.perf_counter() - t0}
 
 
 def correlation_ratio(lattice, sq_samples, weights=None, mcmc: bool = False) -> dict | None:
@@ -966,6 +969,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         ls["error_combined"] = math.hypot(float(stats.error), ls["gain_error"])
         ls["relative_error"] = abs(ls["energy_combined"] - e0) / abs(e0) if e0 else None
         result["lanczos_step"] = ls
+        result["seconds_total"] = time.perf_counter() - t_start
     if not main:
         return result
     io.write_json(out / "result.json", result)
