@@ -68,7 +68,7 @@ def main():
         ls = r.get("lanczos_step")
         if ls and ls.get("relative_error") is not None:  # [evaluation] lanczos_step: its own row
             ok = "" if tgt is None else (" ok" if ls["relative_error"] <= tgt else " MISS")
-            print(f"{'  + 1 Lanczos step':<24} {ls['energy_combined']:>13.6f} ± {ls['error_combined']:.6f} "
+            print(f"{'  + 1 Lanczos step':<24} {ls['energy']:>13.6f} ± {ls['error']:.6f} "
                   f"{r['exact_energy']:>14.6f} {ls['relative_error']:>9.2e} "
                   f"{('-' if tgt is None else f'{tgt:.0e}'):>8}{ok:<5}")
 

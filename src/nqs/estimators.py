@@ -303,8 +303,8 @@ def lanczos_step(e_loc, h2_loc, weights=None, n_blocks: int = 32) -> dict:
     The error bar is a jackknife over ``n_blocks`` contiguous blocks of the samples (in chain order, so
     a block holds whole chains or long stretches of one).  Returns a dict: ``energy``, ``error``,
     ``beta``, ``variance`` and ``third_moment`` of ψ, ``energy_psi`` (⟨H⟩ of ψ from the same samples) and
-    ``gain`` (energy − energy_psi, ≤ 0) with its own jackknife ``gain_error`` (much smaller than ``error``:
-    the two energies share their samples).
+    ``gain`` (energy − energy_psi, ≤ 0) with its own jackknife ``gain_error``.  A tail event in E_loc moves
+    energy_psi and the gain in opposite directions, so ``gain_error`` is not smaller than ``error`` in general.
     """
     e = np.asarray(e_loc).reshape(-1)
     h2 = np.asarray(h2_loc).reshape(-1)
