@@ -310,8 +310,9 @@ def lanczos_step(e_loc, h2_loc, weights=None, n_blocks: int = 32) -> dict:
     h2 = np.asarray(h2_loc).reshape(-1)
     w = np.full(e.shape, 1.0 / e.size) if weights is None else np.asarray(weights, np.float64).reshape(-1)
     cols = np.stack([e.real, np.abs(e) ** 2, np.real(np.conj(e) * h2), h2.real], axis=1) * w[:, None]
-    energy, beta, var, m3 = _lanczos_from_moments(*(cols.sum(0) / w.sum()))
-    mu = cols[:, 0].sum() / w.sum()
+    means = cols.sum(0) / w.sum()
+    energy, beta, var, m3 = _lanczos_from_moments(*means)
+    mu = means[0]
     out = {"energy": float(energy), "error": float("nan"), "beta": float(beta), "variance": float(var),
            "third_moment": float(m3), "energy_psi": float(mu), "gain": float(energy - mu), "gain_error": float("nan")}
     nb = int(min(n_blocks, e.size))
