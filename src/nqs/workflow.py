@@ -742,11 +742,16 @@ def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
     return stats, sq_stats, zz_stats, sq, weights, sstate
 
 
-def lanczos_evaluate(problem: Problem, params, sampler_state, n_samples: int | None, chunk_size: int = 64):
+def lanczos_evaluate(problem: Problem, params, sampler_state, n_samples: int | None, power: float = 1.0,
+                     chunk_size: int = 64):
     """One Lanczos step on the final state (:func:`nqs.estimators.lanczos_step`) from ``n_samples`` fresh
-    samples: returns the step's dict with ``n_samples``, ``lost_terms`` (connected configurations where
-    ψ = 0, left out) and ``seconds`` added."""
+    samples of |ψ|^``power`` (Markov chains; reweighted): returns the step's dict with ``n_samples``,
+    ``lost_terms`` (connected configurations where ψ = 0, left out) and ``seconds`` added."""
+    from dataclasses import replace
+
     vmc = problem.vmc.for_evaluation(n_samples)
+    if not vmc.sampler.exact:
+        vmc = replace(vmc, sampler=replace(vmc.sampler, power=power))
     t0 = time.perf_counter()
 
     @jax.jit
@@ -962,7 +967,9 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         },
     }
     if cfg.evaluation.lanczos_step:
-        ls = lanczos_evaluate(problem, final_params, eval_sstate, cfg.evaluation.lanczos_samples or n_eval)
+        ls = lanczos_evaluate(problem, final_params, eval_sstate, cfg.evaluation.lanczos_samples or n_eval,
+                              cfg.evaluation.lanczos_power)
+        ls["power"] = cfg.evaluation.lanczos_power
         # also: the step's gain (E₁ − E of ψ on its own samples) added to the final evaluation's E of ψ.  The
         # energy on the step's samples alone is the one quoted: tail events move its two parts in opposite
         # directions (on the 4×4 Hubbard model its error was the smaller one)
