@@ -37,6 +37,13 @@ TARGETS = {  # relative-error goals (issues #2, #4, #5); None = report honestly
 }
 
 
+def _row(label, mean, error, exact, rel, tgt) -> str:
+    """Energy, exact energy, relative error and the verdict against the goal ``tgt`` (None: report only)."""
+    ok = "" if tgt is None else (" ok" if rel <= tgt else " MISS")
+    return (f"{label:<24} {mean:>13.6f} ± {error:.6f} {exact:>14.6f} {rel:>9.2e} "
+            f"{('-' if tgt is None else f'{tgt:.0e}'):>8}{ok:<5}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rerun", action="store_true")
@@ -61,16 +68,11 @@ def main():
         tgt = TARGETS.get(name)
         if r["relative_error"] is None:
             r = {**r, "relative_error": float("nan"), "exact_energy": float("nan")}
-        ok = "" if tgt is None else (" ok" if r["relative_error"] <= tgt else " MISS")
-        print(f"{name:<24} {e['mean']:>13.6f} ± {e['error']:.6f} {r['exact_energy']:>14.6f} "
-              f"{r['relative_error']:>9.2e} {('-' if tgt is None else f'{tgt:.0e}'):>8}{ok:<5} "
-              f"{r['v_score']:>9.2e} {r['seconds_per_step']:>7.3f} {r['seconds_total']:>8.0f}")
+        print(_row(name, e["mean"], e["error"], r["exact_energy"], r["relative_error"], tgt)
+              + f" {r['v_score']:>9.2e} {r['seconds_per_step']:>7.3f} {r['seconds_total']:>8.0f}")
         ls = r.get("lanczos_step")
         if ls and ls.get("relative_error") is not None:  # [evaluation] lanczos_step: its own row
-            ok = "" if tgt is None else (" ok" if ls["relative_error"] <= tgt else " MISS")
-            print(f"{'  + 1 Lanczos step':<24} {ls['energy']:>13.6f} ± {ls['error']:.6f} "
-                  f"{r['exact_energy']:>14.6f} {ls['relative_error']:>9.2e} "
-                  f"{('-' if tgt is None else f'{tgt:.0e}'):>8}{ok:<5}")
+            print(_row("  + 1 Lanczos step", ls["energy"], ls["error"], r["exact_energy"], ls["relative_error"], tgt))
 
 
 if __name__ == "__main__":

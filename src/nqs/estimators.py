@@ -139,6 +139,13 @@ def _active_moves(operator, sigma):
     return diag, mels, sites, new_values, mask
 
 
+def _amplitudes(mels, ratios):
+    """ψ(σ′)/ψ(σ) = e^{ratio} for the connections that apply (mels ≠ 0), 0 for the others (whose ratio may
+    be undefined)."""
+    nz = mels != 0
+    return jnp.where(nz, jnp.exp(jnp.where(nz, ratios, 0.0)), 0.0)
+
+
 def local_energy(model, params, operator, sigma, cache=None, flips=None):
     """E_loc(σ) for one configuration σ (n_sites,), complex scalar.  ``flips``: the ratios from a model's
     flip path (:func:`flip_ratios`) instead of its ``log_ratios``."""
@@ -150,9 +157,7 @@ def local_energy(model, params, operator, sigma, cache=None, flips=None):
     else:
         diag, mels, sites, new_values, mask = _active_moves(operator, sigma)
         ratios = model.log_ratios(params, sigma, cache, sites, new_values, mask)
-    nz = mels != 0
-    contrib = jnp.where(nz, mels * jnp.exp(jnp.where(nz, ratios, 0.0)), 0.0)
-    return diag + jnp.sum(contrib)
+    return diag + jnp.sum(mels * _amplitudes(mels, ratios))
 
 
 def local_energies(model, params, operator, samples, chunk_size=None, mesh=None):
@@ -175,12 +180,11 @@ def local_energy_h2(model, params, operator, sigma):
     and whose term is left out (their (Hψ)(σ′) is not zero in general: the estimate is then biased)."""
     cache = model.cache(params, sigma)
     diag, mels, sites, new_values, mask = _active_moves(operator, sigma)
-    ratios = model.log_ratios(params, sigma, cache, sites, new_values, mask)
-    nz = mels != 0
-    amp = jnp.where(nz, jnp.exp(jnp.where(nz, ratios, 0.0)), 0.0)  # ψ(σ′)/ψ(σ)
+    amp = _amplitudes(mels, model.log_ratios(params, sigma, cache, sites, new_values, mask))
     e = diag + jnp.sum(mels * amp)
     primed = jax.vmap(apply_moves, in_axes=(None, 0, 0))(sigma, sites, new_values)
     e_primed = jax.vmap(lambda s: local_energy(model, params, operator, s))(primed)
+    nz = mels != 0
     ok = nz & (amp != 0) & jnp.isfinite(e_primed)
     h2 = diag * e + jnp.sum(jnp.where(ok, mels * amp * jnp.where(ok, e_primed, 0.0), 0.0))
     return e, h2, jnp.sum(nz & ~ok)

@@ -11,7 +11,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -747,8 +747,6 @@ def lanczos_evaluate(problem: Problem, params, sampler_state, n_samples: int | N
     """One Lanczos step on the final state (:func:`nqs.estimators.lanczos_step`) from ``n_samples`` fresh
     samples of |ψ|^``power`` (Markov chains; reweighted): returns the step's dict with ``n_samples``,
     ``lost_terms`` (connected configurations where ψ = 0, left out) and ``seconds`` added."""
-    from dataclasses import replace
-
     vmc = problem.vmc.for_evaluation(n_samples)
     if not vmc.sampler.exact:
         vmc = replace(vmc, sampler=replace(vmc.sampler, power=power))
