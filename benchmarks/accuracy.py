@@ -37,6 +37,11 @@ TARGETS = {  # relative-error goals (issues #2, #4, #5); None = report honestly
 }
 
 
+def _num(x, fmt: str) -> str:
+    """``x`` formatted, "-" when absent (a run evaluated with --resume or --n-steps 0 took no timed step)."""
+    return "-" if x is None else format(x, fmt)
+
+
 def _row(label, mean, error, exact, rel, tgt) -> str:
     """Energy, exact energy, relative error and the verdict against the goal ``tgt`` (None: report only)."""
     ok = "" if tgt is None else (" ok" if rel <= tgt else " MISS")
@@ -69,7 +74,7 @@ def main():
         if r["relative_error"] is None:
             r = {**r, "relative_error": float("nan"), "exact_energy": float("nan")}
         print(_row(name, e["mean"], e["error"], r["exact_energy"], r["relative_error"], tgt)
-              + f" {r['v_score']:>9.2e} {r['seconds_per_step']:>7.3f} {r['seconds_total']:>8.0f}")
+              + f" {r['v_score']:>9.2e} {_num(r['seconds_per_step'], '.3f'):>7} {r['seconds_total']:>8.0f}")
         ls = r.get("lanczos_step")
         if ls and ls.get("relative_error") is not None:  # [evaluation] lanczos_step: its own row
             print(_row("  + 1 Lanczos step", ls["energy"], ls["error"], r["exact_energy"], ls["relative_error"], tgt))
