@@ -268,3 +268,50 @@ def test_flip_path_ratios_equal_full_evaluation(name, scale):
         plain = jax.jit(jax.vmap(lambda s, op=op: local_energy(model, prepared, op, s)))(states)  # log_ratios route
         got_e = jax.jit(lambda p, x, op=op: local_energies(model, p, op, x))(params, states)
         np.testing.assert_allclose(np.asarray(got_e), np.asarray(plain), rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["rbm", "rbm_real_params", "marshall", "marshall_real"])
+@pytest.mark.parametrize("rule", ["local", "exchange"])
+def test_move_path_matches_full_evaluation_after_many_moves(name, rule):
+    """The sampler's move path (:meth:`Model.move_path`): log |ψ(σ')/ψ(σ)| from its tables and state equals
+    the full re-evaluation to 1e-12 after thousands of moves, each applied (valid ones), and the carried
+    state equals a fresh one at the end."""
+    from nqs.sampling import ExchangeRule, LocalRule
+
+    model = _models()[name]
+    params = jax.tree_util.tree_map(lambda x: 5 * x, model.init(jax.random.PRNGKey(4)))
+    r = LocalRule(N) if rule == "local" else ExchangeRule(tuple((i, j) for i in range(N) for j in range(i + 1, N)))
+    sites_np, signs_np = r.move_table()
+    path = model.move_path(sites_np, signs_np)
+    assert path is not None
+    tables = path.prepare(params)
+    sites_t, signs_t = jnp.asarray(sites_np), jnp.asarray(signs_np, dtype=jnp.int8)
+    sigma = SpinHilbert(N, 0).random_state(jax.random.PRNGKey(1), 1)[0]
+    state = path.init(tables, sigma)
+
+    def body(carry, g):
+        sigma, state, maxerr, n_valid = carry
+        values = sigma[sites_t[g]]
+        valid = jnp.all(values == values[0] * signs_t[g])
+        ratio, aux = path.log_abs_ratio(tables, state, g, values[0])
+        hit = jnp.any(jnp.arange(N)[:, None] == sites_t[g][None, :], axis=1)
+        new_sigma = jnp.where(valid & hit, -sigma, sigma)
+        full = jnp.real(model.log_psi(params, new_sigma) - model.log_psi(params, sigma))
+        err = jnp.where(valid, jnp.abs(ratio - full), 0.0)
+        new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(valid, a, b), path.update(tables, state, aux), state)
+        return (new_sigma, new_state, jnp.maximum(maxerr, err), n_valid + valid), None
+
+    moves = jax.random.randint(jax.random.PRNGKey(7), (3000,), 0, len(sites_np))
+    (sigma_f, state_f, maxerr, n_valid), _ = jax.lax.scan(body, (sigma, state, 0.0, 0), moves)
+    assert int(n_valid) > 1000
+    assert float(maxerr) < 1e-12
+    fresh = path.init(tables, sigma_f)
+    for a, b in zip(jax.tree_util.tree_leaves(state_f), jax.tree_util.tree_leaves(fresh), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-11)
+
+
+def test_models_without_a_move_path_say_so():
+    from nqs.sampling import LocalRule
+
+    for name in ["rbm_real", "jastrow"]:
+        assert _models()[name].move_path(*LocalRule(N).move_table()) is None

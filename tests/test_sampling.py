@@ -119,3 +119,33 @@ def test_hilbert_enumeration_and_index():
     assert np.all(r.sum(1) == 2)
     with pytest.raises(ValueError, match="impossible"):
         SpinHilbert(5, 0)
+
+
+@pytest.mark.parametrize("rule_kind", ["local", "exchange"])
+@pytest.mark.parametrize("power", [2.0, 1.0])
+def test_move_path_gives_the_same_chains_as_the_general_path(rule_kind, power):
+    """The RBM's move path (tables of e^{±Δθ} per move) and the general path (cache, log_ratio,
+    update_cache) make the same draws and the same acceptance test: same samples, same counts."""
+    from dataclasses import replace
+
+    from nqs.models import MarshallSign
+
+    lat = make_lattice("chain", [10])
+    n = lat.n_sites
+    if rule_kind == "local":
+        hil, rule = SpinHilbert(n), LocalRule(n)
+        model = RBM(n, 2.0, init_scale=0.5)
+    else:
+        hil, rule = SpinHilbert(n, 0), ExchangeRule(tuple(map(tuple, lat.bonds(1).tolist())))
+        model = MarshallSign(RBM(n, 1.0, init_scale=0.5, param_dtype="real"), tuple(lat.sublattice))
+    params = model.init(jax.random.PRNGKey(3))
+    fast = MetropolisSampler(hil, rule, n_chains=8, n_samples=8 * 50, n_discard=5, power=power)
+    general = replace(fast, move_path=False)
+    assert fast._move_path(model) is not None and general._move_path(model) is None
+    state = fast.init_state(jax.random.PRNGKey(5))
+    a = jax.jit(lambda p, s: fast.sample(model, p, s))(params, state)
+    b = jax.jit(lambda p, s: general.sample(model, p, s))(params, state)
+    np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    assert int(a[2].n_accepted) == int(b[2].n_accepted) > 0
+    if power != 2:
+        np.testing.assert_allclose(np.asarray(a[1]), np.asarray(b[1]), rtol=1e-12)

@@ -206,6 +206,26 @@ class Model:
         """
         return None
 
+    def move_path(self, sites, signs):
+        """Optional fast path for the Markov chains' moves (:class:`~nqs.sampling.MetropolisSampler`) when
+        move g flips the fixed sites ``sites[g]`` and is made only where σ at them equals ±``signs[g]``
+        (numpy arrays (G, k) of site indices and ±1): a local flip is k = 1, an exchange of a pair with
+        opposite spins is k = 2 with signs (+1, −1).  On such a move Δσ = −2 σ_first·signs[g] at the sites,
+        where σ_first is σ at ``sites[g, 0]``.
+
+        Returns an object with
+
+        * ``prepare(params)`` → tables (from the parameters as they are, once per call of the sampler),
+        * ``init(tables, sigma)`` → the chain's state (recomputed from σ every sweep),
+        * ``log_abs_ratio(tables, state, g, first)`` → ``(log |ψ(σ′)/ψ(σ)|, aux)`` for move g, with
+          ``first`` = σ_first,
+        * ``update(tables, state, aux)`` → the state of σ′, for an accepted move,
+
+        or None (the default): the sampler then uses ``cache``, ``log_ratio`` and ``update_cache``.  Only
+        |ψ| enters, so a phase the model adds (the Marshall sign) does not change the path.
+        """
+        return None
+
     def n_parameters(self, params) -> int:
         return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
 
@@ -319,6 +339,30 @@ class Reparametrized(Wrapper):
     def image_path(self, perms, signs):
         path = self.inner.image_path(perms, signs)
         return None if path is None else _MappedImages(path, self.to_inner)
+
+    def move_path(self, sites, signs):
+        path = self.inner.move_path(sites, signs)
+        return None if path is None else _MappedMoves(path, self.to_inner)
+
+
+@dataclass(frozen=True, eq=False)
+class _MappedMoves:
+    """The inner model's :meth:`Model.move_path` at the mapped parameters."""
+
+    path: Any
+    to_inner: Any
+
+    def prepare(self, params):
+        return self.path.prepare(self.to_inner(params))
+
+    def init(self, tables, sigma):
+        return self.path.init(tables, sigma)
+
+    def log_abs_ratio(self, tables, state, g, first):
+        return self.path.log_abs_ratio(tables, state, g, first)
+
+    def update(self, tables, state, aux):
+        return self.path.update(tables, state, aux)
 
 
 @dataclass(frozen=True, eq=False)
@@ -446,6 +490,9 @@ class MarshallSign(Wrapper):
     def flip_path(self, flip_sites):
         path = self.inner.flip_path(flip_sites)
         return None if path is None else _SignedFlips(path, self, np.asarray(flip_sites))
+
+    def move_path(self, sites, signs):
+        return self.inner.move_path(sites, signs)  # the sampler needs |ψ| only: the sign drops out
 
     def describe(self) -> str:
         return f"{self.inner.describe()} x Marshall sign"

@@ -256,6 +256,56 @@ class _RBMFlips:
         return (da + _block_log(f)).astype(jnp.complex128)
 
 
+#: Largest table of e^{±Δθ} over the moves (bytes) for which :meth:`RBM.move_path` offers itself.
+_MOVE_TABLE_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True, eq=False)
+class _RBMMoves:
+    """The Markov chains' moves g that flip the sites ``sites[g]`` where σ there is ±``signs[g]``
+    (:meth:`~nqs.models.base.Model.move_path`).
+
+    On such a move Δθ = −2 σ_first V_g with V_g = Σ_k signs[g, k] W[sites[g, k]], so ``prepare`` tabulates
+    e^{∓2V_g} once and a move reads two rows: no product of rows, no exponential.  The state is (s, h) of the
+    table path (g = 1 − h, one array fewer to carry and select): cosh(θ+Δθ)/cosh θ = (1 − h) e^{sΔθ} +
+    h e^{−sΔθ}, and on acceptance h' = h e^{−sΔθ}/f, or g' = g e^{sΔθ}/f with s flipped where |h'| > |g'|.
+    """
+
+    sites: np.ndarray  # (G, k)
+    signs: np.ndarray  # (G, k), ±1
+
+    def prepare(self, p):
+        sites = jnp.asarray(self.sites, dtype=jnp.int32)
+        signs = jnp.asarray(self.signs, dtype=p["W"].dtype)
+        v = jnp.einsum("gk,gkm->gm", signs, p["W"][sites])
+        va = jnp.einsum("gk,gk->g", signs, p["a"][sites])
+        # row 2g + 0: σ_first = +1 (Δθ = −2V_g); row 2g + 1: σ_first = −1; row ^ 1 is e^{−Δθ}
+        e = jnp.stack([jnp.exp(-2.0 * v), jnp.exp(2.0 * v)], axis=1).reshape(-1, v.shape[1])
+        da = jnp.stack([-2.0 * va, 2.0 * va], axis=1).reshape(-1)
+        return {"E": e, "da": jnp.real(da), "W": p["W"], "b": p["b"]}
+
+    def init(self, t, sigma):
+        sign, _, h = cosh_ratio_state(t["b"] + sigma.astype(t["W"].dtype) @ t["W"])
+        return {"s": sign, "h": h}
+
+    def log_abs_ratio(self, t, state, g, first):
+        row = 2 * g + (first < 0).astype(jnp.int32)
+        e_plus, e_minus = t["E"][row], t["E"][row ^ 1]
+        up = state["s"] > 0
+        ep, em = jnp.where(up, e_plus, e_minus), jnp.where(up, e_minus, e_plus)
+        f = (1.0 - state["h"]) * ep + state["h"] * em
+        return t["da"][row] + jnp.real(_block_log(f)), (f, ep, em)
+
+    def update(self, t, state, aux):
+        f, ep, em = aux
+        r = 1.0 / f
+        h, g = state["h"] * em * r, (1.0 - state["h"]) * ep * r  # g' from g = 1 − h (≥ 1/2: exact to rounding)
+        # where Re θ changed sign the new h is g' as computed, not 1 − h': that would lose h's relative
+        # precision when h' is near 1, and a small h multiplies a large e^{−sΔθ} in the next ratio
+        flip = jnp.real(h * jnp.conj(h)) > jnp.real(g * jnp.conj(g))
+        return {"s": jnp.where(flip, -state["s"], state["s"]), "h": jnp.where(flip, g, h)}
+
+
 def _init_rbm(key, n, m, dtype, scale):
     ks = jax.random.split(key, 6)
     if jnp.issubdtype(dtype, jnp.complexfloating):
@@ -335,6 +385,14 @@ class RBM(ParamDtypeModel):
                 or sites.shape[0] * 2 ** sites.shape[1] * self.n_hidden * item > _FLIP_TABLE_BYTES:
             return None
         return _RBMFlips(sites)
+
+    def move_path(self, sites, signs):
+        """Tables of e^{±Δθ} per move (:class:`_RBMMoves`) while they stay under ``_MOVE_TABLE_BYTES``."""
+        sites = np.asarray(sites)
+        item = 16 if self.param_dtype == "complex" else 8
+        if sites.ndim != 2 or 2 * sites.shape[0] * self.n_hidden * item > _MOVE_TABLE_BYTES:
+            return None
+        return _RBMMoves(sites, np.asarray(signs))
 
     def log_derivative_factors(self, params, sigma):
         """∂/∂a = σ, ∂/∂b = tanh θ, ∂/∂W = σ ⊗ tanh θ (the outer product SR exploits)."""

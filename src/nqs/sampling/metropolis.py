@@ -6,6 +6,10 @@ updates the cache only on acceptance.  One *sweep* is ``sweep_size`` proposals (
 Each call to :meth:`MetropolisSampler.sample` prepares the parameters once (``model.prepare``),
 runs ``n_discard`` sweeps, then records one sample per sweep; the caches are recomputed from
 the configurations at the start of every sweep (a periodic full recompute against round-off drift).
+
+Where the rule's moves are flips of fixed sites (``move_table``: the local and exchange rules) and the
+model offers :meth:`~nqs.models.base.Model.move_path` for them (the RBM: a table of e^{±Δθ} per move),
+the chains run on that path instead; the draws and the acceptance test are the same, so are the chains.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ class LocalRule:
         i = jnp.reshape(r, (1,))
         return i, -jnp.take(sigma, i), jnp.ones((1,), bool)
 
+    def move_table(self):
+        """Draw r flips site r: sites (N, 1) and signs (N, 1) for :meth:`~nqs.models.base.Model.move_path`."""
+        return np.arange(self.n_sites)[:, None], np.ones((self.n_sites, 1))
+
 
 @dataclass(frozen=True, eq=False)
 class ExchangeRule:
@@ -65,6 +73,12 @@ class ExchangeRule:
         """Swap the spins of pair r."""
         p = jnp.asarray(np.asarray(self.pairs, dtype=np.int32))[r]
         return p, jnp.take(sigma, p[::-1]), jnp.ones((2,), bool)
+
+    def move_table(self):
+        """Draw r swaps pair r, a flip of both sites where their spins are opposite (signs +1, −1) and the
+        identity elsewhere: sites (P, 2) and signs (P, 2) for :meth:`~nqs.models.base.Model.move_path`."""
+        pairs = np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2)
+        return pairs, np.tile([1.0, -1.0], (len(pairs), 1))
 
 
 def _off_nodes(model, params, sigma, key):
@@ -107,6 +121,9 @@ class MetropolisSampler:
     n_discard: int = 16
     sweep_size: int | None = None
     power: float = 2.0
+    #: use the model's :meth:`~nqs.models.base.Model.move_path` for the rule's moves where it offers one
+    #: (the same chains as the general path, to round-off in the acceptance test; False: the general path)
+    move_path: bool = True
 
     def __post_init__(self):
         if not 0 < self.power <= 2:
@@ -138,6 +155,38 @@ class MetropolisSampler:
         z = jnp.zeros((), jnp.int64)
         return SamplerState(sigma, k2, z, z)
 
+    def _move_path(self, model):
+        """The model's fast path for this rule's moves, or None."""
+        table = getattr(self.rule, "move_table", None)
+        if not self.move_path or table is None:
+            return None
+        return model.move_path(*table())
+
+    def _path_move(self, path, params):
+        """One chain's move through ``path`` (:meth:`~nqs.models.base.Model.move_path`): the same draws and
+        the same acceptance test as the general path, the state from ``path.init``."""
+        sites_np, signs_np = self.rule.move_table()
+        sites_t = jnp.asarray(sites_np, dtype=jnp.int32)
+        signs_t = jnp.asarray(signs_np, dtype=jnp.int8)
+        n = self.hilbert.n_sites
+        tables = path.prepare(params)
+
+        def chain_move(sigma, state, r, log_u):
+            sites = sites_t[r]
+            values = jnp.take(sigma, sites)
+            first = values[0]
+            valid = jnp.all(values == first * signs_t[r])  # else the move is the identity (always accepted)
+            log_ratio, aux = path.log_abs_ratio(tables, state, r, first)
+            accept = log_u < self.power * log_ratio
+            moved = valid & accept
+            hit = jnp.any(jnp.arange(n, dtype=jnp.int32)[:, None] == sites[None, :], axis=1)
+            new_sigma = jnp.where(moved & hit, -sigma, sigma)
+            updated = path.update(tables, state, aux)
+            new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(moved, a, b), updated, state)
+            return new_sigma, new_state, accept | ~valid
+
+        return chain_move, jax.vmap(path.init, in_axes=(None, 0)), tables
+
     def sample(self, model, params, state: SamplerState):
         """Returns ``(samples (n_chains, n_per_chain, N), weights, new_state)`` (jittable): weights None for
         ``power`` = 2, else |ψ|^{2−power} normalized to sum 1, shape (n_chains, n_per_chain)."""
@@ -145,18 +194,22 @@ class MetropolisSampler:
         raw_params = params
         key, k_burn, k_samp = jax.random.split(state.key, 3)
         state = state._replace(sigma=_off_nodes(model, raw_params, state.sigma, jax.random.fold_in(state.key, 7)))
-        params = model.prepare(params)
-        v_cache = jax.vmap(model.cache, in_axes=(None, 0))
-        cache = v_cache(params, state.sigma)
+        path = self._move_path(model)
+        if path is None:
+            params = model.prepare(params)
+            v_cache = jax.vmap(model.cache, in_axes=(None, 0))
 
-        def chain_move(sigma, cache, r, log_u):
-            sites, new_values, mask = self.rule.move(r, sigma)
-            ratio = model.log_ratio(params, sigma, cache, sites, new_values, mask)
-            accept = log_u < self.power * jnp.real(ratio)
-            new_sigma = jnp.where(accept, apply_moves(sigma, sites, new_values), sigma)
-            updated = model.update_cache(params, sigma, cache, sites, new_values, mask)
-            new_cache = jax.tree_util.tree_map(lambda a, b: jnp.where(accept, a, b), updated, cache)
-            return new_sigma, new_cache, accept
+            def chain_move(sigma, cache, r, log_u):
+                sites, new_values, mask = self.rule.move(r, sigma)
+                ratio = model.log_ratio(params, sigma, cache, sites, new_values, mask)
+                accept = log_u < self.power * jnp.real(ratio)
+                new_sigma = jnp.where(accept, apply_moves(sigma, sites, new_values), sigma)
+                updated = model.update_cache(params, sigma, cache, sites, new_values, mask)
+                new_cache = jax.tree_util.tree_map(lambda a, b: jnp.where(accept, a, b), updated, cache)
+                return new_sigma, new_cache, accept
+        else:
+            chain_move, v_cache, params = self._path_move(path, params)
+        cache = v_cache(params, state.sigma)
 
         v_move = jax.vmap(chain_move)
 
