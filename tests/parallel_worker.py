@@ -49,6 +49,32 @@ def energies(vmc, n_steps=5):
     return out, state
 
 
+def collectives_in_loops(hlo: str) -> list[str]:
+    """The cross-device collectives (all-reduce, all-gather, ...) that an optimized HLO module runs inside a
+    while loop's body or condition, at any depth: each costs a rendezvous of the devices per iteration."""
+    import re
+
+    comps, cur = {}, None
+    for line in hlo.splitlines():
+        m = re.match(r"^(?:ENTRY )?%(\S+) \(", line)
+        if m:
+            cur = comps.setdefault(m.group(1), [])
+        elif line.startswith("}"):
+            cur = None
+        elif cur is not None:
+            cur.append(line)
+    calls = re.compile(r"(?:body|condition|calls|to_apply)=%([\w.\-]+)")
+    todo = [n for lines in comps.values() for line in lines if " while(" in line for n in calls.findall(line)]
+    seen: set[str] = set()
+    while todo:
+        n = todo.pop()
+        if n not in seen and n in comps:
+            seen.add(n)
+            todo.extend(c for line in comps[n] for c in calls.findall(line))
+    kinds = re.compile(r"= [^=]*?\b(all-reduce|all-gather|collective-permute|all-to-all|reduce-scatter)(?:-start)?\(")
+    return [m.group(1) for n in seen for line in comps[n] for m in [kinds.search(line)] if m]
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mesh", action="store_true")
@@ -58,6 +84,8 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", default="dense")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--checkpoint")
+    ap.add_argument("--sampler-loops", action="store_true",
+                    help="print the collectives the sampler runs inside its loops (on the mesh) and stop")
     a = ap.parse_args(argv)
     from nqs import parallel
 
@@ -65,6 +93,13 @@ def main(argv=None) -> None:
         parallel.initialize(a.coordinator, a.num_processes, a.process_id)
     mesh = parallel.chain_mesh() if a.mesh or a.coordinator else None
     result = {"devices": jax.device_count(), "processes": jax.process_count(), "energies": {}}
+    if a.sampler_loops:
+        vmc = build("dense", None, mesh)
+        state = vmc.init(jax.random.PRNGKey(SEED))
+        hlo = jax.jit(lambda p, s: vmc.sampler.sample(vmc.model, p, s)).lower(state.params, state.sampler_state)
+        result["sampler_loop_collectives"] = collectives_in_loops(hlo.compile().as_text())
+        print(json.dumps(result), flush=True)
+        return
     for spec in a.runs.split(","):
         solver, _, chunk = spec.partition(":")
         vmc = build(solver, int(chunk) if chunk else None, mesh)

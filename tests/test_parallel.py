@@ -72,6 +72,33 @@ def test_two_devices_equal_one_device(one_device):
     assert ref[-1] < ref[0]  # the optimization does something (Heisenberg chain of 8: E0 ≈ −3.651)
 
 
+def test_sampler_loops_have_no_cross_device_reductions():
+    """Regression: the acceptance count was summed over the chains at every Metropolis step, which on a mesh
+    is an all-reduce (a rendezvous of the devices) per step: the 2-device step took 3× the 1-device one."""
+    r = subprocess.run([sys.executable, WORKER, "--mesh", "--sampler-loops"], env=_env(2),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = _last_json(r.stdout)
+    assert res["devices"] == 2
+    assert res["sampler_loop_collectives"] == []
+
+
+def test_collectives_in_loops_finds_a_reduction_in_a_loop():
+    hlo = """
+%body (p: (s64[], f64[8])) -> (s64[], f64[8]) {
+  %x = f64[8] get-tuple-element(%p), index=1
+  %ar = f64[8] all-reduce(%x), replica_groups={{0,1}}, to_apply=%add
+}
+
+ENTRY %main (a: f64[8]) -> f64[8] {
+  %w = (s64[], f64[8]) while(%t), condition=%cond, body=%body
+  %g = f64[8] all-gather(%a), dimensions={0}
+}
+"""
+    assert pw.collectives_in_loops(hlo) == ["all-reduce"]
+    assert pw.collectives_in_loops(hlo.replace("all-reduce(", "add(")) == []
+
+
 def test_two_processes_equal_one_device(one_device, tmp_path):
     """Two processes joined with jax.distributed (gloo CPU collectives), one device each = one device;
     the checkpoint gathers both processes' chains."""

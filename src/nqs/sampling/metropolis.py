@@ -214,16 +214,18 @@ class MetropolisSampler:
         v_move = jax.vmap(chain_move)
 
         def move(carry, x):
-            sigma, cache = carry
+            # acceptances are counted per chain: a sum over the chains here would be a reduction across
+            # devices at every step when the chains are split over several
+            sigma, cache, n_acc = carry
             sigma, cache, acc = v_move(sigma, cache, *x)
-            return (sigma, cache), jnp.sum(acc)
+            return (sigma, cache, n_acc + acc), None
 
         def body(carry, x):
             # one sweep of all chains
             sigma, cache, n_acc = carry
             cache = v_cache(params, sigma)  # fresh every sweep: no round-off builds up in the updates
-            (sigma, cache), acc = jax.lax.scan(move, (sigma, cache), x)
-            return (sigma, cache, n_acc + jnp.sum(acc)), sigma
+            (sigma, cache, n_acc), _ = jax.lax.scan(move, (sigma, cache, n_acc), x)
+            return (sigma, cache, n_acc), sigma
 
         def sweeps(carry, key, n):
             """``n`` sweeps; the proposals' randomness is drawn ahead for blocks of sweeps (drawing it
@@ -239,11 +241,12 @@ class MetropolisSampler:
             carry, ys = jax.lax.scan(block, carry, jax.random.split(key, n // b))
             return carry, ys.reshape(n, *ys.shape[2:])
 
-        carry = (state.sigma, cache, jnp.zeros((), jnp.int64))
+        carry = (state.sigma, cache, jnp.zeros(state.sigma.shape[:1], jnp.int32))
         if self.n_discard > 0:
             carry, _ = sweeps(carry, k_burn, self.n_discard)
         carry, samples = sweeps(carry, k_samp, self.n_per_chain)
         sigma, _, n_acc = carry
+        n_acc = jnp.sum(n_acc.astype(jnp.int64))
         n_prop = (self.n_discard + self.n_per_chain) * sweep * self.n_chains
         new_state = SamplerState(sigma, key, state.n_accepted + n_acc, state.n_proposed + n_prop)
         # samples: (n_per_chain, n_chains, N) -> (n_chains, n_per_chain, N)
