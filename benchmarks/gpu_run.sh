@@ -5,6 +5,7 @@
 #
 #   OUT=results/ bash benchmarks/gpu_run.sh            # on a machine with a GPU, from the repo root
 #   QUICK=1 JAX_PLATFORMS=cpu OUT=/tmp/g bash benchmarks/gpu_run.sh   # a rehearsal of every part on the CPU
+#   PARTS=short OUT=results/ bash benchmarks/gpu_run.sh   # the parts that fit 15 minutes of device time (~8.5 min)
 #
 # Python packages missing there (pydantic, tomli-w; NetKet and its needs) may sit as wheels in .whl/
 # (see benchmarks/README.md); they are installed into /tmp/site first.
@@ -42,12 +43,24 @@ else
     M="--sizes 64 128 --squares 8 --n-chains 1024 --n-samples 8192"
     NK="--systems chain:64 chain:128 square:8x8 --steps 10"; NK64="--systems chain:128 --steps 10"; H=4
 fi
-part 120 "speed float64" python3 benchmarks/speed.py $S --precision float64
-part 110 "speed float32" python3 benchmarks/speed.py $S --precision float32
-part 160 "NetKet side by side, float32" python3 benchmarks/vs_netket.py $NK --accuracy-systems --precision float32
-part 100 "8x8 Hubbard RBM+PP, $H steps" python3 -m nqs.cli run examples/hubbard_8x8.toml --n-steps $H --out "$OUT/h8" --quiet
-part 60 "NetKet side by side, float64" python3 benchmarks/vs_netket.py $NK64 --accuracy-systems --precision float64
-part 50 "many chains, float32" python3 benchmarks/speed.py $M --samples --repeats 3 --precision float32
+case "${PARTS:-all}" in
+all)
+    part 120 "speed float64" python3 benchmarks/speed.py $S --precision float64
+    part 110 "speed float32" python3 benchmarks/speed.py $S --precision float32
+    part 160 "NetKet side by side, float32" python3 benchmarks/vs_netket.py $NK --accuracy-systems --precision float32
+    part 100 "8x8 Hubbard RBM+PP, $H steps" python3 -m nqs.cli run examples/hubbard_8x8.toml --n-steps $H --out "$OUT/h8" --quiet
+    part 60 "NetKet side by side, float64" python3 benchmarks/vs_netket.py $NK64 --accuracy-systems --precision float64
+    part 50 "many chains, float32" python3 benchmarks/speed.py $M --samples --repeats 3 --precision float32
+    ;;
+short)  # what a 15-minute device budget allows: nqs's tables and the NetKet rows that were missing
+    if [ -n "${QUICK:-}" ]; then S2="--sizes 16 --squares 4 --samples --repeats 2"; NK2="--systems chain:16 --steps 2"
+    else S2="--sizes 16 64 128 --squares 8 --samples --repeats 3"; NK2="--systems chain:128 square:8x8 --steps 4"; fi
+    part 90 "speed float64" python3 benchmarks/speed.py $S2 --precision float64
+    part 180 "NetKet side by side, float32" python3 benchmarks/vs_netket.py $NK2 --accuracy-systems --precision float32
+    part 70 "speed float32" python3 benchmarks/speed.py $S2 --precision float32
+    part 50 "many chains, float32" python3 benchmarks/speed.py $M --samples --repeats 3 --precision float32
+    ;;
+esac
 [ -f "$OUT/h8/history.csv" ] && cp "$OUT/h8/history.csv" "$OUT/h8_history.csv"
 [ -f "$OUT/h8/result.json" ] && cp "$OUT/h8/result.json" "$OUT/h8_result.json"
 rm -rf "$OUT/h8"
