@@ -338,36 +338,17 @@ class Reparametrized(Wrapper):
 
     def image_path(self, perms, signs):
         path = self.inner.image_path(perms, signs)
-        return None if path is None else _MappedImages(path, self.to_inner)
+        return None if path is None else _MappedPath(path, self.to_inner)
 
     def move_path(self, sites, signs):
         path = self.inner.move_path(sites, signs)
-        return None if path is None else _MappedMoves(path, self.to_inner)
+        return None if path is None else _MappedPath(path, self.to_inner)
 
 
 @dataclass(frozen=True, eq=False)
-class _MappedMoves:
-    """The inner model's :meth:`Model.move_path` at the mapped parameters."""
-
-    path: Any
-    to_inner: Any
-
-    def prepare(self, params):
-        return self.path.prepare(self.to_inner(params))
-
-    def init(self, tables, sigma):
-        return self.path.init(tables, sigma)
-
-    def log_abs_ratio(self, tables, state, g, first):
-        return self.path.log_abs_ratio(tables, state, g, first)
-
-    def update(self, tables, state, aux):
-        return self.path.update(tables, state, aux)
-
-
-@dataclass(frozen=True, eq=False)
-class _MappedImages:
-    """An inner model's image path behind a map of the parameters (:class:`Reparametrized`)."""
+class _MappedPath:
+    """An inner model's fast path (:meth:`Model.image_path`, :meth:`Model.move_path`) behind a map of the
+    parameters (:class:`Reparametrized`): ``prepare`` maps them, every other call goes to the path as it is."""
 
     path: Any
     to_inner: Callable
@@ -375,14 +356,10 @@ class _MappedImages:
     def prepare(self, params):
         return self.path.prepare(self.to_inner(params))
 
-    def cache(self, prepared, sigma):
-        return self.path.cache(prepared, sigma)
-
-    def ratio(self, prepared, sigma, cache, sites, new_values, mask):
-        return self.path.ratio(prepared, sigma, cache, sites, new_values, mask)
-
-    def update_cache(self, prepared, sigma, cache, sites, new_values, mask):
-        return self.path.update_cache(prepared, sigma, cache, sites, new_values, mask)
+    def __getattr__(self, name):
+        if name in ("path", "to_inner"):  # not yet set (copying): no recursion
+            raise AttributeError(name)
+        return getattr(self.path, name)
 
 
 @dataclass(frozen=True, eq=False)
