@@ -155,3 +155,34 @@ def test_move_path_gives_the_same_chains_as_the_general_path(rule_kind, power):
     assert int(a[2].n_accepted) == int(b[2].n_accepted) > 0
     if power != 2:
         np.testing.assert_allclose(np.asarray(a[1]), np.asarray(b[1]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("move_path", [True, False])
+@pytest.mark.parametrize("power", [2.0, 1.0])
+def test_parts_join_to_the_whole_sampler(move_path, power):
+    """The chains sampled in parts (one per thread in the VMC driver) and joined are the whole sampler's
+    chains bit for bit: each chain draws from its own key, so neither the draws nor the acceptance tests
+    depend on how the chains are split."""
+    from dataclasses import replace
+
+    lat = make_lattice("chain", [10])
+    n = lat.n_sites
+    hil, rule = SpinHilbert(n, 0), ExchangeRule(tuple(map(tuple, lat.bonds(1).tolist())))
+    model, params = _model_params(n, 0.5)
+    sampler = MetropolisSampler(hil, rule, n_chains=8, n_samples=8 * 20, n_discard=3, power=power)
+    sampler = replace(sampler, move_path=move_path)
+    state = sampler.init_state(jax.random.PRNGKey(5))
+    whole = jax.jit(lambda p, s: sampler.sample(model, p, s))(params, state)
+    assert int(whole[2].n_accepted) > 0
+    part = jax.jit(lambda p, s, k, n_parts: sampler.sample_part(model, p, s, k, n_parts), static_argnums=3)
+    for n_parts in (2, 4):
+        parts = [part(params, state, jnp.int32(k), n_parts) for k in range(n_parts)]
+        assert parts[0].samples.shape == (8 // n_parts, 20, n)
+        joined = sampler.join_parts(state, parts)
+        np.testing.assert_array_equal(np.asarray(joined[0]), np.asarray(whole[0]))
+        for a, b in zip(joined[2], whole[2], strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        if power != 2:
+            np.testing.assert_allclose(np.asarray(joined[1]), np.asarray(whole[1]), rtol=1e-13)
+    with pytest.raises(ValueError, match="multiple of the number of parts"):
+        sampler.sample_part(model, params, state, 0, 3)

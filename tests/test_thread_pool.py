@@ -64,3 +64,16 @@ def test_xla_cpu_flag_is_added_once_and_can_be_kept_out(monkeypatch):
     monkeypatch.setenv("NQS_KEEP_XLA_FLAGS", "1")
     nqs.tune_xla_cpu()
     assert os.environ["XLA_FLAGS"] == ""
+
+
+def test_openblas_spin_is_shortened_unless_set(monkeypatch):
+    """nqs.tune_openblas shortens OpenBLAS's idle spin (its threads otherwise hold the cores ~0.1 s after
+    each LAPACK call, when the next step's chains want them) and keeps a value the user set."""
+    import nqs
+
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    nqs.tune_openblas()
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == str(nqs.OPENBLAS_SPIN)
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "28")
+    nqs.tune_openblas()
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "28"

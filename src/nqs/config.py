@@ -223,6 +223,9 @@ class ParallelConfig(_Section):
     """
 
     shard: bool = True
+    # on a CPU without a device mesh: threads that sample parts of the chains at once (each part with its
+    # local energies); unset: one per CPU core, as many as divide sampler.n_chains. Results do not depend on it.
+    threads: int | None = Field(None, gt=0)
     distributed: bool = False
     coordinator: str | None = None
     num_processes: int | None = Field(None, gt=0)

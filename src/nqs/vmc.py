@@ -9,6 +9,9 @@ settings are static.  ``vmc_step(state) -> (state, info)``:
 4. per-sample log-derivatives O (factored for the RBM) and the force;
 5. SR direction (dense or MinSR) or the plain gradient;
 6. optax update.
+
+On a CPU the chains are split into parts sampled (with their local energies) by concurrent threads,
+steps 1–2 then being one jitted function per part and the rest one more (``VMC.threads``).
 """
 
 from __future__ import annotations
@@ -152,6 +155,21 @@ def auto_chunk_size(memory_limit_mb: float, n_rows: int, n_params: int, o_itemsi
     return None if chunk >= n_rows else max(1, chunk)
 
 
+def _cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _divisor_at_most(n: int, k: int) -> int:
+    """The largest divisor of ``n`` not above ``k`` (at least 1)."""
+    return max(d for d in range(1, max(1, min(n, k)) + 1) if n % d == 0)
+
+
 @dataclass(frozen=True, eq=False)
 class VMC:
     """Variational Monte Carlo for ``hamiltonian`` with ``model`` sampled by ``sampler``.
@@ -162,6 +180,10 @@ class VMC:
     float32/complex64 (for GPUs); statistics and the SR linear solve stay in float64.
     ``mesh``: a 1-D device mesh (:func:`nqs.parallel.chain_mesh`) to split the chains over, on one
     or many processes; None runs on the default device.
+    ``threads``: on a CPU without a mesh, the chains are split into this many parts, each sampled with its
+    local energies by its own thread at the same time (the Markov chains are sequential: one thread
+    alone leaves the other cores idle); None: one per CPU core, as many as divide ``n_chains``.  The
+    results do not depend on it.  See :attr:`threads_in_use`.
     """
 
     model: Model
@@ -172,6 +194,7 @@ class VMC:
     precision: str = "float64"
     memory_limit_mb: float | None = None
     mesh: Any = None
+    threads: int | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -187,6 +210,12 @@ class VMC:
             if len(self.mesh.axis_names) != 1:
                 raise ValueError(f"mesh must be 1-D (nqs.parallel.chain_mesh()), got axes {self.mesh.axis_names}")
             self.sampler.state_sharding(self.mesh)  # checks that the chains split evenly
+        if self.threads is not None:
+            if self.threads < 1:
+                raise ValueError(f"threads must be at least 1, got {self.threads!r}")
+            if self.threads > 1 and hasattr(self.sampler, "sample_part") and self.sampler.n_chains % self.threads:
+                raise ValueError(f"threads ({self.threads}) must divide n_chains ({self.sampler.n_chains}): "
+                                 "each thread runs an equal part of the chains")
         chunk = self.chunk_size
         if chunk is None and self.memory_limit_mb is not None:
             chunk = self._auto_chunk(shapes)
@@ -224,6 +253,17 @@ class VMC:
             chunk = min(chunk or n_rows, LARGE_CACHE_CHUNK)
             chunk = None if chunk >= n_rows else chunk
         return chunk
+
+    @property
+    def threads_in_use(self) -> int:
+        """Threads that sample the chains in :meth:`make_step`: 1 with a mesh, off the CPU, or for a sampler
+        without parts (exact enumeration); else ``threads``, or by default the largest divisor of n_chains
+        not above the CPU cores this process may use."""
+        if self.mesh is not None or not hasattr(self.sampler, "sample_part") or jax.default_backend() != "cpu":
+            return 1
+        if self.threads is not None:
+            return self.threads
+        return _divisor_at_most(self.sampler.n_chains, _cpu_cores())
 
     @property
     def effective_chunk_size(self) -> int | None:
@@ -322,34 +362,20 @@ class VMC:
         return samples, weights, e_loc, stats, sampler_state
 
     def make_step(self, solver: str):
-        """The jitted ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static.
+        """The ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static.
 
-        With a mesh the state must be placed on it (:meth:`init` does; :func:`run` places any state).
+        One jitted function, or, with :attr:`threads_in_use` > 1, the chains' parts sampled (with their
+        local energies) by that many threads at once and then one jitted update: the same step, the parts
+        being the same chains (:meth:`~nqs.sampling.MetropolisSampler.sample_part`).  With a mesh the
+        state must be placed on it (:meth:`init` does; :func:`run` places any state).
         """
-        tx = self.optimizer.transform()
-        solve_dtype = jnp.float64 if self.precision == "float32" else None
+        n_threads = self.threads_in_use
+        if n_threads > 1:
+            return self._threaded_step(solver, n_threads)
 
         def step(state: VMCState):
-            params = state.params
-            model, mode = self._model, self._mode
-            samples, weights, e_loc, stats, sstate = self.estimate(params, state.sampler_state)
-            rows = self._rows(samples, samples.ndim - 1)
-            # factored where the model gives factors (the RBM): SR then never forms the n × P matrix
-            O = estimators.log_derivatives(model, params, rows, mode, self._chunk, self.mesh, factored=True)
-            O = jax.tree_util.tree_map(lambda x: self._rows(x, 1), O)
-            flat, unravel = ravel_pytree(params)
-            shift = self.optimizer.sr.shift(state.step)
-            if self.optimizer.kind in ("sr", "minsr"):
-                d = sr.sr_direction(O, e_loc, weights, mode, shift, solver,
-                                     self.optimizer.sr.cg_tol, self.optimizer.sr.cg_maxiter, solve_dtype,
-                                     rescale=self.optimizer.sr.rescale,
-                                     rescale_cutoff=self.optimizer.sr.rescale_cutoff)
-            else:
-                d = sr.gradient(O, e_loc, weights, mode)
-            d = d.astype(flat.dtype)
-            updates, opt_state = tx.update(unravel(d), state.opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            return finish_step(state, new_params, opt_state, sstate, stats, d, shift)
+            samples, weights, e_loc, stats, sstate = self.estimate(state.params, state.sampler_state)
+            return self._update(state, solver, samples, weights, e_loc, stats, sstate)
 
         if self.mesh is None:
             return jax.jit(step)
@@ -357,6 +383,67 @@ class VMC:
 
         sh = self.state_sharding()
         return jax.jit(step, in_shardings=(sh,), out_shardings=(sh, replicated(self.mesh)))
+
+    def _update(self, state: VMCState, solver: str, samples, weights, e_loc, stats, sstate):
+        """The rest of a step after sampling and local energies: O, the SR direction, the optax update."""
+        tx = self.optimizer.transform()
+        solve_dtype = jnp.float64 if self.precision == "float32" else None
+        params = state.params
+        model, mode = self._model, self._mode
+        rows = self._rows(samples, samples.ndim - 1)
+        # factored where the model gives factors (the RBM): SR then never forms the n × P matrix
+        O = estimators.log_derivatives(model, params, rows, mode, self._chunk, self.mesh, factored=True)
+        O = jax.tree_util.tree_map(lambda x: self._rows(x, 1), O)
+        flat, unravel = ravel_pytree(params)
+        shift = self.optimizer.sr.shift(state.step)
+        if self.optimizer.kind in ("sr", "minsr"):
+            d = sr.sr_direction(O, e_loc, weights, mode, shift, solver,
+                                 self.optimizer.sr.cg_tol, self.optimizer.sr.cg_maxiter, solve_dtype,
+                                 rescale=self.optimizer.sr.rescale,
+                                 rescale_cutoff=self.optimizer.sr.rescale_cutoff)
+        else:
+            d = sr.gradient(O, e_loc, weights, mode)
+        d = d.astype(flat.dtype)
+        updates, opt_state = tx.update(unravel(d), state.opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        return finish_step(state, new_params, opt_state, sstate, stats, d, shift)
+
+    def _threaded_step(self, solver: str, n_threads: int):
+        """``step`` with the chains in ``n_threads`` parts, each sampled and its local energies computed by
+        its own thread (one compiled function for all parts), then one jitted update of the joined parts."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        model, sampler = self._model, self.sampler
+
+        def part_fn(params, sstate, part):
+            p = sampler.sample_part(model, params, sstate, part, n_threads)
+            flat = p.samples.reshape(-1, p.samples.shape[-1])
+            e_loc = estimators.local_energies(model, params, self.hamiltonian, flat, self._chunk, None)
+            return p, e_loc.astype(jnp.complex128)
+
+        def rest(state: VMCState, parts):
+            samples, weights, sstate = sampler.join_parts(state.sampler_state, [p for p, _ in parts])
+            e_loc = jnp.concatenate([e for _, e in parts]).reshape(samples.shape[:-1])
+            if weights is None:
+                weights = jnp.full(e_loc.shape, 1.0 / e_loc.size)
+                stats = statistics(e_loc)
+            else:
+                stats = statistics(e_loc, weights, mcmc=True)
+            return self._update(state, solver, samples, weights, e_loc, stats, sstate)
+
+        part_jit, rest_jit = jax.jit(part_fn), jax.jit(rest)
+        pool = ThreadPoolExecutor(n_threads, thread_name_prefix="nqs-chains")
+
+        def step(state: VMCState):
+            # each thread waits for its own part: XLA's CPU client runs computations dispatched from one
+            # thread one after the other, those from different threads at the same time
+            def one(part):
+                return jax.block_until_ready(part_jit(state.params, state.sampler_state, jnp.int32(part)))
+
+            parts = list(pool.map(one, range(n_threads)))
+            return rest_jit(state, parts)
+
+        return step
 
 
 class NonFiniteError(RuntimeError):

@@ -584,10 +584,16 @@ def build(cfg: Config) -> Problem:
     mesh = parallel.chain_mesh() if pc.shard and jax.device_count() > 1 else None
     try:
         vmc = VMC(model, op, sampler, opt, chunk_size=oc.chunk_size, precision=oc.precision,
-                  memory_limit_mb=oc.memory_limit_mb, mesh=mesh)
+                  memory_limit_mb=oc.memory_limit_mb, mesh=mesh, threads=pc.threads)
     except ValueError as err:
-        raise ConfigError(f"optimizer/sampler: {err}") from None
+        raise ConfigError(f"optimizer/sampler/parallel: {err}") from None
     return Problem(cfg, lat, hil, op, vmc)
+
+
+def _threads_note(vmc) -> str:
+    """" on N threads" where the chains are sampled by several threads (:attr:`nqs.vmc.VMC.threads_in_use`)."""
+    n = getattr(vmc, "threads_in_use", 1)
+    return f" on {n} threads" if n > 1 else ""
 
 
 def _check_dbm_settings(cfg: Config) -> None:
@@ -859,7 +865,8 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     console.print(
         f"[bold]nqs[/bold] {cfg.hamiltonian.kind} on {problem.lattice.describe()}; "
         f"{problem.hilbert.describe()}\n  model: {vmc.model.describe()}, {n_params} parameters; "
-        f"sampler: {cfg.sampler.kind}{_power_note(cfg)}; optimizer: {cfg.optimizer.kind} (solver: {solver})\n"
+        f"sampler: {cfg.sampler.kind}{_power_note(cfg)}{_threads_note(vmc)}; "
+        f"optimizer: {cfg.optimizer.kind} (solver: {solver})\n"
         f"  units: {units}"
     )
     if cfg.model.kind == "dbm" and (jax.device_count() > 1 or "memory_limit_mb" in cfg.optimizer.model_fields_set):

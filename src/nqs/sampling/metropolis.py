@@ -10,6 +10,10 @@ the configurations at the start of every sweep (a periodic full recompute agains
 Where the rule's moves are flips of fixed sites (``move_table``: the local and exchange rules) and the
 model offers :meth:`~nqs.models.base.Model.move_path` for them (the RBM: a table of e^{±Δθ} per move),
 the chains run on that path instead; the draws and the acceptance test are the same, so are the chains.
+
+Every chain draws its proposals from its own key, so any part of the chains can be sampled on its own
+(:meth:`MetropolisSampler.sample_part`) and the parts joined are the whole sampler's chains: the VMC
+driver samples the parts on concurrent CPU threads.
 """
 
 from __future__ import annotations
@@ -22,6 +26,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..operators.pauli import apply_moves
+
+
+class SampledPart(NamedTuple):
+    """One part of the chains after :meth:`MetropolisSampler.sample_part`: samples (n, n_per_chain, N),
+    log_weights (n, n_per_chain) of the reweighting for ``power`` < 2 (None for 2), the chains' last
+    configurations (n, N) and their acceptances (n,)."""
+
+    samples: jax.Array
+    log_weights: Any
+    sigma: jax.Array
+    n_accepted: jax.Array
 
 
 class SamplerState(NamedTuple):
@@ -190,10 +205,23 @@ class MetropolisSampler:
     def sample(self, model, params, state: SamplerState):
         """Returns ``(samples (n_chains, n_per_chain, N), weights, new_state)`` (jittable): weights None for
         ``power`` = 2, else |ψ|^{2−power} normalized to sum 1, shape (n_chains, n_per_chain)."""
+        return self.join_parts(state, [self.sample_part(model, params, state, 0, 1)])
+
+    def sample_part(self, model, params, state: SamplerState, part, n_parts: int) -> SampledPart:
+        """Chains ``part·n … (part+1)·n − 1`` of :meth:`sample` (n = n_chains / n_parts; ``part`` may be traced).
+
+        Each chain draws its moves from its own key, so the parts joined by :meth:`join_parts` are
+        :meth:`sample`'s chains exactly (to the last bit), whatever ``n_parts``.  Parts are independent
+        computations: the driver runs them on concurrent threads (:class:`nqs.vmc.VMC` ``threads``)."""
+        if self.n_chains % n_parts:
+            raise ValueError(f"n_chains ({self.n_chains}) must be a multiple of the number of parts ({n_parts})")
+        n = self.n_chains // n_parts
+        lo = part * n
         sweep = self.sweep_size or self.hilbert.n_sites
         raw_params = params
-        key, k_burn, k_samp = jax.random.split(state.key, 3)
-        state = state._replace(sigma=_off_nodes(model, raw_params, state.sigma, jax.random.fold_in(state.key, 7)))
+        _, k_burn, k_samp = jax.random.split(state.key, 3)
+        sigma = _off_nodes(model, raw_params, state.sigma, jax.random.fold_in(state.key, 7))
+        sigma = jax.lax.dynamic_slice_in_dim(sigma, lo, n)
         path = self._move_path(model)
         if path is None:
             params = model.prepare(params)
@@ -209,7 +237,7 @@ class MetropolisSampler:
                 return new_sigma, new_cache, accept
         else:
             chain_move, v_cache, params = self._path_move(path, params)
-        cache = v_cache(params, state.sigma)
+        cache = v_cache(params, sigma)
 
         v_move = jax.vmap(chain_move)
 
@@ -227,33 +255,51 @@ class MetropolisSampler:
             (sigma, cache, n_acc), _ = jax.lax.scan(move, (sigma, cache, n_acc), x)
             return (sigma, cache, n_acc), sigma
 
-        def sweeps(carry, key, n):
-            """``n`` sweeps; the proposals' randomness is drawn ahead for blocks of sweeps (drawing it
-            inside the sequential loop cost ~3 µs per step on a CPU), at most ``_DRAW_BYTES`` a block."""
-            b = _block(n, sweep * self.n_chains * 12)
+        def sweeps(carry, key, n_sweeps):
+            """``n_sweeps`` sweeps; the proposals' randomness is drawn ahead for blocks of sweeps (drawing it
+            inside the sequential loop cost ~3 µs per step on a CPU), at most ``_DRAW_BYTES`` a block, from a
+            key per chain."""
+            b = _block(n_sweeps, sweep * self.n_chains * 12)
+
+            def draws(k):
+                k1, k2 = jax.random.split(k)
+                return self.rule.draw(k1, (b, sweep)), jnp.log(jax.random.uniform(k2, (b, sweep)))
 
             def block(carry, k):
-                k1, k2 = jax.random.split(k)
-                r = self.rule.draw(k1, (b, sweep, self.n_chains))
-                log_u = jnp.log(jax.random.uniform(k2, (b, sweep, self.n_chains)))
+                keys = jax.random.split(k, self.n_chains)  # one per chain: a part draws only its own
+                if n_parts > 1:
+                    keys = jax.lax.dynamic_slice_in_dim(keys, lo, n)
+                r, log_u = jax.vmap(draws, out_axes=2)(keys)  # (b, sweep, n)
                 return jax.lax.scan(body, carry, (r, log_u))
 
-            carry, ys = jax.lax.scan(block, carry, jax.random.split(key, n // b))
-            return carry, ys.reshape(n, *ys.shape[2:])
+            carry, ys = jax.lax.scan(block, carry, jax.random.split(key, n_sweeps // b))
+            return carry, ys.reshape(n_sweeps, *ys.shape[2:])
 
-        carry = (state.sigma, cache, jnp.zeros(state.sigma.shape[:1], jnp.int32))
+        carry = (sigma, cache, jnp.zeros(sigma.shape[:1], jnp.int32))
         if self.n_discard > 0:
             carry, _ = sweeps(carry, k_burn, self.n_discard)
         carry, samples = sweeps(carry, k_samp, self.n_per_chain)
         sigma, _, n_acc = carry
-        n_acc = jnp.sum(n_acc.astype(jnp.int64))
-        n_prop = (self.n_discard + self.n_per_chain) * sweep * self.n_chains
-        new_state = SamplerState(sigma, key, state.n_accepted + n_acc, state.n_proposed + n_prop)
-        # samples: (n_per_chain, n_chains, N) -> (n_chains, n_per_chain, N)
+        # samples: (n_per_chain, n, N) -> (n, n_per_chain, N)
         samples = jnp.swapaxes(samples, 0, 1)
+        log_w = None
+        if self.power != 2:
+            log_amp = jax.vmap(jax.vmap(model.log_psi, in_axes=(None, 0)), in_axes=(None, 0))(raw_params, samples)
+            log_w = (2.0 - self.power) * jnp.real(log_amp)
+        return SampledPart(samples, log_w, sigma, n_acc)
+
+    def join_parts(self, state: SamplerState, parts):
+        """``(samples, weights, new_state)`` of :meth:`sample` from its parts (in order)."""
+        cat = (lambda xs: xs[0]) if len(parts) == 1 else (lambda xs: jnp.concatenate(xs))
+        samples = cat([p.samples for p in parts])
+        sigma = cat([p.sigma for p in parts])
+        n_acc = sum(jnp.sum(p.n_accepted.astype(jnp.int64)) for p in parts)
+        sweep = self.sweep_size or self.hilbert.n_sites
+        n_prop = (self.n_discard + self.n_per_chain) * sweep * self.n_chains
+        key = jax.random.split(state.key, 3)[0]
+        new_state = SamplerState(sigma, key, state.n_accepted + n_acc, state.n_proposed + n_prop)
         if self.power == 2:
             return samples, None, new_state
-        log_amp = jnp.real(jax.vmap(jax.vmap(model.log_psi, in_axes=(None, 0)), in_axes=(None, 0))(raw_params, samples))
-        logw = (2.0 - self.power) * log_amp
+        logw = cat([p.log_weights for p in parts])
         w = jnp.exp(logw - jnp.max(logw))
         return samples, w / jnp.sum(w), new_state
