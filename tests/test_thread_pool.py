@@ -42,24 +42,26 @@ def test_rbm_pp_j1j2_step_finishes_on_a_small_cpu_pool():
 
 
 def test_xla_cpu_flag_is_added_once_and_can_be_kept_out(monkeypatch):
-    """nqs.tune_xla_cpu appends the YNN-off flag (jaxlib 0.10) after the user's flags, never twice,
-    and not at all with NQS_KEEP_XLA_FLAGS (it only edits the environment of later backends)."""
+    """nqs.tune_xla_cpu appends the YNN-off flag (jaxlib 0.10) and the small-loop threshold after the
+    user's flags, never twice, each not where the user set its own, and nothing with NQS_KEEP_XLA_FLAGS
+    (it only edits the environment of later backends)."""
     from importlib.metadata import version
 
     import nqs
 
+    ynn = [nqs.YNN_OFF] if version("jaxlib").startswith("0.10.") else []
     monkeypatch.delenv("NQS_KEEP_XLA_FLAGS", raising=False)
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
     nqs.tune_xla_cpu()
     nqs.tune_xla_cpu()
-    flags = os.environ["XLA_FLAGS"]
-    if version("jaxlib").startswith("0.10."):
-        assert flags == f"--xla_force_host_platform_device_count=2 {nqs.YNN_OFF}"
-    else:
-        assert flags == "--xla_force_host_platform_device_count=2"
+    assert os.environ["XLA_FLAGS"] == " ".join(["--xla_force_host_platform_device_count=2", *ynn, nqs.SMALL_LOOPS])
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=-reduce")
     nqs.tune_xla_cpu()
-    assert os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=-reduce"
+    assert os.environ["XLA_FLAGS"] == f"--xla_cpu_experimental_ynn_fusion_type=-reduce {nqs.SMALL_LOOPS}"
+    own = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"
+    monkeypatch.setenv("XLA_FLAGS", own)
+    nqs.tune_xla_cpu()
+    assert os.environ["XLA_FLAGS"] == " ".join([own, *ynn])
     monkeypatch.setenv("XLA_FLAGS", "")
     monkeypatch.setenv("NQS_KEEP_XLA_FLAGS", "1")
     nqs.tune_xla_cpu()
