@@ -354,12 +354,14 @@ class VMC:
         flat = self._rows(samples, len(shape))
         e_loc = estimators.local_energies(model, params, self.hamiltonian, flat, self._chunk, self.mesh)
         e_loc = self._rows(e_loc, 1).astype(jnp.complex128).reshape(shape)
-        if weights is None:
-            weights = jnp.full(e_loc.shape, 1.0 / e_loc.size)
-            stats = statistics(e_loc)
-        else:
-            stats = statistics(e_loc, weights, mcmc=not self.sampler.exact)
+        weights, stats = self._energy_statistics(e_loc, weights)
         return samples, weights, e_loc, stats, sampler_state
+
+    def _energy_statistics(self, e_loc, weights):
+        """``(weights, statistics of E_loc)``: uniform weights 1/n where the sampler gives none."""
+        if weights is None:
+            return jnp.full(e_loc.shape, 1.0 / e_loc.size), statistics(e_loc)
+        return weights, statistics(e_loc, weights, mcmc=not self.sampler.exact)
 
     def make_step(self, solver: str):
         """The ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static.
@@ -424,11 +426,7 @@ class VMC:
         def rest(state: VMCState, parts):
             samples, weights, sstate = sampler.join_parts(state.sampler_state, [p for p, _ in parts])
             e_loc = jnp.concatenate([e for _, e in parts]).reshape(samples.shape[:-1])
-            if weights is None:
-                weights = jnp.full(e_loc.shape, 1.0 / e_loc.size)
-                stats = statistics(e_loc)
-            else:
-                stats = statistics(e_loc, weights, mcmc=True)
+            weights, stats = self._energy_statistics(e_loc, weights)
             return self._update(state, solver, samples, weights, e_loc, stats, sstate)
 
         part_jit, rest_jit = jax.jit(part_fn), jax.jit(rest)
