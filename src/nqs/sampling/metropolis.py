@@ -152,6 +152,11 @@ class MetropolisSampler:
     def exact(self) -> bool:
         return False
 
+    @property
+    def sweep(self) -> int:
+        """Proposals per sweep: ``sweep_size``, else the number of sites."""
+        return self.sweep_size or self.hilbert.n_sites
+
     def state_sharding(self, mesh) -> SamplerState:
         """Shardings of the state on a 1-D chain mesh (:mod:`nqs.parallel`): chains split, key and counters
         replicated.  The chains split evenly or not at all: ``n_chains`` must be a multiple of the devices."""
@@ -217,7 +222,7 @@ class MetropolisSampler:
             raise ValueError(f"n_chains ({self.n_chains}) must be a multiple of the number of parts ({n_parts})")
         n = self.n_chains // n_parts
         lo = part * n
-        sweep = self.sweep_size or self.hilbert.n_sites
+        sweep = self.sweep
         raw_params = params
         _, k_burn, k_samp = jax.random.split(state.key, 3)
         sigma = _off_nodes(model, raw_params, state.sigma, jax.random.fold_in(state.key, 7))
@@ -294,7 +299,7 @@ class MetropolisSampler:
         samples = cat([p.samples for p in parts])
         sigma = cat([p.sigma for p in parts])
         n_acc = sum(jnp.sum(p.n_accepted.astype(jnp.int64)) for p in parts)
-        sweep = self.sweep_size or self.hilbert.n_sites
+        sweep = self.sweep
         n_prop = (self.n_discard + self.n_per_chain) * sweep * self.n_chains
         key = jax.random.split(state.key, 3)[0]
         new_state = SamplerState(sigma, key, state.n_accepted + n_acc, state.n_proposed + n_prop)
