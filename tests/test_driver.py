@@ -95,6 +95,14 @@ def test_threads_give_the_same_steps():
             s, info = step(s)
             energies.append(float(info["energy"].mean.real))
         finals[threads] = (s, energies, float(info["acceptance"]))
+        # the final evaluation (make_estimate) splits the chains the same way
+        est = v.make_estimate()(s.params, s.sampler_state)
+        if threads == 1:
+            est1 = est
+        else:
+            for x, y in zip(est, est1, strict=True):
+                for a, b in zip(jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(y), strict=True):
+                    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
     s1, e1, a1 = finals[1]
     for threads in (2,):
         s, e, a = finals[threads]

@@ -410,9 +410,21 @@ class VMC:
         new_params = optax.apply_updates(params, updates)
         return finish_step(state, new_params, opt_state, sstate, stats, d, shift)
 
-    def _threaded_step(self, solver: str, n_threads: int):
-        """``step`` with the chains in ``n_threads`` parts, each sampled and its local energies computed by
-        its own thread (one compiled function for all parts), then one jitted update of the joined parts."""
+    def make_estimate(self):
+        """:meth:`estimate` as ``fn(params, sampler_state)``: jitted, or, with :attr:`threads_in_use` > 1, the
+        chains' parts sampled (with their local energies) by that many threads at once, then joined (the
+        same chains, the same numbers)."""
+        n_threads = self.threads_in_use
+        if n_threads == 1:
+            return jax.jit(self.estimate)
+        parts_of, join = self._parts(n_threads)
+        join_jit = jax.jit(join)
+        return lambda params, sstate: join_jit(sstate, parts_of(params, sstate))
+
+    def _parts(self, n_threads: int):
+        """``(parts_of, join)``: ``parts_of(params, sampler_state)`` samples the chains in ``n_threads`` parts,
+        each with its local energies, on as many threads (one compiled function for all parts), and the
+        jittable ``join(sampler_state, parts)`` is :meth:`estimate`'s result from them."""
         from concurrent.futures import ThreadPoolExecutor
 
         model, sampler = self._model, self.sampler
@@ -423,25 +435,35 @@ class VMC:
             e_loc = estimators.local_energies(model, params, self.hamiltonian, flat, self._chunk, None)
             return p, e_loc.astype(jnp.complex128)
 
-        def rest(state: VMCState, parts):
-            samples, weights, sstate = sampler.join_parts(state.sampler_state, [p for p, _ in parts])
+        def join(sstate, parts):
+            samples, weights, sstate = sampler.join_parts(sstate, [p for p, _ in parts])
             e_loc = jnp.concatenate([e for _, e in parts]).reshape(samples.shape[:-1])
             weights, stats = self._energy_statistics(e_loc, weights)
-            return self._update(state, solver, samples, weights, e_loc, stats, sstate)
+            return samples, weights, e_loc, stats, sstate
 
-        part_jit, rest_jit = jax.jit(part_fn), jax.jit(rest)
+        part_jit = jax.jit(part_fn)
         pool = ThreadPoolExecutor(n_threads, thread_name_prefix="nqs-chains")
 
-        def step(state: VMCState):
+        def parts_of(params, sstate):
             # each thread waits for its own part: XLA's CPU client runs computations dispatched from one
             # thread one after the other, those from different threads at the same time
             def one(part):
-                return jax.block_until_ready(part_jit(state.params, state.sampler_state, jnp.int32(part)))
+                return jax.block_until_ready(part_jit(params, sstate, jnp.int32(part)))
 
-            parts = list(pool.map(one, range(n_threads)))
-            return rest_jit(state, parts)
+            return list(pool.map(one, range(n_threads)))
 
-        return step
+        return parts_of, join
+
+    def _threaded_step(self, solver: str, n_threads: int):
+        """``step`` with the chains in ``n_threads`` parts (:meth:`_parts`), then one jitted update."""
+        parts_of, join = self._parts(n_threads)
+
+        @jax.jit
+        def rest(state: VMCState, parts):
+            samples, weights, e_loc, stats, sstate = join(state.sampler_state, parts)
+            return self._update(state, solver, samples, weights, e_loc, stats, sstate)
+
+        return lambda state: rest(state, parts_of(state.params, state.sampler_state))
 
 
 class NonFiniteError(RuntimeError):

@@ -734,14 +734,14 @@ def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
     lat = problem.lattice
 
     @jax.jit
-    def go(params, sstate):
-        samples, weights, e_loc, stats, sstate = vmc.estimate(params, sstate)
+    def correlations(samples):
         sigma = spin_samples(problem, samples)
         sq = structure_factor_samples(sigma, lat.positions, lat.momenta())
         zz = sigma[..., :1].astype(jnp.float64) * sigma.astype(jnp.float64) / 4
-        return stats, sq, zz, weights, sstate
+        return sq, zz
 
-    stats, sq, zz, weights, sstate = go(params, sampler_state)
+    samples, weights, _, stats, sstate = vmc.make_estimate()(params, sampler_state)  # on the step's threads
+    sq, zz = correlations(samples)
     mcmc = not vmc.sampler.exact
     sq_stats = [statistics(sq[..., i], weights, mcmc) for i in range(sq.shape[-1])]
     zz_stats = [statistics(zz[..., j], weights, mcmc) for j in range(zz.shape[-1])]
