@@ -536,6 +536,10 @@ class DBMVMC:
         weights = jnp.full(eps.shape, 1.0 / eps.size)
         return js.sigma, weights, eps, statistics(eps), sstate
 
+    def make_estimate(self):
+        """:meth:`estimate` jitted, as ``fn(params, sampler_state)`` (VMC.make_estimate; one thread)."""
+        return jax.jit(self.estimate)
+
     def make_step(self, solver: str):
         """The jitted ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static."""
         tx = self.optimizer.transform()
