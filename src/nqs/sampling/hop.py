@@ -2,11 +2,11 @@
 
 Configurations are occupations ``x`` of length ``2L`` with orbital ``p = site + L·spin`` (↑ first,
 :mod:`nqs.hilbert.fermions`).  The rules follow the interface of
-:class:`~nqs.sampling.metropolis.LocalRule` / :class:`~nqs.sampling.metropolis.ExchangeRule`:
-``draw(key, shape)`` returns random ints (one per proposal) and ``move(r, x)`` turns one of them
-into ``(sites, new_values, mask)``, so :class:`~nqs.sampling.metropolis.MetropolisSampler` uses
-them unchanged.  Every proposal is symmetric (the reverse move is drawn with the same
-probability, inapplicable draws give the identity move), so no Hastings correction is needed.
+:class:`~nqs.sampling.metropolis.Rule`: ``choose(u)`` turns uniforms into random ints (one per
+proposal) and ``move(r, x)`` turns one of them into ``(sites, new_values, mask)``, so
+:class:`~nqs.sampling.metropolis.MetropolisSampler` uses them unchanged.  Every proposal is symmetric
+(the reverse move is drawn with the same probability, inapplicable draws give the identity move), so
+no Hastings correction is needed.
 Only ``|ψ|²`` enters the acceptance: the rules carry no fermion sign.
 
 * :class:`HopRule`: pick a bond (i, j) and a spin σ uniformly; if exactly one of the orbitals
@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .metropolis import Rule, index_of
 
 __all__ = ["HopRule", "SpinExchangeRule", "HopExchangeRule", "lattice_bonds"]
 
@@ -46,7 +47,7 @@ def _bond_array(bonds) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class HopRule:
+class HopRule(Rule):
     """One electron hops across a uniformly chosen bond with a uniformly chosen spin.
 
     ``bonds`` (n_bonds, 2) site pairs (e.g. :func:`lattice_bonds`); a draw ``r`` in
@@ -71,9 +72,9 @@ class HopRule:
     def n_choices(self) -> int:
         return 2 * self.n_bonds
 
-    def draw(self, key, shape):
+    def choose(self, u):
         """A (bond, spin) index per move."""
-        return jax.random.randint(key, shape, 0, self.n_choices)
+        return index_of(u[..., 0], self.n_choices)
 
     def move(self, r, x):
         """``(sites (2,), new_values (2,), mask (2,))`` for draw ``r``."""
@@ -84,7 +85,7 @@ class HopRule:
 
 
 @dataclass(frozen=True, eq=False)
-class SpinExchangeRule:
+class SpinExchangeRule(Rule):
     """Opposite spins on a uniformly chosen bond (i, j) exchange: ↑ at i, ↓ at j ↔ ↓ at i, ↑ at j.
 
     Applies only when each site is singly occupied with opposite spins; otherwise the identity.
@@ -103,9 +104,9 @@ class SpinExchangeRule:
     def n_choices(self) -> int:
         return len(self.bonds)
 
-    def draw(self, key, shape):
+    def choose(self, u):
         """A bond index per move."""
-        return jax.random.randint(key, shape, 0, self.n_choices)
+        return index_of(u[..., 0], self.n_choices)
 
     def move(self, r, x):
         """``(sites (4,), new_values (4,), mask (4,))`` for draw ``r``."""
@@ -118,7 +119,7 @@ class SpinExchangeRule:
 
 
 @dataclass(frozen=True, eq=False)
-class HopExchangeRule:
+class HopExchangeRule(Rule):
     """A :class:`SpinExchangeRule` move with probability ``p_exchange``, else a :class:`HopRule` move.
 
     The draw is ``r < n_hop`` for a hop (index r) and ``n_hop + e`` for exchange ``e``; moves are
@@ -146,11 +147,12 @@ class HopExchangeRule:
     def n_sites(self) -> int:
         return self.hop.n_sites
 
-    def draw(self, key, shape):
-        k1, k2, k3 = jax.random.split(key, 3)
-        ex = jax.random.uniform(k1, shape) < self.p_exchange
-        rh = self.hop.draw(k2, shape)
-        re = self.exchange.draw(k3, shape)
+    n_uniforms = 2
+
+    def choose(self, u):
+        """Uniform 0 picks the kind of move, uniform 1 the move."""
+        ex = u[..., 0] < self.p_exchange
+        rh, re = index_of(u[..., 1], self.hop.n_choices), index_of(u[..., 1], self.exchange.n_choices)
         return jnp.where(ex, self.hop.n_choices + re, rh)
 
     def move(self, r, x):
