@@ -309,10 +309,10 @@ class JointMetropolisSampler:
             return carry
 
         def sweep(carry, key):
-            k1, k2, k3 = jax.random.split(key, 3)
-            r = self.rule.draw(k1, (n_sweep, n_chains))
-            lu = jnp.log(jax.random.uniform(k2, (n_sweep, n_chains)))
-            carry, _ = jax.lax.scan(s_body, carry, (r, lu))
+            k1, k3 = jax.random.split(key)
+            n_u = self.rule.n_uniforms  # the rule's choice and the acceptance from one draw (Rule)
+            u = jax.random.uniform(k1, (n_sweep, n_chains, n_u + 1))
+            carry, _ = jax.lax.scan(s_body, carry, (self.rule.choose(u[..., :n_u]), jnp.log(u[..., n_u])))
             return deep_pass(carry, k3), None
 
         def record(carry, key):
