@@ -310,9 +310,7 @@ class JointMetropolisSampler:
 
         def sweep(carry, key):
             k1, k3 = jax.random.split(key)
-            n_u = self.rule.n_uniforms  # the rule's choice and the acceptance from one draw (Rule)
-            u = jax.random.uniform(k1, (n_sweep, n_chains, n_u + 1))
-            carry, _ = jax.lax.scan(s_body, carry, (self.rule.choose(u[..., :n_u]), jnp.log(u[..., n_u])))
+            carry, _ = jax.lax.scan(s_body, carry, self.rule.draw_with_acceptance(k1, (n_sweep, n_chains)))
             return deep_pass(carry, k3), None
 
         def record(carry, key):

@@ -51,6 +51,12 @@ class Rule:
         """The draws of ``shape`` moves from ``key``."""
         return self.choose(jax.random.uniform(key, (*shape, self.n_uniforms)))
 
+    def draw_with_acceptance(self, key, shape):
+        """``(draws, log u)`` of ``shape`` moves: the moves and their acceptance tests' log-uniforms from one
+        ``jax.random.uniform`` call (what the samplers use)."""
+        u = jax.random.uniform(key, (*shape, self.n_uniforms + 1))
+        return self.choose(u[..., :-1]), jnp.log(u[..., -1])
+
 
 class SampledPart(NamedTuple):
     """One part of the chains after :meth:`MetropolisSampler.sample_part`: samples (n, n_per_chain, N),
@@ -288,20 +294,18 @@ class MetropolisSampler:
             (sigma, cache, n_acc), _ = jax.lax.scan(move, (sigma, cache, n_acc), x)
             return (sigma, cache, n_acc), sigma
 
-        n_u = self.rule.n_uniforms
-
         def sweeps(carry, key, n_sweeps):
             """``n_sweeps`` sweeps; the proposals' randomness is drawn ahead for blocks of sweeps (drawing it
             inside the sequential loop cost ~3 µs per step on a CPU), at most ``_DRAW_BYTES`` a block, from a
             key per chain and block, with one uniform draw for the rule's choices and the acceptance test."""
-            b = _block(n_sweeps, sweep * self.n_chains * (8 * (n_u + 1) + 12))
+            b = _block(n_sweeps, sweep * self.n_chains * (8 * (self.rule.n_uniforms + 1) + 12))
             keys = jax.random.split(key, (n_sweeps // b, self.n_chains))  # a part draws only its own chains'
             if n_parts > 1:
                 keys = jax.lax.dynamic_slice_in_dim(keys, lo, n, axis=1)
 
             def block(carry, k):
-                u = jax.vmap(lambda kc: jax.random.uniform(kc, (b, sweep, n_u + 1)), out_axes=2)(k)
-                return jax.lax.scan(body, carry, (self.rule.choose(u[..., :n_u]), jnp.log(u[..., n_u])))
+                draws = jax.vmap(lambda kc: self.rule.draw_with_acceptance(kc, (b, sweep)), out_axes=2)(k)
+                return jax.lax.scan(body, carry, draws)
 
             carry, ys = jax.lax.scan(block, carry, keys)
             return carry, ys.reshape(n_sweeps, *ys.shape[2:])
