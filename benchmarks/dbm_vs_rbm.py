@@ -1,4 +1,4 @@
-"""DBM (joint-chain VMC, :mod:`nqs.dbm_vmc`) against the real RBM × Marshall on the Heisenberg chain.
+"""DBM (joint-chain VMC, :mod:`nqs.drivers.dbm`) against the real RBM × Marshall on the Heisenberg chain.
 
     python benchmarks/dbm_vs_rbm.py                      # L = 16, 800 steps each, default rows (~12 min)
     python benchmarks/dbm_vs_rbm.py --steps 300 --rows rbm1 dbm8
@@ -13,9 +13,9 @@ separate estimate with ``--n-eval`` samples at the optimized parameters (DBMs: w
 
 Rows (``--rows``):
 
-* ``rbm1``  real RBM α = 1 (M = 16) × Marshall, :class:`nqs.vmc.VMC`;
+* ``rbm1``  real RBM α = 1 (M = 16) × Marshall, :class:`nqs.drivers.vmc.VMC`;
 * ``rbm05`` real RBM α = 0.5 (M = 8) × Marshall (the DBM M = K = 8 without its deep layer);
-* ``dbm8``  DBM M = K = 8 × Marshall, :class:`nqs.dbm_vmc.DBMVMC` (``--metric``, ``--deep-samples``,
+* ``dbm8``  DBM M = K = 8 × Marshall, :class:`nqs.drivers.dbm.DBMVMC` (``--metric``, ``--deep-samples``,
   ``--deep-decay``: the decoupled decay of U that keeps the deep-layer noise from running away);
 * ``dbm16`` DBM M = K = 16 × Marshall, same;
 * ``dbm8x`` DBM M = K = 8 optimized by plain VMC with Σ_d done exactly (2^8 terms per amplitude):
@@ -35,10 +35,10 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from nqs.config import default_config  # noqa: E402
-from nqs.dbm_vmc import DBMVMC, DeepBoltzmann, JointMetropolisSampler  # noqa: E402
+from nqs.drivers.dbm import DBMVMC, DeepBoltzmann, JointMetropolisSampler  # noqa: E402
 from nqs.sampling import MetropolisSampler  # noqa: E402
 from nqs.stats import statistics  # noqa: E402
-from nqs.vmc import VMC, run  # noqa: E402
+from nqs.drivers.vmc import VMC, run  # noqa: E402
 from nqs.workflow import build  # noqa: E402
 
 E0 = -7.142296360616779

@@ -28,7 +28,7 @@ def build(solver="dense", chunk_size=None, mesh=None, precision="float64", memor
     from nqs.models import RBM, MarshallSign
     from nqs.sampling import ExchangeRule, MetropolisSampler
     from nqs.sr import SRConfig
-    from nqs.vmc import VMC, OptimizerConfig
+    from nqs.drivers.vmc import VMC, OptimizerConfig
 
     lat = make_lattice("chain", [8])
     model = MarshallSign(RBM(8, 1.0, init_scale=0.1, param_dtype="real"), tuple(int(c) for c in lat.sublattice))
@@ -41,7 +41,7 @@ def build(solver="dense", chunk_size=None, mesh=None, precision="float64", memor
 
 def energies(vmc, n_steps=5):
     """Energy history of ``n_steps`` steps from seed :data:`SEED`, and the final state."""
-    from nqs.vmc import run
+    from nqs.drivers.vmc import run
 
     out: list[float] = []
     state = run(vmc, vmc.init(jax.random.PRNGKey(SEED)), n_steps,

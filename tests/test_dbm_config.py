@@ -1,5 +1,5 @@
 """``[model] kind = "dbm"`` from a TOML config: ``nqs run`` with the joint-chain DBM driver
-(nqs.dbm_vmc.DBMVMC), its result.json, checkpoint resume, and the config errors of the combinations
+(nqs.drivers.dbm.DBMVMC), its result.json, checkpoint resume, and the config errors of the combinations
 it does not support."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from nqs import cli
 from nqs.config import ConfigError, parse_config
-from nqs.dbm_vmc import DBMVMC, DeepBoltzmann, JointMetropolisSampler
+from nqs.drivers.dbm import DBMVMC, DeepBoltzmann, JointMetropolisSampler
 from nqs.workflow import build
 
 E0_CHAIN6 = -2.8027756377319946  # ED, Heisenberg chain L = 6 PBC, spin-1/2 units

@@ -1,4 +1,4 @@
-"""Joint-chain VMC of a trainable DBM (nqs.dbm_vmc): estimators by enumeration, sampler, energy, optimization."""
+"""Joint-chain VMC of a trainable DBM (nqs.drivers.dbm): estimators by enumeration, sampler, energy, optimization."""
 
 import dataclasses
 
@@ -9,7 +9,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from nqs import hamiltonians, sr
-from nqs.dbm_vmc import (
+from nqs.drivers.dbm import (
     DBMVMC,
     DeepBoltzmann,
     JointMetropolisSampler,
@@ -24,7 +24,7 @@ from nqs.hilbert import SpinHilbert
 from nqs.lattice import make_lattice
 from nqs.sampling import ExchangeRule, LocalRule
 from nqs.sr import SRConfig
-from nqs.vmc import OptimizerConfig, run
+from nqs.drivers.vmc import OptimizerConfig, run
 
 
 def _chain(n):

@@ -1,6 +1,6 @@
 """Hamiltonians read from files (nqs TOML/JSON, mVMC/HPhi expert mode, StdFace, Wannier90).
 
-References are independent of the reader: nqs.hubbard, free-fermion band energies, and Jordan–Wigner
+References are independent of the reader: nqs.hamiltonians.hubbard, free-fermion band energies, and Jordan–Wigner
 matrices built here with numpy Kronecker products from the formulas of the mVMC/HPhi manuals.
 """
 
@@ -19,7 +19,7 @@ from scipy import sparse
 from nqs.exact import lowest_energies
 from nqs.hamiltonian_files import FileHamiltonian, HamiltonianFileError, read_hamiltonian
 from nqs.hilbert.fermions import SpinfulFermions
-from nqs.hubbard import hubbard
+from nqs.hamiltonians.hubbard import hubbard
 from nqs.lattice import make_lattice
 from nqs.operators.fermion import FermionOperator
 
@@ -43,7 +43,7 @@ def assert_same_matrix(a: FermionOperator, b: FermionOperator, hilbert: SpinfulF
 
 @cache
 def chain6_lowest() -> np.ndarray:
-    """The 4 lowest energies of nqs.hubbard on the 6-ring, t = 1, U = 4, N↑ = N↓ = 3."""
+    """The 4 lowest energies of nqs.hamiltonians.hubbard on the 6-ring, t = 1, U = 4, N↑ = N↓ = 3."""
     return lowest_energies(hubbard(make_lattice("chain", [6], True), t=1.0, U=4.0), SpinfulFermions(6, 3, 3), 4)
 
 
@@ -296,7 +296,7 @@ def test_stdface_square_free_band_and_fields(tmp_path):
     eps = np.sort((-2 * t * (np.cos(kx) + np.cos(ky)) - 4 * tp * np.cos(kx) * np.cos(ky)).ravel())
     e0 = lowest_energies(h.operator, SpinfulFermions(8, 2, 1), 1)[0]
     assert abs(e0 - (eps[:2].sum() + eps[0])) < TOL
-    # mu and h: −mu N − h (N↑ − N↓)/2, and U against nqs.hubbard on the same torus
+    # mu and h: −mu N − h (N↑ − N↓)/2, and U against nqs.hamiltonians.hubbard on the same torus
     path.write_text(path.read_text().replace("U = 0", "U = 4\nmu = 0.3\nh = 0.2\nnelec = 5\n2Sz = 1"))
     h2 = read_hamiltonian(path, "stdface")
     assert (h2.n_up, h2.n_down) == (3, 2)
@@ -334,7 +334,7 @@ def test_wannier90_one_orbital_chain_equals_hubbard(tmp_path, weight):
     h = read_hamiltonian(path, "wannier90", supercell=(6, 1, 1), U=4.0, n_up=3, n_down=3)
     assert (h.n_sites, h.n_up, h.n_down) == (6, 3, 3)
     hil = SpinfulFermions(6, 3, 3)
-    # one orbital per cell: site = cell, as in nqs.hubbard, so the matrices agree (hence all of ED)
+    # one orbital per cell: site = cell, as in nqs.hamiltonians.hubbard, so the matrices agree (hence all of ED)
     assert_same_matrix(h.operator, hubbard(make_lattice("chain", [6], True), t=t, U=4.0), hil)
     if weight == 1:
         np.testing.assert_allclose(lowest_energies(h.operator, hil, 4), chain6_lowest(), atol=TOL)

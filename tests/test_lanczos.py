@@ -14,7 +14,7 @@ from nqs.estimators import lanczos_step, local_energies_h2
 from nqs.exact import lowest_energies
 from nqs.hilbert import SpinHilbert
 from nqs.hilbert.fermions import SpinfulFermions
-from nqs.hubbard import hubbard
+from nqs.hamiltonians.hubbard import hubbard
 from nqs.lattice import make_lattice
 from nqs.models import RBM
 from nqs.models.pair_product import RBMPP

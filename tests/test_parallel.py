@@ -19,7 +19,7 @@ import parallel_worker as pw
 import pytest
 
 from nqs import parallel
-from nqs.vmc import auto_chunk_size
+from nqs.drivers.vmc import auto_chunk_size
 
 WORKER = str(Path(__file__).with_name("parallel_worker.py"))
 TOL = 1e-10
@@ -173,7 +173,7 @@ def test_large_model_caches_get_small_automatic_chunks():
     """A projection's cache over its images (256 here) streams megabytes per sample: the automatic chunk is
     capped at LARGE_CACHE_CHUNK rows; an explicit chunk_size still wins and a plain RBM is left alone."""
     from nqs.config import load_config
-    from nqs.vmc import LARGE_CACHE_CHUNK
+    from nqs.drivers.vmc import LARGE_CACHE_CHUNK
     from nqs.workflow import build
 
     cfg = load_config(Path(__file__).parents[1] / "examples" / "j1j2_4x4_projected.toml")

@@ -10,7 +10,7 @@ import pytest
 from test_fermion_models import _create, _drift, _eloc_error, check_holomorphic_gradient, extra_terms
 
 from nqs.hilbert import SpinfulFermions
-from nqs.hubbard import hubbard
+from nqs.hamiltonians.hubbard import hubbard
 from nqs.lattice import make_lattice
 from nqs.models.pair_product import RBMPP, PairProduct
 from nqs.models.pfaffian import PfaffianPP, log_pfaffian
@@ -165,7 +165,7 @@ def test_general_pairing_from_the_config_lowers_the_energy():
     the singlet pair product from the same start (measured 3.9e-3 against 2.6e-2); config errors."""
     from nqs.config import ConfigError, parse_config
     from nqs.exact import exact_energy_of_model, lowest_energies
-    from nqs.vmc import run
+    from nqs.drivers.vmc import run
     from nqs.workflow import build
 
     energies = {}

@@ -16,7 +16,7 @@ from nqs.config import ConfigError, parse_config
 from nqs.exact import exact_energy_of_model
 from nqs.hamiltonians import j1j2
 from nqs.hilbert import SpinHilbert
-from nqs.hubbard import hubbard
+from nqs.hamiltonians.hubbard import hubbard
 from nqs.lattice import make_lattice
 from nqs.lattice.symmetry import point_characters, point_group, space_group, translation_group
 from nqs.models.base import MarshallSign

@@ -129,7 +129,7 @@ class ModelConfig(_Section):
     init: Literal["auto", "tight_binding", "uhf", "dwave", "random"] = "auto"
     n_hidden: int | None = Field(None, gt=0)  # dbm: hidden units (default alpha * n_sites)
     n_deep: int | None = Field(None, gt=0)  # dbm: deep units (default n_hidden)
-    # dbm (joint-chain VMC, nqs.dbm_vmc; filled in for kind "dbm", unset for the other kinds):
+    # dbm (joint-chain VMC, nqs.drivers.dbm; filled in for kind "dbm", unset for the other kinds):
     deep_samples: int | None = Field(None, gt=0)  # deep draws per replica and sample (R; default 4)
     deep_decay: float | None = Field(None, ge=0)  # decoupled decay of U per update, x lr (default 0.1; 0: none)
     deep_metric: Literal["pair", "mean"] | None = None  # SR metric of the joint chain (default "pair")

@@ -78,7 +78,7 @@ directions, i.e. ``−t (c†_i c_j + h.c.)``)::
     H = −t Σ_⟨ij⟩σ (c†_iσ c_jσ + h.c.) − t' Σ_⟨⟨ij⟩⟩σ (...) + U Σ_i n_i↑ n_i↓ + V Σ_⟨ij⟩ n_i n_j
         − mu Σ_i n_i − h Σ_i (n_i↑ − n_i↓)/2
 
-built with :func:`nqs.hubbard.hubbard` on :func:`~nqs.lattice.make_lattice` ``("chain", [L])`` or
+built with :func:`nqs.hamiltonians.hubbard.hubbard` on :func:`~nqs.lattice.make_lattice` ``("chain", [L])`` or
 ``("square", [W, L])``, periodic, so sites are in nqs order (the spectrum is StdFace's; site labels
 may differ).  Unset parameters are 0, as in StdFace.  Other lattices ("StdFace lattice X is not
 supported"), other models, and keys that change the Hamiltonian in ways not covered here (``J``,
@@ -98,7 +98,7 @@ folded onto the supercell ``(L1, L2, L3)``::
 
 site index = ``m + num_wann · cell_index`` (0-based m; ``cell_index = (c1·L2 + c2)·L3 + c3``).  The
 file must be Hermitian, ``H_nm(−R) = conj(H_mn(R))`` (to 1e-6, then symmetrized); h.c. comes from the
-−R rows.  Several R folding onto one pair add up (as in :mod:`nqs.hubbard`).  Options:
+−R rows.  Several R folding onto one pair add up (as in :mod:`nqs.hamiltonians.hubbard`).  Options:
 
 * ``supercell``: int or 1–3 ints (required).
 * ``U``: a number or one per orbital, ``U_m Σ_cell n_{m↑} n_{m↓}``; or the path of a
@@ -130,7 +130,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .hubbard import hubbard
+from .hamiltonians.hubbard import hubbard
 from .lattice import make_lattice
 from .operators.fermion import FermionOperator
 

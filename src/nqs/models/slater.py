@@ -238,7 +238,7 @@ def one_body_matrices(source: Any, n_sites: int) -> tuple[np.ndarray, np.ndarray
 
     ``source`` is
     * a :class:`~nqs.lattice.Lattice`: nearest-neighbour hopping ``h_ij = −1`` on its periodic
-      shell-1 bonds (:func:`nqs.hubbard.hubbard` with t = 1, U = 0);
+      shell-1 bonds (:func:`nqs.hamiltonians.hubbard.hubbard` with t = 1, U = 0);
     * a :class:`~nqs.operators.fermion.FermionOperator` on ``2L`` orbitals (e.g. a Hubbard model
       with any boundary condition): its quadratic terms ``c·c†_p c_q`` give ``h_pq += c``
       (``c·c_q c†_p`` gives ``h_pq −= c``); quartic and constant terms are ignored;
@@ -249,7 +249,7 @@ def one_body_matrices(source: Any, n_sites: int) -> tuple[np.ndarray, np.ndarray
 
     L = n_sites
     if isinstance(source, Lattice):
-        from ..hubbard import hubbard
+        from ..hamiltonians.hubbard import hubbard
 
         if source.n_sites != L:
             raise ValueError(f"the lattice has {source.n_sites} sites but the model has {L}")

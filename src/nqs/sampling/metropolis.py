@@ -251,7 +251,7 @@ class MetropolisSampler:
 
         Each chain draws its moves from its own key, so the parts joined by :meth:`join_parts` are
         :meth:`sample`'s chains exactly (to the last bit), whatever ``n_parts``.  Parts are independent
-        computations: the driver runs them on concurrent threads (:class:`nqs.vmc.VMC` ``threads``)."""
+        computations: the driver runs them on concurrent threads (:class:`nqs.drivers.vmc.VMC` ``threads``)."""
         if self.n_chains % n_parts:
             raise ValueError(f"n_chains ({self.n_chains}) must be a multiple of the number of parts ({n_parts})")
         n = self.n_chains // n_parts

@@ -41,8 +41,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .lattice import DISTANCE_TOL, Lattice
-from .operators.fermion import FermionOperator
+from ..lattice import DISTANCE_TOL, Lattice
+from ..operators.fermion import FermionOperator
 
 BOUNDARY_MODES = ("periodic", "antiperiodic", "open")
 

@@ -96,12 +96,12 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from . import sr
-from .estimators import centered
-from .models.base import Model, log_cosh, move_delta
-from .models.dbm import DBM, LN2
-from .operators.pauli import apply_moves
-from .stats import statistics
+from .. import sr
+from ..estimators import centered
+from ..models.base import Model, log_cosh, move_delta
+from ..models.dbm import DBM, LN2
+from ..operators.pauli import apply_moves
+from ..stats import statistics
 from .vmc import OptimizerConfig, VMCState, finish_step
 
 __all__ = ["DeepBoltzmann", "JointMetropolisSampler", "JointSamplerState", "JointSamples", "DBMVMC",
@@ -439,14 +439,14 @@ def joint_direction(O, e_loc, weights, metric: str, diag_shift, solver: str, tol
 # --------------------------------------------------------------------------------- the driver
 @dataclass(frozen=True, eq=False)
 class DBMVMC:
-    """VMC of a :class:`DeepBoltzmann` over the joint chain; the interface of :class:`nqs.vmc.VMC`.
+    """VMC of a :class:`DeepBoltzmann` over the joint chain; the interface of :class:`nqs.drivers.vmc.VMC`.
 
     ``init``, ``make_step``, ``estimate``, ``n_parameters``, ``solver`` behave as VMC's (same
     state, info keys and return shapes); ``estimate`` returns σ samples and per-sample
     ε = ½(Ē_1 + Ē_2) (so ``Stats.variance`` is Var ε, which includes the deep-layer noise and is
     larger than Var_ψ E_loc).  ``metric`` chooses the SR metric ("pair" or "mean", module
     docstring (v)); ``deep_decay`` μ ≥ 0 the decoupled decay of U (module docstring (vi)).
-    Optimizer kinds "sr", "minsr", "sgd", "adam" as in :class:`~nqs.vmc.OptimizerConfig`.
+    Optimizer kinds "sr", "minsr", "sgd", "adam" as in :class:`~nqs.drivers.vmc.OptimizerConfig`.
     """
 
     model: DeepBoltzmann
@@ -473,7 +473,7 @@ class DBMVMC:
         return VMCState(params, opt_state, sstate, jnp.zeros((), jnp.int64))
 
     def place(self, state: VMCState) -> VMCState:
-        """No-op (one device; :func:`nqs.vmc.run` calls it)."""
+        """No-op (one device; :func:`nqs.drivers.vmc.run` calls it)."""
         return state
 
     def physical_params(self, params):

@@ -6,8 +6,8 @@ uses spin-1/2 operators S = σ/2, so S_i·S_j = (X_iX_j + Y_iY_j + Z_iZ_j)/4.
 
 from __future__ import annotations
 
-from .conventions import units_for
-from .operators.pauli import PauliSum
+from ..conventions import units_for
+from ..operators.pauli import PauliSum
 
 
 def ising(lattice, J: float = 1.0, h: float = 1.0) -> PauliSum:

@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from . import estimators, sr
-from .jax_utils import param_mode, tree_all_finite
-from .models.base import Model, Reparametrized
-from .stats import statistics
+from .. import estimators, sr
+from ..jax_utils import param_mode, tree_all_finite
+from ..models.base import Model, Reparametrized
+from ..stats import statistics
 
 
 class VMCState(NamedTuple):
@@ -228,7 +228,7 @@ class VMC:
         return jax.eval_shape(SplitComplex.split, p) if isinstance(self._model, SplitComplex) else p
 
     def _auto_chunk(self, shapes) -> int | None:
-        from .parallel import n_shards
+        from ..parallel import n_shards
 
         params = self._params_shapes(shapes)
         sstate = jax.eval_shape(self.sampler.init_state, jax.random.PRNGKey(0))
@@ -274,7 +274,7 @@ class VMC:
         """Shardings of the state on ``mesh`` (a prefix tree): replicated, except the chains."""
         if self.mesh is None:
             return None
-        from .parallel import replicated
+        from ..parallel import replicated
 
         r = replicated(self.mesh)
         return VMCState(r, r, self.sampler.state_sharding(self.mesh), r)
@@ -287,7 +287,7 @@ class VMC:
         """
         if self.mesh is None:
             return state
-        from .parallel import put
+        from ..parallel import put
 
         return put(state, self.state_sharding())
 
@@ -339,7 +339,7 @@ class VMC:
     # ------------------------------------------------------------------ pieces
     def _rows(self, x, lead: int):
         """``x`` (..., rest) with its ``lead`` leading axes flattened to rows, split over the mesh."""
-        from .parallel import constrain_rows
+        from ..parallel import constrain_rows
 
         return constrain_rows(x.reshape(-1, *x.shape[lead:]), self.mesh)
 
@@ -381,7 +381,7 @@ class VMC:
 
         if self.mesh is None:
             return jax.jit(step)
-        from .parallel import replicated
+        from ..parallel import replicated
 
         sh = self.state_sharding()
         return jax.jit(step, in_shardings=(sh,), out_shardings=(sh, replicated(self.mesh)))

@@ -19,16 +19,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import estimators, hamiltonians, io
-from . import exact as exact_mod
-from . import hubbard as hubbard_mod
-from .config import FERMION_KINDS, Config, ConfigError
-from .conventions import units_for, units_short
-from .dbm_vmc import DBMVMC, DeepBoltzmann, JointMetropolisSampler
-from .estimators import structure_factor_samples
-from .hilbert import SpinfulFermions, SpinHilbert
-from .lattice import make_lattice
-from .models import (
+from .. import estimators, hamiltonians, io
+from .. import exact as exact_mod
+from ..hamiltonians.hubbard import hubbard as build_hubbard
+from ..config import FERMION_KINDS, Config, ConfigError
+from ..conventions import units_for, units_short
+from ..drivers.dbm import DBMVMC, DeepBoltzmann, JointMetropolisSampler
+from ..estimators import structure_factor_samples
+from ..hilbert import SpinfulFermions, SpinHilbert
+from ..lattice import make_lattice
+from ..models import (
     RBM,
     RBMPP,
     Jastrow,
@@ -40,15 +40,15 @@ from .models import (
     SpinRBMPP,
     SymmetricRBM,
 )
-from .models.pair_product import dwave_pairing, neighbour_table
-from .models.slater import one_body_matrices
-from .operators.pauli import pauli_terms_from_spec
-from .reference import reference_energy
-from .sampling import ExactSampler, ExchangeRule, LocalRule, MetropolisSampler
-from .sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule, lattice_bonds
-from .sr import SRConfig
-from .stats import statistics
-from .vmc import VMC, NonFiniteError, OptimizerConfig, run
+from ..models.pair_product import dwave_pairing, neighbour_table
+from ..models.slater import one_body_matrices
+from ..operators.pauli import pauli_terms_from_spec
+from ..reference import reference_energy
+from ..sampling import ExactSampler, ExchangeRule, LocalRule, MetropolisSampler
+from ..sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule, lattice_bonds
+from ..sr import SRConfig
+from ..stats import statistics
+from ..drivers.vmc import VMC, NonFiniteError, OptimizerConfig, run
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -59,7 +59,7 @@ class Problem:
     lattice: Any
     hilbert: Any  # SpinHilbert or SpinfulFermions
     hamiltonian: Any
-    vmc: Any  # nqs.vmc.VMC; nqs.dbm_vmc.DBMVMC (same interface) for model.kind = "dbm"
+    vmc: Any  # nqs.drivers.vmc.VMC; nqs.drivers.dbm.DBMVMC (same interface) for model.kind = "dbm"
 
     @property
     def units(self) -> str:
@@ -97,7 +97,7 @@ def _parse_angle(value, where: str) -> float:
 
 def symmetry_sector(cfg: Config, lat) -> tuple[Any, np.ndarray, int | None, str]:
     """``(group, characters, spin_parity, label)`` of ``model.symmetry`` on ``lat`` (ConfigError if impossible)."""
-    from .lattice.symmetry import little_group, momentum, momentum_characters, space_characters, translation_group
+    from ..lattice.symmetry import little_group, momentum, momentum_characters, space_characters, translation_group
 
     sc = cfg.model.symmetry
     k = [0.0] * lat.ndim if sc.k is None else [_parse_angle(v, "model.symmetry.k") for v in sc.k]
@@ -153,14 +153,14 @@ def _build_fermions(cfg: Config, lat):
     n_up, n_down = hc.n_up, hc.n_down
     if hc.kind == "hubbard":
         try:
-            op = hubbard_mod.hubbard(lat, t=hc.t, U=hc.U, t2=hc.t2, V=hc.V, boundary=hc.boundary or "periodic")
+            op = build_hubbard(lat, t=hc.t, U=hc.U, t2=hc.t2, V=hc.V, boundary=hc.boundary or "periodic")
         except ValueError as err:
             raise ConfigError(f"hamiltonian: {err}") from None
         shells = (1, 2) if hc.t2 else (1,)
         bonds = lattice_bonds(lat, shells)
         n_sites = lat.n_sites
     else:
-        from .hamiltonian_files import HamiltonianFileError, read_hamiltonian
+        from ..hamiltonian_files import HamiltonianFileError, read_hamiltonian
 
         try:
             fh = read_hamiltonian(hc.path, hc.format, **(hc.options or {}))
@@ -255,7 +255,7 @@ def _fermion_model(cfg: Config, hil, op, neighbour_bonds=None):
                           "\"tight_binding\" or \"uhf\"")
     hopping = op if mc.init in ("auto", "tight_binding") else None
     if mc.init == "uhf":
-        from .models.slater import unrestricted_hartree_fock
+        from ..models.slater import unrestricted_hartree_fock
 
         lat = _build_lattice(cfg)
         guess = (1 - 2 * np.asarray(lat.sublattice, dtype=float)) if lat.is_bipartite else None
@@ -265,7 +265,7 @@ def _fermion_model(cfg: Config, hil, op, neighbour_bonds=None):
         if mc.kind == "slater":
             model = Slater(L, nu, nd, param_dtype=mc.param_dtype, hopping=hopping)
         elif (mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0)) and mc.pairing == "general":
-            from .models.pfaffian import PfaffianPP
+            from ..models.pfaffian import PfaffianPP
 
             model = PfaffianPP(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
                                spin_points=mc.spin_projection)
@@ -281,7 +281,7 @@ def _fermion_model(cfg: Config, hil, op, neighbour_bonds=None):
         raise ConfigError(f"model: {err}") from None
     model = _shared(cfg, _build_lattice(cfg), model, fermions=True)
     if images is not None and rbm_images is None:
-        from .models.symmetric import FermionProjected
+        from ..models.symmetric import FermionProjected
 
         model = FermionProjected(model, images, chars, nu + nd)
     return model
@@ -296,7 +296,7 @@ def _fermion_projection(cfg: Config, n_sites: int):
     * ``project = "rbm"`` (rbm_pp): the RBM factor alone, through its image path, while the pair function is
       tied over the whole space group (f(Rr) = f(r), symmetric f: a singlet) — exact, since then
       ``Σ_g χ_g (U_g ψ)(x) = ψ_PP(x) Σ_g χ_g ψ_RBM(g x)``, but an invariant f excludes d-wave-like pairing."""
-    from .lattice.symmetry import point_characters, point_group
+    from ..lattice.symmetry import point_characters, point_group
 
     mc, sc = cfg.model, cfg.model.symmetry
     if sc.project == "rbm" and (mc.kind != "rbm_pp" or mc.alpha == 0):
@@ -335,8 +335,8 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
     mc = cfg.model
     if mc.shared_weights is None:
         return model
-    from .lattice.symmetry import space_group, translation_group
-    from .models.tied import Tied, antiperiodic_signs, translation_tying
+    from ..lattice.symmetry import space_group, translation_group
+    from ..models.tied import Tied, antiperiodic_signs, translation_tying
 
     if not all(lat.pbc):
         raise ConfigError(f"model.shared_weights: {lat.describe()} has open directions; sharing parameters over "
@@ -365,7 +365,7 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
 def _point_projection(cfg: Config, lat):
     """Group and characters of ``model.symmetry`` for a model whose shared weights make it invariant
     under translations already (k = 0 exactly): the point group alone, or the identity."""
-    from .lattice.symmetry import point_characters, point_group
+    from ..lattice.symmetry import point_characters, point_group
 
     sc = cfg.model.symmetry
     if sc.k is not None and any(_parse_angle(v, "model.symmetry.k") != 0 for v in sc.k):
@@ -380,7 +380,7 @@ def _point_projection(cfg: Config, lat):
 
 
 def _dbm_model(cfg: Config, lat) -> DeepBoltzmann:
-    """The trainable real DBM of ``model.kind = "dbm"`` (:mod:`nqs.dbm_vmc`); resolves n_hidden, n_deep."""
+    """The trainable real DBM of ``model.kind = "dbm"`` (:mod:`nqs.drivers.dbm`); resolves n_hidden, n_deep."""
     mc = cfg.model
     if mc.symmetry is not None:
         raise ConfigError("model.symmetry: the DBM driver samples (σ, d, d') jointly and cannot project onto a "
@@ -420,7 +420,7 @@ def _spin_model(cfg: Config, lat, hil):
     elif mc.kind == "rbm_symmetric":
         if mc.alpha != int(mc.alpha):
             raise ConfigError(f"model.alpha: the symmetric RBM takes an integer number of filters, got {mc.alpha}")
-        from .lattice.symmetry import space_group
+        from ..lattice.symmetry import space_group
 
         group = space_group(lat) if (mc.symmetry and mc.symmetry.point_group) else lat
         # Without hidden biases the symmetric RBM is even under the global spin flip at Sz = 0 (times
@@ -492,7 +492,7 @@ def _project_rbm_factor(model, group, chi, parity):
     the pair product as it is (its own symmetry: tied over translations, or none)."""
     from dataclasses import replace
 
-    from .models.tied import Tied
+    from ..models.tied import Tied
 
     inner = model.inner if isinstance(model, Tied) else model
     if not isinstance(inner, SpinRBMPP) or inner.rbm is None:
@@ -511,7 +511,7 @@ def _orbits(model, op, hil):
     flip), when the Hamiltonian commutes with every element (checked on the sparse matrix); else None."""
     if not isinstance(model, Projected) or isinstance(hil, SpinfulFermions):
         return None
-    from .sampling.exact import orbit_representatives
+    from ..sampling.exact import orbit_representatives
 
     return orbit_representatives(hil, model.permutations, model.spin_parity is not None, op.to_sparse(hil).tocsr())
 
@@ -578,7 +578,7 @@ def build(cfg: Config) -> Problem:
         mc = cfg.model
         vmc = DBMVMC(model, op, sampler, opt, metric=mc.deep_metric, deep_decay=mc.deep_decay)
         return Problem(cfg, lat, hil, op, vmc)
-    from . import parallel
+    from .. import parallel
 
     pc = cfg.parallel
     mesh = parallel.chain_mesh() if pc.shard and jax.device_count() > 1 else None
@@ -591,13 +591,13 @@ def build(cfg: Config) -> Problem:
 
 
 def _threads_note(vmc) -> str:
-    """" on N threads" where the chains are sampled by several threads (:attr:`nqs.vmc.VMC.threads_in_use`)."""
+    """" on N threads" where the chains are sampled by several threads (:attr:`nqs.drivers.vmc.VMC.threads_in_use`)."""
     n = getattr(vmc, "threads_in_use", 1)
     return f" on {n} threads" if n > 1 else ""
 
 
 def _check_dbm_settings(cfg: Config) -> None:
-    """Settings that the DBM driver (:class:`nqs.dbm_vmc.DBMVMC`, one device, float64) does not have."""
+    """Settings that the DBM driver (:class:`nqs.drivers.dbm.DBMVMC`, one device, float64) does not have."""
     sc, oc = cfg.sampler, cfg.optimizer
     if sc.kind == "exact":
         raise ConfigError("sampler.kind: the DBM's joint (σ, d, d') Markov chain has no exact mode; "
@@ -615,7 +615,7 @@ def _check_dbm_settings(cfg: Config) -> None:
 
 def join_processes(cfg: Config) -> bool:
     """``[parallel] distributed = true``: join the jax.distributed run (before any JAX work)."""
-    from . import parallel
+    from .. import parallel
 
     pc = cfg.parallel
     if not pc.distributed:
@@ -642,7 +642,7 @@ def exact_reference(problem: Problem, k: int = 1) -> tuple[list[float] | None, s
     cfg, lat = problem.config, problem.lattice
     hc = cfg.hamiltonian
     if cfg.model.symmetry is not None and not problem.fermions and _needs_sector(cfg):
-        from .lattice.symmetry import sector_energies
+        from ..lattice.symmetry import sector_energies
 
         group, chi, parity, label = symmetry_sector(cfg, lat)
         sc = cfg.model.symmetry
@@ -684,7 +684,7 @@ def sector_table(problem: Problem, point_group: bool = False, spin_flip: bool = 
     """Lowest ``n_levels`` energies in every symmetry sector (momentum; with ``point_group`` the
     irreps of each little group; with ``spin_flip`` the spin parity), by dense diagonalization of the
     symmetrized blocks.  Rows ``{k, k_label, irrep, spin_parity, energies}`` sorted by lowest energy."""
-    from .lattice.symmetry import sector_energies, symmetry_sectors
+    from ..lattice.symmetry import sector_energies, symmetry_sectors
 
     if problem.fermions:
         raise ConfigError("nqs ed --sectors: symmetry sectors are implemented for spin models")
@@ -766,7 +766,7 @@ def lanczos_evaluate(problem: Problem, params, sampler_state, n_samples: int | N
                                                    min(chunk_size, flat.shape[0]))
         return e, h2, jnp.sum(lost), weights
 
-    from .parallel import to_host
+    from ..parallel import to_host
 
     e, h2, lost, w = go(params, sampler_state)
     e, h2 = to_host(e), to_host(h2)  # every process's samples (several processes: gathered)
@@ -821,7 +821,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     """Run VMC for ``cfg`` into ``cfg.output.dir`` and return the result dictionary."""
     from rich.console import Console
 
-    from . import parallel
+    from .. import parallel
 
     join_processes(cfg)
     main = parallel.is_main_process()
@@ -1025,7 +1025,7 @@ class ParameterAverage:
     def save(self, step: int) -> None:
         if self.first >= self.last or step <= self.first:
             return
-        from .parallel import to_host
+        from ..parallel import to_host
 
         arrays = {f"leaf_{i}": to_host(x) for i, x in enumerate(jax.tree_util.tree_leaves(self.total))}
         if self.write:
@@ -1050,7 +1050,7 @@ def imaginary_time(cfg: Config, console=None) -> dict:
 
     Writes ``imaginary_time.json`` and ``imaginary_time.png`` into ``output.dir``.
     """
-    from . import imaginary_time as it
+    from .. import imaginary_time as it
 
     hc, ic = cfg.hamiltonian, cfg.imaginary_time
     if hc.kind not in ("ising", "heisenberg"):
