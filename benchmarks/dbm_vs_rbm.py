@@ -38,7 +38,7 @@ from nqs.config import default_config  # noqa: E402
 from nqs.drivers.dbm import DBMVMC, DeepBoltzmann, JointMetropolisSampler  # noqa: E402
 from nqs.sampling import MetropolisSampler  # noqa: E402
 from nqs.stats import statistics  # noqa: E402
-from nqs.drivers.vmc import VMC, run  # noqa: E402
+from nqs.drivers import VMC, run  # noqa: E402
 from nqs.workflow import build  # noqa: E402
 
 E0 = -7.142296360616779

@@ -41,7 +41,7 @@ def build(solver="dense", chunk_size=None, mesh=None, precision="float64", memor
 
 def energies(vmc, n_steps=5):
     """Energy history of ``n_steps`` steps from seed :data:`SEED`, and the final state."""
-    from nqs.drivers.vmc import run
+    from nqs.drivers import run
 
     out: list[float] = []
     state = run(vmc, vmc.init(jax.random.PRNGKey(SEED)), n_steps,

@@ -24,7 +24,7 @@ from nqs.hilbert import SpinHilbert
 from nqs.lattice import make_lattice
 from nqs.sampling import ExchangeRule, LocalRule
 from nqs.sr import SRConfig
-from nqs.drivers.vmc import OptimizerConfig, run
+from nqs.drivers import OptimizerConfig, run
 
 
 def _chain(n):

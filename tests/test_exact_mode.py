@@ -17,7 +17,7 @@ from nqs.jax_utils import param_mode
 from nqs.lattice import make_lattice
 from nqs.models import RBM, MarshallSign, RBMRealAmpPhase
 from nqs.sampling import ExactSampler
-from nqs.drivers.vmc import VMC, OptimizerConfig, run
+from nqs.drivers import VMC, OptimizerConfig, run
 
 
 def _setup(model_cls, n=6, **kw):

@@ -34,7 +34,7 @@ from nqs.operators.pauli import PauliSum, apply_moves
 from nqs.sampling import ExactSampler, ExchangeRule, MetropolisSampler
 from nqs.sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule
 from nqs.stats import statistics
-from nqs.drivers.vmc import VMC, OptimizerConfig, run
+from nqs.drivers import VMC, OptimizerConfig, run
 
 REFERENCE = Path("/work/shared/reference/energies.json")
 

@@ -165,7 +165,7 @@ def test_general_pairing_from_the_config_lowers_the_energy():
     the singlet pair product from the same start (measured 3.9e-3 against 2.6e-2); config errors."""
     from nqs.config import ConfigError, parse_config
     from nqs.exact import exact_energy_of_model, lowest_energies
-    from nqs.drivers.vmc import run
+    from nqs.drivers import run
     from nqs.workflow import build
 
     energies = {}

@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+#: Columns of history.csv for the energy-minimising drivers (nqs.drivers.base.ENERGY_FIELDS).
 HISTORY_FIELDS = [
     "step", "energy", "energy_error", "variance", "r_hat", "tau_corr",
     "acceptance", "diag_shift", "grad_norm", "seconds",
@@ -59,8 +60,10 @@ def load_checkpoint(path: Path, template):
 class History:
     """history.csv: one row per completed step; on resume rows at or after the checkpoint are dropped."""
 
-    def __init__(self, path: Path, resume_from: int | None = None, write: bool = True):
+    def __init__(self, path: Path, resume_from: int | None = None, write: bool = True,
+                 fields: tuple[str, ...] | list[str] = tuple(HISTORY_FIELDS)):
         self.path = Path(path)
+        self.fields = list(fields)
         self.write = write  # False on the non-main processes of a multi-process run
         rows = []
         if resume_from is not None and self.path.exists():
@@ -68,7 +71,7 @@ class History:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) < resume_from]
         if write:
             with open(self.path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+                w = csv.DictWriter(f, fieldnames=self.fields)
                 w.writeheader()
                 w.writerows(rows)
         self.rows = [{k: float(v) for k, v in r.items()} for r in rows]
@@ -78,7 +81,7 @@ class History:
         if not self.write:
             return
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=HISTORY_FIELDS).writerow(row)
+            csv.DictWriter(f, fieldnames=self.fields).writerow(row)
 
 
 def read_history(path: Path) -> list[dict]:

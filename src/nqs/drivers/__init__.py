@@ -1,2 +1,14 @@
-"""Drivers: what turns a model, a Hamiltonian and a sampler into a computation (ground-state VMC, the DBM's
-joint-chain VMC, ...), and the one run loop they share."""
+"""Drivers: what turns a model, a Hamiltonian and a sampler into a computation, behind one protocol
+(:class:`~nqs.drivers.base.Driver`) and one run loop (:mod:`nqs.drivers.loop`).
+
+* :class:`~nqs.drivers.vmc.VMC` — ground-state variational Monte Carlo (SR, MinSR, first-order optimizers);
+* :class:`~nqs.drivers.dbm.DBMVMC` — VMC of a deep Boltzmann machine over its joint (σ, d, d') chain.
+"""
+
+from .base import Driver, State, finish_step
+from .dbm import DBMVMC
+from .loop import NonFiniteError, ParameterAverage, optimize, run
+from .vmc import VMC, OptimizerConfig
+
+__all__ = ["Driver", "State", "finish_step", "run", "optimize", "NonFiniteError", "ParameterAverage", "VMC",
+           "DBMVMC", "OptimizerConfig"]

@@ -102,7 +102,8 @@ from ..models.base import Model, log_cosh, move_delta
 from ..models.dbm import DBM, LN2
 from ..operators.pauli import apply_moves
 from ..stats import statistics
-from .vmc import OptimizerConfig, VMCState, finish_step
+from .base import Driver, State, finish_step
+from .vmc import OptimizerConfig
 
 __all__ = ["DeepBoltzmann", "JointMetropolisSampler", "JointSamplerState", "JointSamples", "DBMVMC",
            "joint_local_energies", "joint_log_derivatives", "pair_rows", "joint_direction", "joint_gradient",
@@ -438,7 +439,7 @@ def joint_direction(O, e_loc, weights, metric: str, diag_shift, solver: str, tol
 
 # --------------------------------------------------------------------------------- the driver
 @dataclass(frozen=True, eq=False)
-class DBMVMC:
+class DBMVMC(Driver):
     """VMC of a :class:`DeepBoltzmann` over the joint chain; the interface of :class:`nqs.drivers.vmc.VMC`.
 
     ``init``, ``make_step``, ``estimate``, ``n_parameters``, ``solver`` behave as VMC's (same
@@ -463,37 +464,36 @@ class DBMVMC:
             raise ValueError(f"deep_decay must be >= 0, got {self.deep_decay!r}")
 
     # ------------------------------------------------------------------ set-up
-    def init(self, key, params=None) -> VMCState:
+    def init(self, key, params=None) -> State:
         k_model, k_sampler = jax.random.split(key)
         if params is None:
             params = self.model.init(k_model)
         params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), params)
         opt_state = self.optimizer.transform().init(params)
         sstate = self.sampler.init_state(k_sampler, self.model.n_deep)
-        return VMCState(params, opt_state, sstate, jnp.zeros((), jnp.int64))
-
-    def place(self, state: VMCState) -> VMCState:
-        """No-op (one device; :func:`nqs.drivers.vmc.run` calls it)."""
-        return state
-
-    def physical_params(self, params):
-        return params
+        return State(params, opt_state, sstate, jnp.zeros((), jnp.int64))
 
     @property
     def param_mode(self) -> str:
         return "real"
 
-    def n_parameters(self, state: VMCState) -> int:
+    def n_parameters(self, state: State) -> int:
         return int(ravel_pytree(state.params)[0].size)
 
-    def solver(self, state: VMCState) -> str:
+    def solver(self, state: State | None = None) -> str:
         """"dense", "minsr" or "cg" for SR (auto: fewer flops on the metric's rows), else the kind."""
         if self.optimizer.kind == "minsr":
             return "minsr"
         if self.optimizer.kind != "sr":
             return self.optimizer.kind
         rows = self.sampler.n_samples * (2 if self.metric == "pair" else 1)
-        return self.optimizer.sr.choose(self.n_parameters(state), rows, "real", real_rows=True)
+        n_params = self.n_parameters(state) if state is not None else int(sum(
+            x.size for x in jax.tree_util.tree_leaves(jax.eval_shape(self.model.init, jax.random.PRNGKey(0)))))
+        return self.optimizer.sr.choose(n_params, rows, "real", real_rows=True)
+
+    def describe(self, state: State) -> str:
+        return (f"model: {self.model.describe()}, {self.n_parameters(state)} parameters; "
+                f"optimizer: {self.optimizer.kind} (solver: {self.solver(state)})")
 
     def for_evaluation(self, n_samples: int | None) -> DBMVMC:
         """This driver drawing ``n_samples`` σ samples per :meth:`estimate` (as VMC.for_evaluation)."""
@@ -538,12 +538,13 @@ class DBMVMC:
         """:meth:`estimate` jitted, as ``fn(params, sampler_state)`` (VMC.make_estimate; one thread)."""
         return jax.jit(self.estimate)
 
-    def make_step(self, solver: str):
+    def make_step(self, solver: str | None = None):
         """The jitted ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static."""
+        solver = solver or self.solver()
         tx = self.optimizer.transform()
         oc = self.optimizer
 
-        def step(state: VMCState):
+        def step(state: State):
             params = state.params
             js, e_pair, O, sstate = self.sample_joint(params, state.sampler_state, derivatives=True)
             eps = jnp.mean(e_pair, axis=-1)

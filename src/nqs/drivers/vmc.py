@@ -17,7 +17,7 @@ steps 1–2 then being one jitted function per part and the rest one more (``VMC
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,16 +25,10 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from .. import estimators, sr
-from ..jax_utils import param_mode, tree_all_finite
+from ..jax_utils import param_mode
 from ..models.base import Model, Reparametrized
 from ..stats import statistics
-
-
-class VMCState(NamedTuple):
-    params: Any
-    opt_state: Any
-    sampler_state: Any
-    step: jax.Array
+from .base import Driver, State, finish_step
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,21 +88,6 @@ MEMORY_SAFETY = 2.0
 #: ``LARGE_CACHE_CHUNK`` rows (see :meth:`VMC._auto_chunk`).
 LARGE_CACHE_BYTES = 64 * 2**10
 LARGE_CACHE_CHUNK = 16
-
-
-def finish_step(state: VMCState, new_params, opt_state, sampler_state, stats, direction, shift):
-    """``(next state, info)`` of a VMC step (shared by the drivers): the energy statistics, the
-    acceptance since ``state``, the SR shift, the update norm and whether everything is finite."""
-    finite = tree_all_finite(new_params) & jnp.isfinite(stats.mean) & jnp.isfinite(stats.variance)
-    n_prop = jnp.maximum(sampler_state.n_proposed - state.sampler_state.n_proposed, 1)
-    info = {
-        "energy": stats,
-        "acceptance": (sampler_state.n_accepted - state.sampler_state.n_accepted) / n_prop,
-        "diag_shift": shift,
-        "grad_norm": jnp.linalg.norm(direction),
-        "finite": finite,
-    }
-    return VMCState(new_params, opt_state, sampler_state, state.step + 1), info
 
 
 def cast_params(params, precision: str):
@@ -171,7 +150,7 @@ def _divisor_at_most(n: int, k: int) -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class VMC:
+class VMC(Driver):
     """Variational Monte Carlo for ``hamiltonian`` with ``model`` sampled by ``sampler``.
 
     ``chunk_size``: samples evaluated at once for E_loc and O (per device); or ``memory_limit_mb``
@@ -270,16 +249,16 @@ class VMC:
         """The chunk size in use: ``chunk_size``, else the one chosen from ``memory_limit_mb``, else None."""
         return self._chunk
 
-    def state_sharding(self) -> VMCState | None:
+    def state_sharding(self) -> State | None:
         """Shardings of the state on ``mesh`` (a prefix tree): replicated, except the chains."""
         if self.mesh is None:
             return None
         from ..parallel import replicated
 
         r = replicated(self.mesh)
-        return VMCState(r, r, self.sampler.state_sharding(self.mesh), r)
+        return State(r, r, self.sampler.state_sharding(self.mesh), r)
 
-    def place(self, state: VMCState) -> VMCState:
+    def place(self, state: State) -> State:
         """``state`` as global arrays on ``mesh`` (no-op without a mesh or when already placed).
 
         With several processes every process passes the same values (as from :meth:`init` or a
@@ -291,7 +270,7 @@ class VMC:
 
         return put(state, self.state_sharding())
 
-    def init(self, key, params=None) -> VMCState:
+    def init(self, key, params=None) -> State:
         """Fresh state from a PRNG key (parameters from ``model.init`` unless given)."""
         k_model, k_sampler = jax.random.split(key)
         if params is None:
@@ -300,7 +279,7 @@ class VMC:
         if isinstance(self._model, SplitComplex):
             params = SplitComplex.split(params)
         opt_state = self.optimizer.transform().init(params)
-        state = VMCState(params, opt_state, self.sampler.init_state(k_sampler), jnp.zeros((), jnp.int64))
+        state = State(params, opt_state, self.sampler.init_state(k_sampler), jnp.zeros((), jnp.int64))
         return self.place(state)
 
     def physical_params(self, params):
@@ -312,16 +291,19 @@ class VMC:
         """"holomorphic" (complex θ, complex derivatives) or "real"."""
         return self._mode
 
-    def n_parameters(self, state: VMCState) -> int:
-        return int(sum(x.size for x in jax.tree_util.tree_leaves(state.params)))
-
-    def solver(self, state: VMCState) -> str:
-        """The update rule actually used: "dense" or "minsr" for SR, else the optimizer kind."""
+    def solver(self, state: State | None = None) -> str:
+        """The update rule actually used: "dense" or "minsr" for SR, else the optimizer kind (the parameter
+        count is read from ``state`` or, without one, from the model's parameter shapes)."""
         if self.optimizer.kind == "minsr":
             return "minsr"
         if self.optimizer.kind != "sr":
             return self.optimizer.kind
-        return self.optimizer.sr.choose(self.n_parameters(state), self.sampler.n_samples, self._mode,
+        if state is None:
+            shapes = self._params_shapes(jax.eval_shape(self.model.init, jax.random.PRNGKey(0)))
+            n_params = int(sum(x.size for x in jax.tree_util.tree_leaves(shapes)))
+        else:
+            n_params = self.n_parameters(state)
+        return self.optimizer.sr.choose(n_params, self.sampler.n_samples, self._mode,
                                         real_rows=bool(getattr(self._model, "real_derivatives", False)))
 
     def for_evaluation(self, n_samples: int | None) -> VMC:
@@ -330,6 +312,10 @@ class VMC:
         if n_samples is None or self.sampler.exact:
             return self
         return replace(self, sampler=replace(self.sampler, n_samples=n_samples))
+
+    def describe(self, state: State) -> str:
+        return (f"model: {self.model.describe()}, {self.n_parameters(state)} parameters; "
+                f"optimizer: {self.optimizer.kind} (solver: {self.solver(state)})")
 
     def estimator_info(self) -> dict:
         """The driver and what :meth:`estimate`'s statistics are (recorded in result.json)."""
@@ -363,19 +349,21 @@ class VMC:
             return jnp.full(e_loc.shape, 1.0 / e_loc.size), statistics(e_loc)
         return weights, statistics(e_loc, weights, mcmc=not self.sampler.exact)
 
-    def make_step(self, solver: str):
-        """The ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static.
+    def make_step(self, solver: str | None = None):
+        """The ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`; by default the one it chooses)
+        is static.
 
         One jitted function, or, with :attr:`threads_in_use` > 1, the chains' parts sampled (with their
         local energies) by that many threads at once and then one jitted update: the same step, the parts
         being the same chains (:meth:`~nqs.sampling.MetropolisSampler.sample_part`).  With a mesh the
         state must be placed on it (:meth:`init` does; :func:`run` places any state).
         """
+        solver = solver or self.solver()
         n_threads = self.threads_in_use
         if n_threads > 1:
             return self._threaded_step(solver, n_threads)
 
-        def step(state: VMCState):
+        def step(state: State):
             samples, weights, e_loc, stats, sstate = self.estimate(state.params, state.sampler_state)
             return self._update(state, solver, samples, weights, e_loc, stats, sstate)
 
@@ -386,7 +374,7 @@ class VMC:
         sh = self.state_sharding()
         return jax.jit(step, in_shardings=(sh,), out_shardings=(sh, replicated(self.mesh)))
 
-    def _update(self, state: VMCState, solver: str, samples, weights, e_loc, stats, sstate):
+    def _update(self, state: State, solver: str, samples, weights, e_loc, stats, sstate):
         """The rest of a step after sampling and local energies: O, the SR direction, the optax update."""
         tx = self.optimizer.transform()
         solve_dtype = jnp.float64 if self.precision == "float32" else None
@@ -459,46 +447,8 @@ class VMC:
         parts_of, join = self._parts(n_threads)
 
         @jax.jit
-        def rest(state: VMCState, parts):
+        def rest(state: State, parts):
             samples, weights, e_loc, stats, sstate = join(state.sampler_state, parts)
             return self._update(state, solver, samples, weights, e_loc, stats, sstate)
 
         return lambda state: rest(state, parts_of(state.params, state.sampler_state))
-
-
-class NonFiniteError(RuntimeError):
-    """The optimization produced NaN/inf; ``state`` is the last good state."""
-
-    def __init__(self, step: int, state: VMCState, message: str):
-        super().__init__(message)
-        self.step = step
-        self.state = state
-
-
-def run(vmc: VMC, state: VMCState, n_steps: int, callback=None, step_fn=None):
-    """Advance ``state`` until ``state.step == n_steps``; ``callback(state, info, seconds)`` after each.
-
-    A step whose energy or new parameters are not finite is rejected: :class:`NonFiniteError`
-    is raised carrying the last good state.  Returns the final state.
-    """
-    import time
-
-    state = vmc.place(state)
-    if step_fn is None:
-        step_fn = vmc.make_step(vmc.solver(state))
-    while int(state.step) < n_steps:
-        t0 = time.perf_counter()
-        new_state, info = step_fn(state)
-        jax.block_until_ready(new_state.params)
-        dt = time.perf_counter() - t0
-        if not bool(info["finite"]):
-            k = int(state.step)
-            raise NonFiniteError(
-                k, state,
-                f"the optimization produced NaN or inf at step {k} "
-                f"(energy {float(jnp.real(info['energy'].mean))!r})",
-            )
-        state = new_state
-        if callback is not None and callback(state, info, dt) is False:
-            break
-    return state

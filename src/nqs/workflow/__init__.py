@@ -48,7 +48,7 @@ from ..sampling import ExactSampler, ExchangeRule, LocalRule, MetropolisSampler
 from ..sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule, lattice_bonds
 from ..sr import SRConfig
 from ..stats import statistics
-from ..drivers.vmc import VMC, NonFiniteError, OptimizerConfig, run
+from ..drivers import VMC, NonFiniteError, OptimizerConfig, run
 
 CHECKPOINT = "checkpoint.npz"
 

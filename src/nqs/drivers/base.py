@@ -1,0 +1,127 @@
+"""The driver protocol: what every computation nqs runs (ground-state VMC, the DBM's joint-chain VMC, and any
+driver a user registers) gives the one run loop (:mod:`nqs.drivers.loop`).
+
+A driver is a frozen object holding the static pieces (model, Hamiltonian, sampler, optimizer settings).  All
+that changes from step to step is one pytree, the *state*, with at least a ``params`` and a ``step`` field
+(:class:`State` for the drivers that sample and optimize).  The loop only calls:
+
+* ``init(key, params=None) -> state`` — a fresh state from a PRNG key;
+* ``make_step() -> step`` with ``step(state) -> (state, info)``, jitted once; ``info`` is a dict of arrays
+  holding at least ``"finite"`` (whether the new state is usable);
+* ``place(state) -> state`` — the state on the driver's devices (identity on one device);
+* ``history_fields`` / ``history_row(info)`` — the columns of ``history.csv`` and one row of floats;
+* ``progress_text(info)`` — the progress bar's description after a step;
+* ``describe(state)`` — the run header's line (model, parameters, sampler, optimizer);
+* ``make_estimate()`` — the final evaluation's ``fn(params, sampler_state) -> (samples, weights, e_loc,
+  stats, sampler_state)``, with ``for_evaluation(n_samples)`` giving the driver that draws that many samples;
+* ``estimator_info()`` — what the estimates are, recorded in ``result.json``.
+
+Checkpoints hold the state pytree itself, so a driver needs nothing more to be resumable.  A driver is made
+available to configs and the CLI by one registration beside its builder (:data:`nqs.registry.DRIVERS`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ..stats import Stats
+
+
+class State(NamedTuple):
+    """The state of a sampling driver: parameters, optimizer state, the sampler's chains, the step count."""
+
+    params: Any
+    opt_state: Any
+    sampler_state: Any
+    step: jax.Array
+
+
+#: Columns of ``history.csv`` for drivers that minimise an energy (:meth:`Driver.history_row`).
+ENERGY_FIELDS = ("step", "energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance", "diag_shift",
+                 "grad_norm", "seconds")
+
+
+class Driver(abc.ABC):
+    """Base class of the drivers (see the module docstring for the protocol).
+
+    The defaults suit drivers whose ``info`` holds ``"energy"`` (a :class:`~nqs.stats.Stats`),
+    ``"acceptance"``, ``"diag_shift"`` and ``"grad_norm"``, as :func:`finish_step` makes it; other drivers
+    override :attr:`history_fields`, :meth:`history_row` and :meth:`progress_text`.
+    """
+
+    #: The columns :meth:`history_row` fills (``step`` and ``seconds`` are filled by the run loop).
+    history_fields: ClassVar[tuple[str, ...]] = ENERGY_FIELDS
+
+    @abc.abstractmethod
+    def init(self, key: jax.Array, params: Any = None) -> Any:
+        """A fresh state from ``key`` (the model's initial parameters unless ``params`` is given)."""
+
+    @abc.abstractmethod
+    def make_step(self) -> Callable[[Any], tuple[Any, dict]]:
+        """``step(state) -> (state, info)``, compiled once; ``info["finite"]`` says whether to keep it."""
+
+    @abc.abstractmethod
+    def make_estimate(self) -> Callable:
+        """``fn(params, sampler_state) -> (samples, weights, e_loc, stats, sampler_state)``."""
+
+    def for_evaluation(self, n_samples: int | None) -> Driver:
+        """This driver drawing ``n_samples`` samples per estimate (the final evaluation); itself by default."""
+        return self
+
+    def place(self, state: Any) -> Any:
+        """``state`` on the driver's devices (identity on one device)."""
+        return state
+
+    def physical_params(self, params: Any) -> Any:
+        """The parameters in the model's own form (identity unless the driver reparametrizes)."""
+        return params
+
+    def n_parameters(self, state: Any) -> int:
+        """Number of real or complex numbers in ``state.params``."""
+        return int(sum(x.size for x in jax.tree_util.tree_leaves(state.params)))
+
+    def describe(self, state: Any) -> str:
+        """One line for the run header: what is optimized, by what."""
+        return f"{type(self).__name__}, {self.n_parameters(state)} parameters"
+
+    def estimator_info(self) -> dict:
+        """What the driver's estimates are (written to ``result.json``)."""
+        return {"driver": type(self).__name__}
+
+    def history_row(self, info: dict) -> dict[str, float]:
+        """One row of ``history.csv`` from a step's ``info`` (all :attr:`history_fields` but step, seconds)."""
+        s: Stats = info["energy"]
+        return {"energy": float(jnp.real(s.mean)), "energy_error": float(s.error), "variance": float(s.variance),
+                "r_hat": float(s.r_hat), "tau_corr": float(s.tau_corr),
+                "acceptance": float(info.get("acceptance", float("nan"))),
+                "diag_shift": float(info.get("diag_shift", float("nan"))),
+                "grad_norm": float(info.get("grad_norm", float("nan")))}
+
+    def progress_text(self, info: dict, reference: float | None = None) -> str:
+        """The progress bar's description after a step (``reference``: an exact energy, for the error)."""
+        s: Stats = info["energy"]
+        e = float(jnp.real(s.mean))
+        rel = f"  rel.err {abs(e - reference) / abs(reference):.2e}" if reference else ""
+        return f"E = {e:.6f} ± {float(s.error):.6f}{rel}"
+
+
+def finish_step(state: State, new_params, opt_state, sampler_state, stats: Stats, direction, shift):
+    """``(next state, info)`` of an optimization step of a sampling driver: the energy statistics, the
+    acceptance since ``state``, the SR shift, the update norm and whether everything is finite."""
+    from ..jax_utils import tree_all_finite
+
+    finite = tree_all_finite(new_params) & jnp.isfinite(stats.mean) & jnp.isfinite(stats.variance)
+    n_prop = jnp.maximum(sampler_state.n_proposed - state.sampler_state.n_proposed, 1)
+    info = {
+        "energy": stats,
+        "acceptance": (sampler_state.n_accepted - state.sampler_state.n_accepted) / n_prop,
+        "diag_shift": shift,
+        "grad_norm": jnp.linalg.norm(direction),
+        "finite": finite,
+    }
+    return State(new_params, opt_state, sampler_state, state.step + 1), info
