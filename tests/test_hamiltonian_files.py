@@ -17,9 +17,9 @@ import pytest
 from scipy import sparse
 
 from nqs.exact import lowest_energies
-from nqs.hamiltonian_files import FileHamiltonian, HamiltonianFileError, read_hamiltonian
-from nqs.hilbert.fermions import SpinfulFermions
+from nqs.hamiltonians.files import FileHamiltonian, HamiltonianFileError, read_hamiltonian
 from nqs.hamiltonians.hubbard import hubbard
+from nqs.hilbert.fermions import SpinfulFermions
 from nqs.lattice import make_lattice
 from nqs.operators.fermion import FermionOperator
 

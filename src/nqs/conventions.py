@@ -55,7 +55,7 @@ UNITS = {
     "j1j2": "spin-1/2 (S = sigma/2): H = J1 sum_<ij> S_i.S_j + J2 sum_<<ij>> S_i.S_j",
     "pauli": "Pauli matrices, user coefficients: H = sum_t c_t P_t",
     "hubbard": "units of t: H = -t sum_<ij>s (c+_is c_js + h.c.) + U sum_i n_iup n_idn",
-    "file": "the input file's energy units (terms and signs as in nqs.hamiltonian_files)",
+    "file": "the input file's energy units (terms and signs as in nqs.hamiltonians.files, docs/hamiltonian_files.md)",
 }
 
 

@@ -160,7 +160,7 @@ def _build_fermions(cfg: Config, lat):
         bonds = lattice_bonds(lat, shells)
         n_sites = lat.n_sites
     else:
-        from ..hamiltonian_files import HamiltonianFileError, read_hamiltonian
+        from ..hamiltonians.files import HamiltonianFileError, read_hamiltonian
 
         try:
             fh = read_hamiltonian(hc.path, hc.format, **(hc.options or {}))
