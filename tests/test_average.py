@@ -11,7 +11,7 @@ import pytest
 
 from nqs import cli
 from nqs.config import parse_config
-from nqs.workflow import ParameterAverage
+from nqs.drivers import ParameterAverage
 
 TINY = """
 seed = 3

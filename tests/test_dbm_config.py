@@ -115,9 +115,13 @@ def test_dbm_config_builds_the_joint_chain_driver():
     assert vmc.for_evaluation(256).sampler.n_samples == 256
     # n_hidden defaults to alpha * n_sites and n_deep to n_hidden
     cfg = _dbm(model={"n_hidden": None, "n_deep": None, "alpha": 0.5})
-    m = build(cfg).vmc.model
+    problem = build(cfg)
+    m = problem.vmc.model
     assert (m.n_hidden, m.n_deep, m.sublattice) == (3, 3, None)
-    assert (cfg.model.n_hidden, cfg.model.n_deep) == (3, 3)
+    # the build leaves the config as it was and returns what it chose (written to the run's config.toml)
+    assert (cfg.model.n_hidden, cfg.model.n_deep) == (None, None)
+    assert problem.resolved["model"] == {"n_hidden": 3, "n_deep": 3}
+    assert problem.resolved_config()["model"]["n_hidden"] == 3
 
 
 @pytest.mark.parametrize("over, field", [

@@ -37,7 +37,7 @@ def test_nan_raises_with_last_good_state():
 
 
 def test_solve_reports_nan_and_keeps_checkpoint(tmp_path, monkeypatch):
-    import nqs.workflow as wf
+    import nqs.workflow.run_folder as wf
 
     cfg = Config.model_validate({
         "lattice": {"kind": "chain", "size": [6]}, "hamiltonian": {"kind": "ising"},

@@ -209,7 +209,7 @@ def test_orbit_reduced_exact_mode_equals_full_enumeration():
     """A projected model in exact mode over one configuration per orbit (weights = orbit sizes) gives the
     same energy, force and S as enumerating every basis state, and the orbits tile the sector."""
     from nqs.sampling.exact import orbit_representatives
-    from nqs.workflow import _orbits
+    from nqs.workflow.models import orbits as _orbits
 
     lat, hil, op, model, params = _projected_j1j2()
     orbits = _orbits(model, op, hil)
@@ -240,7 +240,7 @@ def test_orbit_reduced_exact_mode_equals_full_enumeration():
 def test_orbit_reduction_refused_when_the_hamiltonian_breaks_the_symmetry():
     """One bond made stronger: the group no longer commutes with H, so exact mode enumerates every state."""
     from nqs.operators.pauli import PauliSum
-    from nqs.workflow import _orbits
+    from nqs.workflow.models import orbits as _orbits
 
     lat, hil, op, model, _ = _projected_j1j2()
     bond = PauliSum(lat.n_sites, [(0.3, "ZZ", (0, 1))])

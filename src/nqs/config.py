@@ -9,15 +9,17 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
+
+from . import drivers as _drivers  # noqa: F401  (registers the built-in drivers)
+from .registry import DRIVERS, Section
 
 
 class ConfigError(ValueError):
     """A user-facing configuration problem (one line, names the key)."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Section = Section
 
 
 class LatticeConfig(_Section):
@@ -265,6 +267,34 @@ class OutputConfig(_Section):
     checkpoint_every: int = Field(25, gt=0)
 
 
+class DriverConfig(_Section):
+    """``[driver]``: which computation runs.  ``kind = "auto"`` (default) is ground-state VMC ("vmc"), or the
+    joint-chain DBM driver ("dbm") for ``model.kind = "dbm"``; any registered driver kind
+    (:data:`nqs.registry.DRIVERS`) with the keys of its config class."""
+
+    kind: str = "auto"
+
+
+def _driver_section(value):
+    """``[driver]`` validated by the config class its ``kind`` registered (:data:`nqs.registry.DRIVERS`)."""
+    if isinstance(value, Section):
+        return value
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise ValueError("must be a table with a 'kind'")
+    kind = value.get("kind", "auto")
+    if kind == "auto":
+        cls = DriverConfig
+    elif kind in DRIVERS:
+        cls = DRIVERS[kind].config or DriverConfig
+    else:
+        raise ValueError(f"unknown driver kind {kind!r} (use \"auto\" or one of: {', '.join(DRIVERS.kinds())})")
+    try:
+        return cls.model_validate(value)
+    except ValidationError as err:
+        raise ValueError(_format_errors(err, prefix="")) from None
+
+
 class Config(_Section):
     seed: int = 1
     lattice: LatticeConfig = Field(default_factory=LatticeConfig)
@@ -276,6 +306,9 @@ class Config(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     imaginary_time: ImaginaryTimeConfig = Field(default_factory=ImaginaryTimeConfig)
+    driver: SerializeAsAny[Section] = Field(default_factory=DriverConfig)
+
+    _driver = field_validator("driver", mode="before")(lambda cls, v: _driver_section(v))
 
     @model_validator(mode="after")
     def _check_evaluation(self):
@@ -306,10 +339,10 @@ def default_config() -> Config:
     )
 
 
-def _format_errors(err: ValidationError) -> str:
+def _format_errors(err: ValidationError, prefix: str = "config") -> str:
     parts = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "config"
+        loc = ".".join(str(x) for x in e["loc"]) or prefix
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -318,7 +351,7 @@ def _format_errors(err: ValidationError) -> str:
         inp = e.get("input")
         if e["type"] not in ("extra_forbidden", "missing") and not isinstance(inp, dict):
             msg += f" (got {inp!r})"
-        parts.append(f"{loc}: {msg}")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 

@@ -89,6 +89,10 @@ class Driver(abc.ABC):
         """One line for the run header: what is optimized, by what."""
         return f"{type(self).__name__}, {self.n_parameters(state)} parameters"
 
+    def solver(self, state: Any = None) -> str | None:
+        """The update rule in use (recorded in ``result.json``); None for drivers without one."""
+        return None
+
     def estimator_info(self) -> dict:
         """What the driver's estimates are (written to ``result.json``)."""
         return {"driver": type(self).__name__}

@@ -88,7 +88,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -101,6 +101,8 @@ from ..estimators import centered
 from ..models.base import Model, log_cosh, move_delta
 from ..models.dbm import DBM, LN2
 from ..operators.pauli import apply_moves
+from ..registry import DRIVERS, Section
+from ..sampling import MetropolisSampler
 from ..stats import statistics
 from .base import Driver, State, finish_step
 from .vmc import OptimizerConfig
@@ -590,3 +592,22 @@ def exact_joint_weights(model: DeepBoltzmann, params, states) -> tuple[np.ndarra
     w = np.exp(lw - lw.max())
     return sigma, deep, w / w.sum()
 
+
+
+class DBMDriverConfig(Section):
+    """``[driver] kind = "dbm"``: VMC of a deep Boltzmann machine over its joint chain (the default driver of
+    ``model.kind = "dbm"``; its settings are ``model.deep_samples``, ``deep_decay`` and ``deep_metric``)."""
+
+    kind: Literal["dbm"] = "dbm"
+
+
+@DRIVERS.register("dbm", config=DBMDriverConfig)
+def build_dbm(section: DBMDriverConfig, parts) -> DBMVMC:
+    """The DBM driver: the Metropolis sampler's move rule drives the joint (σ, d, d') chain."""
+    mc, s = parts.config.model, parts.sampler
+    if not isinstance(parts.model, DeepBoltzmann) or not isinstance(s, MetropolisSampler):
+        raise ValueError("driver.kind \"dbm\" needs model.kind = \"dbm\" and a Metropolis sampler")
+    sampler = JointMetropolisSampler(s.hilbert, s.rule, n_chains=s.n_chains, n_samples=s.n_samples,
+                                     n_discard=s.n_discard, sweep_size=s.sweep_size, deep_samples=mc.deep_samples)
+    return DBMVMC(parts.model, parts.hamiltonian, sampler, parts.optimizer, metric=mc.deep_metric,
+                  deep_decay=mc.deep_decay)

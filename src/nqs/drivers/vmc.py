@@ -17,7 +17,7 @@ steps 1–2 then being one jitted function per part and the rest one more (``VMC
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +27,7 @@ from jax.flatten_util import ravel_pytree
 from .. import estimators, sr
 from ..jax_utils import param_mode
 from ..models.base import Model, Reparametrized
+from ..registry import DRIVERS, Section
 from ..stats import statistics
 from .base import Driver, State, finish_step
 
@@ -452,3 +453,21 @@ class VMC(Driver):
             return self._update(state, solver, samples, weights, e_loc, stats, sstate)
 
         return lambda state: rest(state, parts_of(state.params, state.sampler_state))
+
+
+class VMCDriverConfig(Section):
+    """``[driver] kind = "vmc"``: ground-state VMC.  Its settings are those of ``[optimizer]`` (update rule,
+    chunks, memory, precision) and ``[parallel]`` (devices, threads)."""
+
+    kind: Literal["vmc"] = "vmc"
+
+
+@DRIVERS.register("vmc", config=VMCDriverConfig)
+def build_vmc(section: VMCDriverConfig, parts) -> VMC:
+    """VMC of the built model, Hamiltonian and sampler; chains split over the devices when there are several."""
+    from .. import parallel
+
+    oc, pc = parts.config.optimizer, parts.config.parallel
+    mesh = parallel.chain_mesh() if pc.shard and jax.device_count() > 1 else None
+    return VMC(parts.model, parts.hamiltonian, parts.sampler, parts.optimizer, chunk_size=oc.chunk_size,
+               precision=oc.precision, memory_limit_mb=oc.memory_limit_mb, mesh=mesh, threads=pc.threads)

@@ -1,0 +1,91 @@
+"""One registration per kind: each Hamiltonian, model, sampler, optimizer and driver kind that a config can
+name is declared once, beside its builder, in one of the registries below.  The config schema, the build
+step, the units table and the CLI read them from here.
+
+An entry holds the kind's name, its config class (a pydantic model of the keys the kind takes, with
+``kind: Literal["name"]``), its builder, and, for Hamiltonians, its units::
+
+    from nqs.registry import DRIVERS, Section
+
+    class MyDriverConfig(Section):
+        kind: Literal["my_driver"] = "my_driver"
+        learning_rate: float = 0.1
+
+    @DRIVERS.register("my_driver", config=MyDriverConfig)
+    def build_my_driver(section: MyDriverConfig, parts) -> Driver:
+        ...
+
+What a builder receives depends on the registry (see each registry's ``builds``).  This module is tier 0: it
+imports nothing of nqs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Section(BaseModel):
+    """Base of every config class: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered kind."""
+
+    kind: str
+    config: type[Section] | None
+    build: Callable[..., Any] | None
+    units: str | None = None
+    #: further facts about the kind that the build step reads (e.g. ``{"conserves_sz": True}``)
+    facts: dict = field(default_factory=dict)
+
+
+class Registry:
+    """Kinds of one family by name, in registration order."""
+
+    def __init__(self, family: str, builds: str):
+        self.family = family
+        self.builds = builds
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, kind: str, *, config: type[Section] | None = None, units: str | None = None,
+                 replace: bool = False, **facts: Any) -> Callable:
+        """Decorator: ``@REGISTRY.register("name", config=NameConfig)`` over the kind's builder."""
+
+        def decorate(build: Callable) -> Callable:
+            if kind in self._entries and not replace:
+                raise ValueError(f"{self.family} kind {kind!r} is registered already")
+            self._entries[kind] = Entry(kind, config, build, units, dict(facts))
+            return build
+
+        return decorate
+
+    def unregister(self, kind: str) -> None:
+        self._entries.pop(kind, None)
+
+    def __getitem__(self, kind: str) -> Entry:
+        try:
+            return self._entries[kind]
+        except KeyError:
+            raise KeyError(f"unknown {self.family} kind {kind!r} (known: {', '.join(self._entries)})") from None
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries.values())
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self._entries)
+
+
+#: Hamiltonians: ``build(lattice, **parameters) -> operator``.
+HAMILTONIANS = Registry("hamiltonian", "the operator on the lattice")
+#: Drivers: ``build(section, parts) -> Driver`` with ``parts`` the built model, Hamiltonian, sampler, optimizer.
+DRIVERS = Registry("driver", "the driver from the built parts")
