@@ -97,7 +97,7 @@ def _parse_angle(value, where: str) -> float:
 
 def symmetry_sector(cfg: Config, lat) -> tuple[Any, np.ndarray, int | None, str]:
     """``(group, characters, spin_parity, label)`` of ``model.symmetry`` on ``lat`` (ConfigError if impossible)."""
-    from ..lattice.symmetry import little_group, momentum, momentum_characters, space_characters, translation_group
+    from ..lattice import little_group, momentum, momentum_characters, space_characters, translation_group
 
     sc = cfg.model.symmetry
     k = [0.0] * lat.ndim if sc.k is None else [_parse_angle(v, "model.symmetry.k") for v in sc.k]
@@ -296,7 +296,7 @@ def _fermion_projection(cfg: Config, n_sites: int):
     * ``project = "rbm"`` (rbm_pp): the RBM factor alone, through its image path, while the pair function is
       tied over the whole space group (f(Rr) = f(r), symmetric f: a singlet) — exact, since then
       ``Σ_g χ_g (U_g ψ)(x) = ψ_PP(x) Σ_g χ_g ψ_RBM(g x)``, but an invariant f excludes d-wave-like pairing."""
-    from ..lattice.symmetry import point_characters, point_group
+    from ..lattice import point_characters, point_group
 
     mc, sc = cfg.model, cfg.model.symmetry
     if sc.project == "rbm" and (mc.kind != "rbm_pp" or mc.alpha == 0):
@@ -335,7 +335,7 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
     mc = cfg.model
     if mc.shared_weights is None:
         return model
-    from ..lattice.symmetry import space_group, translation_group
+    from ..lattice import space_group, translation_group
     from ..models.tied import Tied, antiperiodic_signs, translation_tying
 
     if not all(lat.pbc):
@@ -365,7 +365,7 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
 def _point_projection(cfg: Config, lat):
     """Group and characters of ``model.symmetry`` for a model whose shared weights make it invariant
     under translations already (k = 0 exactly): the point group alone, or the identity."""
-    from ..lattice.symmetry import point_characters, point_group
+    from ..lattice import point_characters, point_group
 
     sc = cfg.model.symmetry
     if sc.k is not None and any(_parse_angle(v, "model.symmetry.k") != 0 for v in sc.k):
@@ -420,7 +420,7 @@ def _spin_model(cfg: Config, lat, hil):
     elif mc.kind == "rbm_symmetric":
         if mc.alpha != int(mc.alpha):
             raise ConfigError(f"model.alpha: the symmetric RBM takes an integer number of filters, got {mc.alpha}")
-        from ..lattice.symmetry import space_group
+        from ..lattice import space_group
 
         group = space_group(lat) if (mc.symmetry and mc.symmetry.point_group) else lat
         # Without hidden biases the symmetric RBM is even under the global spin flip at Sz = 0 (times
@@ -642,7 +642,7 @@ def exact_reference(problem: Problem, k: int = 1) -> tuple[list[float] | None, s
     cfg, lat = problem.config, problem.lattice
     hc = cfg.hamiltonian
     if cfg.model.symmetry is not None and not problem.fermions and _needs_sector(cfg):
-        from ..lattice.symmetry import sector_energies
+        from ..exact.sectors import sector_energies
 
         group, chi, parity, label = symmetry_sector(cfg, lat)
         sc = cfg.model.symmetry
@@ -684,7 +684,8 @@ def sector_table(problem: Problem, point_group: bool = False, spin_flip: bool = 
     """Lowest ``n_levels`` energies in every symmetry sector (momentum; with ``point_group`` the
     irreps of each little group; with ``spin_flip`` the spin parity), by dense diagonalization of the
     symmetrized blocks.  Rows ``{k, k_label, irrep, spin_parity, energies}`` sorted by lowest energy."""
-    from ..lattice.symmetry import sector_energies, symmetry_sectors
+    from ..exact.sectors import sector_energies
+    from ..lattice import symmetry_sectors
 
     if problem.fermions:
         raise ConfigError("nqs ed --sectors: symmetry sectors are implemented for spin models")
