@@ -10,6 +10,7 @@ from jax.flatten_util import ravel_pytree
 
 from nqs import hamiltonians as H
 from nqs import sr
+from nqs.drivers import VMC, OptimizerConfig, run
 from nqs.estimators import force_and_s, local_energies, log_derivatives
 from nqs.exact import exact_state, lowest_energies
 from nqs.hilbert import SpinHilbert
@@ -17,7 +18,6 @@ from nqs.jax_utils import param_mode
 from nqs.lattice import make_lattice
 from nqs.models import RBM, MarshallSign, RBMRealAmpPhase
 from nqs.sampling import ExactSampler
-from nqs.drivers import VMC, OptimizerConfig, run
 
 
 def _setup(model_cls, n=6, **kw):
@@ -193,7 +193,7 @@ def test_rescaled_sr_holds_parameters_below_the_cutoff(solver):
 
 
 def _projected_j1j2(size=(4, 2)):
-    from nqs.lattice.symmetry import little_group, space_characters
+    from nqs.lattice import little_group, space_characters
     from nqs.models import Projected
 
     lat = make_lattice("square", list(size))

@@ -116,8 +116,7 @@ def test_batched_log_ratios_equal_full_evaluation(name, scale):
     """``log_ratios`` (the product form used by local energies: one exp per hidden unit, one log per
     16 units) equals log ψ(σ') − log ψ(σ) modulo 2πi for many moves at once, padded entries included,
     also with weights of order one where cosh θ varies over decades."""
-    from nqs.lattice import make_lattice
-    from nqs.lattice.symmetry import momentum_characters, translation_group
+    from nqs.lattice import make_lattice, momentum_characters, translation_group
     from nqs.models import Projected, SymmetricRBM
 
     models = dict(_models())

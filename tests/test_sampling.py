@@ -134,7 +134,7 @@ def test_move_path_gives_the_same_chains_as_the_general_path(rule_kind, power):
     update_cache) make the same draws and the same acceptance test: same samples, same counts."""
     from dataclasses import replace
 
-    from nqs.lattice.symmetry import translation_group
+    from nqs.lattice import translation_group
     from nqs.models import MarshallSign
     from nqs.models.tied import Tied, translation_tying
 

@@ -15,10 +15,9 @@ import pytest
 from nqs.config import ConfigError, parse_config
 from nqs.exact import exact_energy_of_model
 from nqs.hamiltonians import j1j2
-from nqs.hilbert import SpinHilbert
 from nqs.hamiltonians.hubbard import hubbard
-from nqs.lattice import make_lattice
-from nqs.lattice.symmetry import point_characters, point_group, space_group, translation_group
+from nqs.hilbert import SpinHilbert
+from nqs.lattice import make_lattice, point_characters, point_group, space_group, translation_group
 from nqs.models.base import MarshallSign
 from nqs.models.pair_product import RBMPP, SpinRBMPP, dwave_pairing, neighbour_table
 from nqs.models.rbm import RBM

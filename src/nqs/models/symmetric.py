@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..lattice.groups import SymmetryGroup, translation_group
 from ..lattice.lattice import Lattice
-from ..lattice.symmetry import SymmetryGroup, translation_group
 from .base import Model, log_cosh, log_cosh_ratio_sum, move_delta, power_of_two
 
 

@@ -53,7 +53,7 @@ def k_label(k) -> str:
 
 def symmetry_sector(cfg: Config, lat) -> tuple[Any, np.ndarray, int | None, str]:
     """``(group, characters, spin_parity, label)`` of ``model.symmetry`` on ``lat`` (ConfigError if impossible)."""
-    from ..lattice.symmetry import little_group, momentum, momentum_characters, space_characters, translation_group
+    from ..lattice import little_group, momentum, momentum_characters, space_characters, translation_group
 
     sc = cfg.model.symmetry
     k = [0.0] * lat.ndim if sc.k is None else [parse_angle(v, "model.symmetry.k") for v in sc.k]

@@ -18,7 +18,7 @@ def exact_reference(problem: Problem, k: int = 1) -> tuple[list[float] | None, s
     cfg, lat = problem.config, problem.lattice
     hc = cfg.hamiltonian
     if cfg.model.symmetry is not None and not problem.fermions and _needs_sector(cfg):
-        from ..lattice.symmetry import sector_energies
+        from ..exact.sectors import sector_energies
 
         group, chi, parity, label = symmetry_sector(cfg, lat)
         sc = cfg.model.symmetry
@@ -60,7 +60,8 @@ def sector_table(problem: Problem, point_group: bool = False, spin_flip: bool = 
     """Lowest ``n_levels`` energies in every symmetry sector (momentum; with ``point_group`` the
     irreps of each little group; with ``spin_flip`` the spin parity), by dense diagonalization of the
     symmetrized blocks.  Rows ``{k, k_label, irrep, spin_parity, energies}`` sorted by lowest energy."""
-    from ..lattice.symmetry import sector_energies, symmetry_sectors
+    from ..exact.sectors import sector_energies
+    from ..lattice import symmetry_sectors
 
     if problem.fermions:
         raise ConfigError("nqs ed --sectors: symmetry sectors are implemented for spin models")

@@ -6,12 +6,28 @@
   from its free-fermion solution (any length).
 * :func:`exact_state` / :func:`exact_energy_of_model` — a model's normalized vector by
   enumeration and ⟨ψ|H|ψ⟩ from it.
+* :mod:`nqs.exact.sectors` — ED per symmetry sector (momentum, point-group irrep, spin parity):
+  :func:`sector_energies`, :func:`sector_basis`, :func:`sector_hamiltonian`, :func:`projector_dense`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse.linalg as spla
+
+from .sectors import projector_dense, sector_basis, sector_energies, sector_hamiltonian
+
+__all__ = [
+    "MAX_ED_STATES",
+    "lowest_energies",
+    "tfim_chain_energy",
+    "exact_state",
+    "exact_energy_of_model",
+    "projector_dense",
+    "sector_basis",
+    "sector_hamiltonian",
+    "sector_energies",
+]
 
 MAX_ED_STATES = 3_000_000
 
