@@ -87,7 +87,7 @@ def _fermion_projection(cfg: Config, n_sites: int, hil):
     * ``project = "rbm"`` (rbm_pp): the RBM factor alone, through its image path, while the pair function is
       tied over the whole space group (f(Rr) = f(r), symmetric f: a singlet) — exact, since then
       ``Σ_g χ_g (U_g ψ)(x) = ψ_PP(x) Σ_g χ_g ψ_RBM(g x)``, but an invariant f excludes d-wave-like pairing."""
-    from ..lattice.symmetry import point_characters, point_group
+    from ..lattice import point_characters, point_group
 
     mc, sc = cfg.model, cfg.model.symmetry
     if sc.project == "rbm" and (mc.kind != "rbm_pp" or mc.alpha == 0):
@@ -126,7 +126,7 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
     mc = cfg.model
     if mc.shared_weights is None:
         return model
-    from ..lattice.symmetry import space_group, translation_group
+    from ..lattice import space_group, translation_group
     from ..models.tied import Tied, antiperiodic_signs, translation_tying
 
     if not all(lat.pbc):
@@ -156,7 +156,7 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
 def _point_projection(cfg: Config, lat):
     """Group and characters of ``model.symmetry`` for a model whose shared weights make it invariant
     under translations already (k = 0 exactly): the point group alone, or the identity."""
-    from ..lattice.symmetry import point_characters, point_group
+    from ..lattice import point_characters, point_group
 
     sc = cfg.model.symmetry
     if sc.k is not None and any(parse_angle(v, "model.symmetry.k") != 0 for v in sc.k):
@@ -210,7 +210,7 @@ def spin_model(cfg: Config, lat, hil):
     elif mc.kind == "rbm_symmetric":
         if mc.alpha != int(mc.alpha):
             raise ConfigError(f"model.alpha: the symmetric RBM takes an integer number of filters, got {mc.alpha}")
-        from ..lattice.symmetry import space_group
+        from ..lattice import space_group
 
         group = space_group(lat) if (mc.symmetry and mc.symmetry.point_group) else lat
         # Without hidden biases the symmetric RBM is even under the global spin flip at Sz = 0 (times
