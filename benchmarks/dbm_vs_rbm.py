@@ -28,11 +28,13 @@ import argparse
 import dataclasses
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+from nqs.runtime import configure_cpu
 
-jax.config.update("jax_enable_x64", True)
+configure_cpu()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 from nqs.config import default_config  # noqa: E402
 from nqs.drivers.dbm import DBMVMC, DeepBoltzmann, JointMetropolisSampler  # noqa: E402

@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 from vs_netket import peak_mb  # benchmarks/ is on the path when this script runs
 
-from nqs import enable_x64, estimators, sr
+from nqs import estimators, sr
 from nqs.config import Config
+from nqs.runtime import configure_cpu
 from nqs.workflow import build
 
 
@@ -89,7 +90,7 @@ def main():
     ap.add_argument("--squares", type=int, nargs="*", default=[],
                     help="then square lattices of these side lengths (after the chains)")
     args = ap.parse_args()
-    enable_x64()
+    configure_cpu()
     print(f"# Heisenberg, {args.param_dtype} RBM alpha={args.alpha:g}, {args.n_chains} chains, exchange, SR; "
           f"{args.precision}; device: {jax.devices()[0].device_kind} ({jax.devices()[0].platform}), "
           f"{jax.device_count()} device(s)")

@@ -62,10 +62,10 @@ def peak_mb() -> float:
 def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
     import jax
 
-    from nqs import enable_x64
+    from nqs.runtime import configure_cpu
     from nqs.workflow import build
 
-    enable_x64()
+    configure_cpu()
     cfg = _nqs_config(kind, dims, n_samples, n_chains, marshall=True)
     p = build(cfg)
     vmc = p.vmc
@@ -112,11 +112,11 @@ def worker_nqs_accuracy(kind, dims, seconds, n_samples, n_chains):
     The real RBM carries the Marshall sign explicitly (NetKet's Heisenberg applies it in H)."""
     import jax
 
-    from nqs import enable_x64
+    from nqs.runtime import configure_cpu
     from nqs.exact import lowest_energies
     from nqs.workflow import build
 
-    enable_x64()
+    configure_cpu()
     p = build(_nqs_config(kind, dims, n_samples, n_chains, marshall=True, learning_rate=0.01 * UNIT_RATIO))
     vmc = p.vmc
     state = vmc.init(jax.random.PRNGKey(0))
@@ -141,10 +141,11 @@ def worker_netket_accuracy(kind, dims, seconds, n_samples, n_chains, driver):
     jax.config.update("jax_enable_x64", True)
     import netket as nk
 
-    from nqs import enable_x64
     from nqs.exact import lowest_energies
+    from nqs.runtime import configure_cpu
     from nqs.workflow import build
 
+    configure_cpu()  # the same CPU runtime settings for NetKet's run as for nqs's
     vs, gs, ha = _netket_setup(nk, kind, dims, n_samples, n_chains, driver)
     t0 = time.perf_counter()
     count = [0]
@@ -157,7 +158,6 @@ def worker_netket_accuracy(kind, dims, seconds, n_samples, n_chains, driver):
     gs.run(n_iter=10**9, out=None, show_progress=False, callback=cb)
     vs.n_samples = EVAL_SAMPLES
     st = vs.expect(ha)
-    enable_x64()
     p = build(_nqs_config(kind, dims, n_samples, n_chains))
     e_ref = UNIT_RATIO * float(lowest_energies(p.hamiltonian, p.hilbert, 1)[0])  # NetKet: Pauli matrices
     e = float(st.mean.real)

@@ -2,12 +2,12 @@ import os
 import shutil
 import tempfile
 
-import jax
-import pytest
+from nqs.runtime import configure_cpu
 
-import nqs  # noqa: F401  (first: sizes the XLA CPU thread pool, see nqs.MIN_CPU_THREADS)
+configure_cpu()  # before any JAX computation: thread pool, XLA flags, OpenBLAS spin, float64
 
-jax.config.update("jax_enable_x64", True)
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # One persistent XLA compilation cache for the whole test session: its workers and the `nqs run` processes
 # the tests start.  Most of the suite's time is XLA compiling functions that earlier tests compiled already

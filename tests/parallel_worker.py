@@ -13,9 +13,11 @@ import argparse
 import json
 import sys
 
-import jax
+from nqs.runtime import configure_cpu
 
-jax.config.update("jax_enable_x64", True)
+configure_cpu()
+
+import jax  # noqa: E402
 
 SEED = 3
 

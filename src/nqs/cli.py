@@ -216,10 +216,11 @@ def _user_error(msg):
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from . import enable_x64
+    from .runtime import configure_cpu
+
+    configure_cpu()  # before the first JAX computation: thread pool, XLA flags, OpenBLAS spin, float64
     from .config import ConfigError
 
-    enable_x64()
     try:
         commands = {"run": cmd_run, "ed": cmd_ed, "plot": cmd_plot, "imaginary-time": cmd_imaginary_time}
         return commands[args.command](args)

@@ -12,7 +12,7 @@ from .build import Parts, Problem, build
 from .evaluate import correlation_ratio, evaluate, lanczos_evaluate, spin_samples
 from .imaginary_time import imaginary_time
 from .references import exact_reference, sector_table
-from .run_folder import join_processes, solve
+from .run_folder import join_processes, run, solve
 
 __all__ = ["Parts", "Problem", "build", "correlation_ratio", "evaluate", "lanczos_evaluate", "spin_samples",
-           "imaginary_time", "exact_reference", "sector_table", "join_processes", "solve"]
+           "imaginary_time", "exact_reference", "sector_table", "join_processes", "run", "solve"]

@@ -72,6 +72,20 @@ def _header(problem: Problem, state) -> str:
             f"  units: {problem.units}")
 
 
+def run(config, *, resume: bool = False, progress: bool = True, console=None) -> dict:
+    """Run a config — a :class:`~nqs.config.Config`, a dict of its sections, or a TOML file's path — into its
+    run folder and return the result (as ``nqs run`` does; :func:`solve` with the config validated first)."""
+    from pathlib import PurePath
+
+    from ..config import load_config, parse_config
+
+    if isinstance(config, str | PurePath):
+        config = load_config(config)
+    elif isinstance(config, dict):
+        config = parse_config(config)
+    return solve(config, resume=resume, progress=progress, console=console)
+
+
 def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None) -> dict:
     """Run the config's driver into ``cfg.output.dir`` (:func:`nqs.drivers.loop.optimize`), evaluate the
     final state (:mod:`nqs.workflow.evaluate`) and return the result dictionary (also ``result.json``)."""
