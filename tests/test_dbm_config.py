@@ -98,7 +98,7 @@ def _dbm(**over):
             "model": {"kind": "dbm", "n_hidden": 4, "n_deep": 2},
             "sampler": {"kind": "exchange", "n_chains": 8, "n_samples": 64}}
     for k, v in over.items():
-        base[k] = {**base.get(k, {}), **v}
+        base[k] = {n: x for n, x in {**base.get(k, {}), **v}.items() if x is not None}  # None: key unset
     return parse_config(base)
 
 

@@ -70,7 +70,7 @@ MODELS = [("ising", {"J": 0.7, "h": 1.3}), ("heisenberg", {"J": 1.1}), ("xxz", {
 def test_sparse_equals_kronecker(lat_spec, ham):
     lat = make_lattice(*lat_spec)
     kind, p = ham
-    op = H.BUILDERS[kind](lat, **p)
+    op = H.HAMILTONIANS[kind].build(lat, **p)
     ref = independent(kind, lat, **p)
     mine = op.to_dense(SpinHilbert(lat.n_sites))
     assert np.allclose(ref, ref.conj().T)
@@ -133,7 +133,7 @@ def _user_model(n):
 def test_local_energy_equals_H_psi_over_psi(model_name, lat_spec, ham):
     lat = make_lattice(*lat_spec)
     n = lat.n_sites
-    op = H.BUILDERS[ham[0]](lat, **ham[1])
+    op = H.HAMILTONIANS[ham[0]].build(lat, **ham[1])
     model = {"rbm": lambda: RBM(n, 1.5, init_scale=0.3), "rbm_real": lambda: RBMRealAmpPhase(n, 1.0, init_scale=0.3),
              "jastrow": lambda: Jastrow(n, init_scale=0.3),
              "marshall_rbm": lambda: MarshallSign(RBM(n, 1.0, init_scale=0.3), tuple(i % 2 for i in range(n))),

@@ -186,7 +186,7 @@ def cmd_plot(args) -> int:
     import tomllib
 
     from . import io
-    from .conventions import units_short
+    from .hamiltonians import units_short
 
     d = Path(args.run_dir)
     hist = d / "history.csv"

@@ -12,7 +12,9 @@ from typing import Literal
 from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from . import drivers as _drivers  # noqa: F401  (registers the built-in drivers)
-from .registry import DRIVERS, Section
+from . import hamiltonians as _hamiltonians  # noqa: F401  (registers the built-in Hamiltonians)
+from .hamiltonians import HeisenbergConfig
+from .registry import DRIVERS, HAMILTONIANS, Section
 
 
 class ConfigError(ValueError):
@@ -33,69 +35,36 @@ class LatticeConfig(_Section):
         return [v] if isinstance(v, int) else v
 
 
-HAM_PARAMS = {
-    "ising": {"J": 1.0, "h": 1.0},
-    "heisenberg": {"J": 1.0},
-    "xxz": {"J": 1.0, "Delta": 1.0},
-    "j1j2": {"J1": 1.0, "J2": 0.5},
-    "pauli": {},
-    "hubbard": {"t": 1.0, "U": 4.0, "t2": 0.0, "V": 0.0},
-    "file": {},
-}
-FERMION_KINDS = ("hubbard", "file")
-_PARAMS = ("J", "h", "Delta", "J1", "J2", "t", "U", "t2", "V")
+def _registered_section(registry, value, default_kind: str):
+    """A section validated by the config class its ``kind`` registered in ``registry``
+    (:mod:`nqs.registry`); a key the kind does not take is named with the keys it does take."""
+    if isinstance(value, Section):
+        return value
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise ValueError("must be a table with a 'kind'")
+    kind = value.get("kind", default_kind)
+    if kind not in registry:
+        raise ValueError(f"unknown {registry.family} kind {kind!r} (one of: {', '.join(registry.kinds())})")
+    cls = registry[kind].config
+    try:
+        return cls.model_validate({**value, "kind": kind})
+    except ValidationError as err:
+        takes = ", ".join(k for k in cls.model_fields if k != "kind")
+        parts = []
+        for e in err.errors():
+            loc = ".".join(str(x) for x in e["loc"])
+            if e["type"] == "extra_forbidden":
+                parts.append(f"'{loc}' is not a parameter of kind '{kind}' (it takes {takes or 'no parameters'})")
+            else:
+                msg = e["msg"].removeprefix("Value error, ")
+                parts.append(f"{loc}: {msg}" if loc else msg)
+        raise ValueError("; ".join(parts)) from None
 
 
-class HamiltonianConfig(_Section):
-    kind: Literal["ising", "heisenberg", "xxz", "j1j2", "pauli", "hubbard", "file"] = "heisenberg"
-    J: float | None = None
-    h: float | None = None
-    Delta: float | None = None
-    J1: float | None = None
-    J2: float | None = None
-    total_sz: float | None = None
-    terms: list | None = None
-    # electrons (kind "hubbard" and "file")
-    t: float | None = None
-    U: float | None = None
-    t2: float | None = None  # t' on next-nearest-neighbour bonds
-    V: float | None = None  # nearest-neighbour density-density
-    n_up: int | None = Field(None, ge=0)
-    n_down: int | None = Field(None, ge=0)
-    boundary: str | list[str] | None = None  # periodic | antiperiodic | open, or one per direction
-    path: str | None = None  # kind "file"
-    format: Literal["nqs", "mvmc", "stdface", "wannier90"] | None = None
-    options: dict | None = None  # reader options (wannier90: supercell, U, J, ...)
-
-    @model_validator(mode="after")
-    def _params_of_kind(self):
-        allowed = set(HAM_PARAMS[self.kind])
-        for name in _PARAMS:
-            value = getattr(self, name)
-            if value is not None and name not in allowed:
-                takes = ", ".join(sorted(allowed)) or ("'path' and 'format'" if self.kind == "file" else "only 'terms'")
-                raise ValueError(f"'{name}' is not a parameter of kind '{self.kind}' (it takes {takes})")
-            if value is None and name in allowed:
-                object.__setattr__(self, name, HAM_PARAMS[self.kind][name])
-        if self.kind == "pauli" and not self.terms:
-            raise ValueError("kind 'pauli' needs 'terms = [[coefficient, \"XX\", [i, j]], ...]'")
-        if self.kind != "pauli" and self.terms is not None:
-            raise ValueError(f"'terms' is only for kind 'pauli', not '{self.kind}'")
-        fermions = self.kind in FERMION_KINDS
-        for name in ("n_up", "n_down"):
-            if getattr(self, name) is not None and not fermions:
-                raise ValueError(f"'{name}' is for electron Hamiltonians (kind 'hubbard' or 'file'); "
-                                 f"spin models fix 'total_sz'")
-        if fermions and self.total_sz is not None:
-            raise ValueError("electron Hamiltonians fix 'n_up' and 'n_down', not 'total_sz'")
-        if self.boundary is not None and self.kind != "hubbard":
-            raise ValueError(f"'boundary' is only for kind 'hubbard', not '{self.kind}'")
-        for name in ("path", "format", "options"):
-            if getattr(self, name) is not None and self.kind != "file":
-                raise ValueError(f"'{name}' is only for kind 'file', not '{self.kind}'")
-        if self.kind == "file" and (self.path is None or self.format is None):
-            raise ValueError("kind 'file' needs 'path' and 'format' (nqs, mvmc, stdface or wannier90)")
-        return self
+def fermion_kinds() -> tuple[str, ...]:
+    """The registered Hamiltonian kinds that act on electrons."""
+    return tuple(e.kind for e in HAMILTONIANS if e.facts.get("fermions"))
 
 
 class SymmetryConfig(_Section):
@@ -298,7 +267,7 @@ def _driver_section(value):
 class Config(_Section):
     seed: int = 1
     lattice: LatticeConfig = Field(default_factory=LatticeConfig)
-    hamiltonian: HamiltonianConfig = Field(default_factory=HamiltonianConfig)
+    hamiltonian: SerializeAsAny[Section] = Field(default_factory=HeisenbergConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -309,6 +278,8 @@ class Config(_Section):
     driver: SerializeAsAny[Section] = Field(default_factory=DriverConfig)
 
     _driver = field_validator("driver", mode="before")(lambda cls, v: _driver_section(v))
+    _hamiltonian = field_validator("hamiltonian", mode="before")(
+        lambda cls, v: _registered_section(HAMILTONIANS, v, "heisenberg"))
 
     @model_validator(mode="after")
     def _check_evaluation(self):
@@ -330,7 +301,7 @@ def default_config() -> Config:
     """
     return Config(
         lattice=LatticeConfig(kind="chain", size=[16], pbc=True),
-        hamiltonian=HamiltonianConfig(kind="heisenberg", J=1.0, total_sz=0),
+        hamiltonian=HeisenbergConfig(J=1.0, total_sz=0),
         model=ModelConfig(kind="rbm", alpha=2.0, param_dtype="real", marshall_sign=True),
         sampler=SamplerConfig(kind="exchange", n_chains=32, n_samples=1024, n_discard=8),
         optimizer=OptimizerConfig(kind="sr", learning_rate=0.05, learning_rate_final=0.005, diag_shift=0.01,

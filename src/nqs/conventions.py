@@ -10,8 +10,11 @@ Basis encoding
   orbital index ``i = site + n_sites·spin`` (all ↑ first); c_i = (Π_{j<i} (−1)^{n_j}) a_i, so the
   Jordan–Wigner string runs over orbitals of smaller index (as in ``shared/notes/rbm_pp.md``).
 
-Units (printed with every energy, see :data:`UNITS`)
------------------------------------------------------
+Units (printed with every energy)
+---------------------------------
+Each Hamiltonian kind states its units where it is registered (:data:`nqs.registry.HAMILTONIANS`;
+:func:`nqs.hamiltonians.units_for` reads them):
+
 * ``ising``:  H = −J Σ⟨ij⟩ σᶻ_i σᶻ_j − h Σ_i σˣ_i  with **Pauli** matrices (critical at h = J in 1D).
 * ``heisenberg``, ``xxz``, ``j1j2``: H = Σ J_ij S_i·S_j with **spin-1/2** operators S = σ/2
   (so the chain's E₀/N → 1/4 − ln 2 ≈ −0.4431).
@@ -47,27 +50,3 @@ from __future__ import annotations
 
 SPIN_UP = 1
 SPIN_DOWN = -1
-
-UNITS = {
-    "ising": "Pauli matrices: H = -J sum_<ij> Z_i Z_j - h sum_i X_i",
-    "heisenberg": "spin-1/2 (S = sigma/2): H = J sum_<ij> S_i.S_j",
-    "xxz": "spin-1/2 (S = sigma/2): H = J sum_<ij> (Sx Sx + Sy Sy + Delta Sz Sz)",
-    "j1j2": "spin-1/2 (S = sigma/2): H = J1 sum_<ij> S_i.S_j + J2 sum_<<ij>> S_i.S_j",
-    "pauli": "Pauli matrices, user coefficients: H = sum_t c_t P_t",
-    "hubbard": "units of t: H = -t sum_<ij>s (c+_is c_js + h.c.) + U sum_i n_iup n_idn",
-    "file": "the input file's energy units (terms and signs as in nqs.hamiltonians.files, docs/hamiltonian_files.md)",
-}
-
-
-UNITS_SHORT = {"ising": "Pauli", "heisenberg": "S = σ/2", "xxz": "S = σ/2", "j1j2": "S = σ/2",
-               "pauli": "Pauli", "hubbard": "t", "file": "file"}
-
-
-def units_short(kind: str) -> str:
-    """A short units label for plot axes ("Pauli" or "S = σ/2")."""
-    return UNITS_SHORT.get(kind, "")
-
-
-def units_for(kind: str) -> str:
-    """Human-readable statement of the units of Hamiltonian ``kind``."""
-    return UNITS.get(kind, "see the Hamiltonian's docstring")

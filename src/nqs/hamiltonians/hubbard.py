@@ -38,11 +38,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from ..lattice import DISTANCE_TOL, Lattice
 from ..operators.fermion import FermionOperator
+from ..registry import HAMILTONIANS, Section
 
 BOUNDARY_MODES = ("periodic", "antiperiodic", "open")
 
@@ -125,6 +128,33 @@ def _hopping_terms(bonds: list[tuple[int, int, float, int]], t: float, n_sites: 
     return terms
 
 
+class HubbardConfig(Section):
+    """``kind = "hubbard"``: the Hubbard model on the lattice (module docstring); the filling (N↑, N↓)
+    defaults to half filling on an even number of sites."""
+
+    kind: Literal["hubbard"] = "hubbard"
+    t: float = 1.0
+    U: float = 4.0
+    t2: float = 0.0  # t' on next-nearest-neighbour bonds
+    V: float = 0.0  # nearest-neighbour density-density
+    n_up: int | None = Field(None, ge=0)
+    n_down: int | None = Field(None, ge=0)
+    boundary: str | list[str] | None = None  # periodic | antiperiodic | open, or one per direction
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_total_sz(cls, data):
+        if isinstance(data, dict) and "total_sz" in data:
+            raise ValueError("electron Hamiltonians fix 'n_up' and 'n_down', not 'total_sz'")
+        return data
+
+    def parameters(self) -> dict:
+        """The builder's keyword arguments."""
+        return {"t": self.t, "U": self.U, "t2": self.t2, "V": self.V, "boundary": self.boundary or "periodic"}
+
+
+@HAMILTONIANS.register("hubbard", config=HubbardConfig, fermions=True, short_units="t",
+                       units="units of t: H = -t sum_<ij>s (c+_is c_js + h.c.) + U sum_i n_iup n_idn")
 def hubbard(
     lattice: Lattice,
     t: float = 1.0,

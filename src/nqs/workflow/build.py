@@ -8,15 +8,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import hamiltonians
-from ..config import FERMION_KINDS, Config, ConfigError
-from ..conventions import units_for
+from ..config import Config, ConfigError
 from ..drivers import OptimizerConfig
+from ..hamiltonians import is_fermionic, units_for
 from ..hamiltonians.hubbard import hubbard as build_hubbard
 from ..hilbert import SpinfulFermions, SpinHilbert
 from ..models.slater import one_body_matrices
-from ..operators.pauli import pauli_terms_from_spec
-from ..registry import DRIVERS
+from ..registry import DRIVERS, HAMILTONIANS
 from ..sampling import ExactSampler, ExchangeRule, LocalRule, MetropolisSampler
 from ..sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule, lattice_bonds
 from ..sr import SRConfig
@@ -67,7 +65,7 @@ def build_fermions(cfg: Config, lat):
     n_up, n_down = hc.n_up, hc.n_down
     if hc.kind == "hubbard":
         try:
-            op = build_hubbard(lat, t=hc.t, U=hc.U, t2=hc.t2, V=hc.V, boundary=hc.boundary or "periodic")
+            op = build_hubbard(lat, **hc.parameters())
         except ValueError as err:
             raise ConfigError(f"hamiltonian: {err}") from None
         shells = (1, 2) if hc.t2 else (1,)
@@ -113,15 +111,13 @@ def build_spins(cfg: Config, lat):
     hc, sc = cfg.hamiltonian, cfg.sampler
     chosen = {}
     try:
-        if hc.kind == "pauli":
-            op = hamiltonians.pauli(lat, pauli_terms_from_spec(hc.terms))
-        else:
-            params = {k: getattr(hc, k) for k in ("J", "h", "Delta", "J1", "J2") if getattr(hc, k) is not None}
-            op = hamiltonians.BUILDERS[hc.kind](lat, **params)
+        entry = HAMILTONIANS[hc.kind]
+        op = entry.build(lat, **hc.parameters())
     except ValueError as err:
         raise ConfigError(f"hamiltonian: {err}") from None
     total_sz = hc.total_sz
-    conserving = hc.kind in hamiltonians.SZ_CONSERVING or (hc.kind == "pauli" and op.conserves_sz())
+    conserving = entry.facts.get("conserves_sz")
+    conserving = op.conserves_sz() if conserving is None else conserving
     if total_sz is not None and not conserving:
         raise ConfigError(
             f"hamiltonian.total_sz: the '{hc.kind}' Hamiltonian does not conserve Sz, so total_sz "
@@ -162,7 +158,7 @@ class Parts(NamedTuple):
 
 def build_hamiltonian(cfg: Config, lat):
     """``[hamiltonian]``: ``(operator in its sector, Hilbert space, hop bonds or None, resolved values)``."""
-    if cfg.hamiltonian.kind in FERMION_KINDS:
+    if is_fermionic(cfg.hamiltonian.kind):
         built = build_fermions(cfg, lat)
         if cfg.sampler.kind in ("local", "exchange"):
             raise ConfigError(f"sampler.kind: '{cfg.sampler.kind}' moves are for spins; electrons use kind = \"hop\"")
@@ -202,7 +198,7 @@ def build_sampler(cfg: Config, lat, hil, op, model, bonds):
     elif sc.kind == "local":
         rule = LocalRule(lat.n_sites)
     else:
-        shells = (1, 2) if hc.kind == "j1j2" else (1,)
+        shells = HAMILTONIANS[hc.kind].facts.get("exchange_shells", (1,))
         pairs = np.concatenate([lat.bonds(s) for s in shells if len(lat.bonds(s))])
         rule = ExchangeRule(tuple(map(tuple, pairs.tolist())))
     return MetropolisSampler(hil, rule, n_chains=sc.n_chains, n_samples=sc.n_samples, n_discard=sc.n_discard,
@@ -240,7 +236,7 @@ def build(cfg: Config) -> Problem:
     resolved = {"hamiltonian": chosen}
     if driver_kind(cfg) == "dbm":
         _check_dbm_settings(cfg)
-    if cfg.hamiltonian.kind in FERMION_KINDS:
+    if is_fermionic(cfg.hamiltonian.kind):
         model = fermion_model(cfg, hil, op, bonds if cfg.hamiltonian.kind != "hubbard" else lat.bonds(1))
     else:
         model = spin_model(cfg, lat, hil)

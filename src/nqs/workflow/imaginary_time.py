@@ -11,7 +11,7 @@ import numpy as np
 from .. import exact as exact_mod
 from .. import hamiltonians, io
 from ..config import Config, ConfigError
-from ..conventions import units_for, units_short
+from ..hamiltonians import units_for, units_short
 from ..hilbert import SpinHilbert
 from ..lattice import make_lattice
 

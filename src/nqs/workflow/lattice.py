@@ -81,7 +81,7 @@ def symmetry_sector(cfg: Config, lat) -> tuple[Any, np.ndarray, int | None, str]
 def boundary_label(cfg: Config, lat) -> str | None:
     if not all(lat.pbc):
         return None
-    b = cfg.hamiltonian.boundary
+    b = getattr(cfg.hamiltonian, "boundary", None)  # the Hubbard model's key; other kinds are periodic
     if b is None or (isinstance(b, str) and b.strip().lower() == "periodic") or \
             (isinstance(b, list) and all(str(x).strip().lower() == "periodic" for x in b)):
         return "periodic"

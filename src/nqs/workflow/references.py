@@ -37,7 +37,7 @@ def exact_reference(problem: Problem, k: int = 1) -> tuple[list[float] | None, s
             return [exact_mod.tfim_chain_energy(lat.n_sites, hc.J, hc.h)], "free fermions"
     boundary = boundary_label(cfg, lat)
     if k == 1 and boundary and hc.kind != "file":
-        params = {n: getattr(hc, n) for n in ("J", "h", "Delta", "J1", "J2", "t", "U", "t2", "V")}
+        params = dict.fromkeys(("J", "h", "Delta", "J1", "J2", "t", "U", "t2", "V")) | hc.model_dump(exclude={"kind"})
         if problem.fermions:
             params |= {"n_up": problem.hilbert.n_up, "n_down": problem.hilbert.n_down}
         ref = reference_energy(hc.kind, lat.kind, lat.size, boundary, params)

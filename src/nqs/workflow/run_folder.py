@@ -14,8 +14,8 @@ import numpy as np
 
 from .. import io
 from ..config import Config, ConfigError
-from ..conventions import units_short
 from ..drivers.loop import CHECKPOINT, NonFiniteError, optimize
+from ..hamiltonians import units_short
 from .build import Problem, build
 from .evaluate import correlation_ratio, evaluate, lanczos_evaluate
 from .references import exact_reference

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, model_validator
+
+from ...registry import HAMILTONIANS, Section
 from .mvmc import read_mvmc
 from .nqs_format import read_nqs
 from .stdface import read_stdface
@@ -54,4 +57,26 @@ def read_hamiltonian(path: str | Path, format: str, **options: Any) -> FileHamil
     return READERS[fmt](p, options)
 
 
-__all__ = ["read_hamiltonian", "FileHamiltonian", "HamiltonianFileError", "READERS", "FORMATS", "FORMAT_ALIASES"]
+class FileConfig(Section):
+    """``kind = "file"``: an effective Hamiltonian from a file (``path``, ``format``; reader ``options``).
+    The filling defaults to the file's own, else half filling."""
+
+    kind: Literal["file"] = "file"
+    path: str | None = None
+    format: Literal["nqs", "mvmc", "stdface", "wannier90"] | None = None
+    options: dict | None = None  # reader options (wannier90: supercell, U, J, ...)
+    n_up: int | None = Field(None, ge=0)
+    n_down: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _needs_path(self):
+        if self.path is None or self.format is None:
+            raise ValueError("kind 'file' needs 'path' and 'format' (nqs, mvmc, stdface or wannier90)")
+        return self
+
+
+HAMILTONIANS.register("file", config=FileConfig, fermions=True, short_units="file",
+                      units="the input file's energy units (terms and signs as in nqs.hamiltonians.files, "
+                            "docs/hamiltonian_files.md)")(read_hamiltonian)
+
+__all__ = ["FileConfig", "read_hamiltonian", "FileHamiltonian", "HamiltonianFileError", "READERS", "FORMATS", "FORMAT_ALIASES"]
