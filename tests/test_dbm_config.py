@@ -12,7 +12,9 @@ import pytest
 
 from nqs import cli
 from nqs.config import ConfigError, parse_config
-from nqs.drivers.dbm import DBMVMC, DeepBoltzmann, JointMetropolisSampler
+from nqs.drivers.dbm import DBMVMC
+from nqs.models.dbm import DeepBoltzmann
+from nqs.sampling.joint import JointMetropolisSampler
 from nqs.workflow import build
 
 E0_CHAIN6 = -2.8027756377319946  # ED, Heisenberg chain L = 6 PBC, spin-1/2 units

@@ -33,8 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .hilbert import SpinHilbert
-from .models.base import log_cosh, move_delta
+from .models.base import log_cosh
 from .models.dbm import DBM, LN2, decompose_coupling, log_2cosh_np
+from .sampling.joint import joint_local_energies
 from .stats import Stats, statistics
 
 __all__ = [
@@ -509,23 +510,12 @@ def _mc_runner(dbm: DBM, operator, n_sweeps: int, n_discard: int):
     def lc(z):
         return jnp.sum(jnp.real(log_cosh(z)), axis=-1)
 
-    def local_energy(p, sigma, d):
-        """E_loc(σ, d) = Σ_σ' H_σσ' φ(σ', d)/φ(σ, d), d held fixed (one chain)."""
-        diag, mels, sites, new_values, mask = operator.moves(sigma)
-        th = dbm.theta(p, sigma, d)
-        delta = move_delta(sigma, sites, new_values, mask).astype(p["W"].dtype)  # (G, k)
-        wk = jnp.take(p["W"], sites, axis=0, mode="clip")  # (G, k, N_h)
-        dth = jnp.einsum("gk,gkh->gh", delta, wk)
-        da = jnp.einsum("gk,gk->g", delta, jnp.take(p["a"], sites, mode="clip"))
-        logr = da + jnp.sum(log_cosh(th + dth) - log_cosh(th), axis=-1)
-        return diag + jnp.sum(mels * jnp.exp(logr))
-
     def measure(p, x):
         """Numerator ½(w E_loc(σ,d) + w* E_loc(σ,d')) and Re w for one chain."""
         sigma, d, d2 = x[:nv], x[nv:nv + nd], x[nv + nd:]
         l1, l2 = dbm.log_phi(p, sigma, d), dbm.log_phi(p, sigma, d2)
         w = jnp.exp(1j * (jnp.imag(l1) - jnp.imag(l2)))  # phase of φ(σ,d) φ(σ,d')*
-        e1, e2 = local_energy(p, sigma, d), local_energy(p, sigma, d2)
+        e1, e2 = joint_local_energies(dbm, p, operator, sigma, jnp.stack([d, d2]))
         return 0.5 * (w * e1 + jnp.conj(w) * e2), jnp.real(w)
 
     @functools.partial(jax.jit, static_argnums=2)
@@ -583,10 +573,11 @@ def mc_energy(dbm: DBM, params, operator, key: jax.Array, n_chains: int = 256, n
               n_discard: int = 100) -> Stats:
     """⟨H⟩ of the DBM state by the joint-chain Monte Carlo estimator (note §3).
 
-    Samples (σ, d, d') ∝ |φ(σ, d)| |φ(σ, d')| with single-spin-flip Metropolis over all
+    Samples (σ, d, d') ∝ |φ(σ, d)| |φ(σ, d')| with single-spin heat-bath flips over all
     N + 2N_d spins (one sweep = one flip proposal per spin, in order; ``n_discard`` sweeps of
     burn-in from random spins; one measurement per sweep; jit, chains batched, lax.scan).
-    With the local energy at fixed deep spins
+    With the local energy at fixed deep spins (:func:`nqs.sampling.joint.joint_local_energies`, the one
+    the DBM's VMC driver uses)
 
         E_loc(σ, d) = Σ_σ' H_σσ' φ(σ', d)/φ(σ, d)   (σ' from ``operator.moves(σ)``),
 

@@ -21,11 +21,12 @@ import numpy as np
 
 from .. import estimators, hamiltonians, io
 from .. import exact as exact_mod
-from ..hamiltonians.hubbard import hubbard as build_hubbard
 from ..config import FERMION_KINDS, Config, ConfigError
 from ..conventions import units_for, units_short
-from ..drivers.dbm import DBMVMC, DeepBoltzmann, JointMetropolisSampler
+from ..drivers import VMC, NonFiniteError, OptimizerConfig, run
+from ..drivers.dbm import DBMVMC
 from ..estimators import structure_factor_samples
+from ..hamiltonians.hubbard import hubbard as build_hubbard
 from ..hilbert import SpinfulFermions, SpinHilbert
 from ..lattice import make_lattice
 from ..models import (
@@ -40,15 +41,16 @@ from ..models import (
     SpinRBMPP,
     SymmetricRBM,
 )
+from ..models.dbm import DeepBoltzmann
 from ..models.pair_product import dwave_pairing, neighbour_table
 from ..models.slater import one_body_matrices
 from ..operators.pauli import pauli_terms_from_spec
 from ..reference import reference_energy
 from ..sampling import ExactSampler, ExchangeRule, LocalRule, MetropolisSampler
 from ..sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule, lattice_bonds
+from ..sampling.joint import JointMetropolisSampler
 from ..sr import SRConfig
 from ..stats import statistics
-from ..drivers import VMC, NonFiniteError, OptimizerConfig, run
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -576,7 +578,14 @@ def build(cfg: Config) -> Problem:
     )
     if dbm:
         mc = cfg.model
-        vmc = DBMVMC(model, op, sampler, opt, metric=mc.deep_metric, deep_decay=mc.deep_decay)
+        from .. import parallel
+
+        try:
+            vmc = DBMVMC(model, op, sampler, opt, metric=mc.deep_metric, deep_decay=mc.deep_decay,
+                         mesh=parallel.chain_mesh() if cfg.parallel.shard and jax.device_count() > 1 else None,
+                         threads=cfg.parallel.threads)
+        except ValueError as err:
+            raise ConfigError(f"sampler/parallel: {err}") from None
         return Problem(cfg, lat, hil, op, vmc)
     from .. import parallel
 
