@@ -17,8 +17,10 @@ Parameters are a pytree ``{"a": (N,), "b": (N_h,), "c": (N_d,), "W": (N, N_h), "
 "kappa": ()}``, real or complex.  The constant κ is kept in log form everywhere.  Unlike nqs's
 :class:`~nqs.models.rbm.RBM`, the DBM keeps the factor 2 of every 2 cosh θ_k.
 
-The one identity behind the exact imaginary-time constructions (:mod:`nqs.imaginary_time`) is
-:func:`decompose_coupling` (identity (D) of the design note).
+Two uses share :class:`DBM`'s amplitude code: the exact imaginary-time constructions
+(:mod:`nqs.imaginary_time`; their one identity is :func:`decompose_coupling`, identity (D) of the design
+note) and the trainable real DBM :class:`DeepBoltzmann` (κ = −N_h ln 2 fixed, optional Marshall sign),
+optimized over its joint (σ, d, d') chain by :class:`nqs.drivers.dbm.DBMVMC` (docs/dbm.md).
 """
 
 from __future__ import annotations
