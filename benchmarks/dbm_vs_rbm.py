@@ -1,6 +1,6 @@
 """DBM (joint-chain VMC, :mod:`nqs.drivers.dbm`) against the real RBM × Marshall on the Heisenberg chain.
 
-    python benchmarks/dbm_vs_rbm.py                      # L = 16, 800 steps each, default rows (~12 min)
+    python benchmarks/dbm_vs_rbm.py                      # L = 16, 800 steps each, default rows
     python benchmarks/dbm_vs_rbm.py --steps 300 --rows rbm1 dbm8
 
 Problem: Heisenberg chain L = 16, PBC, J = 1, Sz = 0 (ED E0 = −7.142296360616779).  Every row uses
@@ -37,10 +37,12 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nqs.config import default_config  # noqa: E402
-from nqs.drivers.dbm import DBMVMC, DeepBoltzmann, JointMetropolisSampler  # noqa: E402
-from nqs.sampling import MetropolisSampler  # noqa: E402
-from nqs.stats import statistics  # noqa: E402
 from nqs.drivers import VMC, run  # noqa: E402
+from nqs.drivers.dbm import DBMVMC  # noqa: E402
+from nqs.models.dbm import DeepBoltzmann  # noqa: E402
+from nqs.sampling import MetropolisSampler  # noqa: E402
+from nqs.sampling.joint import JointMetropolisSampler  # noqa: E402
+from nqs.stats import statistics  # noqa: E402
 from nqs.workflow import build  # noqa: E402
 
 E0 = -7.142296360616779

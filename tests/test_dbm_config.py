@@ -12,7 +12,9 @@ import pytest
 
 from nqs import cli
 from nqs.config import ConfigError, parse_config
-from nqs.drivers.dbm import DBMVMC, DeepBoltzmann, JointMetropolisSampler
+from nqs.drivers.dbm import DBMVMC
+from nqs.models.dbm import DeepBoltzmann
+from nqs.sampling.joint import JointMetropolisSampler
 from nqs.workflow import build
 
 E0_CHAIN6 = -2.8027756377319946  # ED, Heisenberg chain L = 6 PBC, spin-1/2 units
@@ -161,13 +163,13 @@ def test_dbm_defaults_are_the_benchmark_values():
     assert parse_config({"model": {"kind": "rbm"}}).model.deep_decay is None
 
 
-def test_dbm_says_that_memory_limit_and_sharding_do_not_apply(tmp_path, capsys):
-    """The DBM driver runs on one device with all samples in one batch: a memory_limit_mb the user set
-    is not silently ignored (a note in the run's header)."""
+def test_dbm_says_that_memory_limit_does_not_apply(tmp_path, capsys):
+    """The DBM driver evaluates all samples in one batch: a memory_limit_mb the user set is not silently
+    ignored (a note in the run's header)."""
     body = TINY.replace("n_steps = 20", "n_steps = 2\nmemory_limit_mb = 100")
     cfg = tmp_path / "dbm.toml"
     cfg.write_text(body.format(out=(tmp_path / "run").as_posix()))
     capsys.readouterr()
     assert cli.main(["run", str(cfg), "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert "memory_limit_mb do not apply" in err, err
+    assert "memory_limit_mb does not apply" in err, err

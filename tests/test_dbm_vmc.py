@@ -9,22 +9,20 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from nqs import hamiltonians, sr
-from nqs.drivers.dbm import (
-    DBMVMC,
-    DeepBoltzmann,
-    JointMetropolisSampler,
-    exact_joint_weights,
-    joint_direction,
-    joint_gradient,
-    joint_local_energies,
-    joint_log_derivatives,
-)
+from nqs.drivers import OptimizerConfig, run
+from nqs.drivers.dbm import DBMVMC, joint_direction, joint_gradient
 from nqs.exact import exact_energy_of_model, lowest_energies
 from nqs.hilbert import SpinHilbert
 from nqs.lattice import make_lattice
+from nqs.models.dbm import DeepBoltzmann
 from nqs.sampling import ExchangeRule, LocalRule
+from nqs.sampling.joint import (
+    JointMetropolisSampler,
+    exact_joint_weights,
+    joint_local_energies,
+    joint_log_derivatives,
+)
 from nqs.sr import SRConfig
-from nqs.drivers import OptimizerConfig, run
 
 
 def _chain(n):
@@ -91,7 +89,7 @@ def test_enumerated_estimators_are_exact(kind):
 
 
 def test_log_psi_paths_agree():
-    """Σ_d by the direct table (K ≤ 12) and by DBM.log_psi_exact (K > 12) match brute force."""
+    """Σ_d by log_psi_exact in one chunk (K ≤ 12) and in several (K > 12) matches brute force."""
     lat, sub, _ = _chain(4)
     sigma = jnp.asarray([1, -1, -1, 1], jnp.int8)
     for k in (3, 13):
@@ -173,7 +171,7 @@ def test_optimization_heisenberg8_reaches_ed():
     sampler = JointMetropolisSampler(hil, rule, n_chains=16, n_samples=512, n_discard=8)
     n_steps = 200
     opt = OptimizerConfig("sr", 0.05, SRConfig(0.01), learning_rate_final=0.005, n_steps=n_steps)
-    vmc = DBMVMC(model, op, sampler, opt)
+    vmc = DBMVMC(model, op, sampler, opt, threads=1)  # one jitted step (the threads: test_two_threads_...)
     state = vmc.init(jax.random.PRNGKey(0))
     assert vmc.n_parameters(state) == 8 + 8 + 4 + 64 + 32
     assert vmc.solver(state) == "dense"
@@ -218,3 +216,133 @@ def test_deep_decay_shrinks_U_after_the_update():
     np.testing.assert_allclose(b.params["W"], a.params["W"], rtol=1e-12)
     with pytest.raises(ValueError, match="deep_decay"):
         DBMVMC(model, op, sampler, opt, deep_decay=-1.0)
+
+
+# --------------------------------------------------------------------------------- one local energy
+def _brute_local_energies(model, params, op, hil, sigma, deep):
+    """Σ_σ' H_σσ' s(σ')φ(σ',d)/(s(σ)φ(σ,d)) from the dense H and log φ of every σ' (no moves, no θ updates)."""
+    states = jnp.asarray(hil.all_states())
+    H = np.asarray(op.to_dense(hil))
+    codes = {tuple(np.asarray(s).tolist()): i for i, s in enumerate(hil.all_states())}
+    out = np.zeros(deep.shape[:2], complex)
+    for n in range(len(sigma)):
+        row = H[codes[tuple(np.asarray(sigma[n]).tolist())]]
+        sgn = np.exp(1j * np.pi * np.asarray(jax.vmap(model.sign_parity)(states)))
+        s0 = np.exp(1j * np.pi * float(model.sign_parity(sigma[n])))
+        for r in range(deep.shape[1]):
+            lp = np.asarray(jax.vmap(model.log_phi, in_axes=(None, 0, None))(params, states, deep[n, r]))
+            l0 = complex(model.log_phi(params, sigma[n], deep[n, r]))
+            out[n, r] = np.sum(row * sgn / s0 * np.exp(lp - l0))
+    return out
+
+
+def test_one_joint_local_energy_for_the_construction_and_the_trainable_dbm():
+    """joint_local_energies (the driver's and imaginary_time.mc_energy's) against the dense H on the same (σ, d):
+    the TFIM imaginary-time DBM (complex, h < 0), the trainable DBM with the Marshall sign, and that same φ
+    written as a construction-style DBM (κ = −M ln 2 as a parameter) all to 1e-12."""
+    from nqs.imaginary_time import tfim_dbm
+    from nqs.models.dbm import DBM, LN2
+
+    lat, sub, _ = _chain(4)
+    hil = SpinHilbert(4)
+    rng = np.random.default_rng(0)
+    sigma = jnp.asarray(rng.choice([-1, 1], size=(6, 4)).astype(np.int8))
+
+    dbm, p = tfim_dbm(lat, J=1.0, h=-0.7, dtau=0.2, n_steps=2)
+    assert dbm.complex_params and dbm.n_deep > 0
+    op = hamiltonians.ising(lat, 1.0, -0.7)
+    deep = jnp.asarray(rng.choice([-1, 1], size=(6, 2, dbm.n_deep)).astype(np.int8))
+    e = np.asarray(joint_local_energies(dbm, p, op, sigma, deep))
+    np.testing.assert_allclose(e, _brute_local_energies(dbm, p, op, hil, sigma, deep), rtol=1e-12, atol=1e-12)
+
+    op = hamiltonians.heisenberg(lat)
+    model = DeepBoltzmann(4, 3, 2, init_scale=0.4, init_scale_deep=0.6, sublattice=sub)
+    params = model.init(jax.random.PRNGKey(5))
+    deep = jnp.asarray(rng.choice([-1, 1], size=(6, 2, 2)).astype(np.int8))
+    e = np.asarray(joint_local_energies(model, params, op, sigma, deep))
+    np.testing.assert_allclose(e, _brute_local_energies(model, params, op, hil, sigma, deep), rtol=1e-12, atol=1e-12)
+    generic = DBM(4, 3, 2, sublattice=sub)
+    gp = dict(params, kappa=jnp.asarray(-3 * LN2))
+    np.testing.assert_allclose(np.asarray(joint_local_energies(generic, gp, op, sigma, deep)), e, rtol=1e-12,
+                               atol=1e-12)
+    for s in hil.all_states()[::3]:
+        s = jnp.asarray(s)
+        assert abs(complex(generic.log_psi(gp, s)) - complex(model.log_psi(params, s))) < 1e-12
+
+
+# --------------------------------------------------------------------------------- threads and devices
+def _small_dbm_problem(n_chains=4):
+    lat, sub, rule = _chain(8)
+    op = hamiltonians.heisenberg(lat)
+    model = DeepBoltzmann(8, 4, 3, sublattice=sub)
+    sampler = JointMetropolisSampler(SpinHilbert(8, 0.0), rule, n_chains=n_chains, n_samples=16 * n_chains,
+                                     n_discard=4, deep_samples=2)
+    return model, op, sampler, OptimizerConfig("sr", 0.05, SRConfig(0.01))
+
+
+def _two_steps(vmc):
+    state = vmc.init(jax.random.PRNGKey(4))
+    step = vmc.make_step()
+    energies = []
+    for _ in range(2):
+        state, info = step(state)
+        energies.append(float(jnp.real(info["energy"].mean)))
+    return energies, np.asarray(ravel_pytree(state.params)[0])
+
+
+@pytest.mark.parametrize("metric", ["pair", "mean"])
+def test_two_threads_equal_one_thread(metric):
+    """The chains sampled in 2 parts on 2 threads = 1 thread, over 2 SR steps (energies and params to 1e-10)."""
+    model, op, sampler, opt = _small_dbm_problem()
+    one = DBMVMC(model, op, sampler, opt, metric=metric, threads=1)
+    two = DBMVMC(model, op, sampler, opt, metric=metric, threads=2)
+    assert one.threads_in_use == 1 and two.threads_in_use == 2
+    e1, p1 = _two_steps(one)
+    e2, p2 = _two_steps(two)
+    np.testing.assert_allclose(e2, e1, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(p2, p1, rtol=0, atol=1e-10)
+    # the threaded estimate is the plain one
+    state = one.init(jax.random.PRNGKey(1))
+    a = one.make_estimate()(state.params, state.sampler_state)
+    b = two.make_estimate()(state.params, state.sampler_state)
+    np.testing.assert_allclose(np.asarray(b[2]), np.asarray(a[2]), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(b[4].sigma), np.asarray(a[4].sigma))
+    with pytest.raises(ValueError, match="threads"):
+        DBMVMC(model, op, sampler, opt, threads=3)
+
+
+_MESH_SCRIPT = """
+import json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+sys.path.insert(0, {tests!r})
+import test_dbm_vmc as t
+from nqs import parallel
+from nqs.drivers.dbm import DBMVMC
+model, op, sampler, opt = t._small_dbm_problem()
+mesh = parallel.chain_mesh() if jax.device_count() > 1 else None
+vmc = DBMVMC(model, op, sampler, opt, mesh=mesh)
+e, p = t._two_steps(vmc)
+print(json.dumps({{"devices": jax.device_count(), "energies": e, "params": p.tolist()}}))
+"""
+
+
+def test_two_devices_equal_one_device():
+    """The chains split over a mesh of 2 (forced host) devices = one device, over 2 SR steps, to rounding."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model, op, sampler, opt = _small_dbm_problem()
+    e1, p1 = _two_steps(DBMVMC(model, op, sampler, opt, threads=1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "NQS_"))}
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    script = _MESH_SCRIPT.format(tests=str(Path(__file__).parent))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+    assert res["devices"] == 2
+    np.testing.assert_allclose(res["energies"], e1, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(res["params"], p1, rtol=0, atol=1e-10)

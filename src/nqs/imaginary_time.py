@@ -33,8 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .hilbert import SpinHilbert
-from .models.base import log_cosh, move_delta
 from .models.dbm import DBM, LN2, decompose_coupling, log_2cosh_np
+from .sampling import LocalRule
+from .sampling.joint import JointMetropolisSampler, joint_local_energies
 from .stats import Stats, statistics
 
 __all__ = [
@@ -496,85 +497,23 @@ def exact_tau_energy(operator, psi0: np.ndarray, taus: Sequence[float], hilbert=
 
 # --------------------------------------------------------------------------------- Monte Carlo
 @functools.lru_cache(maxsize=16)
-def _mc_runner(dbm: DBM, operator, n_sweeps: int, n_discard: int):
-    """Jitted joint-chain sampler for (dbm, operator): returns run(params, key, n_chains).
+def _mc_runner(dbm: DBM, operator, n_chains: int, n_sweeps: int, n_discard: int):
+    """Jitted ``run(params, key) -> (num, den)`` (n_chains, n_sweeps) for (dbm, operator): the joint chain of
+    :class:`~nqs.sampling.joint.JointMetropolisSampler` (single-spin flips of σ, heat bath over d and d'),
+    the numerator ½(w E_loc(σ,d) + w* E_loc(σ,d')) and Re w per recorded sample."""
+    nv = dbm.n_visible
+    sampler = JointMetropolisSampler(SpinHilbert(nv), LocalRule(nv), n_chains=n_chains, n_samples=n_chains * n_sweeps,
+                                     n_discard=n_discard, deep_samples=1)
 
-    State: x = (σ, d, d') (C, N + 2N_d) for C chains, angles θ = b + xW_x and θ' = b + xW_y
-    (C, N_h) and their Σ_k Re ln cosh.  A sweep visits the N + 2N_d spins in order (deterministic
-    scan; the same site for all chains, so no gathers) and flips each with the heat-bath probability.
-    """
-    nv, nd, nh = dbm.n_visible, dbm.n_deep, dbm.n_hidden
-    nvar = nv + 2 * nd
-
-    def lc(z):
-        return jnp.sum(jnp.real(log_cosh(z)), axis=-1)
-
-    def local_energy(p, sigma, d):
-        """E_loc(σ, d) = Σ_σ' H_σσ' φ(σ', d)/φ(σ, d), d held fixed (one chain)."""
-        diag, mels, sites, new_values, mask = operator.moves(sigma)
-        th = dbm.theta(p, sigma, d)
-        delta = move_delta(sigma, sites, new_values, mask).astype(p["W"].dtype)  # (G, k)
-        wk = jnp.take(p["W"], sites, axis=0, mode="clip")  # (G, k, N_h)
-        dth = jnp.einsum("gk,gkh->gh", delta, wk)
-        da = jnp.einsum("gk,gk->g", delta, jnp.take(p["a"], sites, mode="clip"))
-        logr = da + jnp.sum(log_cosh(th + dth) - log_cosh(th), axis=-1)
-        return diag + jnp.sum(mels * jnp.exp(logr))
-
-    def measure(p, x):
-        """Numerator ½(w E_loc(σ,d) + w* E_loc(σ,d')) and Re w for one chain."""
-        sigma, d, d2 = x[:nv], x[nv:nv + nd], x[nv + nd:]
-        l1, l2 = dbm.log_phi(p, sigma, d), dbm.log_phi(p, sigma, d2)
-        w = jnp.exp(1j * (jnp.imag(l1) - jnp.imag(l2)))  # phase of φ(σ,d) φ(σ,d')*
-        e1, e2 = local_energy(p, sigma, d), local_energy(p, sigma, d2)
-        return 0.5 * (w * e1 + jnp.conj(w) * e2), jnp.real(w)
-
-    @functools.partial(jax.jit, static_argnums=2)
-    def run(params, key, n_chains):
-        p = dict(params)
-        zeros = jnp.zeros((nd, nh), p["W"].dtype)
-        Wx = jnp.concatenate([p["W"], p["U"], zeros], axis=0)  # θ  = b + x Wx (replica d)
-        Wy = jnp.concatenate([p["W"], zeros, p["U"]], axis=0)  # θ' = b + x Wy (replica d')
-        bias = jnp.real(jnp.concatenate([2 * p["a"], p["c"], p["c"]]))  # Re ln φφ' = bias·x + …
-        k0, kb, km = jax.random.split(key, 3)
-        x0 = jnp.where(jax.random.bernoulli(k0, 0.5, (n_chains, nvar)), 1.0, -1.0)
-
-        def sweep(x, key):
-            th, th2 = p["b"] + x @ Wx, p["b"] + x @ Wy
-            logu = jnp.log(jax.random.uniform(key, (nvar, n_chains)))
-
-            def prop(carry, inp):
-                x, th, th2, s1, s2 = carry
-                v, lu = inp
-                xv = x[:, v]  # (C,)
-                th_new = th - 2 * xv[:, None] * Wx[v]
-                th2_new = th2 - 2 * xv[:, None] * Wy[v]
-                s1_new, s2_new = lc(th_new), lc(th2_new)
-                dlw = -2 * xv * bias[v] + s1_new - s1 + s2_new - s2
-                # heat-bath (Gibbs) acceptance p = 1/(1 + e^{-Δ}): with a systematic scan the Metropolis
-                # rule min(1, e^Δ) flips almost every spin of a nearly flat φ in each sweep (σ → −σ),
-                # which freezes symmetric observables such as E_loc; heat-bath keeps p ≈ 1/2 there.
-                acc = lu < -jax.nn.softplus(-dlw)
-                x = x.at[:, v].set(jnp.where(acc, -xv, xv))
-                a2 = acc[:, None]
-                return (x, jnp.where(a2, th_new, th), jnp.where(a2, th2_new, th2),
-                        jnp.where(acc, s1_new, s1), jnp.where(acc, s2_new, s2)), None
-
-            carry = (x, th, th2, lc(th), lc(th2))
-            (x, *_), _ = jax.lax.scan(prop, carry, (jnp.arange(nvar), logu))
-            return x
-
-        def burn(x, key):
-            return sweep(x, key), None
-
-        def step(x, key):
-            x = sweep(x, key)
-            return x, jax.vmap(lambda xc: measure(p, xc))(x)
-
-        x = x0
-        if n_discard:
-            x, _ = jax.lax.scan(burn, x, jax.random.split(kb, n_discard))
-        _, (num, den) = jax.lax.scan(step, x, jax.random.split(km, n_sweeps))
-        return num.T, den.T  # (n_chains, n_sweeps)
+    @jax.jit
+    def run(params, key):
+        js, _ = sampler.sample(dbm, params, sampler.init_state(key, dbm.n_deep))
+        sigma, deep = js.sigma, js.deep[:, :, 0]  # (C, P, N), (C, P, 2, N_d)
+        e = joint_local_energies(dbm, params, operator, sigma, deep)  # (C, P, 2)
+        log_phi = jax.vmap(dbm.log_phi, in_axes=(None, None, 0))
+        lp = jax.vmap(jax.vmap(log_phi, in_axes=(None, 0, 0)), in_axes=(None, 0, 0))(params, sigma, deep)
+        w = jnp.exp(1j * (jnp.imag(lp[..., 0]) - jnp.imag(lp[..., 1])))  # phase of φ(σ,d) φ(σ,d')*
+        return 0.5 * (w * e[..., 0] + jnp.conj(w) * e[..., 1]), jnp.real(w)
 
     return run
 
@@ -583,10 +522,12 @@ def mc_energy(dbm: DBM, params, operator, key: jax.Array, n_chains: int = 256, n
               n_discard: int = 100) -> Stats:
     """⟨H⟩ of the DBM state by the joint-chain Monte Carlo estimator (note §3).
 
-    Samples (σ, d, d') ∝ |φ(σ, d)| |φ(σ, d')| with single-spin-flip Metropolis over all
-    N + 2N_d spins (one sweep = one flip proposal per spin, in order; ``n_discard`` sweeps of
-    burn-in from random spins; one measurement per sweep; jit, chains batched, lax.scan).
-    With the local energy at fixed deep spins
+    Samples (σ, d, d') ∝ |φ(σ, d)| |φ(σ, d')| with the DBM's joint chain
+    (:class:`~nqs.sampling.joint.JointMetropolisSampler`: one sweep = N single-spin Metropolis flips of σ
+    and a heat-bath pass over the 2N_d deep spins; ``n_discard`` sweeps of burn-in from random spins;
+    one measurement per sweep).
+    With the local energy at fixed deep spins (:func:`nqs.sampling.joint.joint_local_energies`, the one
+    the DBM's VMC driver uses)
 
         E_loc(σ, d) = Σ_σ' H_σσ' φ(σ', d)/φ(σ, d)   (σ' from ``operator.moves(σ)``),
 
@@ -601,8 +542,8 @@ def mc_energy(dbm: DBM, params, operator, key: jax.Array, n_chains: int = 256, n
     Heisenberg DBMs cannot be sampled this way (every single flip violates a δ_{D,0} unit).
     """
     dbm.check_params(params)
-    run = _mc_runner(dbm, operator, int(n_sweeps), int(n_discard))
-    num, den = run(params, key, int(n_chains))
+    run = _mc_runner(dbm, operator, int(n_chains), int(n_sweeps), int(n_discard))
+    num, den = run(params, key)
     num, den = np.asarray(num), np.asarray(den)
     dbar = float(np.mean(den))
     R = float(np.real(np.mean(num))) / dbar

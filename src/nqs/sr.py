@@ -53,8 +53,8 @@ class SRConfig:
 
         dense ≈ n·P² + P³/3, MinSR ≈ n²·P + n³/3 (n = rows of Ō: samples, doubled for real
         parameters unless O is real).  CG is never picked automatically: at diagonal shifts ~0.01
-        it needed hundreds to thousands of iterations here and lost to both (measured at P = 1034
-        and 2046, n = 2048); ask for it with ``solver = "cg"``.
+        it needs hundreds to thousands of iterations and loses to both; ask for it with
+        ``solver = "cg"``.
         """
         if self.solver != "auto":
             return self.solver
@@ -112,16 +112,41 @@ def sr_direction_scaled(Oc, ec, diag_shift, solver: str, tol=1e-8, maxiter=1000,
         return x.astype(jnp.result_type(x.dtype, solve_dtype))
 
     if solver == "dense":
-        S = hi(_mm(Oc.conj().T, Oc))
-        F = hi(_mm(Oc.conj().T, ec))
-        return jnp.linalg.solve(S + diag_shift * jnp.eye(S.shape[0], dtype=S.dtype), F)
+        return solve_metric(Oc, _mm(Oc.conj().T, ec), diag_shift, solver, tol, maxiter, solve_dtype)
     if solver == "minsr":
         T = hi(_mm(Oc, Oc.conj().T))
         y = jnp.linalg.solve(T + diag_shift * jnp.eye(T.shape[0], dtype=T.dtype), hi(ec))
         return _mm(Oc.conj().T, y.astype(Oc.dtype))
     if solver == "cg":
         Oc, ec = hi(Oc), hi(ec)
-        F = _mm(Oc.conj().T, ec)
+        return solve_metric(Oc, _mm(Oc.conj().T, ec), diag_shift, solver, tol, maxiter, solve_dtype)
+    raise ValueError(f"unknown SR solver {solver!r}: use 'dense', 'minsr' or 'cg'")
+
+
+def solve_metric(Oc, F, diag_shift, solver: str, tol=1e-8, maxiter=1000, solve_dtype=None):
+    """δ = (Ō†Ō + λ)⁻¹ F for centred rows Ō (n, P) and a given force F (P,).
+
+    ``solver``: "dense" (the P × P system), "minsr" (Woodbury in sample space, for P > n:
+    (Ō†Ō + λ)⁻¹F = (F − Ō†(ŌŌ† + λ)⁻¹ŌF)/λ) or "cg" (conjugate gradients, S never formed).
+    :func:`sr_direction_scaled` is this with F = Ō†ε (its MinSR form needs no F); a driver whose force
+    is not Ō†ε for the metric's rows (the DBM's "mean" metric) calls it directly.
+    ``solve_dtype`` as in :func:`sr_direction`.
+    """
+
+    def hi(x):
+        if solve_dtype is None:
+            return x
+        return x.astype(jnp.result_type(x.dtype, solve_dtype))
+
+    if solver == "dense":
+        S = hi(_mm(Oc.conj().T, Oc))
+        return jnp.linalg.solve(S + diag_shift * jnp.eye(S.shape[0], dtype=S.dtype), hi(F))
+    if solver == "minsr":
+        T = hi(_mm(Oc, Oc.conj().T))
+        y = jnp.linalg.solve(T + diag_shift * jnp.eye(T.shape[0], dtype=T.dtype), hi(_mm(Oc, F)))
+        return (hi(F) - _mm(Oc.conj().T, y.astype(Oc.dtype))) / diag_shift
+    if solver == "cg":
+        Oc, F = hi(Oc), hi(F)
 
         def matvec(v):
             return _mm(Oc.conj().T, _mm(Oc, v)) + diag_shift * v
@@ -129,6 +154,13 @@ def sr_direction_scaled(Oc, ec, diag_shift, solver: str, tol=1e-8, maxiter=1000,
         d, _ = jax.scipy.sparse.linalg.cg(matvec, F, tol=tol, maxiter=maxiter)
         return d
     raise ValueError(f"unknown SR solver {solver!r}: use 'dense', 'minsr' or 'cg'")
+
+
+def metric_direction(O, force, weights, diag_shift, solver: str, tol=1e-8, maxiter=1000):
+    """δ = (S + λ)⁻¹ F with S = Ō†Ō from real rows ``O`` (n, P) with ``weights`` (n,) and a given force F (P,)
+    (:func:`solve_metric` on the centred rows)."""
+    Oc, _ = centered(O, jnp.zeros(O.shape[:1], O.dtype), weights)
+    return solve_metric(Oc, force, diag_shift, solver, tol, maxiter)
 
 
 def _solve_hpd(T, b):

@@ -17,8 +17,10 @@ Parameters are a pytree ``{"a": (N,), "b": (N_h,), "c": (N_d,), "W": (N, N_h), "
 "kappa": ()}``, real or complex.  The constant κ is kept in log form everywhere.  Unlike nqs's
 :class:`~nqs.models.rbm.RBM`, the DBM keeps the factor 2 of every 2 cosh θ_k.
 
-The one identity behind the exact imaginary-time constructions (:mod:`nqs.imaginary_time`) is
-:func:`decompose_coupling` (identity (D) of the design note).
+Two uses share :class:`DBM`'s amplitude code: the exact imaginary-time constructions
+(:mod:`nqs.imaginary_time`; their one identity is :func:`decompose_coupling`, identity (D) of the design
+note) and the trainable real DBM :class:`DeepBoltzmann` (κ = −N_h ln 2 fixed, optional Marshall sign),
+optimized over its joint (σ, d, d') chain by :class:`nqs.drivers.dbm.DBMVMC` (docs/dbm.md).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import Model, log_cosh
+from .base import Model, log_cosh, move_delta
 
 LN2 = math.log(2.0)
 #: Largest number of deep units that :meth:`DBM.log_psi_exact` enumerates (2**N_d terms).
@@ -90,15 +92,17 @@ def log_2cosh_np(z: Any) -> np.ndarray:
 # --------------------------------------------------------------------------------- the model
 @dataclass(frozen=True, eq=False)
 class DBM(Model):
-    """Generic deep Boltzmann machine container (see the module docstring for E, φ, ψ).
+    """Deep Boltzmann machine (see the module docstring for E, φ, ψ); the container of the exact
+    imaginary-time constructions.
 
     Fields: ``n_visible`` N, ``n_hidden`` N_h, ``n_deep`` N_d; ``init_scale`` and ``complex_params``
     set the random initial parameters of :meth:`init`; ``description`` is a free-text label
-    (the imaginary-time constructors record their layout there).
+    (the imaginary-time constructors record their layout there); ``sublattice`` (0/1 per site)
+    multiplies ψ by the Marshall sign s(σ) = (−1)^{N↑ on sublattice 1} (None: no sign).
 
     As an nqs :class:`~nqs.models.base.Model`, ``log_psi`` is :meth:`log_psi_exact`: it sums over
     all 2**N_d deep configurations, so it is meant for small N_d only (tests, exact checks).
-    Sampling (σ, d) jointly is done by :func:`nqs.imaginary_time.mc_energy`.
+    Monte Carlo samples (σ, d, d') jointly (:mod:`nqs.sampling.joint`) and uses :meth:`log_phi`.
     """
 
     n_visible: int
@@ -108,17 +112,25 @@ class DBM(Model):
     complex_params: bool = False
     description: str = "DBM"
     holomorphic: bool = True
+    sublattice: tuple | None = None
+
+    def __post_init__(self):
+        if self.sublattice is not None and len(self.sublattice) != self.n_visible:
+            raise ValueError(f"sublattice has {len(self.sublattice)} entries, expected {self.n_visible}")
 
     @property
     def n_sites(self) -> int:  # type: ignore[override]
         return self.n_visible
 
     # ------------------------------------------------------------------ parameters
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"a": (self.n_visible,), "b": (self.n_hidden,), "c": (self.n_deep,),
+                "W": (self.n_visible, self.n_hidden), "U": (self.n_deep, self.n_hidden), "kappa": ()}
+
     def init(self, key: jax.Array) -> dict:
         """Small random parameters (normal, std ``init_scale``; real and imaginary parts if
         ``complex_params``), κ = 0."""
-        shapes = {"a": (self.n_visible,), "b": (self.n_hidden,), "c": (self.n_deep,),
-                  "W": (self.n_visible, self.n_hidden), "U": (self.n_deep, self.n_hidden)}
+        shapes = {k: v for k, v in self._shapes().items() if k != "kappa"}
         keys = jax.random.split(key, 2 * len(shapes))
         out = {}
         for n, (name, shape) in enumerate(shapes.items()):
@@ -131,46 +143,78 @@ class DBM(Model):
 
     def check_params(self, params) -> None:
         """Raise ValueError when the parameter shapes do not match N, N_h, N_d."""
-        want = {"a": (self.n_visible,), "b": (self.n_hidden,), "c": (self.n_deep,),
-                "W": (self.n_visible, self.n_hidden), "U": (self.n_deep, self.n_hidden),
-                "kappa": ()}
-        for name, shape in want.items():
+        for name, shape in self._shapes().items():
             got = tuple(np.shape(params[name]))
             if got != shape:
                 raise ValueError(f"DBM parameter {name!r} has shape {got}, expected {shape}")
 
+    def log_offset(self, params):
+        """The constant of log φ: κ + N_h ln 2 (the factors 2 of every 2 cosh θ_k)."""
+        return params["kappa"] + self.n_hidden * LN2
+
     # ------------------------------------------------------------------ amplitudes
     def theta(self, params, sigma, d):
-        """Hidden-unit angles θ = b + σW + dU, shape (N_h,)."""
+        """Hidden-unit angles θ = b + σW + dU, shape (..., N_h) (``d`` may carry leading axes)."""
         dt = jnp.result_type(params["W"], params["U"], params["b"])
         return params["b"] + sigma.astype(dt) @ params["W"] + d.astype(dt) @ params["U"]
 
     def log_phi(self, params, sigma, d):
-        """log φ(σ, d) = κ + a·σ + c·d + Σ_k ln(2 cosh θ_k), complex scalar.
+        """log φ(σ, d) = κ + a·σ + c·d + Σ_k ln(2 cosh θ_k) (real for real parameters, else complex).
 
-        ``sigma`` (N,) and ``d`` (N_d,) hold ±1 (any dtype); h is traced analytically.
+        ``sigma`` (N,) and ``d`` (N_d,) hold ±1 (any dtype); h is traced analytically; the sign
+        s(σ) is not part of φ.
         """
         dt = jnp.result_type(params["a"], params["c"], params["W"], params["U"])
         s, dd = sigma.astype(dt), d.astype(dt)
         th = self.theta(params, sigma, d)
-        out = params["kappa"] + params["a"] @ s + params["c"] @ dd + jnp.sum(LN2 + log_cosh(th))
-        return jnp.asarray(out).astype(jnp.complex128)
+        return self.log_offset(params) + params["a"] @ s + params["c"] @ dd + jnp.sum(log_cosh(th))
+
+    def log_phi_ratios(self, params, sigma, d, sites, new_values, mask):
+        """log φ(σ', d) − log φ(σ, d) for moves of σ (leading axis G of ``sites``, ``new_values``,
+        ``mask``) at fixed deep spins ``d`` (..., N_d): shape (..., G), from θ updated at the moved
+        sites only."""
+        dt = jnp.result_type(params["a"], params["W"])
+        th = self.theta(params, sigma, d)  # (..., N_h)
+        delta = jax.vmap(lambda si, v, m: move_delta(sigma, si, v, m))(sites, new_values, mask).astype(dt)  # (G, k)
+        dth = jnp.einsum("gk,gkm->gm", delta, jnp.take(params["W"], sites, axis=0, mode="clip"))
+        da = jnp.einsum("gk,gk->g", delta, jnp.take(params["a"], sites, mode="clip"))
+        lc = jnp.sum(log_cosh(th), axis=-1)[..., None]  # (..., 1)
+        return da + jnp.sum(log_cosh(th[..., None, :] + dth), axis=-1) - lc
+
+    def sign_parity(self, sigma):
+        """Number of ↑ spins on sublattice 1 (s(σ) = (−1)^this); 0 without a sign."""
+        if self.sublattice is None:
+            return jnp.zeros((), jnp.float64)
+        return jnp.sum(jnp.asarray(self.sublattice, jnp.float64) * (1 + sigma.astype(jnp.float64)) / 2)
+
+    def sign_ratios(self, sigma, sites, new_values, mask):
+        """s(σ')/s(σ) (±1, float) for moves of σ (leading axis G), 1 without a sign."""
+        if self.sublattice is None:
+            return jnp.ones(sites.shape[:1])
+        parity = jnp.asarray(self.sublattice, jnp.float64)
+        delta = jax.vmap(lambda si, v, m: move_delta(sigma, si, v, m))(sites, new_values, mask)  # (G, k)
+        # (−1)^{Σ_{changed i on sublattice 1} δ_i/2}
+        dpar = jnp.einsum("gk,gk->g", delta, jnp.take(parity, sites, mode="clip")) / 2
+        return 1.0 - 2.0 * jnp.mod(jnp.round(dpar), 2)
 
     def log_psi_exact(self, params, sigma, chunk_bits: int = 12):
-        """log ψ(σ) = log Σ_d φ(σ, d) by explicit enumeration of the 2**N_d deep states.
+        """log ψ(σ) = log Σ_d φ(σ, d) + iπ·(sign parity) by explicit enumeration of the 2**N_d deep
+        states, complex128.
 
-        Complex log-sum-exp (max real part subtracted), in chunks of 2**chunk_bits deep states
-        (jittable; memory O(2**chunk_bits · N_h)).  Only for N_d ≤ :data:`MAX_ENUM_DEEP`.
+        Log-sum-exp (max real part subtracted), in chunks of 2**chunk_bits deep states (jittable;
+        memory O(2**chunk_bits · N_h)); real arithmetic for real parameters.  Only for
+        N_d ≤ :data:`MAX_ENUM_DEEP`.
         """
         nd = self.n_deep
+        phase = 1j * jnp.pi * self.sign_parity(sigma)
         if nd == 0:
-            return self.log_phi(params, sigma, jnp.zeros((0,), jnp.int8))
+            return self.log_phi(params, sigma, jnp.zeros((0,), jnp.int8)).astype(jnp.complex128) + phase
         if nd > MAX_ENUM_DEEP:
             raise ValueError(f"log_psi_exact enumerates 2**N_d deep states; N_d = {nd} > {MAX_ENUM_DEEP}")
         cb = min(chunk_bits, nd)
-        dt = jnp.result_type(params["a"], params["c"], params["W"], params["U"], jnp.complex128)
+        dt = jnp.result_type(params["a"], params["c"], params["W"], params["U"], jnp.float64)
         s = sigma.astype(dt)
-        base = params["kappa"] + params["a"].astype(dt) @ s  # ()
+        base = self.log_offset(params) + params["a"].astype(dt) @ s  # ()
         th0 = params["b"] + s @ params["W"]  # (N_h,)
         low = jnp.arange(2**cb, dtype=jnp.int64)
 
@@ -178,7 +222,7 @@ class DBM(Model):
             codes = low + (c.astype(jnp.int64) << cb)
             D = (((codes[:, None] >> jnp.arange(nd, dtype=jnp.int64)) & 1) * 2 - 1).astype(dt)
             th = th0 + D @ params["U"]
-            return D @ params["c"] + jnp.sum(LN2 + log_cosh(th), axis=-1)
+            return D @ params["c"] + jnp.sum(log_cosh(th), axis=-1)
 
         def step(carry, c):
             m, acc = carry
@@ -190,7 +234,7 @@ class DBM(Model):
 
         init = (jnp.asarray(-jnp.inf), jnp.zeros((), dt))
         (m, acc), _ = jax.lax.scan(step, init, jnp.arange(2 ** (nd - cb)))
-        return (base + m + jnp.log(acc)).astype(jnp.complex128)
+        return (base + m + jnp.log(acc)).astype(jnp.complex128) + phase
 
     def log_psi(self, params, sigma):
         return self.log_psi_exact(params, sigma)
@@ -205,13 +249,55 @@ class DBM(Model):
         one-spin factor; the deep spins are then summed out by greedy variable elimination
         (smallest intermediate tensor first), in numpy, complex128, with a running log scale.
         Exact up to rounding; cost set by the elimination width (fine for the layered
-        imaginary-time networks, exponential in N_d for dense random weights).
+        imaginary-time networks, exponential in N_d for dense random weights).  The construction's
+        parameters only (κ included; no ``sublattice`` sign).
         """
         self.check_params(params)
+        if self.sublattice is not None:
+            raise ValueError("amplitudes() does not apply the sublattice sign; use log_psi_exact")
         return _contract(self, params)
 
     def describe(self) -> str:
         return f"{self.description} (N={self.n_visible}, N_h={self.n_hidden}, N_d={self.n_deep})"
+
+
+@dataclass(frozen=True, eq=False)
+class DeepBoltzmann(DBM):
+    """The trainable real DBM: :class:`DBM` with real parameters ``{"a", "b", "c", "W", "U"}`` and
+    κ = −N_h ln 2 fixed, not a parameter (φ > 0 drops the 2^{N_h} of the 2 cosh, as nqs's RBM);
+    ``n_visible`` N (= ``n_sites``), ``n_hidden`` M, ``n_deep`` K.
+
+    ``init_scale`` is the standard deviation of the initial a, b, c, W; ``init_scale_deep`` that of
+    U (deep × hidden).  At U = 0 and c = 0 the deep layer is decoupled and ∂ log ψ/∂U vanishes by
+    the d → −d symmetry, so U starts larger than the rest (default 0.1 vs 0.01) to break that
+    saddle.  ``sublattice`` (0/1 per site) switches on the Marshall sign.  ``log_psi`` sums the 2^K
+    deep states exactly (small K only: tests and exact checks); VMC over the joint chain
+    (:class:`nqs.drivers.dbm.DBMVMC`) uses :meth:`log_phi` on sampled d.
+    """
+
+    holomorphic: bool = False
+    init_scale_deep: float = 0.1
+    real_derivatives = True
+
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: v for k, v in super()._shapes().items() if k != "kappa"}
+
+    def init(self, key: jax.Array) -> dict:
+        """Normal initial parameters: a, b, c, W with std ``init_scale``, U with ``init_scale_deep``."""
+        n, m, k = self.n_visible, self.n_hidden, self.n_deep
+        ks = jax.random.split(key, 5)
+        s, sd = self.init_scale, self.init_scale_deep
+        return {"a": s * jax.random.normal(ks[0], (n,)), "b": s * jax.random.normal(ks[1], (m,)),
+                "c": s * jax.random.normal(ks[2], (k,)), "W": s * jax.random.normal(ks[3], (n, m)),
+                "U": sd * jax.random.normal(ks[4], (k, m))}
+
+    def log_offset(self, params):
+        """0: κ = −N_h ln 2 cancels the factors 2."""
+        return jnp.zeros((), jnp.result_type(params["a"]))
+
+    def describe(self) -> str:
+        s = " x Marshall sign" if self.sublattice is not None else ""
+        return f"real DBM (N={self.n_visible}, M={self.n_hidden}, K={self.n_deep}){s}"
 
 
 # --------------------------------------------------------------------------------- contraction
@@ -307,4 +393,4 @@ def _contract(dbm: DBM, params) -> tuple[np.ndarray, float]:
     return vec, float(log_scale)
 
 
-__all__ = ["DBM", "decompose_coupling", "log_2cosh_np", "LN2"]
+__all__ = ["DBM", "DeepBoltzmann", "decompose_coupling", "log_2cosh_np", "LN2", "MAX_ENUM_DEEP"]

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 
 from ..config import Config, ConfigError
-from ..drivers.dbm import DeepBoltzmann
+from ..models.dbm import DeepBoltzmann
 from ..hilbert import SpinfulFermions
 from ..models import (
     RBM,

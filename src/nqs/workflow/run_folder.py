@@ -115,9 +115,9 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
 
     n_params = driver.n_parameters(state)
     console.print(_header(problem, state))
-    if cfg.model.kind == "dbm" and (jax.device_count() > 1 or "memory_limit_mb" in cfg.optimizer.model_fields_set):
-        console.print(f"  note: the DBM driver runs on one device (of {jax.device_count()}) and evaluates all samples "
-                      "in one batch; [parallel] shard and optimizer.memory_limit_mb do not apply to it")
+    if cfg.model.kind == "dbm" and "memory_limit_mb" in cfg.optimizer.model_fields_set:
+        console.print("  note: the DBM driver evaluates all samples in one batch; optimizer.memory_limit_mb "
+                      "does not apply to it")
     exact_e, exact_method = exact_reference(problem)
     e0 = exact_e[0] if exact_e else None
     if e0 is not None:
