@@ -112,8 +112,8 @@ def worker_nqs_accuracy(kind, dims, seconds, n_samples, n_chains):
     The real RBM carries the Marshall sign explicitly (NetKet's Heisenberg applies it in H)."""
     import jax
 
-    from nqs.runtime import configure_cpu
     from nqs.exact import lowest_energies
+    from nqs.runtime import configure_cpu
     from nqs.workflow import build
 
     configure_cpu()

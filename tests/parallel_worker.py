@@ -25,12 +25,12 @@ SEED = 3
 def build(solver="dense", chunk_size=None, mesh=None, precision="float64", memory_limit_mb=None):
     """Heisenberg chain of 8 sites, real RBM (alpha = 1) times the Marshall sign, SR, 64 samples on 8 chains."""
     from nqs import hamiltonians as H
+    from nqs.drivers.vmc import VMC, OptimizerConfig
     from nqs.hilbert import SpinHilbert
     from nqs.lattice import make_lattice
     from nqs.models import RBM, MarshallSign
     from nqs.sampling import ExchangeRule, MetropolisSampler
     from nqs.sr import SRConfig
-    from nqs.drivers.vmc import VMC, OptimizerConfig
 
     lat = make_lattice("chain", [8])
     model = MarshallSign(RBM(8, 1.0, init_scale=0.1, param_dtype="real"), tuple(int(c) for c in lat.sublattice))

@@ -7,11 +7,11 @@ import pytest
 
 from nqs import hamiltonians as H
 from nqs.config import Config, ConfigError
+from nqs.drivers import VMC, NonFiniteError, OptimizerConfig, run
 from nqs.hilbert import SpinHilbert
 from nqs.lattice import make_lattice
 from nqs.models import FunctionModel
 from nqs.sampling import ExactSampler
-from nqs.drivers import VMC, NonFiniteError, OptimizerConfig, run
 from nqs.workflow import build, solve
 
 

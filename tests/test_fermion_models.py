@@ -20,12 +20,13 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from nqs.drivers import VMC, OptimizerConfig, run
 from nqs.estimators import local_energies
 from nqs.exact import exact_energy_of_model, exact_state, lowest_energies
 from nqs.hamiltonians import heisenberg
+from nqs.hamiltonians.hubbard import hubbard
 from nqs.hilbert.fermions import SpinfulFermions
 from nqs.hilbert.spin import SpinHilbert
-from nqs.hamiltonians.hubbard import hubbard
 from nqs.lattice import make_lattice
 from nqs.models.pair_product import RBMPP, PairProduct, SpinRBMPP, neighbour_table
 from nqs.models.slater import Slater, logdet, one_body_matrices
@@ -34,7 +35,6 @@ from nqs.operators.pauli import PauliSum, apply_moves
 from nqs.sampling import ExactSampler, ExchangeRule, MetropolisSampler
 from nqs.sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule
 from nqs.stats import statistics
-from nqs.drivers import VMC, OptimizerConfig, run
 
 REFERENCE = Path("/work/shared/reference/energies.json")
 

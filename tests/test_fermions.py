@@ -21,8 +21,8 @@ from scipy import sparse
 
 from nqs.estimators import local_energies
 from nqs.exact import lowest_energies
-from nqs.hilbert.fermions import SpinfulFermions
 from nqs.hamiltonians.hubbard import bond_images, hubbard, two_site_hubbard_energy
+from nqs.hilbert.fermions import SpinfulFermions
 from nqs.lattice import make_lattice
 from nqs.models import FunctionModel
 from nqs.operators.fermion import FermionOperator

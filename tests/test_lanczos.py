@@ -12,9 +12,9 @@ from test_fermion_models import random_params
 from nqs import hamiltonians as H
 from nqs.estimators import lanczos_step, local_energies_h2
 from nqs.exact import lowest_energies
+from nqs.hamiltonians.hubbard import hubbard
 from nqs.hilbert import SpinHilbert
 from nqs.hilbert.fermions import SpinfulFermions
-from nqs.hamiltonians.hubbard import hubbard
 from nqs.lattice import make_lattice
 from nqs.models import RBM
 from nqs.models.pair_product import RBMPP

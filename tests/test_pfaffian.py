@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_fermion_models import _create, _drift, _eloc_error, check_holomorphic_gradient, extra_terms
 
-from nqs.hilbert import SpinfulFermions
 from nqs.hamiltonians.hubbard import hubbard
+from nqs.hilbert import SpinfulFermions
 from nqs.lattice import make_lattice
 from nqs.models.pair_product import RBMPP, PairProduct
 from nqs.models.pfaffian import PfaffianPP, log_pfaffian
@@ -164,8 +164,8 @@ def test_general_pairing_from_the_config_lowers_the_energy():
     """model.pairing = "general" (exact-mode SR, 6-site Hubbard ring, 3+3, U = 4): variational (above ED) and below
     the singlet pair product from the same start (measured 3.9e-3 against 2.6e-2); config errors."""
     from nqs.config import ConfigError, parse_config
-    from nqs.exact import exact_energy_of_model, lowest_energies
     from nqs.drivers import run
+    from nqs.exact import exact_energy_of_model, lowest_energies
     from nqs.workflow import build
 
     energies = {}

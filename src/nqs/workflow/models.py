@@ -6,7 +6,6 @@ import jax
 import numpy as np
 
 from ..config import Config, ConfigError
-from ..models.dbm import DeepBoltzmann
 from ..hilbert import SpinfulFermions
 from ..models import (
     RBM,
@@ -20,6 +19,7 @@ from ..models import (
     SpinRBMPP,
     SymmetricRBM,
 )
+from ..models.dbm import DeepBoltzmann
 from ..models.pair_product import dwave_pairing, neighbour_table
 from .lattice import boundary_label, build_lattice, parse_angle, symmetry_sector
 
