@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Discriminator,
+    Field,
+    SerializeAsAny,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from . import drivers as _drivers  # noqa: F401  (registers the built-in drivers)
 from . import hamiltonians as _hamiltonians  # noqa: F401  (registers the built-in Hamiltonians)
 from .hamiltonians import HeisenbergConfig
-from .registry import DRIVERS, HAMILTONIANS, Section
+from .registry import DRIVERS, HAMILTONIANS, MODELS, Section
 
 
 class ConfigError(ValueError):
@@ -145,6 +154,32 @@ class ModelConfig(_Section):
         return self
 
 
+#: The model kinds :class:`ModelConfig` describes; further kinds come from :data:`nqs.registry.MODELS`.
+BUILTIN_MODEL_KINDS: tuple[str, ...] = get_args(ModelConfig.model_fields["kind"].annotation)
+
+
+def _model_branch(value) -> str:
+    kind = value.get("kind", "rbm") if isinstance(value, dict) else getattr(value, "kind", "rbm")
+    return "registered" if kind not in BUILTIN_MODEL_KINDS else "builtin"
+
+
+def _registered_model(value):
+    if isinstance(value, dict) and value.get("kind") not in MODELS:
+        known = ", ".join([*BUILTIN_MODEL_KINDS, *MODELS.kinds()])
+        raise ValueError(f"unknown model kind {value.get('kind')!r} (one of: {known})")
+    return _registered_section(MODELS, value, "")
+
+
+#: ``[model]``: a built-in kind (:class:`ModelConfig`) or a registered one (its own config class).
+ModelSection = Annotated[
+    Annotated[ModelConfig, Tag("builtin")]
+    | Annotated[SerializeAsAny[Section], BeforeValidator(_registered_model), Tag("registered")],
+    Discriminator(_model_branch),
+]
+#: Components of an error's location that name a branch of a section's union, not a key.
+_BRANCH_TAGS = ("builtin", "registered")
+
+
 class SamplerConfig(_Section):
     kind: Literal["local", "exchange", "hop", "exact"] = "exchange"  # hop: electrons (+ spin exchanges)
     p_exchange: float = Field(0.2, ge=0, le=1)  # hop: probability of an up-down exchange move
@@ -268,7 +303,7 @@ class Config(_Section):
     seed: int = 1
     lattice: LatticeConfig = Field(default_factory=LatticeConfig)
     hamiltonian: SerializeAsAny[Section] = Field(default_factory=HeisenbergConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: ModelSection = Field(default_factory=ModelConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -313,7 +348,7 @@ def default_config() -> Config:
 def _format_errors(err: ValidationError, prefix: str = "config") -> str:
     parts = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or prefix
+        loc = ".".join(str(x) for x in e["loc"] if x not in _BRANCH_TAGS) or prefix
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"

@@ -87,5 +87,8 @@ class Registry:
 
 #: Hamiltonians: ``build(lattice, **parameters) -> operator``.
 HAMILTONIANS = Registry("hamiltonian", "the operator on the lattice")
+#: Models (kinds beyond the built-in ones of ``nqs.config.ModelConfig``): ``build(section, context) -> Model``
+#: with ``context`` the built lattice, Hilbert space and Hamiltonian (``nqs.workflow.build.ModelContext``).
+MODELS = Registry("model", "the wave function from its section and the built lattice, Hilbert space, Hamiltonian")
 #: Drivers: ``build(section, parts) -> Driver`` with ``parts`` the built model, Hamiltonian, sampler, optimizer.
 DRIVERS = Registry("driver", "the driver from the built parts")

@@ -14,7 +14,7 @@ from ..hamiltonians import is_fermionic, units_for
 from ..hamiltonians.hubbard import hubbard as build_hubbard
 from ..hilbert import SpinfulFermions, SpinHilbert
 from ..models.slater import one_body_matrices
-from ..registry import DRIVERS, HAMILTONIANS
+from ..registry import DRIVERS, HAMILTONIANS, MODELS
 from ..sampling import ExactSampler, ExchangeRule, LocalRule, MetropolisSampler
 from ..sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule, lattice_bonds
 from ..sr import SRConfig
@@ -144,6 +144,26 @@ def build_spins(cfg: Config, lat):
     return op.for_sector(hil), hil, chosen
 
 
+class ModelContext(NamedTuple):
+    """What a registered model kind's builder receives besides its section (:data:`nqs.registry.MODELS`)."""
+
+    lattice: Any
+    hilbert: Any
+    hamiltonian: Any
+
+
+def build_model(cfg: Config, lat, hil, op, bonds):
+    """``[model]``: a registered kind's builder, or the built-in kinds (:mod:`nqs.workflow.models`)."""
+    if cfg.model.kind in MODELS:
+        try:
+            return MODELS[cfg.model.kind].build(cfg.model, ModelContext(lat, hil, op))
+        except ValueError as err:
+            raise ConfigError(f"model: {err}") from None
+    if is_fermionic(cfg.hamiltonian.kind):
+        return fermion_model(cfg, hil, op, bonds if cfg.hamiltonian.kind != "hubbard" else lat.bonds(1))
+    return spin_model(cfg, lat, hil)
+
+
 class Parts(NamedTuple):
     """What a driver's builder receives (:data:`nqs.registry.DRIVERS`): the config and the built pieces."""
 
@@ -236,10 +256,7 @@ def build(cfg: Config) -> Problem:
     resolved = {"hamiltonian": chosen}
     if driver_kind(cfg) == "dbm":
         _check_dbm_settings(cfg)
-    if is_fermionic(cfg.hamiltonian.kind):
-        model = fermion_model(cfg, hil, op, bonds if cfg.hamiltonian.kind != "hubbard" else lat.bonds(1))
-    else:
-        model = spin_model(cfg, lat, hil)
+    model = build_model(cfg, lat, hil, op, bonds)
     if cfg.model.kind == "dbm":
         resolved["model"] = {"n_hidden": model.n_hidden, "n_deep": model.n_deep}
     sampler = build_sampler(cfg, lat, hil, op, model, bonds)

@@ -55,7 +55,7 @@ def symmetry_sector(cfg: Config, lat) -> tuple[Any, np.ndarray, int | None, str]
     """``(group, characters, spin_parity, label)`` of ``model.symmetry`` on ``lat`` (ConfigError if impossible)."""
     from ..lattice import little_group, momentum, momentum_characters, space_characters, translation_group
 
-    sc = cfg.model.symmetry
+    sc = getattr(cfg.model, "symmetry", None)
     k = [0.0] * lat.ndim if sc.k is None else [parse_angle(v, "model.symmetry.k") for v in sc.k]
     if len(k) != lat.ndim:
         raise ConfigError(f"model.symmetry.k needs {lat.ndim} components for {lat.describe()}, got {len(k)}")

@@ -17,7 +17,7 @@ def exact_reference(problem: Problem, k: int = 1) -> tuple[list[float] | None, s
     free fermions for the TFIM chain, or a tabulated reference (:mod:`nqs.reference`)."""
     cfg, lat = problem.config, problem.lattice
     hc = cfg.hamiltonian
-    if cfg.model.symmetry is not None and not problem.fermions and _needs_sector(cfg):
+    if getattr(cfg.model, "symmetry", None) is not None and not problem.fermions and _needs_sector(cfg):
         from ..exact.sectors import sector_energies
 
         group, chi, parity, label = symmetry_sector(cfg, lat)
@@ -52,7 +52,7 @@ SECTOR_ED_STATES = 200_000
 
 def _needs_sector(cfg: Config) -> bool:
     """Whether model.symmetry restricts to a sector that need not hold the ground state."""
-    return cfg.model.symmetry is not None
+    return getattr(cfg.model, "symmetry", None) is not None
 
 
 def sector_table(problem: Problem, point_group: bool = False, spin_flip: bool = False,
