@@ -330,10 +330,11 @@ def generate(output: Path = OUTPUT) -> bool:
     src = str(ROOT / "src")
     if src not in sys.path:
         sys.path.insert(0, src)  # this checkout's nqs, not an installed one
-    from nqs.config import Config
+    from nqs.config import schema_model
 
-    defaults = {title: _class_defaults(cls) for title, cls in _model_classes(Config).items()}
-    text = render(Config.model_json_schema(), defaults)
+    config = schema_model()  # the registry-backed sections as unions of their registered kinds
+    defaults = {title: _class_defaults(cls) for title, cls in _model_classes(config).items()}
+    text = render(config.model_json_schema(), defaults)
     if output.exists() and output.read_text() == text:
         return False
     output.write_text(text)

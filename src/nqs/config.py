@@ -276,7 +276,7 @@ class DriverConfig(_Section):
     joint-chain DBM driver ("dbm") for ``model.kind = "dbm"``; any registered driver kind
     (:data:`nqs.registry.DRIVERS`) with the keys of its config class."""
 
-    kind: str = "auto"
+    kind: Literal["auto"] = "auto"
 
 
 def _driver_section(value):
@@ -342,6 +342,26 @@ def default_config() -> Config:
         optimizer=OptimizerConfig(kind="sr", learning_rate=0.05, learning_rate_final=0.005, diag_shift=0.01,
                                   n_steps=1000),
         output=OutputConfig(dir="runs/default"),
+    )
+
+
+def schema_model() -> type[Config]:
+    """:class:`Config` with the registry-backed sections typed as the union of their registered kinds' config
+    classes (discriminated on ``kind``): the class whose JSON schema documents every kind registered now
+    (``docs/gen_config_reference.py``).  Validation uses :class:`Config` itself."""
+    from typing import Union
+
+    from pydantic import create_model
+
+    def union(classes):
+        classes = tuple(dict.fromkeys(classes))
+        return Annotated[Union[classes], Field(discriminator="kind")] if len(classes) > 1 else classes[0]  # noqa: UP007
+
+    return create_model(
+        "Config", __base__=Config,
+        hamiltonian=(union(e.config for e in HAMILTONIANS), Field(default_factory=HeisenbergConfig)),
+        model=(union([ModelConfig, *(e.config for e in MODELS)]), Field(default_factory=ModelConfig)),
+        driver=(union([DriverConfig, *(e.config for e in DRIVERS if e.config)]), Field(default_factory=DriverConfig)),
     )
 
 

@@ -42,8 +42,8 @@ Gradient convention
 
 Dtypes
 ------
-float64 / complex128 by default (``nqs`` enables ``jax_enable_x64`` at its entry points: the CLI
-and :func:`nqs.enable_x64`), never at import time.
+float64 / complex128 by default (``nqs`` enables ``jax_enable_x64`` at its entry points through
+:func:`nqs.runtime.configure_cpu`), never at import time.
 """
 
 from __future__ import annotations
