@@ -256,9 +256,8 @@ class EvaluationConfig(_Section):
     local energy at every configuration connected to each sample, so it costs about as many local
     energies per sample as H has connections; ``lanczos_samples`` (default ``sampler.n_samples_eval``)
     sets how many samples it uses.  Its chains sample |ψ|^``lanczos_power`` (reweighted to |ψ|²): the third
-    moment lives in the upper tail of E_loc, near the nodes of ψ, which |ψ|² visits rarely.  On the 4×4
-    Hubbard example |ψ|² with 8192–32768 samples underestimated the variance (0.36–0.41 against 0.46) and
-    the step's gain; |ψ|¹ gave the tail its weight and half the error bar.
+    moment lives in the upper tail of E_loc, near the nodes of ψ, which |ψ|² visits rarely (the
+    benchmarks page compares |ψ|² and |ψ|¹ on the 4×4 Hubbard example).
     """
 
     lanczos_step: bool = False
