@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from test_fermion_models import _create, _drift, _eloc_error, check_holomorphic_gradient, extra_terms
 
-from nqs.hilbert import SpinfulFermions
 from nqs.hamiltonians.hubbard import hubbard
+from nqs.hilbert import SpinfulFermions
 from nqs.lattice import make_lattice
+from nqs.models.base import fast_path
 from nqs.models.pair_product import RBMPP, PairProduct
 from nqs.models.pfaffian import PfaffianPP, log_pfaffian
 from nqs.operators.fermion import FermionOperator
@@ -140,7 +141,7 @@ def test_low_rank_updates_stay_exact(prepared, spin_points):
     fresh = np.linalg.inv(np.asarray(model._matrices(params))[:, r][:, :, r])
     assert np.max(np.abs(np.asarray(cache["inv"]) - fresh)) < 1e-10 * np.max(np.abs(fresh))
     if spin_points:  # the weights c_g = w_g Pf_g(x)/ψ(x) are current
-        np.testing.assert_allclose(cache["w"], model.cache(params, jnp.asarray(x))["w"], atol=1e-10)
+        np.testing.assert_allclose(cache["w"], fast_path(model).cache(params, jnp.asarray(x))["w"], atol=1e-10)
 
 
 def test_log_derivatives_match_finite_differences():
@@ -164,8 +165,8 @@ def test_general_pairing_from_the_config_lowers_the_energy():
     """model.pairing = "general" (exact-mode SR, 6-site Hubbard ring, 3+3, U = 4): variational (above ED) and below
     the singlet pair product from the same start (measured 3.9e-3 against 2.6e-2); config errors."""
     from nqs.config import ConfigError, parse_config
-    from nqs.exact import exact_energy_of_model, lowest_energies
     from nqs.drivers.vmc import run
+    from nqs.exact import exact_energy_of_model, lowest_energies
     from nqs.workflow import build
 
     energies = {}

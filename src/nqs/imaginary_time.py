@@ -33,8 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .hilbert import SpinHilbert
-from .models.base import log_cosh, move_delta
+from .models.base import log_cosh
 from .models.dbm import DBM, LN2, decompose_coupling, log_2cosh_np
+from .operators.moves import move_delta
 from .stats import Stats, statistics
 
 __all__ = [

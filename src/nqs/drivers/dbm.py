@@ -98,9 +98,9 @@ from jax.flatten_util import ravel_pytree
 
 from .. import sr
 from ..estimators import centered
-from ..models.base import Model, log_cosh, move_delta
+from ..models.base import Model, log_cosh
 from ..models.dbm import DBM, LN2
-from ..operators.pauli import apply_moves
+from ..operators.moves import apply_moves, move_delta
 from ..stats import statistics
 from .vmc import OptimizerConfig, VMCState, finish_step
 
