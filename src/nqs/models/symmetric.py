@@ -157,7 +157,7 @@ class _SymmetricRBMPath(FastPath):
 
 
 class _ProjectedPrepared(NamedTuple):
-    """:meth:`Projected.prepare`'s result: ``raw`` parameters and the inner model's ``fast`` ones."""
+    """The prepared parameters of a projection's path: ``raw`` parameters and the inner path's ``fast`` ones."""
 
     raw: Any
     fast: Any
