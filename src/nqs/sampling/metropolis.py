@@ -8,9 +8,9 @@ runs ``n_discard`` sweeps, then records one sample per sweep; the caches are rec
 the configurations at the start of every sweep (a periodic full recompute against round-off drift).
 
 Where the rule's moves are flips of fixed sites (``move_table``: the local and exchange rules) and the
-model's fast path offers :meth:`~nqs.models.base.FastPath.move_path` for them (the RBM: a table of e^{±Δθ}
-per move),
-the chains run on that path instead; the draws and the acceptance test are the same, so are the chains.
+model's fast path offers :meth:`~nqs.models.base.FastPath.move_path` for them (the RBM: a table of
+e^{±Δθ} per move), the chains run on that path instead; the draws and the acceptance test are the same,
+so are the chains.
 
 Every chain draws its proposals from its own key, so any part of the chains can be sampled on its own
 (:meth:`MetropolisSampler.sample_part`) and the parts joined are the whole sampler's chains: the VMC
