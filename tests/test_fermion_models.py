@@ -28,10 +28,12 @@ from nqs.hamiltonians.hubbard import hubbard
 from nqs.hilbert.fermions import SpinfulFermions
 from nqs.hilbert.spin import SpinHilbert
 from nqs.lattice import make_lattice
+from nqs.models.base import fast_path
 from nqs.models.pair_product import RBMPP, PairProduct, SpinRBMPP, neighbour_table
 from nqs.models.slater import Slater, logdet, one_body_matrices
 from nqs.operators.fermion import FermionOperator
-from nqs.operators.pauli import PauliSum, apply_moves
+from nqs.operators.moves import apply_moves
+from nqs.operators.pauli import PauliSum
 from nqs.sampling import ExactSampler, ExchangeRule, MetropolisSampler
 from nqs.sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule
 from nqs.stats import statistics
@@ -186,8 +188,9 @@ def test_local_energy_with_two_electron_moves(name):
 def _drift(model, params, hilbert, rule, n_steps, key, prepared=False):
     """Metropolis chain driven by fresh amplitudes; at every proposal the cached log-ratio is compared
     with log ψ(x′) − log ψ(x) (mod 2πi); accepted moves update the cache (never rebuilt).
-    ``prepared``: the fast path takes ``model.prepare(params)``, as the sampler passes them."""
-    fp = model.prepare(params) if prepared else params
+    ``prepared``: the fast path takes its ``prepare(params)``, as the sampler passes them."""
+    path = fast_path(model)
+    fp = path.prepare(params) if prepared else params
     k0, k1, k2 = jax.random.split(key, 3)
     x0 = hilbert.random_state(k0, 1)[0]
     rs = rule.draw(k1, (n_steps,))
@@ -199,18 +202,18 @@ def _drift(model, params, hilbert, rule, n_steps, key, prepared=False):
             x, cache, lp, n_acc = carry
             r, lu = inp
             s, v, m = rule.move(r, x)
-            fast = model.log_ratio(fp, x, cache, s, v, m)
+            fast = path.log_ratio(fp, x, cache, s, v, m)
             xn = apply_moves(x, s, v)
             lpn = model.log_psi(params, xn)
             d = fast - (lpn - lp)
             err = jnp.abs(jnp.real(d)) + jnp.abs((jnp.imag(d) + jnp.pi) % (2 * jnp.pi) - jnp.pi)
             acc = lu < 2.0 * jnp.real(lpn - lp)
-            new_cache = model.update_cache(fp, x, cache, s, v, m)
+            new_cache = path.update(fp, x, cache, s, v, m)
             cache = jax.tree_util.tree_map(lambda a, b: jnp.where(acc, a, b), new_cache, cache)
             n_acc = n_acc + (acc & jnp.any(xn != x))
             return (jnp.where(acc, xn, x), cache, jnp.where(acc, lpn, lp), n_acc), err
 
-        c0 = (x0, model.cache(fp, x0), model.log_psi(params, x0), jnp.zeros((), jnp.int32))
+        c0 = (x0, path.cache(fp, x0), model.log_psi(params, x0), jnp.zeros((), jnp.int32))
         return jax.lax.scan(step, c0, (rs, log_u))
 
     (x, cache, _, n_acc), errs = go(x0, rs, log_u)
@@ -251,8 +254,8 @@ def test_low_rank_updates_stay_exact(name, rule_kind, n_steps, prepared):
         fresh = np.linalg.inv(np.asarray(mat))
         assert np.max(np.abs(np.asarray(inv) - fresh)) < 1e-10 * np.max(np.abs(fresh))
     if isinstance(model, RBMPP):  # the RBM's cache (θ, or the table path's sign and weights) is current
-        fp = model.prepare(params) if prepared else params
-        fresh = model.rbm.cache(fp["rbm"], 2 * jnp.asarray(x) - 1)
+        fp = fast_path(model).prepare(params) if prepared else params
+        fresh = fast_path(model.rbm).cache(fp["rbm"], 2 * jnp.asarray(x) - 1)
         assert set(fresh) == ({"s", "g", "h"} if prepared else {"theta", "lc"})
         for k in fresh:
             np.testing.assert_allclose(cache["rbm"][k], fresh[k], atol=1e-10)

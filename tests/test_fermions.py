@@ -26,7 +26,7 @@ from nqs.hilbert.fermions import SpinfulFermions
 from nqs.lattice import make_lattice
 from nqs.models import FunctionModel
 from nqs.operators.fermion import FermionOperator
-from nqs.operators.pauli import apply_moves
+from nqs.operators.moves import apply_moves
 
 # ---------------------------------------------------------------- independent Jordan–Wigner matrices
 SIGMA_MINUS = np.array([[0.0, 1.0], [0.0, 0.0]])  # local basis (|0⟩, |1⟩): σ⁻|1⟩ = |0⟩

@@ -9,7 +9,7 @@ from jax.flatten_util import ravel_pytree
 from nqs.estimators import log_derivatives
 from nqs.hilbert import SpinHilbert
 from nqs.jax_utils import param_mode
-from nqs.models import RBM, Jastrow, MarshallSign, RBMRealAmpPhase
+from nqs.models import RBM, Jastrow, MarshallSign, RBMRealAmpPhase, fast_path
 from nqs.operators import apply_moves
 
 N = 6
@@ -53,14 +53,15 @@ def test_log_derivative_vs_finite_differences(name):
 @pytest.mark.parametrize("move", ["flip", "exchange"])
 @pytest.mark.parametrize("prepared", [False, True])
 def test_fast_path_matches_full_evaluation_after_many_moves(name, move, prepared):
-    """``prepared``: the parameters as ``model.prepare`` gives them (the RBM's table path, as the sampler
-    uses it); unprepared, the same calls take the plain parameters."""
+    """``prepared``: the parameters as the fast path's ``prepare`` gives them (the RBM's table path, as the
+    sampler uses it); unprepared, the same calls take the plain parameters."""
     model = _models()[name]
+    path = fast_path(model)
     params = model.init(jax.random.PRNGKey(4))
     params = jax.tree_util.tree_map(lambda x: 5 * x, params)  # not tiny: make the check meaningful
-    fast = model.prepare(params) if prepared else params
+    fast = path.prepare(params) if prepared else params
     sigma = SpinHilbert(N, 0).random_state(jax.random.PRNGKey(1), 1)[0]
-    cache = model.cache(fast, sigma)
+    cache = path.cache(fast, sigma)
     n_moves = 3000
     keys = jax.random.split(jax.random.PRNGKey(7), n_moves)
 
@@ -78,18 +79,18 @@ def test_fast_path_matches_full_evaluation_after_many_moves(name, move, prepared
         sites = jnp.concatenate([sites, jnp.array([N])])
         new = jnp.concatenate([new, jnp.array([1], sigma.dtype)])
         mask = jnp.concatenate([mask, jnp.array([False])])
-        r = model.log_ratio(fast, sigma, cache, sites, new, mask)
+        r = path.log_ratio(fast, sigma, cache, sites, new, mask)
         new_sigma = apply_moves(sigma, sites, new)
         full = model.log_psi(params, new_sigma) - model.log_psi(params, sigma)
         # compare modulo 2πi (phases)
         d = r - full
         err = jnp.abs(jnp.real(d)) + jnp.abs(jnp.angle(jnp.exp(1j * jnp.imag(d))))
-        cache = model.update_cache(fast, sigma, cache, sites, new, mask)
+        cache = path.update(fast, sigma, cache, sites, new, mask)
         return (new_sigma, cache, jnp.maximum(maxerr, err)), None
 
     (sigma_f, cache_f, maxerr), _ = jax.lax.scan(body, (sigma, cache, 0.0), keys)
     assert float(maxerr) < 1e-12
-    fresh = model.cache(fast, sigma_f)
+    fresh = path.cache(fast, sigma_f)
     for a, b in zip(jax.tree_util.tree_leaves(cache_f), jax.tree_util.tree_leaves(fresh), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-11)
 
@@ -105,7 +106,9 @@ def test_default_fast_path_ignores_padding_when_configuration_is_longer_than_n_s
     sites = jnp.array([1, 3])  # entry 1 changes; the second entry is padding (mask False)
     new = jnp.array([1, 1], dtype=jnp.int8)
     mask = jnp.array([True, False])
-    r = model.log_ratio(params, x, model.cache(params, x), sites, new, mask)
+    path = fast_path(model)
+    assert type(path).__name__ == "FullEvaluation"
+    r = path.log_ratio(params, x, path.cache(params, x), sites, new, mask)
     assert complex(r) == pytest.approx(2.0)  # only w[1] * (1 - 0)
 
 
@@ -127,6 +130,7 @@ def test_batched_log_ratios_equal_full_evaluation(name, scale):
     models["projected"] = Projected(RBM(N, 2.0, init_scale=0.2), T, momentum_characters(lat, T, [2 * np.pi / N]),
                                     spin_parity=-1)
     model = models[name]
+    path = fast_path(model)
     # (the projected model's inner RBM starts at init_scale 0.2 like the plain ones: weights of order one)
     params = jax.tree_util.tree_map(lambda x: x * scale / 0.2 if name.startswith(("rbm", "marshall", "projected")) else
                                     x * scale / 0.01, model.init(jax.random.PRNGKey(7)))
@@ -141,10 +145,10 @@ def test_batched_log_ratios_equal_full_evaluation(name, scale):
         sites[~mask] = N  # padding
         values = -np.asarray(sigma)[np.minimum(sites, N - 1)]
         sites, values, mask = jnp.asarray(sites), jnp.asarray(values, jnp.int8), jnp.asarray(mask)
-        got = np.asarray(model.log_ratios(params, sigma, model.cache(params, sigma), sites, values, mask))
+        got = np.asarray(path.log_ratios(params, sigma, path.cache(params, sigma), sites, values, mask))
         ref = np.array([complex(model.log_psi(params, apply_moves(sigma, jnp.where(m, s, N), v))
                                 - model.log_psi(params, sigma)) for s, v, m in zip(sites, values, mask, strict=True)])
-        one = np.array([complex(model.log_ratio(params, sigma, model.cache(params, sigma), s, v, m))
+        one = np.array([complex(path.log_ratio(params, sigma, path.cache(params, sigma), s, v, m))
                         for s, v, m in zip(sites, values, mask, strict=True)])
         live = np.ones(C, bool)
         if name == "projected":  # where the projection vanishes by symmetry both sides are rounding noise
@@ -170,8 +174,9 @@ def test_rbm_table_path_on_a_long_chain_with_sign_changes(param_dtype):
     configurations' int8 and wrapped around for more than 63 sites."""
     n = 70
     model = RBM(n, 1.0, init_scale=0.3, param_dtype=param_dtype)
+    path = fast_path(model)
     params = model.init(jax.random.PRNGKey(0))
-    fast = model.prepare(params)
+    fast = path.prepare(params)
     sigma = SpinHilbert(n, 0).random_state(jax.random.PRNGKey(1), 1)[0]
     keys = jax.random.split(jax.random.PRNGKey(2), 3000)
 
@@ -181,26 +186,26 @@ def test_rbm_table_path_on_a_long_chain_with_sign_changes(param_dtype):
         sites = jnp.stack([i, (i + 1 + jax.random.randint(jax.random.fold_in(key, 1), (), 0, n - 1)) % n])
         new = sigma[sites[::-1]]
         mask = jnp.ones(2, bool)
-        r = model.log_ratio(fast, sigma, cache, sites, new, mask)
+        r = path.log_ratio(fast, sigma, cache, sites, new, mask)
         new_sigma = apply_moves(sigma, sites, new)
         full = model.log_psi(params, new_sigma) - model.log_psi(params, sigma)
         err = jnp.abs(jnp.exp(r - full) - 1.0)
-        new_cache = model.update_cache(fast, sigma, cache, sites, new, mask)
+        new_cache = path.update(fast, sigma, cache, sites, new, mask)
         flips = flips + jnp.sum(new_cache["s"] != cache["s"])
         return (new_sigma, new_cache, jnp.maximum(maxerr, err), flips), None
 
-    carry = (sigma, model.cache(fast, sigma), 0.0, 0)
+    carry = (sigma, path.cache(fast, sigma), 0.0, 0)
     (sigma_f, cache_f, maxerr, flips), _ = jax.lax.scan(body, carry, keys)
     assert float(maxerr) < 1e-11
     assert int(flips) > 100  # the sign-change branch was exercised
-    for a, b in zip(jax.tree_util.tree_leaves(cache_f), jax.tree_util.tree_leaves(model.cache(fast, sigma_f)),
+    for a, b in zip(jax.tree_util.tree_leaves(cache_f), jax.tree_util.tree_leaves(path.cache(fast, sigma_f)),
                     strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-10)
     # the batched ratios (local energies) from the table cache
     sites = jnp.array([[i, (i + 1) % n] for i in range(n)])
     values = sigma_f[sites[:, ::-1]]
     mask = jnp.ones(sites.shape, bool)
-    got = model.log_ratios(fast, sigma_f, cache_f, sites, values, mask)
+    got = path.log_ratios(fast, sigma_f, cache_f, sites, values, mask)
     ref = jnp.stack([model.log_psi(params, apply_moves(sigma_f, s, v)) for s, v in zip(sites, values, strict=True)])
     np.testing.assert_allclose(np.asarray(jnp.exp(got - (ref - model.log_psi(params, sigma_f)))), 1.0, atol=1e-11)
 
@@ -248,7 +253,8 @@ def test_flip_path_ratios_equal_full_evaluation(name, scale):
            PauliSum(N, [(0.3, "XYX", (0, 2, 4)), (0.2, "YY", (3, 5)), (-0.4, "XZX", (1, 2, 3)), (0.1, "Z", (4,))])]
     model = _models()[name]
     params = jax.tree_util.tree_map(lambda x: x * scale / 0.2, model.init(jax.random.PRNGKey(7)))
-    prepared = model.prepare(params)
+    path = fast_path(model)
+    prepared = path.prepare(params)
     states = jnp.asarray(SpinHilbert(N).all_states())
     for op in ops:
         flips = flip_ratios(model, prepared, op)
@@ -256,7 +262,7 @@ def test_flip_path_ratios_equal_full_evaluation(name, scale):
 
         @jax.jit
         def both(sigma, op=op, flips=flips):
-            got = flips(sigma, model.cache(prepared, sigma))
+            got = flips(sigma, path.cache(prepared, sigma))
             _, _, sites, values, mask = op.moves(sigma)
             moved = jax.vmap(lambda s, v, m: apply_moves(sigma, jnp.where(m, s, N), v))(sites, values, mask)
             ref = jax.vmap(model.log_psi, in_axes=(None, 0))(params, moved) - model.log_psi(params, sigma)
@@ -272,7 +278,7 @@ def test_flip_path_ratios_equal_full_evaluation(name, scale):
 @pytest.mark.parametrize("name", ["rbm", "rbm_real_params", "marshall", "marshall_real"])
 @pytest.mark.parametrize("rule", ["local", "exchange"])
 def test_move_path_matches_full_evaluation_after_many_moves(name, rule):
-    """The sampler's move path (:meth:`Model.move_path`): log |ψ(σ')/ψ(σ)| from its tables and state equals
+    """The sampler's move path (:meth:`FastPath.move_path`): log |ψ(σ')/ψ(σ)| from its tables and state equals
     the full re-evaluation to 1e-12 after thousands of moves, each applied (valid ones), and the carried
     state equals a fresh one at the end."""
     from nqs.sampling import ExchangeRule, LocalRule
@@ -281,12 +287,12 @@ def test_move_path_matches_full_evaluation_after_many_moves(name, rule):
     params = jax.tree_util.tree_map(lambda x: 5 * x, model.init(jax.random.PRNGKey(4)))
     r = LocalRule(N) if rule == "local" else ExchangeRule(tuple((i, j) for i in range(N) for j in range(i + 1, N)))
     sites_np, signs_np = r.move_table()
-    path = model.move_path(sites_np, signs_np)
+    path = fast_path(model).move_path(sites_np, signs_np)
     assert path is not None
     tables = path.prepare(params)
     sites_t, signs_t = jnp.asarray(sites_np), jnp.asarray(signs_np, dtype=jnp.int8)
     sigma = SpinHilbert(N, 0).random_state(jax.random.PRNGKey(1), 1)[0]
-    state = path.init(tables, sigma)
+    state = path.cache(tables, sigma)
 
     def body(carry, g):
         sigma, state, maxerr, n_valid = carry
@@ -304,7 +310,7 @@ def test_move_path_matches_full_evaluation_after_many_moves(name, rule):
     (sigma_f, state_f, maxerr, n_valid), _ = jax.lax.scan(body, (sigma, state, 0.0, 0), moves)
     assert int(n_valid) > 1000
     assert float(maxerr) < 1e-12
-    fresh = path.init(tables, sigma_f)
+    fresh = path.cache(tables, sigma_f)
     for a, b in zip(jax.tree_util.tree_leaves(state_f), jax.tree_util.tree_leaves(fresh), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-11)
 
@@ -313,4 +319,72 @@ def test_models_without_a_move_path_say_so():
     from nqs.sampling import LocalRule
 
     for name in ["rbm_real", "jastrow"]:
-        assert _models()[name].move_path(*LocalRule(N).move_table()) is None
+        assert fast_path(_models()[name]).move_path(*LocalRule(N).move_table()) is None
+
+
+def test_wrapper_stack_exposes_the_inner_paths_through_one_object():
+    """Projected over MarshallSign over Tied over a real RBM: the one fast path of each layer passes the RBM's
+    specialised parts through (move path through the sign and the tying, image path with the sign added),
+    and the projection's ratios from the RBM's image tables equal full evaluation after many moves."""
+    from nqs.lattice.symmetry import translation_group
+
+    from nqs.lattice import make_lattice
+    from nqs.models import Projected
+    from nqs.models.tied import Tied, translation_tying
+    from nqs.sampling import ExchangeRule
+
+    lat = make_lattice("chain", [N])
+    T = translation_group(lat)
+    rbm = RBM(N, 2.0, init_scale=0.3, param_dtype="real")
+    stack = MarshallSign(Tied(rbm, translation_tying(rbm.init(jax.random.PRNGKey(0)), T)),
+                         tuple(i % 2 for i in range(N)))
+    params = stack.init(jax.random.PRNGKey(1))
+    path = fast_path(stack)
+    # the move path: the RBM's tables behind the parameter map, |ψ| only (the sign drops out)
+    rule = ExchangeRule(tuple((i, j) for i in range(N) for j in range(i + 1, N)))
+    sites_np, signs_np = rule.move_table()
+    moves = path.move_path(sites_np, signs_np)
+    assert moves is not None
+    tables = moves.prepare(params)
+    sigma = jnp.asarray([1, -1, -1, 1, 1, -1], jnp.int8)
+    state = moves.cache(tables, sigma)
+    for g in range(len(sites_np)):
+        s = sites_np[g]
+        if sigma[s[0]] == sigma[s[1]]:
+            continue
+        ratio, _ = moves.log_abs_ratio(tables, state, g, sigma[s[0]])
+        new = sigma.at[jnp.asarray(s)].set(-sigma[jnp.asarray(s)])
+        assert float(ratio) == pytest.approx(float(jnp.real(stack.log_psi(params, new) - stack.log_psi(params, sigma))),
+                                             abs=1e-12)
+    # the image path: ψ(gσ) = ±ψ(σ) (tied RBM, Marshall sign), so these characters keep the projection nonzero
+    images = Projected(stack, T, np.ones(len(T))).images(sigma)
+    chi = np.sign(np.real(np.exp(np.asarray(jax.vmap(stack.log_psi, in_axes=(None, 0))(params, images))
+                                 - complex(stack.log_psi(params, sigma)))))
+    projected = Projected(stack, T, chi)
+    ppath = fast_path(projected)
+    assert ppath.images is not None  # the RBM's image tables, through Tied and the sign
+    fast = ppath.prepare(params)
+    cache = ppath.cache(fast, sigma)
+    rng = np.random.default_rng(5)
+    worst = 0.0
+    for _ in range(200):
+        up, dn = np.flatnonzero(np.asarray(sigma) > 0), np.flatnonzero(np.asarray(sigma) < 0)
+        sites = jnp.array([int(rng.choice(up)), int(rng.choice(dn)), N])
+        values = jnp.array([-1, 1, 1], jnp.int8)
+        mask = jnp.array([True, True, False])
+        new = apply_moves(sigma, jnp.where(mask, sites, N), values)
+        r = complex(ppath.log_ratio(fast, sigma, cache, sites, values, mask))
+        ref = complex(projected.log_psi(params, new) - projected.log_psi(params, sigma))
+        worst = max(worst, abs(np.exp(r - ref) - 1))
+        cache = ppath.update(fast, sigma, cache, sites, values, mask)
+        sigma = new
+    assert worst < 1e-11
+    assert abs(np.exp(complex(cache["total"]) - complex(projected.log_psi(params, sigma))) - 1) < 1e-11
+    # many moves at once (local energies) from the same object
+    sites = jnp.asarray([[i, (i + 1) % N] for i in range(N)])
+    values = sigma[sites[:, ::-1]]
+    got = ppath.log_ratios(fast, sigma, cache, sites, values, jnp.ones(sites.shape, bool))
+    ref = jnp.stack([projected.log_psi(params, apply_moves(sigma, s, v)) for s, v in zip(sites, values, strict=True)])
+    live = np.asarray(sigma[sites[:, 0]] != sigma[sites[:, 1]])
+    ratios = np.exp(np.asarray(got - (ref - projected.log_psi(params, sigma))))
+    np.testing.assert_allclose(ratios[live], 1.0, atol=1e-11)

@@ -24,9 +24,9 @@ from nqs.lattice import (
     symmetry_sectors,
     translation_group,
 )
-from nqs.models import RBM
+from nqs.models import RBM, fast_path
 from nqs.models.symmetric import Projected, SymmetricRBM
-from nqs.operators.pauli import apply_moves
+from nqs.operators.moves import apply_moves
 from nqs.workflow import build
 
 
@@ -172,11 +172,12 @@ def test_symmetric_rbm_fast_path_and_formula():
     new_values = jnp.array([-sigma[2], -sigma[9], 1], dtype=jnp.int8)
     mask = jnp.array([True, True, False])
     new = apply_moves(sigma, jnp.where(mask, sites, 16), new_values)
-    cache = model.cache(params, sigma)
-    ratio = model.log_ratio(params, sigma, cache, sites, new_values, mask)
+    path = fast_path(model)
+    cache = path.cache(params, sigma)
+    ratio = path.log_ratio(params, sigma, cache, sites, new_values, mask)
     assert np.isclose(complex(ratio), complex(model.log_psi(params, new) - model.log_psi(params, sigma)))
-    c2 = model.update_cache(params, sigma, cache, sites, new_values, mask)
-    assert np.allclose(c2["theta"], model.cache(params, new)["theta"])
+    c2 = path.update(params, sigma, cache, sites, new_values, mask)
+    assert np.allclose(c2["theta"], path.cache(params, new)["theta"])
 
 
 @pytest.mark.parametrize("inner_kind", ["complex", "real_marshall", "amp_phase"])
@@ -199,14 +200,15 @@ def test_projected_fast_path_matches_full_evaluation_after_many_moves(inner_kind
     else:
         inner = RBMRealAmpPhase(16, alpha=1, init_scale=0.3)
     model = Projected(inner, lg, chi, spin_parity=1)
-    assert (model._path is None) == (inner_kind == "amp_phase")
+    path = fast_path(model)
+    assert (path.images is None) == (inner_kind == "amp_phase")
     assert model.real_derivatives == (inner_kind == "real_marshall")
     params = model.init(jax.random.PRNGKey(2))
     rng = np.random.default_rng(0)
     sigma = jnp.asarray(np.repeat([1, -1], 8)[rng.permutation(16)].astype(np.int8))
-    cache = jax.jit(model.cache)(params, sigma)
-    ratio = jax.jit(model.log_ratio)
-    update = jax.jit(model.update_cache)
+    cache = jax.jit(path.cache)(params, sigma)
+    ratio = jax.jit(path.log_ratio)
+    update = jax.jit(path.update)
     full = jax.jit(model.log_psi)
     worst = 0.0
     for step in range(600):

@@ -1,6 +1,7 @@
 """Local estimators and their weighted averages; every function takes sample weights.
 
-* ``E_loc(σ) = Σ_σ' ⟨σ|H|σ'⟩ ψ(σ')/ψ(σ)`` from the operator's moves and the model's fast path;
+* ``E_loc(σ) = Σ_σ' ⟨σ|H|σ'⟩ ψ(σ')/ψ(σ)`` from the operator's moves and the model's fast path
+  (:func:`~nqs.models.base.fast_path`);
 * ``O_k(σ) = ∂ log ψ(σ)/∂θ_k`` (see :mod:`nqs.conventions` for complex parameters);
 * force ``F = Σ_s w_s O_s^* (E_s − Ē)`` and ``S = Σ_s w_s (O_s − Ō)^* (O_s − Ō)ᵀ``;
 * :class:`FactoredJacobian`: O kept as the factors a model gives (the RBM's ``∂/∂W_ij = σ_i tanh θ_j``
@@ -18,7 +19,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .jax_utils import chunked_vmap
-from .operators.pauli import apply_moves
+from .models.base import fast_path
+from .operators.moves import apply_moves
 
 
 @jax.tree_util.register_pytree_node_class
@@ -119,11 +121,8 @@ def _block_size(b):
 
 
 def has_factored_derivatives(model, params, sigma) -> bool:
-    """Whether ``model.log_derivative_factors`` gives factors (checked by shape evaluation only)."""
-    fn = getattr(model, "log_derivative_factors", None)
-    if fn is None:
-        return False
-    return jax.eval_shape(fn, params, sigma) is not None
+    """Whether the model's fast path gives ``log_derivative_factors`` (checked by shape evaluation only)."""
+    return jax.eval_shape(fast_path(model).log_derivative_factors, params, sigma) is not None
 
 
 def _active_moves(operator, sigma):
@@ -147,16 +146,18 @@ def _amplitudes(mels, ratios):
 
 
 def local_energy(model, params, operator, sigma, cache=None, flips=None):
-    """E_loc(σ) for one configuration σ (n_sites,), complex scalar.  ``flips``: the ratios from a model's
-    flip path (:func:`flip_ratios`) instead of its ``log_ratios``."""
+    """E_loc(σ) for one configuration σ (n_sites,), complex scalar.  ``params`` as the model's fast path
+    prepared them (or as they are); ``flips``: the ratios from its flip path (:func:`flip_ratios`) instead
+    of its ``log_ratios``."""
+    path = fast_path(model)
     if cache is None:
-        cache = model.cache(params, sigma)
+        cache = path.cache(params, sigma)
     if flips is not None:
         diag, mels, _, _, _ = operator.moves(sigma)
         ratios = flips(sigma, cache)
     else:
         diag, mels, sites, new_values, mask = _active_moves(operator, sigma)
-        ratios = model.log_ratios(params, sigma, cache, sites, new_values, mask)
+        ratios = path.log_ratios(params, sigma, cache, sites, new_values, mask)
     return diag + jnp.sum(mels * _amplitudes(mels, ratios))
 
 
@@ -167,7 +168,7 @@ def local_energies(model, params, operator, samples, chunk_size=None, mesh=None)
     """
     shape = samples.shape[:-1]
     flat = samples.reshape(-1, samples.shape[-1])
-    params = model.prepare(params)
+    params = fast_path(model).prepare(params)
     flips = flip_ratios(model, params, operator)
     e = chunked_vmap(lambda s: local_energy(model, params, operator, s, flips=flips), flat, chunk_size, mesh)
     return e.reshape(shape)
@@ -178,9 +179,10 @@ def local_energy_h2(model, params, operator, sigma):
     Σ_σ′ ⟨σ|H|σ′⟩ ψ(σ′)/ψ(σ) · E_loc(σ′): a local energy at every connected σ′ (G of them), so G + 1
     local energies per sample.  ``n_lost`` counts connected σ′ with ψ(σ′) = 0, whose E_loc is undefined
     and whose term is left out (their (Hψ)(σ′) is not zero in general: the estimate is then biased)."""
-    cache = model.cache(params, sigma)
+    path = fast_path(model)
+    cache = path.cache(params, sigma)
     diag, mels, sites, new_values, mask = _active_moves(operator, sigma)
-    amp = _amplitudes(mels, model.log_ratios(params, sigma, cache, sites, new_values, mask))
+    amp = _amplitudes(mels, path.log_ratios(params, sigma, cache, sites, new_values, mask))
     e = diag + jnp.sum(mels * amp)
     primed = jax.vmap(apply_moves, in_axes=(None, 0, 0))(sigma, sites, new_values)
     e_primed = jax.vmap(lambda s: local_energy(model, params, operator, s))(primed)
@@ -194,7 +196,7 @@ def local_energies_h2(model, params, operator, samples, chunk_size=None, mesh=No
     """:func:`local_energy_h2` for a batch (..., n_sites) → three arrays (...,)."""
     shape = samples.shape[:-1]
     flat = samples.reshape(-1, samples.shape[-1])
-    params = model.prepare(params)
+    params = fast_path(model).prepare(params)
     e, h2, lost = chunked_vmap(lambda s: local_energy_h2(model, params, operator, s), flat, chunk_size, mesh)
     return e.reshape(shape), h2.reshape(shape), lost.reshape(shape)
 
@@ -202,9 +204,9 @@ def local_energies_h2(model, params, operator, samples, chunk_size=None, mesh=No
 def flip_ratios(model, prepared, operator):
     """``(σ, cache) → log ψ(σ′_g) − log ψ(σ)`` for every connection g through the model's flip path, when
     the operator's connections flip fixed sites (``operator.flip_sites``) and the model has one; else None.
-    ``prepared``: the output of ``model.prepare`` (the path's tables are built from it once)."""
+    ``prepared``: the output of the fast path's ``prepare`` (the flip path's tables are built from it once)."""
     sites = getattr(operator, "flip_sites", None)
-    path = None if sites is None else model.flip_path(sites)
+    path = None if sites is None else fast_path(model).flip_path(sites)
     if path is None:
         return None
     tables = path.prepare(prepared)
@@ -218,14 +220,16 @@ def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=Non
     (real θ; O = ∂ Re log ψ/∂θ + i ∂ Im log ψ/∂θ).  Models with ``real_derivatives`` (Im log ψ
     independent of θ) give a real O of the same shape.
 
-    ``factored``: a :class:`FactoredJacobian` when the model gives ``log_derivative_factors`` (the
-    RBM does; holomorphic or real-derivative models only), else the dense matrix as usual.
+    ``factored``: a :class:`FactoredJacobian` when the model's fast path gives ``log_derivative_factors``
+    (the RBM's does; holomorphic or real-derivative models only), else the dense matrix as usual.
     """
     flat = samples.reshape(-1, samples.shape[-1])
-    if factored and (mode == "holomorphic" or getattr(model, "real_derivatives", False)) \
+    if factored and (mode == "holomorphic" or model.real_derivatives) \
             and has_factored_derivatives(model, params, flat[0]):
+        path = fast_path(model)
+
         def factors(s):
-            f = model.log_derivative_factors(params, s)
+            f = path.log_derivative_factors(params, s)
             return jax.tree_util.tree_leaves(f, is_leaf=lambda x: isinstance(x, tuple))
 
         blocks = chunked_vmap(factors, flat, chunk_size, mesh)
@@ -237,7 +241,7 @@ def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=Non
         def one(s):
             g = jax.grad(lambda p: model.log_psi(p, s), holomorphic=True)(params)
             return ravel_pytree(g)[0]
-    elif mode == "real" and getattr(model, "real_derivatives", False):
+    elif mode == "real" and model.real_derivatives:
         def one(s):
             return ravel_pytree(jax.grad(lambda p: jnp.real(model.log_psi(p, s)))(params))[0]
     elif mode == "real":

@@ -47,7 +47,7 @@ def param_mode(model, params) -> str:
     """``"holomorphic"`` (all leaves complex, model holomorphic), ``"real"`` or ``"mixed"``."""
     leaves = jax.tree_util.tree_leaves(params)
     cplx = [jnp.iscomplexobj(x) for x in leaves]
-    if all(cplx) and getattr(model, "holomorphic", False):
+    if all(cplx) and model.holomorphic:
         return "holomorphic"
     if not any(cplx):
         return "real"

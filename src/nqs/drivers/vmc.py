@@ -26,7 +26,7 @@ from jax.flatten_util import ravel_pytree
 
 from .. import estimators, sr
 from ..jax_utils import param_mode
-from ..models.base import Model, Reparametrized
+from ..models.base import Model, Reparametrized, fast_path
 from ..registry import DRIVERS, Section
 from ..stats import statistics
 from .base import Driver, State, finish_step
@@ -193,7 +193,7 @@ class VMC(Driver):
         if self.threads is not None:
             if self.threads < 1:
                 raise ValueError(f"threads must be at least 1, got {self.threads!r}")
-            if self.threads > 1 and hasattr(self.sampler, "sample_part") and self.sampler.n_chains % self.threads:
+            if self.threads > 1 and self.sampler.supports_parts and self.sampler.n_chains % self.threads:
                 raise ValueError(f"threads ({self.threads}) must divide n_chains ({self.sampler.n_chains}): "
                                  "each thread runs an equal part of the chains")
         chunk = self.chunk_size
@@ -214,14 +214,14 @@ class VMC(Driver):
         sstate = jax.eval_shape(self.sampler.init_state, jax.random.PRNGKey(0))
         sigma = jax.ShapeDtypeStruct(sstate.sigma.shape[-1:], sstate.sigma.dtype)
         n_conn = int(jax.eval_shape(self.hamiltonian.moves, sigma)[1].shape[0])
-        cache = jax.eval_shape(self._model.cache, params, sigma)
+        cache = jax.eval_shape(fast_path(self._model).cache, params, sigma)
         cache_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(cache))
         n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
         real_dtype = jax.tree_util.tree_leaves(params)[0].dtype
         single = jnp.finfo(real_dtype).bits == 32
-        real_o = self._mode == "real" and getattr(self._model, "real_derivatives", False)
+        real_o = self._mode == "real" and self._model.real_derivatives
         o_itemsize = (4 if single else 8) * (1 if real_o else 2)
-        n_rows = self.sampler.n_chains * getattr(self.sampler, "n_per_chain", self.sampler.n_samples)
+        n_rows = self.sampler.n_chains * self.sampler.n_per_chain
         d = n_shards(self.mesh)
         if n_rows % d == 0:
             n_rows //= d
@@ -239,7 +239,7 @@ class VMC(Driver):
         """Threads that sample the chains in :meth:`make_step`: 1 with a mesh, off the CPU, or for a sampler
         without parts (exact enumeration); else ``threads``, or by default the largest divisor of n_chains
         not above the CPU cores this process may use."""
-        if self.mesh is not None or not hasattr(self.sampler, "sample_part") or jax.default_backend() != "cpu":
+        if self.mesh is not None or not self.sampler.supports_parts or jax.default_backend() != "cpu":
             return 1
         if self.threads is not None:
             return self.threads
@@ -305,7 +305,7 @@ class VMC(Driver):
         else:
             n_params = self.n_parameters(state)
         return self.optimizer.sr.choose(n_params, self.sampler.n_samples, self._mode,
-                                        real_rows=bool(getattr(self._model, "real_derivatives", False)))
+                                        real_rows=bool(self._model.real_derivatives))
 
     def for_evaluation(self, n_samples: int | None) -> VMC:
         """This driver drawing ``n_samples`` samples per :meth:`estimate` (the final evaluation of a run);

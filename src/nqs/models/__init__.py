@@ -1,11 +1,12 @@
-"""Wave functions. Contract: ``init(key) -> params``, ``log_psi(params, sigma) -> complex``."""
+"""Wave functions. Contract (:mod:`nqs.models.base`): ``init(key) -> params``, ``log_psi(params, sigma) -> complex``,
+and at most one fast path found by :func:`fast_path`."""
 
-from .base import FunctionModel, MarshallSign, Model, log_cosh
+from .base import FastPath, FunctionModel, MarshallSign, Model, fast_path, log_cosh
 from .jastrow import Jastrow
 from .pair_product import RBMPP, PairProduct, SpinRBMPP
 from .rbm import RBM, RBMRealAmpPhase
 from .slater import Slater
 from .symmetric import FermionProjected, Projected, SymmetricRBM
 
-__all__ = ["Model", "FunctionModel", "MarshallSign", "RBM", "RBMRealAmpPhase", "Jastrow", "log_cosh",
-           "SymmetricRBM", "Projected", "FermionProjected", "Slater", "PairProduct", "RBMPP", "SpinRBMPP"]
+__all__ = ["Model", "FastPath", "fast_path", "FunctionModel", "MarshallSign", "RBM", "RBMRealAmpPhase", "Jastrow",
+           "log_cosh", "SymmetricRBM", "Projected", "FermionProjected", "Slater", "PairProduct", "RBMPP", "SpinRBMPP"]

@@ -1,21 +1,30 @@
-"""The model contract: ``init(key) -> params`` and ``log_psi(params, sigma) -> log ψ(σ)``.
+"""The model contract.
 
-``log_psi`` acts on ONE configuration σ of shape (n_sites,) and returns a complex scalar;
-callers ``vmap`` over batches.
+A model is a :class:`Model` that declares
 
-Fast path (optional)
---------------------
-A model may keep a per-configuration cache (the RBM's angles θ = b + σW) and give
-``log ψ(σ') − log ψ(σ)`` for a *move* σ → σ' from it, in O(k·M) for k changed sites:
+* ``init(key) -> params`` (a pytree) and ``log_psi(params, sigma) -> log ψ(σ)`` for ONE configuration σ
+  of shape (n,), a complex scalar; callers ``vmap`` over batches;
+* the attributes ``n_sites``, ``holomorphic`` (log ψ is a holomorphic function of complex parameters),
+  ``real_derivatives`` (real parameters and Im log ψ independent of them) and ``describe()``;
+* optionally ONE fast-path object, a :class:`FastPath` returned by :meth:`Model.make_fast_path`.
 
-* ``prepare(params)`` (once per batch of moves; the result is what the calls below receive)
-* ``cache(params, sigma)``
-* ``log_ratio(params, sigma, cache, sites, new_values, mask)``
-* ``update_cache(params, sigma, cache, sites, new_values, mask)`` (after an accepted move)
+Whatever needs ratios of amplitudes (the Metropolis sampler, local energies, projections) asks
+:func:`fast_path` for the model's path.  A model without one gets :class:`FullEvaluation`, which
+re-evaluates ``log_psi`` on the moved configuration, so a model that only defines ``log_psi`` (a
+:class:`FunctionModel`) works everywhere.
 
-``sites`` (k,) lists the changed sites (padded entries hold ``n_sites`` and have ``mask`` False),
-``new_values`` (k,) the values there.  The defaults below implement the contract by full
-re-evaluation, so a model that only defines ``log_psi`` (like a user function) works everywhere.
+A :class:`FastPath` keeps a per-configuration cache (the RBM's angles θ = b + σW) and gives
+``log ψ(σ′) − log ψ(σ)`` for a move σ → σ′ in the form of :mod:`nqs.operators.moves` (sites, new values,
+mask; padded entries hold the configuration's length and have mask False): ``prepare(params)`` once per
+batch of moves, ``cache(prepared, sigma)``, ``log_ratio`` (one move), ``log_ratios`` (many moves from one
+σ) and ``update`` (the cache after an accepted move).  Its optional parts return None unless a model
+has them: ``flip_path`` (local energies of operators whose connections flip fixed sites), ``move_path``
+(the Metropolis rules' moves), ``image_path`` (all symmetry images at once, for :class:`Projected
+<nqs.models.symmetric.Projected>`) and ``log_derivative_factors`` (∂ log ψ/∂θ in factored form, for SR).
+
+Wrappers build their path from the inner model's (:class:`MarshallSign` adds its sign,
+:class:`Reparametrized` maps the parameters), so the inner model's specialised parts pass through.
+``docs/models.md`` explains how to write a model, with and without a fast path.
 """
 
 from __future__ import annotations
@@ -28,7 +37,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..operators.pauli import apply_moves
+from ..operators.moves import apply_moves, move_delta
+
+__all__ = ["Model", "FastPath", "FlipPath", "MovePath", "ImagePath", "FullEvaluation", "fast_path",
+           "ParamDtypeModel", "FunctionModel", "Wrapper", "Reparametrized", "MarshallSign"]
 
 
 def log_cosh(z):
@@ -125,14 +137,8 @@ def scaled_product(f, scale=None, block: int = 4):
     return m, jnp.sum(e, axis=-1) + e_last
 
 
-def move_delta(sigma, sites, new_values, mask):
-    """The change d = σ'[sites] − σ[sites] of a move (zero on padded entries), float."""
-    old = jnp.take(sigma, sites, mode="clip")
-    return jnp.where(mask, new_values - old, 0).astype(jnp.float64)
-
-
 class Model:
-    """Base class: subclasses define ``init`` and ``log_psi``; may override the fast path."""
+    """Base class: subclasses define ``init`` and ``log_psi``; may offer a fast path (``make_fast_path``)."""
 
     n_sites: int
     holomorphic: bool = False
@@ -143,87 +149,12 @@ class Model:
     def init(self, key: jax.Array) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def log_psi(self, params, sigma):  # pragma: no cover - abstract
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    # ---- fast-path contract; default = full re-evaluation
-    def prepare(self, params):
-        """Parameters in the form the fast path takes, computed once per batch of moves (the
-        sampler's sweeps, a batch of local energies): the RBM adds tables of e^{±2W}.  Callers pass
-        the result to ``cache``/``log_ratio``/``update_cache``/``log_ratios``, which also accept the
-        parameters as they are.  Default: unchanged."""
-        return params
-
-    def cache(self, params, sigma):
-        return self.log_psi(params, sigma)
-
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        new = apply_moves(sigma, jnp.where(mask, sites, sigma.shape[-1]), new_values)
-        return self.log_psi(params, new) - cache
-
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
-        new = apply_moves(sigma, jnp.where(mask, sites, sigma.shape[-1]), new_values)
-        return self.log_psi(params, new)
-
-    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        """``log_ratio`` for many moves from one σ at once (leading axis of ``sites``, ``new_values``,
-        ``mask``): what local energies need.  Models may batch it better; the imaginary part is
-        only defined modulo 2π."""
-        return jax.vmap(lambda s, v, m: self.log_ratio(params, sigma, cache, s, v, m))(sites, new_values, mask)
-
-    def log_derivative_factors(self, params, sigma):
-        """Optional: ∂ log ψ(σ)/∂θ per parameter leaf in factored form, or None (the default).
-
-        A pytree like ``params`` whose leaves are tuples: ``(x,)`` with x of the leaf's shape, or
-        ``(u, v)`` for a (p, q) leaf whose derivative is the outer product u ⊗ v.  SR then works on the
-        factors (:class:`nqs.estimators.FactoredJacobian`) instead of the n × P matrix.
-        """
-        return None
-
-    def image_path(self, perms, signs):
-        """Optional fast path over all images of σ at once, for :class:`~nqs.models.Projected`.
-
-        The images are ``e σ = s_e·(g_e σ)`` with ``(g_e σ)_{perms[e, i]} = σ_i`` and ``s_e = ±1`` (the spin
-        flip); ``perms`` (n_e, n_sites) and ``signs`` (n_e,) are numpy arrays.  Returns an object with
-
-        * ``prepare(params)`` → tables for the images (the RBM: its weights permuted, e^{±2W} per image),
-        * ``cache(prepared, sigma)`` → ``(cache, logs)`` with ``logs[e] = log ψ(e σ)``,
-        * ``ratio(prepared, sigma, cache, sites, new_values, mask)`` → ``(m, e)``, (n_e,) each, with
-          ``ψ(e σ′)/ψ(e σ) = m·2^e`` (not logs: the projection sums them, so no logarithm per image is needed),
-        * ``update_cache(prepared, sigma, cache, sites, new_values, mask)``,
-
-        or None (the default): the projection then calls this model's own fast path image by image.
-        """
-        return None
-
-    def flip_path(self, flip_sites):
-        """Optional fast path for local energies of an operator whose connection ``g`` flips the fixed sites
-        ``flip_sites[g]`` (a numpy array (G, k), padded with ``n_sites``; the Pauli sums).
-
-        Returns an object with ``prepare(prepared)`` → tables (from the output of :meth:`prepare`, once per
-        batch) and ``log_ratios(tables, sigma, cache)`` → (G,) log ψ(σ′_g) − log ψ(σ) for the cache of
-        :meth:`cache` at the prepared parameters; or None (the default): :meth:`log_ratios` then serves.
-        """
-        return None
-
-    def move_path(self, sites, signs):
-        """Optional fast path for the Markov chains' moves (:class:`~nqs.sampling.MetropolisSampler`) when
-        move g flips the fixed sites ``sites[g]`` and is made only where σ at them equals ±``signs[g]``
-        (numpy arrays (G, k) of site indices and ±1): a local flip is k = 1, an exchange of a pair with
-        opposite spins is k = 2 with signs (+1, −1).  On such a move Δσ = −2 σ_first·signs[g] at the sites,
-        where σ_first is σ at ``sites[g, 0]``.
-
-        Returns an object with
-
-        * ``prepare(params)`` → tables (from the parameters as they are, once per call of the sampler),
-        * ``init(tables, sigma)`` → the chain's state (recomputed from σ every sweep),
-        * ``log_abs_ratio(tables, state, g, first)`` → ``(log |ψ(σ′)/ψ(σ)|, aux)`` for move g, with
-          ``first`` = σ_first,
-        * ``update(tables, state, aux)`` → the state of σ′, for an accepted move,
-
-        or None (the default): the sampler then uses ``cache``, ``log_ratio`` and ``update_cache``.  Only
-        |ψ| enters, so a phase the model adds (the Marshall sign) does not change the path.
-        """
+    def make_fast_path(self) -> FastPath | None:
+        """This model's :class:`FastPath`, or None (the default): :func:`fast_path` then gives
+        :class:`FullEvaluation`.  Callers use :func:`fast_path`, never this method."""
         return None
 
     def n_parameters(self, params) -> int:
@@ -231,6 +162,146 @@ class Model:
 
     def describe(self) -> str:
         return type(self).__name__
+
+
+class FastPath:
+    """log ψ(σ′) − log ψ(σ) for moves σ → σ′ from a per-configuration cache.
+
+    ``prepared`` is what :meth:`prepare` returns (the methods also accept the parameters as they are, for
+    one-off calls); ``sites``, ``new_values``, ``mask`` are a move (k,) (:mod:`nqs.operators.moves`).  The
+    ratio's imaginary part is defined modulo 2π.  The optional parts (:meth:`flip_path`, :meth:`move_path`,
+    :meth:`image_path`, :meth:`log_derivative_factors`) return None here.
+    """
+
+    def prepare(self, params: Any) -> Any:
+        """The parameters in the form the other calls take, computed once per batch of moves (the
+        sampler's sweeps, a batch of local energies): the RBM adds tables of e^{±2W}.  Default: unchanged."""
+        return params
+
+    def cache(self, prepared: Any, sigma: jax.Array) -> Any:  # pragma: no cover - abstract
+        """The cache of configuration σ."""
+        raise NotImplementedError
+
+    def log_ratio(self, prepared, sigma, cache, sites, new_values, mask) -> jax.Array:  # pragma: no cover
+        """log ψ(σ′) − log ψ(σ) for one move (complex scalar)."""
+        raise NotImplementedError
+
+    def log_ratios(self, prepared, sigma, cache, sites, new_values, mask) -> jax.Array:
+        """:meth:`log_ratio` for C moves from one σ (leading axis of ``sites``, ``new_values``, ``mask``):
+        what local energies need.  Paths may batch it better."""
+        return jax.vmap(lambda s, v, m: self.log_ratio(prepared, sigma, cache, s, v, m))(sites, new_values, mask)
+
+    def update(self, prepared, sigma, cache, sites, new_values, mask) -> Any:  # pragma: no cover - abstract
+        """The cache of σ′ after the move (an accepted Metropolis move)."""
+        raise NotImplementedError
+
+    def flip_path(self, flip_sites: np.ndarray) -> FlipPath | None:
+        """Optional: a :class:`FlipPath` for local energies of an operator whose connection g flips the fixed
+        sites ``flip_sites[g]`` (numpy (G, k), padded with n_sites: the Pauli sums); None: :meth:`log_ratios`
+        serves."""
+        return None
+
+    def move_path(self, sites: np.ndarray, signs: np.ndarray) -> MovePath | None:
+        """Optional: a :class:`MovePath` for the Markov chains' moves (:class:`~nqs.sampling.MetropolisSampler`)
+        when move g flips the fixed sites ``sites[g]`` and is made only where σ at them equals ±``signs[g]``
+        (numpy (G, k) of site indices and ±1): a local flip is k = 1, an exchange of a pair with opposite spins
+        is k = 2 with signs (+1, −1).  None: the sampler uses :meth:`cache`, :meth:`log_ratio`, :meth:`update`."""
+        return None
+
+    def image_path(self, perms: np.ndarray, signs: np.ndarray) -> ImagePath | None:
+        """Optional: an :class:`ImagePath` over all images ``e σ = s_e·(g_e σ)`` of σ at once, with
+        ``(g_e σ)_{perms[e, i]} = σ_i`` and ``s_e = ±1`` (the spin flip); ``perms`` (n_e, n_sites) and
+        ``signs`` (n_e,) are numpy arrays.  None: a projection goes image by image through this path."""
+        return None
+
+    def log_derivative_factors(self, params: Any, sigma: jax.Array) -> Any:
+        """Optional: ∂ log ψ(σ)/∂θ per parameter leaf in factored form, or None.
+
+        A pytree like ``params`` whose leaves are tuples: ``(x,)`` with x of the leaf's shape, or ``(u, v)``
+        for a (p, q) leaf whose derivative is the outer product u ⊗ v.  SR then works on the factors
+        (:class:`nqs.estimators.FactoredJacobian`) instead of the n × P matrix.  ``params`` as they are."""
+        return None
+
+
+class FlipPath:
+    """Ratios of all connections of an operator whose connection g flips fixed sites (:meth:`FastPath.flip_path`)."""
+
+    def prepare(self, prepared: Any) -> Any:  # pragma: no cover - abstract
+        """Tables from the output of :meth:`FastPath.prepare`, once per batch."""
+        raise NotImplementedError
+
+    def log_ratios(self, tables: Any, sigma: jax.Array, cache: Any) -> jax.Array:  # pragma: no cover
+        """(G,) log ψ(σ′_g) − log ψ(σ), from the cache of :meth:`FastPath.cache` at the prepared parameters."""
+        raise NotImplementedError
+
+
+class MovePath:
+    """The Metropolis rules' moves g that flip ``sites[g]`` (:meth:`FastPath.move_path`).  On a move
+    Δσ = −2 σ_first·signs[g] at the sites, σ_first being σ at ``sites[g, 0]``.  Only |ψ| enters, so a phase
+    a wrapper adds (the Marshall sign) leaves the path as it is."""
+
+    def prepare(self, params: Any) -> Any:  # pragma: no cover - abstract
+        """Tables from the parameters as they are, once per call of the sampler."""
+        raise NotImplementedError
+
+    def cache(self, tables: Any, sigma: jax.Array) -> Any:  # pragma: no cover - abstract
+        """The chain's state (recomputed from σ every sweep)."""
+        raise NotImplementedError
+
+    def log_abs_ratio(self, tables, cache, g, first) -> tuple[jax.Array, Any]:  # pragma: no cover - abstract
+        """``(log |ψ(σ′)/ψ(σ)|, aux)`` for move g, with ``first`` = σ_first."""
+        raise NotImplementedError
+
+    def update(self, tables, cache, aux) -> Any:  # pragma: no cover - abstract
+        """The state of σ′, for an accepted move."""
+        raise NotImplementedError
+
+
+class ImagePath:
+    """All images of σ at once (:meth:`FastPath.image_path`), for :class:`~nqs.models.symmetric.Projected`."""
+
+    def prepare(self, params: Any) -> Any:  # pragma: no cover - abstract
+        """Tables for the images (the RBM: its weights permuted, e^{±2W} per image)."""
+        raise NotImplementedError
+
+    def cache(self, tables: Any, sigma: jax.Array) -> tuple[Any, jax.Array]:  # pragma: no cover - abstract
+        """``(cache, logs)`` with ``logs[e] = log ψ(e σ)`` (n_e,)."""
+        raise NotImplementedError
+
+    def ratios(self, tables, sigma, cache, sites, new_values, mask) -> tuple[jax.Array, jax.Array]:  # pragma: no cover
+        """``(m, e)``, (n_e,) each, with ``ψ(e σ′)/ψ(e σ) = m·2^e`` (not logs: the projection sums them, so no
+        logarithm per image is needed)."""
+        raise NotImplementedError
+
+    def update(self, tables, sigma, cache, sites, new_values, mask) -> Any:  # pragma: no cover - abstract
+        """The cache of σ′."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, eq=False)
+class FullEvaluation(FastPath):
+    """The generic path: the cache is log ψ(σ) and a ratio re-evaluates ``log_psi`` on σ′."""
+
+    model: Any
+
+    def cache(self, prepared, sigma):
+        return self.model.log_psi(prepared, sigma)
+
+    def _moved(self, sigma, sites, new_values, mask):
+        return apply_moves(sigma, jnp.where(mask, sites, sigma.shape[-1]), new_values)
+
+    def log_ratio(self, prepared, sigma, cache, sites, new_values, mask):
+        return self.model.log_psi(prepared, self._moved(sigma, sites, new_values, mask)) - cache
+
+    def update(self, prepared, sigma, cache, sites, new_values, mask):
+        return self.model.log_psi(prepared, self._moved(sigma, sites, new_values, mask))
+
+
+def fast_path(model: Any) -> FastPath:
+    """The one place that finds a model's fast path: :meth:`Model.make_fast_path`, else (also for objects that
+    only have ``log_psi``) :class:`FullEvaluation`."""
+    path = model.make_fast_path() if isinstance(model, Model) else None
+    return FullEvaluation(model) if path is None else path
 
 
 class ParamDtypeModel(Model):
@@ -302,18 +373,33 @@ class Wrapper(Model):
 
 
 class Prepared(NamedTuple):
-    """Parameters already mapped and prepared for the inner model (:meth:`Reparametrized.prepare`)."""
+    """Parameters already mapped and prepared for the inner model (:meth:`_MappedPath.prepare`)."""
 
     inner: Any
 
 
 class Reparametrized(Wrapper):
-    """``inner`` evaluated at ``to_inner(params)``: the subclass defines ``to_inner`` (and ``init``);
-    every call, fast path included, goes to the inner model with the mapped parameters.
-    ``prepare`` maps once and prepares for the inner model; the fast-path calls then take those."""
+    """``inner`` evaluated at ``to_inner(params)``: the subclass defines ``to_inner`` (and ``init``).
+    The fast path is the inner model's behind the map (:class:`_MappedPath`): ``prepare`` maps once and
+    prepares for the inner path; the other calls then take those."""
 
     def to_inner(self, params):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def log_psi(self, params, sigma):
+        return self.inner.log_psi(self.to_inner(params), sigma)
+
+    def make_fast_path(self) -> FastPath:
+        return _MappedPath(fast_path(self.inner), self.to_inner)
+
+
+@dataclass(frozen=True, eq=False)
+class _MappedPath(FastPath):
+    """An inner path behind a map of the parameters; its move and image paths pass through (mapped), its
+    flip path and derivative factors do not (they are the inner parameters')."""
+
+    inner: FastPath
+    to_inner: Callable
 
     def _fast(self, params):
         return params.inner if isinstance(params, Prepared) else self.to_inner(params)
@@ -321,53 +407,73 @@ class Reparametrized(Wrapper):
     def prepare(self, params):
         return Prepared(self.inner.prepare(self.to_inner(params)))
 
-    def log_psi(self, params, sigma):
-        return self.inner.log_psi(self.to_inner(params), sigma)
+    def cache(self, prepared, sigma):
+        return self.inner.cache(self._fast(prepared), sigma)
 
-    def cache(self, params, sigma):
-        return self.inner.cache(self._fast(params), sigma)
+    def log_ratio(self, prepared, sigma, cache, sites, new_values, mask):
+        return self.inner.log_ratio(self._fast(prepared), sigma, cache, sites, new_values, mask)
 
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.log_ratio(self._fast(params), sigma, cache, sites, new_values, mask)
+    def log_ratios(self, prepared, sigma, cache, sites, new_values, mask):
+        return self.inner.log_ratios(self._fast(prepared), sigma, cache, sites, new_values, mask)
 
-    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.log_ratios(self._fast(params), sigma, cache, sites, new_values, mask)
-
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.update_cache(self._fast(params), sigma, cache, sites, new_values, mask)
+    def update(self, prepared, sigma, cache, sites, new_values, mask):
+        return self.inner.update(self._fast(prepared), sigma, cache, sites, new_values, mask)
 
     def image_path(self, perms, signs):
         path = self.inner.image_path(perms, signs)
-        return None if path is None else _MappedPath(path, self.to_inner)
+        return None if path is None else _MappedImages(path, self.to_inner)
 
     def move_path(self, sites, signs):
         path = self.inner.move_path(sites, signs)
-        return None if path is None else _MappedPath(path, self.to_inner)
+        return None if path is None else _MappedMoves(path, self.to_inner)
 
 
 @dataclass(frozen=True, eq=False)
-class _MappedPath:
-    """An inner model's fast path (:meth:`Model.image_path`, :meth:`Model.move_path`) behind a map of the
-    parameters (:class:`Reparametrized`): ``prepare`` maps them, every other call goes to the path as it is."""
+class _MappedImages(ImagePath):
+    """An inner image path behind a map of the parameters: ``prepare`` maps them."""
 
-    path: Any
+    path: ImagePath
     to_inner: Callable
 
     def prepare(self, params):
         return self.path.prepare(self.to_inner(params))
 
-    def __getattr__(self, name):
-        if name in ("path", "to_inner"):  # not yet set (copying): no recursion
-            raise AttributeError(name)
-        return getattr(self.path, name)
+    def cache(self, tables, sigma):
+        return self.path.cache(tables, sigma)
+
+    def ratios(self, tables, sigma, cache, sites, new_values, mask):
+        return self.path.ratios(tables, sigma, cache, sites, new_values, mask)
+
+    def update(self, tables, sigma, cache, sites, new_values, mask):
+        return self.path.update(tables, sigma, cache, sites, new_values, mask)
 
 
 @dataclass(frozen=True, eq=False)
-class _SignedImages:
+class _MappedMoves(MovePath):
+    """An inner move path behind a map of the parameters: ``prepare`` maps them."""
+
+    path: MovePath
+    to_inner: Callable
+
+    def prepare(self, params):
+        return self.path.prepare(self.to_inner(params))
+
+    def cache(self, tables, sigma):
+        return self.path.cache(tables, sigma)
+
+    def log_abs_ratio(self, tables, cache, g, first):
+        return self.path.log_abs_ratio(tables, cache, g, first)
+
+    def update(self, tables, cache, aux):
+        return self.path.update(tables, cache, aux)
+
+
+@dataclass(frozen=True, eq=False)
+class _SignedImages(ImagePath):
     """The Marshall sign over the images: ``iπ Σ_j c_j (1 + (eσ)_j)/2`` added to the inner path's logs,
     from the table ``c_{p_e(i)} s_e`` (n_sites + 1 rows, the last 0 for padded move entries)."""
 
-    path: Any
+    path: ImagePath
     colour: Any  # (n_sites,) 0/1
     perms: Any
     signs: Any
@@ -379,30 +485,30 @@ class _SignedImages:
     def prepare(self, params):
         return self.path.prepare(params)
 
-    def cache(self, prepared, sigma):
-        cache, logs = self.path.cache(prepared, sigma)
+    def cache(self, tables, sigma):
+        cache, logs = self.path.cache(tables, sigma)
         colour_img = jnp.asarray(self.colour, dtype=jnp.float64)[jnp.asarray(self.perms)]  # c_{p_e(i)}
         up = (1 + jnp.asarray(self.signs)[:, None] * sigma[None, :].astype(jnp.float64)) / 2
         return cache, logs + 1j * jnp.pi * jnp.sum(colour_img * up, axis=1)
 
-    def ratio(self, prepared, sigma, cache, sites, new_values, mask):
+    def ratios(self, tables, sigma, cache, sites, new_values, mask):
         d = move_delta(sigma, sites, new_values, mask)
         n = sigma.shape[-1]
         rows = jnp.take(self._table(), jnp.where(mask, jnp.minimum(sites, n), n), axis=0)  # (k, n_e)
         flips = jnp.sum(rows * (d / 2)[:, None], axis=0)  # an integer: the sign is (−1)^flips
         sign = 1.0 - 2.0 * jnp.mod(jnp.round(flips), 2)
-        m, e = self.path.ratio(prepared, sigma, cache, sites, new_values, mask)
+        m, e = self.path.ratios(tables, sigma, cache, sites, new_values, mask)
         return m * sign, e
 
-    def update_cache(self, prepared, sigma, cache, sites, new_values, mask):
-        return self.path.update_cache(prepared, sigma, cache, sites, new_values, mask)
+    def update(self, tables, sigma, cache, sites, new_values, mask):
+        return self.path.update(tables, sigma, cache, sites, new_values, mask)
 
 
 @dataclass(frozen=True, eq=False)
-class _SignedFlips:
-    """The Marshall sign's phase of each connection added to the inner model's flip path."""
+class _SignedFlips(FlipPath):
+    """The Marshall sign's phase of each connection added to the inner path's flip ratios."""
 
-    path: Any
+    path: FlipPath
     model: Any  # the MarshallSign
     sites: np.ndarray
 
@@ -420,7 +526,8 @@ class _SignedFlips:
 class MarshallSign(Wrapper):
     """ψ(σ) = (−1)^{N↑ on sublattice 1} · ψ_inner(σ): the Marshall sign rule, applied explicitly.
 
-    ``sublattice`` (n_sites,) holds 0/1 colours of a bipartite lattice.
+    ``sublattice`` (n_sites,) holds 0/1 colours of a bipartite lattice.  The fast path is the inner
+    model's with the sign's phase added (:class:`_MarshallPath`).
     """
 
     inner: Model
@@ -436,40 +543,52 @@ class MarshallSign(Wrapper):
         n_up_b = jnp.sum(self._mask() * (1 + sigma) / 2)
         return self.inner.log_psi(params, sigma) + 1j * jnp.pi * n_up_b
 
-    def prepare(self, params):
-        return self.inner.prepare(params)
-
-    def cache(self, params, sigma):
-        return self.inner.cache(params, sigma)
-
     def _phase(self, sigma, sites, new_values, mask):
         d = move_delta(sigma, sites, new_values, mask)
         return 1j * jnp.pi * jnp.sum(jnp.take(self._mask(), sites, mode="clip") * d / 2)
 
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        phase = self._phase(sigma, sites, new_values, mask)
-        return self.inner.log_ratio(params, sigma, cache, sites, new_values, mask) + phase
-
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
-        return self.inner.update_cache(params, sigma, cache, sites, new_values, mask)
-
-    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        phase = jax.vmap(self._phase, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask)
-        return self.inner.log_ratios(params, sigma, cache, sites, new_values, mask) + phase
-
-    def log_derivative_factors(self, params, sigma):
-        return self.inner.log_derivative_factors(params, sigma)  # the sign does not depend on θ
-
-    def image_path(self, perms, signs):
-        path = self.inner.image_path(perms, signs)
-        return None if path is None else _SignedImages(path, self.sublattice, perms, signs)
-
-    def flip_path(self, flip_sites):
-        path = self.inner.flip_path(flip_sites)
-        return None if path is None else _SignedFlips(path, self, np.asarray(flip_sites))
-
-    def move_path(self, sites, signs):
-        return self.inner.move_path(sites, signs)  # the sampler needs |ψ| only: the sign drops out
+    def make_fast_path(self) -> FastPath:
+        return _MarshallPath(self, fast_path(self.inner))
 
     def describe(self) -> str:
         return f"{self.inner.describe()} x Marshall sign"
+
+
+@dataclass(frozen=True, eq=False)
+class _MarshallPath(FastPath):
+    """The inner path with the sign's phase added to every ratio; the cache, the derivative factors (the
+    sign does not depend on θ) and the move path (|ψ| only) are the inner path's."""
+
+    model: MarshallSign
+    inner: FastPath
+
+    def prepare(self, params):
+        return self.inner.prepare(params)
+
+    def cache(self, prepared, sigma):
+        return self.inner.cache(prepared, sigma)
+
+    def log_ratio(self, prepared, sigma, cache, sites, new_values, mask):
+        phase = self.model._phase(sigma, sites, new_values, mask)
+        return self.inner.log_ratio(prepared, sigma, cache, sites, new_values, mask) + phase
+
+    def log_ratios(self, prepared, sigma, cache, sites, new_values, mask):
+        phase = jax.vmap(self.model._phase, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask)
+        return self.inner.log_ratios(prepared, sigma, cache, sites, new_values, mask) + phase
+
+    def update(self, prepared, sigma, cache, sites, new_values, mask):
+        return self.inner.update(prepared, sigma, cache, sites, new_values, mask)
+
+    def log_derivative_factors(self, params, sigma):
+        return self.inner.log_derivative_factors(params, sigma)
+
+    def image_path(self, perms, signs):
+        path = self.inner.image_path(perms, signs)
+        return None if path is None else _SignedImages(path, self.model.sublattice, perms, signs)
+
+    def flip_path(self, flip_sites):
+        path = self.inner.flip_path(flip_sites)
+        return None if path is None else _SignedFlips(path, self.model, np.asarray(flip_sites))
+
+    def move_path(self, sites, signs):
+        return self.inner.move_path(sites, signs)

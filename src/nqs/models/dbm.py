@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import Model, log_cosh, move_delta
+from ..operators.moves import move_delta
+from .base import Model, log_cosh
 
 LN2 = math.log(2.0)
 #: Largest number of deep units that :meth:`DBM.log_psi_exact` enumerates (2**N_d terms).

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from .base import Model, move_delta
+from ..operators.moves import move_delta
+from .base import FastPath, Model
 
 
 def _sym(J):
@@ -33,6 +34,17 @@ class Jastrow(Model):
         s = sigma.astype(jnp.complex128)
         return jnp.dot(params["h"], s) + 0.5 * s @ _sym(params["J"]) @ s
 
+    def make_fast_path(self) -> FastPath:
+        return _JastrowPath()
+
+    def describe(self) -> str:
+        return "Jastrow (two-body, complex)"
+
+
+@dataclass(frozen=True, eq=False)
+class _JastrowPath(FastPath):
+    """The cache is J σ (N,); a k-site move costs O(k·N)."""
+
     def cache(self, params, sigma):
         return _sym(params["J"]) @ sigma.astype(jnp.complex128)
 
@@ -46,9 +58,6 @@ class Jastrow(Model):
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
         return self._delta(params, sigma, cache, sites, new_values, mask)[0]
 
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+    def update(self, params, sigma, cache, sites, new_values, mask):
         _, d, Jk = self._delta(params, sigma, cache, sites, new_values, mask)
         return cache + d @ Jk
-
-    def describe(self) -> str:
-        return "Jastrow (two-body, complex)"

@@ -76,8 +76,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..operators.pauli import apply_moves
-from .base import ParamDtypeModel
+from ..operators.moves import apply_moves
+from .base import FastPath, ParamDtypeModel, fast_path
 from .rbm import RBM
 from .slater import (
     MoveModel,
@@ -294,7 +294,7 @@ class PairProduct(MoveModel):
         return out
 
     # ------------------------------------------------------------------ fast path
-    def cache(self, params, x):
+    def _cache(self, params, x):
         if not self.n_pairs:
             return {}
         r_up, r_dn = self._positions(x)
@@ -469,27 +469,8 @@ class RBMPP(ParamDtypeModel):
     def log_psi(self, params, x):
         return self.rbm.log_psi(params["rbm"], self._spins(x)) + self.pp.log_psi(params["pp"], x)
 
-    def prepare(self, params):
-        return {**params, "rbm": self.rbm.prepare(params["rbm"]), "pp": self.pp.prepare(params["pp"])}
-
-    def cache(self, params, x):
-        return {"rbm": self.rbm.cache(params["rbm"], self._spins(x)), "pp": self.pp.cache(params["pp"], x)}
-
-    def log_ratio(self, params, x, cache, sites, new_values, mask):
-        s, nv = self._spins(x), self._spins(new_values)
-        return (self.rbm.log_ratio(params["rbm"], s, cache["rbm"], sites, nv, mask)
-                + self.pp.log_ratio(params["pp"], x, cache["pp"], sites, new_values, mask))
-
-    def log_ratios(self, params, x, cache, sites, new_values, mask):
-        s, nv = self._spins(x), self._spins(new_values)
-        pp = jax.vmap(lambda st, v, m: self.pp.log_ratio(params["pp"], x, cache["pp"], st, v, m))(
-            sites, new_values, mask)
-        return self.rbm.log_ratios(params["rbm"], s, cache["rbm"], sites, nv, mask) + pp
-
-    def update_cache(self, params, x, cache, sites, new_values, mask):
-        s, nv = self._spins(x), self._spins(new_values)
-        return {"rbm": self.rbm.update_cache(params["rbm"], s, cache["rbm"], sites, nv, mask),
-                "pp": self.pp.update_cache(params["pp"], x, cache["pp"], sites, new_values, mask)}
+    def make_fast_path(self) -> FastPath:
+        return _RBMPPPath(fast_path(self.rbm), fast_path(self.pp))
 
     def describe(self) -> str:
         proj = "" if self.rbm_images is None else f" projected on {self.rbm.n_terms} images"
@@ -604,14 +585,61 @@ class SpinRBMPP(ParamDtypeModel):
             out = out + self.rbm.log_psi(params["rbm"], sigma)
         return out
 
+    def make_fast_path(self) -> FastPath:
+        return _SpinRBMPPPath(self, None if self.rbm is None else fast_path(self.rbm))
+
+    def describe(self) -> str:
+        proj = "" if self.rbm_images is None else f" projected on {self.rbm.n_terms} images"
+        rbm = f"RBM (alpha={self.alpha:g}){proj} x " if self.rbm is not None else ""
+        return f"{rbm}Gutzwiller-projected pair product for spins ({self.n_sites} sites)"
+
+
+@dataclass(frozen=True, eq=False)
+class _RBMPPPath(FastPath):
+    """:class:`RBMPP`'s path: the RBM factor's path on σ = 2x − 1 plus the pair product's on x."""
+
+    rbm: FastPath
+    pp: FastPath
+
     def prepare(self, params):
-        out = {**params, "pp": self.pp.prepare(params["pp"])}
+        return {**params, "rbm": self.rbm.prepare(params["rbm"]), "pp": self.pp.prepare(params["pp"])}
+
+    def cache(self, params, x):
+        return {"rbm": self.rbm.cache(params["rbm"], RBMPP._spins(x)), "pp": self.pp.cache(params["pp"], x)}
+
+    def log_ratio(self, params, x, cache, sites, new_values, mask):
+        s, nv = RBMPP._spins(x), RBMPP._spins(new_values)
+        return (self.rbm.log_ratio(params["rbm"], s, cache["rbm"], sites, nv, mask)
+                + self.pp.log_ratio(params["pp"], x, cache["pp"], sites, new_values, mask))
+
+    def log_ratios(self, params, x, cache, sites, new_values, mask):
+        s, nv = RBMPP._spins(x), RBMPP._spins(new_values)
+        pp = jax.vmap(lambda st, v, m: self.pp.log_ratio(params["pp"], x, cache["pp"], st, v, m))(
+            sites, new_values, mask)
+        return self.rbm.log_ratios(params["rbm"], s, cache["rbm"], sites, nv, mask) + pp
+
+    def update(self, params, x, cache, sites, new_values, mask):
+        s, nv = RBMPP._spins(x), RBMPP._spins(new_values)
+        return {"rbm": self.rbm.update(params["rbm"], s, cache["rbm"], sites, nv, mask),
+                "pp": self.pp.update(params["pp"], x, cache["pp"], sites, new_values, mask)}
+
+
+@dataclass(frozen=True, eq=False)
+class _SpinRBMPPPath(FastPath):
+    """:class:`SpinRBMPP`'s path: the pair product's moves of x(σ) (k spin sites: at most k/2 ↑ and k/2 ↓
+    electrons move) with ξ's change recounted, plus the RBM factor's path (``rbm``, None without one)."""
+
+    model: SpinRBMPP
+    rbm: FastPath | None
+
+    def prepare(self, params):
+        out = {**params, "pp": self.model.pp._prepare(params["pp"])}
         if self.rbm is not None:
             out["rbm"] = self.rbm.prepare(params["rbm"])
         return out
 
     def cache(self, params, sigma):
-        c = {"pp": self.pp.cache(params["pp"], self.occupations(sigma))}
+        c = {"pp": self.model.pp._cache(params["pp"], self.model.occupations(sigma))}
         if self.rbm is not None:
             c["rbm"] = self.rbm.cache(params["rbm"], sigma)
         return c
@@ -628,23 +656,18 @@ class SpinRBMPP(ParamDtypeModel):
         rest = jax.vmap(lambda st, v, m: self._pp_log_ratio(params, sigma, cache, st, v, m))(sites, new_values, mask)
         return rest + self.rbm.log_ratios(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)
 
+    def _pp_move(self, params, sigma, cache, sites, new_values, mask):
+        model = self.model
+        return model.pp._move(params["pp"], model.occupations(sigma), cache["pp"],
+                              *model._fermion_move(sites, new_values, mask), slots=max(1, sites.shape[-1] // 2))
+
     def _pp_log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        x = self.occupations(sigma)
-        # k spin sites: at most k/2 ↑ and k/2 ↓ electrons move (an exchange: one of each)
-        out = self.pp.log_ratio(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask),
-                                slots=max(1, sites.shape[-1] // 2))
-        new = apply_moves(sigma, jnp.where(mask, sites, self.n_sites), new_values)
+        out = self._pp_move(params, sigma, cache, sites, new_values, mask)[0]
+        new = apply_moves(sigma, jnp.where(mask, sites, self.model.n_sites), new_values)
         return out + 1j * jnp.pi * ((_xi_parity(new) - _xi_parity(sigma)) % 2)
 
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
-        x = self.occupations(sigma)
-        c = {"pp": self.pp.update_cache(params["pp"], x, cache["pp"], *self._fermion_move(sites, new_values, mask),
-                                        slots=max(1, sites.shape[-1] // 2))}
+    def update(self, params, sigma, cache, sites, new_values, mask):
+        c = {"pp": self._pp_move(params, sigma, cache, sites, new_values, mask)[1]()}
         if self.rbm is not None:
-            c["rbm"] = self.rbm.update_cache(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)
+            c["rbm"] = self.rbm.update(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)
         return c
-
-    def describe(self) -> str:
-        proj = "" if self.rbm_images is None else f" projected on {self.rbm.n_terms} images"
-        rbm = f"RBM (alpha={self.alpha:g}){proj} x " if self.rbm is not None else ""
-        return f"{rbm}Gutzwiller-projected pair product for spins ({self.n_sites} sites)"

@@ -66,7 +66,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..operators.pauli import apply_moves
+from ..operators.moves import apply_moves
 from .slater import (
     MoveModel,
     _check_counts,
@@ -286,14 +286,14 @@ class PfaffianPP(MoveModel):
             out = out + self._gutzwiller(params, x)
         return out
 
-    def prepare(self, params):
+    def _prepare(self, params):
         return {**params, "full": self._matrices(params)}
 
     def _full(self, params):
         return params["full"] if "full" in params else self._matrices(params)
 
     # ------------------------------------------------------------------ fast path
-    def cache(self, params, x):
+    def _cache(self, params, x):
         r = occupied_sites(x, self.n_electrons)
         mats = self._full(params)[:, r][:, :, r]
         out = {"r": r, "inv": jnp.linalg.inv(mats)}

@@ -5,8 +5,9 @@ with M = α·N hidden units (the constant log 2 per hidden unit is dropped); σ_
 
 Fast path without transcendental functions per move
 ---------------------------------------------------
-:meth:`RBM.prepare` adds a table of e^{±2W} (computed once per batch of moves).  A move changes
-σ_i by d_i = ±2 on k sites, so e^{±Δθ_j} = Π_i e^{±d_i W_ij} are products of k table entries.  With
+The fast path's ``prepare`` (:class:`_RBMPath`) adds a table of e^{±2W} (computed once per batch of
+moves).  A move changes σ_i by d_i = ±2 on k sites, so e^{±Δθ_j} = Π_i e^{±d_i W_ij} are products of k
+table entries.  With
 s_j = sign Re θ_j, u_j = e^{−2 s_j θ_j} (|u_j| ≤ 1), g_j = 1/(1 + u_j) and h_j = u_j/(1 + u_j):
 
     f_j = cosh(θ_j + Δθ_j) / cosh θ_j = g_j e^{s_j Δθ_j} + h_j e^{−s_j Δθ_j},
@@ -26,14 +27,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..operators.moves import move_delta
 from .base import (
+    FastPath,
+    FlipPath,
+    ImagePath,
     Model,
+    MovePath,
     ParamDtypeModel,
     cosh_ratio_state,
     log_cosh,
     log_cosh_ratio_sum,
     log_cosh_ratio_sum_gh,
-    move_delta,
     scaled_product,
 )
 
@@ -148,18 +153,19 @@ def _rbm_ratios(p, sigma, cache, sites, new_values, mask):
     return da + log_cosh_ratio_sum(cache["theta"], dtheta)
 
 
-#: Largest table of e^{±2W} over the images (bytes) for which :meth:`RBM.image_path` offers its fast path.
+#: Largest table of e^{±2W} over the images (bytes) for which the RBM's :meth:`~nqs.models.base.FastPath.image_path`
+#: offers itself.
 _IMAGE_TABLE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True, eq=False)
-class _RBMImages:
-    """The RBM over all images ``e σ = s_e·(g_e σ)`` at once (:meth:`Model.image_path`).
+class _RBMImages(ImagePath):
+    """The RBM over all images ``e σ = s_e·(g_e σ)`` at once (:meth:`~nqs.models.base.FastPath.image_path`).
 
     θ_e = b + Σ_i V[i, e] σ_i with V[i, e] = s_e W[p_e(i)], laid out site-major so that a move of site i
     reads one contiguous (n_e, M) block: the table X[±, i] = e^{±2V[i]} (row N = 1 for padded entries)
     gives e^{±Δθ_e} as products of k blocks, and the cache per image is the (s, g, h) of the table path.
-    ``ratio`` gives ψ(eσ′)/ψ(eσ) as the product of the M factors cosh(θ+Δθ)/cosh θ with no logarithm,
+    ``ratios`` gives ψ(eσ′)/ψ(eσ) as the product of the M factors cosh(θ+Δθ)/cosh θ with no logarithm,
     rescaled by powers of two every 4 factors (:func:`~nqs.models.base.scaled_product`).
     """
 
@@ -197,11 +203,11 @@ class _RBMImages:
         visible = jnp.prod(q["XA"][up, row], axis=0)  # (n_e,) e^{ΔA}
         return cache["g"] * ep + cache["h"] * em, ep, em, visible
 
-    def ratio(self, q, sigma, cache, sites, new_values, mask):
+    def ratios(self, q, sigma, cache, sites, new_values, mask):
         f, _, _, visible = self._factors(q, sigma, cache, sites, new_values, mask)
         return scaled_product(f, visible, block=_BLOCK)
 
-    def update_cache(self, q, sigma, cache, sites, new_values, mask):
+    def update(self, q, sigma, cache, sites, new_values, mask):
         f, ep, em, _ = self._factors(q, sigma, cache, sites, new_values, mask)
         r = 1.0 / f
         g, h = cache["g"] * ep * r, cache["h"] * em * r
@@ -209,14 +215,14 @@ class _RBMImages:
         return {"s": jnp.where(flip, -cache["s"], cache["s"]), "g": jnp.where(flip, h, g), "h": jnp.where(flip, g, h)}
 
 
-#: Largest table of e^{Δθ} over connections × sign patterns (bytes) for which :meth:`RBM.flip_path` offers itself.
+#: Largest table of e^{Δθ} over connections × sign patterns (bytes) for which the RBM's flip path offers itself.
 _FLIP_TABLE_BYTES = 64 * 2**20
 #: Most sites a connection of the flip path flips (2^k sign patterns are selected among per connection).
 _FLIP_MAX_SITES = 3
 
 
 @dataclass(frozen=True, eq=False)
-class _RBMFlips:
+class _RBMFlips(FlipPath):
     """Local energies of an operator whose connection g flips the fixed sites ``sites[g]`` (G, k).
 
     Δθ of connection g depends on σ only through the signs of σ at its k sites, one of 2^k patterns, so
@@ -256,14 +262,14 @@ class _RBMFlips:
         return (da + _block_log(f)).astype(jnp.complex128)
 
 
-#: Largest table of e^{±Δθ} over the moves (bytes) for which :meth:`RBM.move_path` offers itself.
+#: Largest table of e^{±Δθ} over the moves (bytes) for which the RBM's move path offers itself.
 _MOVE_TABLE_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True, eq=False)
-class _RBMMoves:
+class _RBMMoves(MovePath):
     """The Markov chains' moves g that flip the sites ``sites[g]`` where σ there is ±``signs[g]``
-    (:meth:`~nqs.models.base.Model.move_path`).
+    (:meth:`~nqs.models.base.FastPath.move_path`).
 
     On such a move Δθ = −2 σ_first V_g with V_g = Σ_k signs[g, k] W[sites[g, k]], so ``prepare`` tabulates
     e^{∓2V_g} once and a move reads two rows: no product of rows, no exponential.  The state is (s, h) of the
@@ -284,7 +290,7 @@ class _RBMMoves:
         da = jnp.stack([-2.0 * va, 2.0 * va], axis=1).reshape(-1)
         return {"E": e, "da": jnp.real(da), "W": p["W"], "b": p["b"]}
 
-    def init(self, t, sigma):
+    def cache(self, t, sigma):
         sign, _, h = cosh_ratio_state(t["b"] + sigma.astype(t["W"].dtype) @ t["W"])
         return {"s": sign, "h": h}
 
@@ -325,7 +331,8 @@ class RBM(ParamDtypeModel):
     ψ > 0, for sign-free problems or combined with an explicit sign (Marshall).
     Parameters: ``n_sites`` N, ``alpha`` hidden-unit density (M = round(α·N)), ``init_scale``
     standard deviation of the initial real and imaginary parts.
-    Fast path: the cache is θ (M,) with Σ log cosh θ; a move changing k sites costs O(k·M).
+    Fast path (:class:`_RBMPath`): a move changing k sites costs O(k·M) from the cached angles, with flip,
+    move and image paths and factored log-derivatives.
     """
 
     n_sites: int
@@ -347,6 +354,23 @@ class RBM(ParamDtypeModel):
     def log_psi(self, params, sigma):
         return _rbm_log_psi(params, sigma).astype(jnp.complex128)
 
+    def make_fast_path(self) -> FastPath:
+        return _RBMPath(self)
+
+    def describe(self) -> str:
+        return f"{self.param_dtype} RBM (alpha={self.alpha:g}, {self.n_hidden} hidden units)"
+
+
+@dataclass(frozen=True, eq=False)
+class _RBMPath(FastPath):
+    """The RBM's fast path.  Prepared (:meth:`prepare`: the table of e^{±2W}), the cache is the table path's
+    (s, g, h) and a move costs products of table rows and one logarithm per ``_BLOCK`` units; with the
+    parameters as they are, the cache is θ with Σ log cosh θ.  Specialised parts: the flip path
+    (:class:`_RBMFlips`), the move path (:class:`_RBMMoves`), the image path (:class:`_RBMImages`) and the
+    factored log-derivatives."""
+
+    model: RBM
+
     def prepare(self, params):
         return _prepare(params)
 
@@ -358,7 +382,7 @@ class RBM(ParamDtypeModel):
             return _table_ratio(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
         return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[0].astype(jnp.complex128)
 
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+    def update(self, params, sigma, cache, sites, new_values, mask):
         if _prepared(params):
             return _table_update(params, sigma, cache, sites, new_values, mask)
         return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[1]
@@ -368,11 +392,13 @@ class RBM(ParamDtypeModel):
             return _table_ratios(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
         return _rbm_ratios(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
 
+    def _item(self) -> int:
+        return 16 if self.model.param_dtype == "complex" else 8
+
     def image_path(self, perms, signs):
         """All images at once from site-major tables of the permuted weights (:class:`_RBMImages`), while
         the table e^{±2W} over the images stays under ``_IMAGE_TABLE_BYTES``."""
-        item = 16 if self.param_dtype == "complex" else 8
-        if 2 * (self.n_sites + 1) * len(perms) * self.n_hidden * item > _IMAGE_TABLE_BYTES:
+        if 2 * (self.model.n_sites + 1) * len(perms) * self.model.n_hidden * self._item() > _IMAGE_TABLE_BYTES:
             return None
         return _RBMImages(np.asarray(perms), np.asarray(signs))
 
@@ -380,17 +406,15 @@ class RBM(ParamDtypeModel):
         """Tables of e^{Δθ} per connection and sign pattern (:class:`_RBMFlips`) for moves of at most
         ``_FLIP_MAX_SITES`` sites, while the tables stay under ``_FLIP_TABLE_BYTES``."""
         sites = np.asarray(flip_sites)
-        item = 16 if self.param_dtype == "complex" else 8
         if sites.ndim != 2 or not 0 < sites.shape[1] <= _FLIP_MAX_SITES \
-                or sites.shape[0] * 2 ** sites.shape[1] * self.n_hidden * item > _FLIP_TABLE_BYTES:
+                or sites.shape[0] * 2 ** sites.shape[1] * self.model.n_hidden * self._item() > _FLIP_TABLE_BYTES:
             return None
         return _RBMFlips(sites)
 
     def move_path(self, sites, signs):
         """Tables of e^{±Δθ} per move (:class:`_RBMMoves`) while they stay under ``_MOVE_TABLE_BYTES``."""
         sites = np.asarray(sites)
-        item = 16 if self.param_dtype == "complex" else 8
-        if sites.ndim != 2 or 2 * sites.shape[0] * self.n_hidden * item > _MOVE_TABLE_BYTES:
+        if sites.ndim != 2 or 2 * sites.shape[0] * self.model.n_hidden * self._item() > _MOVE_TABLE_BYTES:
             return None
         return _RBMMoves(sites, np.asarray(signs))
 
@@ -399,9 +423,6 @@ class RBM(ParamDtypeModel):
         s = sigma.astype(params["W"].dtype)
         t = jnp.tanh(params["b"] + s @ params["W"])
         return {"W": (s, t), "a": (s,), "b": (t,)}
-
-    def describe(self) -> str:
-        return f"{self.param_dtype} RBM (alpha={self.alpha:g}, {self.n_hidden} hidden units)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -430,6 +451,17 @@ class RBMRealAmpPhase(Model):
     def log_psi(self, params, sigma):
         return _rbm_log_psi(params["amp"], sigma) + 1j * _rbm_log_psi(params["phase"], sigma)
 
+    def make_fast_path(self) -> FastPath:
+        return _AmpPhasePath()
+
+    def describe(self) -> str:
+        return f"real RBM amplitude+phase (alpha={self.alpha:g}, {self.n_hidden} hidden units each)"
+
+
+@dataclass(frozen=True, eq=False)
+class _AmpPhasePath(FastPath):
+    """Both real RBMs' θ caches: a move of k sites costs O(k·M) each."""
+
     def cache(self, params, sigma):
         return {k: _rbm_cache(params[k], sigma) for k in ("amp", "phase")}
 
@@ -438,9 +470,6 @@ class RBMRealAmpPhase(Model):
         rp = _rbm_ratio(params["phase"], sigma, cache["phase"], sites, new_values, mask)[0]
         return ra + 1j * rp
 
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+    def update(self, params, sigma, cache, sites, new_values, mask):
         return {k: _rbm_ratio(params[k], sigma, cache[k], sites, new_values, mask)[1]
                 for k in ("amp", "phase")}
-
-    def describe(self) -> str:
-        return f"real RBM amplitude+phase (alpha={self.alpha:g}, {self.n_hidden} hidden units each)"

@@ -26,7 +26,7 @@ electrons ``i_j → s_j`` (carried out one after another) the sign change is the
 *hop signs* ``(−1)^{#(same-spin electrons strictly between i_j and s_j)}``, counted in the
 configuration reached after the earlier hops — exactly the Jordan–Wigner hop sign of the note.
 So ``log_ratio = log det(B) + iπ·(parity)``: determinant part in label order, sign from the
-configuration.  The cache is rebuilt in sorted order by :meth:`Slater.cache`.
+configuration.  The cache is rebuilt in sorted order by ``Slater._cache``.
 
 Low-rank updates (the note's §4, "exact identity" forms)
 --------------------------------------------------------
@@ -57,7 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import ParamDtypeModel
+from .base import FastPath, ParamDtypeModel
 
 __all__ = [
     "Slater",
@@ -307,14 +307,40 @@ def _check_counts(n_sites: int, n_up: int, n_down: int) -> None:
 
 
 class MoveModel(ParamDtypeModel):
-    """A fermion model whose fast path is one ``_move(params, x, cache, sites, new_values, mask, **kw)`` giving
-    ``(log ψ(x′) − log ψ(x), thunk for the new cache)``: the ratio and the update share the work."""
+    """A fermion model whose fast path (:class:`_MoveModelPath`) is its ``_prepare(params)`` (default: the
+    parameters as they are), ``_cache(prepared, x)`` and one ``_move(prepared, x, cache, sites, new_values,
+    mask)`` giving ``(log ψ(x′) − log ψ(x), thunk for the new cache)``: the ratio and the update share the work."""
 
-    def log_ratio(self, params, x, cache, sites, new_values, mask, **kw):
-        return self._move(params, x, cache, sites, new_values, mask, **kw)[0]
+    def _prepare(self, params):
+        return params
 
-    def update_cache(self, params, x, cache, sites, new_values, mask, **kw):
-        return self._move(params, x, cache, sites, new_values, mask, **kw)[1]()
+    def _cache(self, params, x):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _move(self, params, x, cache, sites, new_values, mask):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def make_fast_path(self) -> FastPath:
+        return _MoveModelPath(self)
+
+
+@dataclass(frozen=True, eq=False)
+class _MoveModelPath(FastPath):
+    """The fast path of a :class:`MoveModel`: its ``_prepare``, ``_cache`` and ``_move``."""
+
+    model: MoveModel
+
+    def prepare(self, params):
+        return self.model._prepare(params)
+
+    def cache(self, prepared, x):
+        return self.model._cache(prepared, x)
+
+    def log_ratio(self, prepared, x, cache, sites, new_values, mask):
+        return self.model._move(prepared, x, cache, sites, new_values, mask)[0]
+
+    def update(self, prepared, x, cache, sites, new_values, mask):
+        return self.model._move(prepared, x, cache, sites, new_values, mask)[1]()
 
 
 @dataclass(frozen=True, eq=False)
@@ -392,7 +418,7 @@ class Slater(MoveModel):
         return out
 
     # ------------------------------------------------------------------ fast path
-    def cache(self, params, x):
+    def _cache(self, params, x):
         L = self.n_sites
         c = {}
         for s, (phi, n, name) in enumerate(self._blocks(params)):

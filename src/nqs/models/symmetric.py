@@ -1,11 +1,11 @@
 """Symmetric wave functions: a weight-shared RBM and the projection of any model onto a sector.
 
-Conventions are those of :mod:`nqs.lattice.symmetry`: element ``g`` of a
-:class:`~nqs.lattice.symmetry.SymmetryGroup` moves site ``i`` to ``perms[g, i]`` and acts on a
+Conventions are those of :mod:`nqs.lattice.groups` (docs/symmetry.md): element ``g`` of a
+:class:`~nqs.lattice.SymmetryGroup` moves site ``i`` to ``perms[g, i]`` and acts on a
 configuration as ``(gσ)_{perms[g, i]} = σ_i``, i.e. ``gσ = σ[p_g^{-1}]``; the operators
 ``U_g|σ⟩ = |gσ⟩`` act on wave functions as ``(U_g ψ)(σ) = ψ(g^{-1}σ)``.  A 1D character ``χ``
 labels the sector ``U_g ψ = χ(g) ψ``, i.e. ``ψ(gσ) = χ(g)* ψ(σ)``; with the characters of
-:func:`~nqs.lattice.symmetry.space_characters` (``χ = e^{−ik·T} χ_P``) that is momentum ``k``.
+:func:`~nqs.lattice.space_characters` (``χ = e^{−ik·T} χ_P``) that is momentum ``k``.
 
 * :class:`SymmetricRBM` — an RBM whose hidden units come in α filters, each copied over the
   group: log ψ is invariant, ``ψ(gσ) = ψ(σ)`` (the trivial sector: k = 0, A1).
@@ -25,7 +25,8 @@ import numpy as np
 
 from ..lattice.groups import SymmetryGroup, translation_group
 from ..lattice.lattice import Lattice
-from .base import Model, log_cosh, log_cosh_ratio_sum, move_delta, power_of_two
+from ..operators.moves import move_delta
+from .base import FastPath, Model, fast_path, log_cosh, log_cosh_ratio_sum, power_of_two
 
 
 def _as_group(symmetry: Lattice | SymmetryGroup) -> SymmetryGroup:
@@ -46,7 +47,7 @@ class SymmetricRBM(Model):
     so that ``σ → hσ`` only relabels ``g → h^{-1}g``: ``ψ(hσ) = ψ(σ)`` for every ``h ∈ G``.
     Parameters (complex, holomorphic): ``{"a": (α,), "b": (α,), "W": (α, n_sites)}``; the RBM has
     ``α·|G|`` hidden units.  ``symmetry`` is a :class:`~nqs.lattice.Lattice` (its translation
-    group) or a :class:`~nqs.lattice.symmetry.SymmetryGroup` (e.g. the space group).
+    group) or a :class:`~nqs.lattice.SymmetryGroup` (e.g. the space group).
     Initialization: real and imaginary parts ~ ``init_scale · N(0, 1)``.
 
     ``hidden_bias=False`` drops ``b`` (fixed at 0): log cosh is even, so then ``ψ(−σ) =
@@ -111,11 +112,6 @@ class SymmetricRBM(Model):
         visible = jnp.sum(params["a"]) * jnp.sum(sigma.astype(params["a"].dtype))
         return (visible + jnp.sum(log_cosh(theta))).astype(jnp.complex128)
 
-    # ---- fast path
-    def cache(self, params: Any, sigma: jax.Array) -> dict[str, jax.Array]:
-        theta = self._theta(params, sigma)
-        return {"theta": theta, "lc": jnp.sum(log_cosh(theta))}
-
     def _deltas(self, params, sigma, sites, new_values, mask):
         """Δθ (α, |G|) of a move and its visible-bias term."""
         d = move_delta(sigma, sites, new_values, mask).astype(params["W"].dtype)  # (k,)
@@ -123,8 +119,26 @@ class SymmetricRBM(Model):
         w = jnp.take(params["W"], src, axis=1)  # (α, |G|, k)
         return w @ d, jnp.sum(params["a"]) * jnp.sum(d)
 
+    def make_fast_path(self) -> FastPath:
+        return _SymmetricRBMPath(self)
+
+    def describe(self) -> str:
+        return (f"symmetric complex RBM (alpha={self.alpha}, |G|={len(self.group)}, "
+                f"{self.n_hidden} hidden units{'' if self.hidden_bias else ', no hidden bias: spin-flip even'})")
+
+
+@dataclass(frozen=True, eq=False)
+class _SymmetricRBMPath(FastPath):
+    """The cache holds θ (α, |G|) and Σ log cosh θ; a move of k sites costs O(α·|G|·k)."""
+
+    model: SymmetricRBM
+
+    def cache(self, params: Any, sigma: jax.Array) -> dict[str, jax.Array]:
+        theta = self.model._theta(params, sigma)
+        return {"theta": theta, "lc": jnp.sum(log_cosh(theta))}
+
     def _move(self, params, sigma, cache, sites, new_values, mask):
-        dtheta, dvis = self._deltas(params, sigma, sites, new_values, mask)
+        dtheta, dvis = self.model._deltas(params, sigma, sites, new_values, mask)
         new_theta = cache["theta"] + dtheta
         new_lc = jnp.sum(log_cosh(new_theta))
         return (dvis + new_lc - cache["lc"]).astype(jnp.complex128), {"theta": new_theta, "lc": new_lc}
@@ -132,21 +146,18 @@ class SymmetricRBM(Model):
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
         return self._move(params, sigma, cache, sites, new_values, mask)[0]
 
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+    def update(self, params, sigma, cache, sites, new_values, mask):
         return self._move(params, sigma, cache, sites, new_values, mask)[1]
 
     def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        dtheta, dvis = jax.vmap(self._deltas, in_axes=(None, None, 0, 0, 0))(params, sigma, sites, new_values, mask)
+        dtheta, dvis = jax.vmap(self.model._deltas, in_axes=(None, None, 0, 0, 0))(
+            params, sigma, sites, new_values, mask)
         lc = log_cosh_ratio_sum(cache["theta"].reshape(-1), dtheta.reshape(dtheta.shape[0], -1))
         return (dvis + lc).astype(jnp.complex128)
 
-    def describe(self) -> str:
-        return (f"symmetric complex RBM (alpha={self.alpha}, |G|={len(self.group)}, "
-                f"{self.n_hidden} hidden units{'' if self.hidden_bias else ', no hidden bias: spin-flip even'})")
-
 
 class _ProjectedPrepared(NamedTuple):
-    """:meth:`Projected.prepare`'s result: ``raw`` parameters and the inner model's ``fast`` ones."""
+    """The prepared parameters of a projection's path: ``raw`` parameters and the inner path's ``fast`` ones."""
 
     raw: Any
     fast: Any
@@ -168,7 +179,7 @@ class _ImageSum(Model):
     def real_derivatives(self) -> bool:  # type: ignore[override]
         """Real inner parameters and real characters: ψ_P is real, its sign is piecewise constant."""
         real_chi = bool(np.allclose(np.imag(self._weights), 0, atol=1e-12))
-        return bool(getattr(self.model, "real_derivatives", False)) and real_chi
+        return bool(self.model.real_derivatives) and real_chi
 
     def init(self, key: jax.Array) -> Any:
         return self.model.init(key)
@@ -176,6 +187,15 @@ class _ImageSum(Model):
     def _sum(self, logs):
         m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
         return m + jnp.log(jnp.sum(jnp.asarray(self._weights, dtype=jnp.complex128) * jnp.exp(logs - m)))
+
+
+@dataclass(frozen=True, eq=False)
+class _ImageSumPath(FastPath):
+    """What the paths of :class:`Projected` and :class:`FermionProjected` share: the model and the inner
+    model's path; the prepared parameters are :class:`_ProjectedPrepared`."""
+
+    model: Any
+    inner: FastPath
 
     def _split(self, params):
         """(raw, fast) parameters: ``log_psi`` takes the first, the fast path the second."""
@@ -191,13 +211,13 @@ class Projected(_ImageSum):
         ψ_P(σ) = Σ_{g∈G} χ(g)* (U_g ψ)(σ) = Σ_g χ(g)* ψ(g^{-1}σ) = Σ_g χ(g) ψ(gσ)
 
     (``χ(g^{-1}) = χ(g)*``), i.e. ``ψ_P = (|G|/d) P_χ ψ`` with ``P_χ`` of
-    :func:`~nqs.lattice.symmetry.projector_dense`.  With ``spin_parity = p`` also
+    :func:`~nqs.exact.sectors.projector_dense`.  With ``spin_parity = p`` also
     ``ψ_P(σ) → ψ_P(σ) + p ψ_P(−σ)`` (the projector ``(1 + pF)/2``).  For a 1D character the
     result lies in the sector: ``U_h ψ_P = χ(h) ψ_P``, i.e.
 
         ψ_P(hσ) = χ(h)* ψ_P(σ),      ψ_P(−σ) = p ψ_P(σ).
 
-    ``group``: a :class:`~nqs.lattice.symmetry.SymmetryGroup` or a permutation table
+    ``group``: a :class:`~nqs.lattice.SymmetryGroup` or a permutation table
     (n_g, n_sites); ``characters``: complex (n_g,) (e.g. from ``space_characters``).
     log ψ_P = m + log Σ_e c_e exp(l_e − m) over the ``n_e = |G|`` (or ``2|G|``) terms
     ``l_e = log ψ(e σ)`` with ``m = max Re l_e`` (a complex log-sum-exp; ``m`` carries no
@@ -210,7 +230,7 @@ class Projected(_ImageSum):
     path (O(|G|·k·M) for the RBM) and ``log ψ_P(σ′) − log ψ_P(σ) = log Σ_e c_e e^{l_e + Δ_e} −
     log Σ_e c_e e^{l_e}``; on acceptance ``l_e += Δ_e`` and the inner caches are updated.
 
-    Image path (when the inner model has :meth:`~nqs.models.base.Model.image_path`, e.g. the RBM, also
+    Image path (when the inner path has :meth:`~nqs.models.base.FastPath.image_path`, e.g. the RBM's, also
     behind the Marshall sign or a reparametrization): ``prepare`` builds tables over all images at once
     and the cache keeps w_e = c_e ψ(eσ)/ψ_P(σ).  A move then gives the image ratios r_e = ψ(eσ′)/ψ(eσ)
     (as mantissa × power of two, no logarithm per image) and ψ_P(σ′)/ψ_P(σ) = Σ_e w_e r_e; on acceptance
@@ -241,10 +261,6 @@ class Projected(_ImageSum):
         object.__setattr__(self, "_inverse", inv)
         object.__setattr__(self, "_perms", perms)
         object.__setattr__(self, "_weights", weights)
-        all_perms, signs = perms, np.ones(len(perms), dtype=np.int64)
-        if self.spin_parity is not None:
-            all_perms, signs = np.concatenate([perms, perms]), np.concatenate([signs, -signs])
-        object.__setattr__(self, "_path", self.model.image_path(all_perms, signs))
 
     @property
     def permutations(self) -> np.ndarray:
@@ -281,36 +297,56 @@ class Projected(_ImageSum):
         img_values = jnp.asarray(signs)[:, None] * new_values[None, :].astype(jnp.int8)
         return img_sites, img_values.astype(new_values.dtype)
 
+    def _coefficients(self):
+        return jnp.asarray(self._weights, dtype=jnp.complex128)
+
+    def make_fast_path(self) -> FastPath:
+        perms, signs = self._perms, np.ones(len(self._perms), dtype=np.int64)
+        if self.spin_parity is not None:
+            perms, signs = np.concatenate([perms, perms]), np.concatenate([signs, -signs])
+        inner = fast_path(self.model)
+        return _ProjectedPath(self, inner, inner.image_path(perms, signs))
+
+    def describe(self) -> str:
+        par = "" if self.spin_parity is None else f", spin parity {self.spin_parity:+d}"
+        return f"{self.model.describe()} projected on a {len(self._inverse)}-element group{par}"
+
+
+@dataclass(frozen=True, eq=False)
+class _ProjectedPath(_ImageSumPath):
+    """:class:`Projected`'s path: through the inner path's ``images`` (an :class:`~nqs.models.base.ImagePath`)
+    when it has one, else image by image through the inner path (the model's docstring)."""
+
+    images: Any  # ImagePath | None
+
     def prepare(self, params):
         """The parameters as they are (for ``log ψ`` of the images) and prepared for the fast path: the inner
-        model's image path when it has one (the RBM's tables over all images), else its own ``prepare``."""
-        fast = self._path.prepare(params) if self._path is not None else self.model.prepare(params)
+        image path's tables when there is one (the RBM's tables over all images), else the inner path's."""
+        fast = self.images.prepare(params) if self.images is not None else self.inner.prepare(params)
         return _ProjectedPrepared(params, fast)
 
     def cache(self, params, sigma):
         raw, fast = self._split(params)
-        if self._path is not None:
-            inner, logs = self._path.cache(fast, sigma)
-            total = self._sum(logs)
-            return {"inner": inner, "w": self._coefficients() * jnp.exp(logs - total), "total": total}
-        configs = self.images(sigma)
-        inner = jax.vmap(self.model.cache, in_axes=(None, 0))(fast, configs)
-        logs = jax.vmap(self.model.log_psi, in_axes=(None, 0))(raw, configs).astype(jnp.complex128)
-        return {"inner": inner, "logs": logs, "total": self._sum(logs)}
-
-    def _coefficients(self):
-        return jnp.asarray(self._weights, dtype=jnp.complex128)
+        model = self.model
+        if self.images is not None:
+            inner, logs = self.images.cache(fast, sigma)
+            total = model._sum(logs)
+            return {"inner": inner, "w": model._coefficients() * jnp.exp(logs - total), "total": total}
+        configs = model.images(sigma)
+        inner = jax.vmap(self.inner.cache, in_axes=(None, 0))(fast, configs)
+        logs = jax.vmap(model.model.log_psi, in_axes=(None, 0))(raw, configs).astype(jnp.complex128)
+        return {"inner": inner, "logs": logs, "total": model._sum(logs)}
 
     def _deltas(self, params, sigma, cache, sites, new_values, mask):
-        """Image by image through the inner model: (n_e,) log ψ(eσ′) − log ψ(eσ)."""
-        img_sites, img_values = self._image_moves(sites, new_values, mask)
-        configs = self.images(sigma)
-        return jax.vmap(self.model.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
+        """Image by image through the inner path: (n_e,) log ψ(eσ′) − log ψ(eσ)."""
+        img_sites, img_values = self.model._image_moves(sites, new_values, mask)
+        configs = self.model.images(sigma)
+        return jax.vmap(self.inner.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
             self._split(params)[1], configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
 
     def _path_ratio(self, fast, sigma, cache, sites, new_values, mask):
         """Through the image path: ψ_P(σ′)/ψ_P(σ) = Σ_e w_e ψ(eσ′)/ψ(eσ) with w_e = c_e ψ(eσ)/ψ_P(σ) cached."""
-        m, e = self._path.ratio(fast, sigma, cache["inner"], sites, new_values, mask)
+        m, e = self.images.ratios(fast, sigma, cache["inner"], sites, new_values, mask)
         top = jnp.max(e)
         r = m * power_of_two(e - top, jnp.real(m).dtype)  # ψ(eσ′)/ψ(eσ) / 2^top
         return r, jnp.sum(cache["w"] * r), top
@@ -320,41 +356,37 @@ class Projected(_ImageSum):
         return jnp.log(total) + top * jnp.log(2.0)
 
     def log_ratio(self, params, sigma, cache, sites, new_values, mask):
-        if self._path is not None:
+        if self.images is not None:
             return self._path_log_ratio(self._split(params)[1], sigma, cache, sites, new_values, mask)
         d = self._deltas(params, sigma, cache, sites, new_values, mask)
-        return self._sum(cache["logs"] + d) - cache["total"]
+        return self.model._sum(cache["logs"] + d) - cache["total"]
 
     def log_ratios(self, params, sigma, cache, sites, new_values, mask):
-        """C moves at once: the image path move by move, or the inner model's batched ``log_ratios``
+        """C moves at once: the image path move by move, or the inner path's batched ``log_ratios``
         image by image."""
         fast = self._split(params)[1]
-        if self._path is not None:
+        if self.images is not None:
             return jax.vmap(lambda s, v, m: self._path_log_ratio(fast, sigma, cache, s, v, m))(
                 sites, new_values, mask)
-        img_sites, img_values = jax.vmap(self._image_moves)(sites, new_values, mask)  # (C, n_e, k)
-        configs = self.images(sigma)
-        d = jax.vmap(self.model.log_ratios, in_axes=(None, 0, 0, 1, 1, None))(
+        img_sites, img_values = jax.vmap(self.model._image_moves)(sites, new_values, mask)  # (C, n_e, k)
+        configs = self.model.images(sigma)
+        d = jax.vmap(self.inner.log_ratios, in_axes=(None, 0, 0, 1, 1, None))(
             fast, configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)  # (n_e, C)
-        return jax.vmap(self._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
+        return jax.vmap(self.model._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
 
-    def update_cache(self, params, sigma, cache, sites, new_values, mask):
+    def update(self, params, sigma, cache, sites, new_values, mask):
         fast = self._split(params)[1]
-        if self._path is not None:
+        if self.images is not None:
             r, total, top = self._path_ratio(fast, sigma, cache, sites, new_values, mask)
-            inner = self._path.update_cache(fast, sigma, cache["inner"], sites, new_values, mask)
+            inner = self.images.update(fast, sigma, cache["inner"], sites, new_values, mask)
             return {"inner": inner, "w": cache["w"] * r / total,
                     "total": cache["total"] + jnp.log(total) + top * jnp.log(2.0)}
         d = self._deltas(params, sigma, cache, sites, new_values, mask)
-        img_sites, img_values = self._image_moves(sites, new_values, mask)
-        inner = jax.vmap(self.model.update_cache, in_axes=(None, 0, 0, 0, 0, None))(
-            fast, self.images(sigma), cache["inner"], img_sites, img_values, mask)
+        img_sites, img_values = self.model._image_moves(sites, new_values, mask)
+        inner = jax.vmap(self.inner.update, in_axes=(None, 0, 0, 0, 0, None))(
+            fast, self.model.images(sigma), cache["inner"], img_sites, img_values, mask)
         logs = cache["logs"] + d
-        return {"inner": inner, "logs": logs, "total": self._sum(logs)}
-
-    def describe(self) -> str:
-        par = "" if self.spin_parity is None else f", spin parity {self.spin_parity:+d}"
-        return f"{self.model.describe()} projected on a {len(self._inverse)}-element group{par}"
+        return {"inner": inner, "logs": logs, "total": self.model._sum(logs)}
 
 
 def _inversion_parity(seq: jax.Array) -> jax.Array:
@@ -422,15 +454,6 @@ class FermionProjected(_ImageSum):
     def log_psi(self, params: Any, x: jax.Array) -> jax.Array:
         return self._sum(self._image_logs(params, x))
 
-    def prepare(self, params):
-        return _ProjectedPrepared(params, self.model.prepare(params))
-
-    def cache(self, params, x):
-        raw, fast = self._split(params)
-        inner = jax.vmap(self.model.cache, in_axes=(None, 0))(fast, self.images(x))
-        logs = self._image_logs(raw, x)
-        return {"inner": inner, "logs": logs, "total": self._sum(logs)}
-
     def _image_moves(self, sites, new_values, mask):
         n = 2 * self.n_sites
         padded = jnp.concatenate([jnp.asarray(self._perms, jnp.int32), jnp.full((len(self._perms), 1), n, jnp.int32)],
@@ -442,32 +465,51 @@ class FermionProjected(_ImageSum):
         new = x.at[jnp.where(mask, sites, 2 * self.n_sites)].set(new_values, mode="drop")
         return 1j * jnp.pi * ((self._parities(new) - self._parities(x)) % 2)
 
-    def _deltas(self, fast, x, cache, sites, new_values, mask):
-        img_sites, img_values = self._image_moves(sites, new_values, mask)
-        d = jax.vmap(self.model.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
-            fast, self.images(x), cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
-        return d + self._sign_change(x, sites, new_values, mask)
-
-    def log_ratio(self, params, x, cache, sites, new_values, mask):
-        d = self._deltas(self._split(params)[1], x, cache, sites, new_values, mask)
-        return self._sum(cache["logs"] + d) - cache["total"]
-
-    def log_ratios(self, params, x, cache, sites, new_values, mask):
-        fast = self._split(params)[1]
-        img_sites, img_values = jax.vmap(self._image_moves)(sites, new_values, mask)  # (C, n_e, k)
-        d = jax.vmap(self.model.log_ratios, in_axes=(None, 0, 0, 1, 1, None))(
-            fast, self.images(x), cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)  # (n_e, C)
-        d = d + jax.vmap(self._sign_change, in_axes=(None, 0, 0, 0))(x, sites, new_values, mask).T
-        return jax.vmap(self._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
-
-    def update_cache(self, params, x, cache, sites, new_values, mask):
-        fast = self._split(params)[1]
-        d = self._deltas(fast, x, cache, sites, new_values, mask)
-        img_sites, img_values = self._image_moves(sites, new_values, mask)
-        inner = jax.vmap(self.model.update_cache, in_axes=(None, 0, 0, 0, 0, None))(
-            fast, self.images(x), cache["inner"], img_sites, img_values, mask)
-        logs = cache["logs"] + d
-        return {"inner": inner, "logs": logs, "total": self._sum(logs)}
+    def make_fast_path(self) -> FastPath:
+        return _FermionProjectedPath(self, fast_path(self.model))
 
     def describe(self) -> str:
         return f"{self.model.describe()} projected on {len(self._perms)} orbital permutations (fermion signs)"
+
+
+@dataclass(frozen=True, eq=False)
+class _FermionProjectedPath(_ImageSumPath):
+    """:class:`FermionProjected`'s path: image by image through the inner path, with the reordering signs."""
+
+    def prepare(self, params):
+        return _ProjectedPrepared(params, self.inner.prepare(params))
+
+    def cache(self, params, x):
+        raw, fast = self._split(params)
+        inner = jax.vmap(self.inner.cache, in_axes=(None, 0))(fast, self.model.images(x))
+        logs = self.model._image_logs(raw, x)
+        return {"inner": inner, "logs": logs, "total": self.model._sum(logs)}
+
+    def _deltas(self, fast, x, cache, sites, new_values, mask):
+        img_sites, img_values = self.model._image_moves(sites, new_values, mask)
+        d = jax.vmap(self.inner.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
+            fast, self.model.images(x), cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
+        return d + self.model._sign_change(x, sites, new_values, mask)
+
+    def log_ratio(self, params, x, cache, sites, new_values, mask):
+        d = self._deltas(self._split(params)[1], x, cache, sites, new_values, mask)
+        return self.model._sum(cache["logs"] + d) - cache["total"]
+
+    def log_ratios(self, params, x, cache, sites, new_values, mask):
+        model = self.model
+        fast = self._split(params)[1]
+        img_sites, img_values = jax.vmap(model._image_moves)(sites, new_values, mask)  # (C, n_e, k)
+        d = jax.vmap(self.inner.log_ratios, in_axes=(None, 0, 0, 1, 1, None))(
+            fast, model.images(x), cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)  # (n_e, C)
+        d = d + jax.vmap(model._sign_change, in_axes=(None, 0, 0, 0))(x, sites, new_values, mask).T
+        return jax.vmap(model._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
+
+    def update(self, params, x, cache, sites, new_values, mask):
+        model = self.model
+        fast = self._split(params)[1]
+        d = self._deltas(fast, x, cache, sites, new_values, mask)
+        img_sites, img_values = model._image_moves(sites, new_values, mask)
+        inner = jax.vmap(self.inner.update, in_axes=(None, 0, 0, 0, 0, None))(
+            fast, model.images(x), cache["inner"], img_sites, img_values, mask)
+        logs = cache["logs"] + d
+        return {"inner": inner, "logs": logs, "total": model._sum(logs)}

@@ -162,7 +162,7 @@ def translation_tying(params: dict, group: Any, rbm_group: Any = None, pair_sign
                       symmetric_pairs: bool = False) -> dict:
     """Orbit indices for the parameters ``params`` of an RBM (``{"a", "b", "W"}``), a pair product
     (``{"F"(, "g", "v")}``) or their product (``{"rbm": ..., "pp": ...}``) under ``group`` (a
-    :class:`~nqs.lattice.symmetry.SymmetryGroup`); ``rbm_group`` (default ``group``) for the RBM part
+    :class:`~nqs.lattice.SymmetryGroup`); ``rbm_group`` (default ``group``) for the RBM part
     (e.g. the space group while the pair function keeps translations only).  ``pair_signs``
     (n_g, n_sites) of ±1 (:func:`antiperiodic_signs`): the pair function is tied as
     ``F[g i, g j] = u[g, i] u[g, j] F[i, j]`` (its leaf of the result is ``(labels, signs)``).

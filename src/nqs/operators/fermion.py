@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._sparse import sparse_from_moves
-from .pauli import apply_moves
+from .moves import apply_moves
 
 #: One ladder operator ``(orbital, dagger)``: dagger 1 = c†, 0 = c.
 Ladder = tuple[int, int]

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._sparse import sparse_from_moves
+from .moves import apply_moves
 
 _PAULI = set("XYZI")
 
@@ -148,7 +149,7 @@ class PauliSum:
     @property
     def flip_sites(self) -> np.ndarray:
         """(n_conn, max_flips): connection g flips these sites (padded with n_sites); models use it to
-        tabulate their ratios per connection (:meth:`nqs.models.base.Model.flip_path`)."""
+        tabulate their ratios per connection (:meth:`nqs.models.base.FastPath.flip_path`)."""
         return self._compiled["flip_sites"]
 
     @property
@@ -232,18 +233,6 @@ class PauliSum:
         if other.n_sites != self.n_sites:
             raise ValueError("cannot add operators on different numbers of sites")
         return PauliSum(self.n_sites, self.terms + other.terms, name=self.name)
-
-
-def apply_moves(x, sites, new_values):
-    """x with ``x[sites] = new_values``; works for one move (k,) or a batch (G, k) of moves.
-
-    Padded entries (site index ``n_sites``) are dropped.
-    """
-    if sites.ndim == 1:
-        return x.at[sites].set(new_values, mode="drop")
-    import jax
-
-    return jax.vmap(lambda s, v: x.at[s].set(v, mode="drop"))(sites, new_values)
 
 
 def pauli_terms_from_spec(spec: Sequence) -> list[tuple]:

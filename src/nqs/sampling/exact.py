@@ -59,8 +59,17 @@ class ExactSampler:
         return True
 
     @property
+    def supports_parts(self) -> bool:
+        """No parts: the enumeration is one computation."""
+        return False
+
+    @property
     def n_chains(self) -> int:
         return 1
+
+    @property
+    def n_per_chain(self) -> int:
+        return self.n_samples
 
     @property
     def n_samples(self) -> int:

@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ..models.base import log_cosh, move_delta
-from ..operators.pauli import apply_moves
+from ..models.base import log_cosh
+from ..operators.moves import apply_moves, move_delta
 
 __all__ = ["JointMetropolisSampler", "JointSamplerState", "JointSamples", "JointPart", "joint_local_energies",
            "joint_log_derivatives", "exact_joint_weights"]

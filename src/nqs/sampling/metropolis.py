@@ -3,13 +3,14 @@
 A *rule* proposes a symmetric move ``(sites, new_values, mask)`` for one chain; the sampler
 accepts it with probability min(1, |ψ(σ')/ψ(σ)|²) computed from the model's cache, and
 updates the cache only on acceptance.  One *sweep* is ``sweep_size`` proposals (default N).
-Each call to :meth:`MetropolisSampler.sample` prepares the parameters once (``model.prepare``),
+Each call to :meth:`MetropolisSampler.sample` prepares the parameters once (the fast path's ``prepare``),
 runs ``n_discard`` sweeps, then records one sample per sweep; the caches are recomputed from
 the configurations at the start of every sweep (a periodic full recompute against round-off drift).
 
 Where the rule's moves are flips of fixed sites (``move_table``: the local and exchange rules) and the
-model offers :meth:`~nqs.models.base.Model.move_path` for them (the RBM: a table of e^{±Δθ} per move),
-the chains run on that path instead; the draws and the acceptance test are the same, so are the chains.
+model's fast path offers :meth:`~nqs.models.base.FastPath.move_path` for them (the RBM: a table of
+e^{±Δθ} per move), the chains run on that path instead; the draws and the acceptance test are the same,
+so are the chains.
 
 Every chain draws its proposals from its own key, so any part of the chains can be sampled on its own
 (:meth:`MetropolisSampler.sample_part`) and the parts joined are the whole sampler's chains: the VMC
@@ -25,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..operators.pauli import apply_moves
+from ..models.base import fast_path
+from ..operators.moves import apply_moves
 
 
 def index_of(u, n: int):
@@ -46,6 +48,12 @@ class Rule:
     and two draws) and a split per block they were most of the sampler's compile time."""
 
     n_uniforms = 1
+
+    def move_table(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(sites, signs)`` (G, k) when draw g always flips the sites ``sites[g]`` where σ there is
+        ±``signs[g]`` (and is the identity elsewhere), for :meth:`~nqs.models.base.FastPath.move_path`;
+        None (the default) for other moves."""
+        return None
 
     def draw(self, key, shape):
         """The draws of ``shape`` moves from ``key``."""
@@ -95,7 +103,7 @@ class LocalRule(Rule):
         return i, -jnp.take(sigma, i), jnp.ones((1,), bool)
 
     def move_table(self):
-        """Draw r flips site r: sites (N, 1) and signs (N, 1) for :meth:`~nqs.models.base.Model.move_path`."""
+        """Draw r flips site r: sites (N, 1) and signs (N, 1) for :meth:`~nqs.models.base.FastPath.move_path`."""
         return np.arange(self.n_sites)[:, None], np.ones((self.n_sites, 1))
 
 
@@ -121,7 +129,7 @@ class ExchangeRule(Rule):
 
     def move_table(self):
         """Draw r swaps pair r, a flip of both sites where their spins are opposite (signs +1, −1) and the
-        identity elsewhere: sites (P, 2) and signs (P, 2) for :meth:`~nqs.models.base.Model.move_path`."""
+        identity elsewhere: sites (P, 2) and signs (P, 2) for :meth:`~nqs.models.base.FastPath.move_path`."""
         pairs = np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2)
         return pairs, np.tile([1.0, -1.0], (len(pairs), 1))
 
@@ -170,7 +178,7 @@ class MetropolisSampler:
     n_discard: int = 16
     sweep_size: int | None = None
     power: float = 2.0
-    #: use the model's :meth:`~nqs.models.base.Model.move_path` for the rule's moves where it offers one
+    #: use the fast path's :meth:`~nqs.models.base.FastPath.move_path` for the rule's moves where it offers one
     #: (the same chains as the general path, to round-off in the acceptance test; False: the general path)
     move_path: bool = True
 
@@ -185,6 +193,11 @@ class MetropolisSampler:
     @property
     def exact(self) -> bool:
         return False
+
+    @property
+    def supports_parts(self) -> bool:
+        """The chains can be sampled in parts (:meth:`sample_part`), e.g. on concurrent threads."""
+        return True
 
     @property
     def sweep(self) -> int:
@@ -210,15 +223,13 @@ class MetropolisSampler:
         return SamplerState(sigma, k2, z, z)
 
     def _move_path(self, model):
-        """The model's fast path for this rule's moves, or None."""
-        table = getattr(self.rule, "move_table", None)
-        if not self.move_path or table is None:
-            return None
-        return model.move_path(*table())
+        """The model's move path for this rule's moves (:meth:`~nqs.models.base.FastPath.move_path`), or None."""
+        table = self.rule.move_table() if self.move_path else None
+        return None if table is None else fast_path(model).move_path(*table)
 
     def _path_move(self, path, params):
-        """One chain's move through ``path`` (:meth:`~nqs.models.base.Model.move_path`): the same draws and
-        the same acceptance test as the general path, the state from ``path.init``."""
+        """One chain's move through ``path`` (:meth:`~nqs.models.base.FastPath.move_path`): the same draws and
+        the same acceptance test as the general path, the state from ``path.cache``."""
         sites_np, signs_np = self.rule.move_table()
         sites_t = jnp.asarray(sites_np, dtype=jnp.int32)
         signs_t = jnp.asarray(signs_np, dtype=jnp.int8)
@@ -239,7 +250,7 @@ class MetropolisSampler:
             new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(moved, a, b), updated, state)
             return new_sigma, new_state, accept | ~valid
 
-        return chain_move, jax.vmap(path.init, in_axes=(None, 0)), tables
+        return chain_move, jax.vmap(path.cache, in_axes=(None, 0)), tables
 
     def sample(self, model, params, state: SamplerState):
         """Returns ``(samples (n_chains, n_per_chain, N), weights, new_state)`` (jittable): weights None for
@@ -263,15 +274,16 @@ class MetropolisSampler:
         sigma = jax.lax.dynamic_slice_in_dim(sigma, lo, n)
         path = self._move_path(model)
         if path is None:
-            params = model.prepare(params)
-            v_cache = jax.vmap(model.cache, in_axes=(None, 0))
+            fast = fast_path(model)
+            params = fast.prepare(params)
+            v_cache = jax.vmap(fast.cache, in_axes=(None, 0))
 
             def chain_move(sigma, cache, r, log_u):
                 sites, new_values, mask = self.rule.move(r, sigma)
-                ratio = model.log_ratio(params, sigma, cache, sites, new_values, mask)
+                ratio = fast.log_ratio(params, sigma, cache, sites, new_values, mask)
                 accept = log_u < self.power * jnp.real(ratio)
                 new_sigma = jnp.where(accept, apply_moves(sigma, sites, new_values), sigma)
-                updated = model.update_cache(params, sigma, cache, sites, new_values, mask)
+                updated = fast.update(params, sigma, cache, sites, new_values, mask)
                 new_cache = jax.tree_util.tree_map(lambda a, b: jnp.where(accept, a, b), updated, cache)
                 return new_sigma, new_cache, accept
         else:
