@@ -82,7 +82,7 @@ def one_row(name: str, steps: int, n_eval: int, seed: int, log_every: int, deep_
             save: str | None = None) -> dict:
     label, mk = ROWS[name]
     pb = problem(steps, 0.5 if name == "rbm05" else 1.0)
-    base = pb.vmc
+    base = pb.driver
     if name in ("dbm8", "dbm16"):
         m, k = mk
         model = DeepBoltzmann(pb.lattice.n_sites, m, k, sublattice=tuple(int(c) for c in pb.lattice.sublattice))

@@ -50,7 +50,7 @@ def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int, p
         "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": 0.01, "precision": precision},
     })
     p = build(cfg)
-    vmc, op = p.vmc, p.hamiltonian
+    vmc, op = p.driver, p.hamiltonian
     state = vmc.init(jax.random.PRNGKey(0))
     solver = vmc.solver(state)
     step = vmc.make_step(solver)

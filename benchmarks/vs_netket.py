@@ -68,7 +68,7 @@ def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
     configure_cpu()
     cfg = _nqs_config(kind, dims, n_samples, n_chains, marshall=True)
     p = build(cfg)
-    vmc = p.vmc
+    vmc = p.driver
     state = vmc.init(jax.random.PRNGKey(0))
     solver = vmc.solver(state)
     step = vmc.make_step(solver)
@@ -118,7 +118,7 @@ def worker_nqs_accuracy(kind, dims, seconds, n_samples, n_chains):
 
     configure_cpu()
     p = build(_nqs_config(kind, dims, n_samples, n_chains, marshall=True, learning_rate=0.01 * UNIT_RATIO))
-    vmc = p.vmc
+    vmc = p.driver
     state = vmc.init(jax.random.PRNGKey(0))
     step = vmc.make_step(vmc.solver(state))
     t0 = time.perf_counter()

@@ -93,7 +93,7 @@ def _spin(symmetry, size=(8,), kind="chain", ham="heisenberg", **model):
 def test_projected_config_reference_is_the_sector_energy():
     """Chain 8: (k = π, parity −1) holds the lowest triplet; (k = 0, +1) the ground state."""
     p0 = build(_spin({"k": [0], "spin_parity": 1}))
-    assert isinstance(p0.vmc.model, Projected)
+    assert isinstance(p0.driver.model, Projected)
     e0, m0 = exact_reference(p0)
     gs = lowest_energies(p0.hamiltonian, p0.hilbert, 4)
     assert abs(e0[0] - gs[0]) < 1e-10 and "sector" in m0
@@ -158,7 +158,7 @@ def test_file_hamiltonian_config_same_spectrum_as_hubbard_config():
     assert (b.hilbert.n_up, b.hilbert.n_down) == (3, 3)
     assert np.allclose(lowest_energies(a.hamiltonian, a.hilbert, 3), lowest_energies(b.hamiltonian, b.hilbert, 3),
                        atol=1e-10)
-    assert sorted(map(tuple, b.vmc.sampler.rule.hop.bonds)) == sorted(map(tuple, a.vmc.sampler.rule.hop.bonds))
+    assert sorted(map(tuple, b.driver.sampler.rule.hop.bonds)) == sorted(map(tuple, a.driver.sampler.rule.hop.bonds))
 
 
 def test_file_hamiltonian_errors_name_the_file(tmp_path):
@@ -187,7 +187,7 @@ def test_file_hamiltonian_errors_name_the_file(tmp_path):
 def test_sampler_power_reaches_the_sampler_and_is_refused_where_it_cannot_apply():
     cfg = _spin({"k": [0], "spin_parity": 1})
     cfg.sampler.power = 1.0
-    assert build(cfg).vmc.sampler.power == 1.0
+    assert build(cfg).driver.sampler.power == 1.0
     cfg.sampler.kind = "exact"
     with pytest.raises(ConfigError, match="sampler.power"):
         build(cfg)

@@ -107,7 +107,7 @@ def _dbm(**over):
 def test_dbm_config_builds_the_joint_chain_driver():
     prob = build(_dbm(model={"marshall_sign": True, "deep_decay": 0.05, "deep_metric": "mean", "param_dtype": "real"},
                       sampler={"n_discard": 3, "sweep_size": 5}))
-    vmc = prob.vmc
+    vmc = prob.driver
     assert isinstance(vmc, DBMVMC) and isinstance(vmc.model, DeepBoltzmann)
     assert isinstance(vmc.sampler, JointMetropolisSampler)
     assert (vmc.model.n_hidden, vmc.model.n_deep, vmc.model.sublattice) == (4, 2, (0, 1, 0, 1, 0, 1))
@@ -118,7 +118,7 @@ def test_dbm_config_builds_the_joint_chain_driver():
     # n_hidden defaults to alpha * n_sites and n_deep to n_hidden
     cfg = _dbm(model={"n_hidden": None, "n_deep": None, "alpha": 0.5})
     problem = build(cfg)
-    m = problem.vmc.model
+    m = problem.driver.model
     assert (m.n_hidden, m.n_deep, m.sublattice) == (3, 3, None)
     # the build leaves the config as it was and returns what it chose (written to the run's config.toml)
     assert (cfg.model.n_hidden, cfg.model.n_deep) == (None, None)

@@ -48,7 +48,7 @@ def test_solve_reports_nan_and_keeps_checkpoint(tmp_path, monkeypatch):
 
     def build_with_exploding_model(c):
         p = real_build(c)
-        p.vmc = VMC(_exploding_model(6), p.hamiltonian, p.vmc.sampler, p.vmc.optimizer)
+        p.driver = VMC(_exploding_model(6), p.hamiltonian, p.driver.sampler, p.driver.optimizer)
         return p
 
     monkeypatch.setattr(wf, "build", build_with_exploding_model)
@@ -83,7 +83,7 @@ def test_threads_give_the_same_steps():
         "sampler": {"kind": "exchange", "n_chains": 8, "n_samples": 256, "n_discard": 4, "power": 1.0},
         "optimizer": {"kind": "sr", "learning_rate": 0.02},
     })
-    vmc = build(cfg).vmc
+    vmc = build(cfg).driver
     state = vmc.init(jax.random.PRNGKey(1))
     finals = {}
     for threads in (1, 2):
@@ -119,4 +119,4 @@ def test_threads_must_divide_the_chains():
     with pytest.raises(ConfigError, match=r"threads \(3\) must divide n_chains \(8\)"):
         build(Config.model_validate(cfg))
     cfg["sampler"] = {"kind": "exact"}
-    assert build(Config.model_validate(cfg)).vmc.threads_in_use == 1  # enumeration has no chains to split
+    assert build(Config.model_validate(cfg)).driver.threads_in_use == 1  # enumeration has no chains to split

@@ -1,4 +1,4 @@
-"""d-wave RVB start of the projected pair product for spins (models.pair_product.dwave_pairing)."""
+"""d-wave RVB start of the projected pair product for spins (models.rbm_pp.dwave_pairing)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,7 +8,7 @@ from nqs.estimators import local_energies
 from nqs.hamiltonians import j1j2
 from nqs.hilbert import SpinHilbert
 from nqs.lattice import Lattice
-from nqs.models.pair_product import SpinRBMPP, dwave_pairing
+from nqs.models.rbm_pp import SpinRBMPP, dwave_pairing
 
 E0_J1J2_4x4 = -8.457923351394875  # ED, J2 = 0.5 (shared/reference)
 
@@ -75,8 +75,8 @@ def test_config_dwave_start_builds_the_pairing_and_rejects_misuse(tmp_path):
     from nqs.workflow import build
 
     p = build(load_config(_cfg(tmp_path, 'kind = "square"\nsize = [4, 4]', "dwave")))
-    params = p.vmc.init(jax.random.PRNGKey(0)).params
-    f = np.asarray(p.vmc.physical_params(params)["pp"]["F"])
+    params = p.driver.init(jax.random.PRNGKey(0)).params
+    f = np.asarray(p.driver.physical_params(params)["pp"]["F"])
     f0 = dwave_pairing(Lattice("square", (4, 4)))
     assert np.max(np.abs(f - f0)) < 0.1 * np.max(np.abs(f0))  # the d-wave f plus the 1 % start noise
     assert np.corrcoef(f.real.ravel(), f0.ravel())[0, 1] > 0.99

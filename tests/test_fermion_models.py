@@ -29,7 +29,8 @@ from nqs.hilbert.fermions import SpinfulFermions
 from nqs.hilbert.spin import SpinHilbert
 from nqs.lattice import make_lattice
 from nqs.models.base import fast_path
-from nqs.models.pair_product import RBMPP, PairProduct, SpinRBMPP, neighbour_table
+from nqs.models.pair_product import PairProduct, neighbour_table
+from nqs.models.rbm_pp import RBMPP, SpinRBMPP
 from nqs.models.slater import Slater, logdet, one_body_matrices
 from nqs.operators.fermion import FermionOperator
 from nqs.operators.moves import apply_moves

@@ -17,7 +17,7 @@ from nqs.hilbert import SpinHilbert
 from nqs.hilbert.fermions import SpinfulFermions
 from nqs.lattice import make_lattice
 from nqs.models import RBM
-from nqs.models.pair_product import RBMPP
+from nqs.models.rbm_pp import RBMPP
 
 
 def _spin_case():
@@ -128,8 +128,8 @@ def test_sampled_lanczos_step_agrees_with_dense(power):
         "model": {"kind": "rbm", "alpha": 1, "init_scale": 0.3},
         "sampler": {"kind": "exchange", "n_chains": 16, "n_samples": 256}})
     problem = build(cfg)
-    state = problem.vmc.init(jax.random.PRNGKey(4))
-    hil, op, model = problem.hilbert, problem.hamiltonian, problem.vmc.model
+    state = problem.driver.init(jax.random.PRNGKey(4))
+    hil, op, model = problem.hilbert, problem.hamiltonian, problem.driver.model
     states = jnp.asarray(hil.all_states())
     psi = np.exp(np.asarray(jax.vmap(model.log_psi, in_axes=(None, 0))(state.params, states)))
     Hm = _dense(hil, op)

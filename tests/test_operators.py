@@ -175,7 +175,7 @@ def test_pauli_for_sector_bounds_the_nonzero_connections_and_keeps_local_energie
     from nqs.hamiltonians import j1j2
     from nqs.hilbert import SpinHilbert
     from nqs.lattice import make_lattice
-    from nqs.models.pair_product import SpinRBMPP
+    from nqs.models.rbm_pp import SpinRBMPP
 
     lat = make_lattice("square", [4, 4])
     op = j1j2(lat, 1.0, 0.5)

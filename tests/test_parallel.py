@@ -177,9 +177,9 @@ def test_large_model_caches_get_small_automatic_chunks():
     from nqs.workflow import build
 
     cfg = load_config(Path(__file__).parents[1] / "examples" / "j1j2_4x4_projected.toml")
-    assert build(cfg).vmc.effective_chunk_size == LARGE_CACHE_CHUNK
+    assert build(cfg).driver.effective_chunk_size == LARGE_CACHE_CHUNK
     cfg.optimizer.chunk_size = 100
-    assert build(cfg).vmc.effective_chunk_size == 100
+    assert build(cfg).driver.effective_chunk_size == 100
     assert pw.build(memory_limit_mb=1000.0).effective_chunk_size is None
 
 

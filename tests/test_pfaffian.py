@@ -13,8 +13,9 @@ from nqs.hamiltonians.hubbard import hubbard
 from nqs.hilbert import SpinfulFermions
 from nqs.lattice import make_lattice
 from nqs.models.base import fast_path
-from nqs.models.pair_product import RBMPP, PairProduct
+from nqs.models.pair_product import PairProduct
 from nqs.models.pfaffian import PfaffianPP, log_pfaffian
+from nqs.models.rbm_pp import RBMPP
 from nqs.operators.fermion import FermionOperator
 from nqs.sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule
 
@@ -176,7 +177,7 @@ def test_general_pairing_from_the_config_lowers_the_energy():
                             "model": {"kind": "pp", "pairing": pairing, "gutzwiller": True},
                             "sampler": {"kind": "exact"}, "optimizer": {"kind": "sr", "learning_rate": 0.1}})
         problem = build(cfg)
-        vmc = problem.vmc
+        vmc = problem.driver
         assert isinstance(vmc.model, PfaffianPP) == (pairing == "general")
         state = run(vmc, vmc.init(jax.random.PRNGKey(1)), 100)
         energies[pairing] = exact_energy_of_model(vmc.model, vmc.physical_params(state.params), problem.hamiltonian,

@@ -242,7 +242,7 @@ def test_symmetric_rbm_spin_parity_from_the_config(size, marshall, parity, proje
                         "model": {"kind": "rbm_symmetric", "alpha": 2, "init_scale": 0.3, "marshall_sign": marshall,
                                   "symmetry": {"k": [0], "spin_parity": parity}}})
     problem = build(cfg)
-    model = problem.vmc.model
+    model = problem.driver.model
     assert isinstance(model, Projected) == projected
     params = model.init(jax.random.PRNGKey(3))
     states = jnp.asarray(problem.hilbert.all_states())

@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     from nqs.workflow import build
     cfg = load_config(os.path.join(os.environ["NQS_ROOT"], "examples", "j1j2_4x4_rbm_pp.toml"))
     cfg.sampler.n_samples = 1024
-    v = build(cfg).vmc
+    v = build(cfg).driver
     st = v.init(jax.random.PRNGKey(1))
     step = v.make_step(v.solver(st))
     for _ in range(3):

@@ -19,8 +19,9 @@ from nqs.hamiltonians.hubbard import hubbard
 from nqs.hilbert import SpinHilbert
 from nqs.lattice import make_lattice, point_characters, point_group, space_group, translation_group
 from nqs.models.base import MarshallSign
-from nqs.models.pair_product import RBMPP, SpinRBMPP, dwave_pairing, neighbour_table
+from nqs.models.pair_product import neighbour_table
 from nqs.models.rbm import RBM
+from nqs.models.rbm_pp import RBMPP, SpinRBMPP, dwave_pairing
 from nqs.models.symmetric import Projected
 from nqs.models.tied import Tied, antiperiodic_signs, orbits, signed_orbits, translation_tying
 from nqs.workflow import build
@@ -150,7 +151,7 @@ def test_shared_weights_with_point_group_projection_lands_in_the_sector():
     are summed, and the state transforms trivially under all 128 space-group elements and the flip."""
     cfg = _cfg({"kind": "rbm_pp", "alpha": 1, "shared_weights": "translation", "init": "dwave",
                 "symmetry": {"point_group": "A1", "spin_parity": 1}})
-    model = build(cfg).vmc.model
+    model = build(cfg).driver.model
     assert isinstance(model, Projected) and isinstance(model.model, Tied)
     assert len(np.asarray(model.group.perms)) == 8
     lat = make_lattice("square", [4, 4])
@@ -172,7 +173,7 @@ def test_shared_weights_with_point_group_projection_lands_in_the_sector():
 def test_shared_weights_marshall_rbm_builds_and_counts_filters():
     cfg = _cfg({"kind": "rbm", "alpha": 2, "shared_weights": "translation", "marshall_sign": True},
                ham={"kind": "heisenberg", "total_sz": 0}, lattice={"kind": "chain", "size": [8]})
-    model = build(cfg).vmc.model
+    model = build(cfg).driver.model
     assert isinstance(model, MarshallSign) and isinstance(model.inner, Tied)
     params = model.init(jax.random.PRNGKey(0))
     assert model.n_parameters(params) == 2 * 8 + 1 + 2  # two filters, one visible bias, two hidden biases
@@ -239,8 +240,8 @@ def test_projected_electron_rbm_pp_is_in_the_a1_spin_even_sector(size, n, projec
                  "doublon_holon": True, "param_dtype": "real"}
     sym = {"point_group": "A1", "spin_parity": 1, "project": project}
     problem = build(_cfg({**model_cfg, "symmetry": sym}, ham, lattice))
-    model = problem.vmc.model
-    plain = build(_cfg(model_cfg, ham, lattice)).vmc.model
+    model = problem.driver.model
+    plain = build(_cfg(model_cfg, ham, lattice)).driver.model
     lat = problem.lattice
     L = lat.n_sites
     sg = space_group(lat)

@@ -77,6 +77,11 @@ class Driver(abc.ABC):
         """``state`` on the driver's devices (identity on one device)."""
         return state
 
+    @property
+    def threads_in_use(self) -> int:
+        """CPU threads that run the driver's chains at once (printed in the run header)."""
+        return 1
+
     def physical_params(self, params: Any) -> Any:
         """The parameters in the model's own form (identity unless the driver reparametrizes)."""
         return params

@@ -3,8 +3,9 @@ and at most one fast path found by :func:`fast_path`."""
 
 from .base import FastPath, FunctionModel, MarshallSign, Model, fast_path, log_cosh
 from .jastrow import Jastrow
-from .pair_product import RBMPP, PairProduct, SpinRBMPP
+from .pair_product import PairProduct
 from .rbm import RBM, RBMRealAmpPhase
+from .rbm_pp import RBMPP, SpinRBMPP
 from .slater import Slater
 from .symmetric import FermionProjected, Projected, SymmetricRBM
 

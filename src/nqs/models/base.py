@@ -58,8 +58,8 @@ def log_cosh_ratio_sum(theta, dtheta, block: int = 4):
     of θ and Δ (cosh is even) so that Re θ ≥ 0 and |u| ≤ 1: no cancellation except at a true zero
     of cosh(θ+Δ) (the form cosh Δ + tanh θ sinh Δ loses e^{2|Δ|}·ε when tanh θ ≈ ∓1).  Per unit:
     one real exponential and one sin/cos pair (e^{±Δ} built from them, no complex division), and
-    one logarithm per ``block`` units (the log of a product of ``block`` factors) — 2–2.5× faster
-    than a log cosh per unit.  The imaginary part is defined modulo 2π (only ``exp`` of it is
+    one logarithm per ``block`` units (the log of a product of ``block`` factors) instead of a log cosh
+    per unit.  The imaginary part is defined modulo 2π (only ``exp`` of it is
     used).  A product of 4 factors overflows only beyond e^709, i.e. |Re Δ| ≳ 177 per unit.
     """
     return log_cosh_ratio_sum_gh(*cosh_ratio_state(theta), dtheta, block)

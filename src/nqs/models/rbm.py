@@ -248,8 +248,8 @@ class _RBMFlips(FlipPath):
     def log_ratios(self, t, sigma, cache):
         up = jnp.take(sigma, jnp.asarray(self.sites, dtype=jnp.int32), mode="fill", fill_value=1) > 0
         pattern = jnp.sum(up.astype(jnp.int32) << jnp.arange(self.sites.shape[1], dtype=jnp.int32), axis=1)
-        # e^{±Δθ} (G, M) by selects over the few patterns (they fuse with the rest; a gather of the rows was
-        # 3.5× slower on a CPU); the complement of pattern p, P − 1 − p, gives e^{−Δθ}
+        # e^{±Δθ} (G, M) by selects over the few patterns (they fuse with the rest, where a gather of the rows
+        # does not); the complement of pattern p, P − 1 − p, gives e^{−Δθ}
         n_p = t["E"].shape[1]
         e, e_bar, da = t["E"][:, 0], t["E"][:, n_p - 1], t["da"][:, 0]
         for q in range(1, n_p):

@@ -234,8 +234,7 @@ class Projected(_ImageSum):
     behind the Marshall sign or a reparametrization): ``prepare`` builds tables over all images at once
     and the cache keeps w_e = c_e ψ(eσ)/ψ_P(σ).  A move then gives the image ratios r_e = ψ(eσ′)/ψ(eσ)
     (as mantissa × power of two, no logarithm per image) and ψ_P(σ′)/ψ_P(σ) = Σ_e w_e r_e; on acceptance
-    w_e ← w_e r_e / Σ_e w_e r_e.  On the 4×4 space group × spin flip (256 images) this is ~10× faster
-    for the Metropolis moves than going image by image.
+    w_e ← w_e r_e / Σ_e w_e r_e: one pass over the images per move instead of one fast-path call per image.
     """
 
     model: Model

@@ -308,7 +308,7 @@ class MetropolisSampler:
 
         def sweeps(carry, key, n_sweeps):
             """``n_sweeps`` sweeps; the proposals' randomness is drawn ahead for blocks of sweeps (drawing it
-            inside the sequential loop cost ~3 µs per step on a CPU), at most ``_DRAW_BYTES`` a block, from a
+            inside the sequential loop costs a dispatch per step), at most ``_DRAW_BYTES`` a block, from a
             key per chain and block, with one uniform draw for the rule's choices and the acceptance test."""
             b = _block(n_sweeps, sweep * self.n_chains * (8 * (self.rule.n_uniforms + 1) + 12))
             keys = jax.random.split(key, (n_sweeps // b, self.n_chains))  # a part draws only its own chains'

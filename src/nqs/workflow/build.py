@@ -28,7 +28,7 @@ class Problem:
     lattice: Any
     hilbert: Any  # SpinHilbert or SpinfulFermions
     hamiltonian: Any
-    vmc: Any  # the driver (nqs.drivers.Driver): VMC, or DBMVMC for model.kind = "dbm"
+    driver: Any  # the driver (nqs.drivers.Driver): VMC, or DBMVMC for model.kind = "dbm"
     #: values the config left open and the build chose, by section: ``{"hamiltonian": {"n_up": 2}, ...}``
     resolved: dict = field(default_factory=dict)
 

@@ -35,7 +35,7 @@ def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
     Returns ``(stats, sq_stats, zz_stats, sq_samples, weights, sampler_state)``; the per-sample
     S(q) values feed :func:`correlation_ratio`.
     """
-    vmc = problem.vmc.for_evaluation(n_samples)
+    vmc = problem.driver.for_evaluation(n_samples)
     lat = problem.lattice
 
     @jax.jit
@@ -58,7 +58,7 @@ def lanczos_evaluate(problem: Problem, params, sampler_state, n_samples: int | N
     """One Lanczos step on the final state (:func:`nqs.estimators.lanczos_step`) from ``n_samples`` fresh
     samples of |ψ|^``power`` (Markov chains; reweighted): returns the step's dict with ``n_samples``,
     ``lost_terms`` (connected configurations where ψ = 0, left out) and ``seconds`` added."""
-    vmc = problem.vmc.for_evaluation(n_samples)
+    vmc = problem.driver.for_evaluation(n_samples)
     if not vmc.sampler.exact:
         vmc = replace(vmc, sampler=replace(vmc.sampler, power=power))
     t0 = time.perf_counter()

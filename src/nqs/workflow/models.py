@@ -20,7 +20,8 @@ from ..models import (
     SymmetricRBM,
 )
 from ..models.dbm import DeepBoltzmann
-from ..models.pair_product import dwave_pairing, neighbour_table
+from ..models.pair_product import neighbour_table
+from ..models.rbm_pp import dwave_pairing
 from .lattice import boundary_label, build_lattice, parse_angle, symmetry_sector
 
 
@@ -282,13 +283,14 @@ def _project_rbm_factor(model, group, chi, parity):
     the pair product as it is (its own symmetry: tied over translations, or none)."""
     from dataclasses import replace
 
+    from ..lattice import SymmetryGroup
     from ..models.tied import Tied
 
     inner = model.inner if isinstance(model, Tied) else model
     if not isinstance(inner, SpinRBMPP) or inner.rbm is None:
         raise ConfigError("model.symmetry.project: \"rbm\" projects the RBM factor of kind = \"rbm_pp\" "
                           "(alpha > 0); use \"state\"")
-    perms = np.asarray(group.perms if hasattr(group, "perms") else group)
+    perms = np.asarray(group.perms if isinstance(group, SymmetryGroup) else group)
     try:
         new = replace(inner, rbm_images=perms, rbm_characters=np.asarray(chi), rbm_spin_parity=parity)
     except ValueError as err:

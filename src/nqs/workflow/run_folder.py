@@ -23,7 +23,7 @@ from .references import exact_reference
 
 def _threads_note(vmc) -> str:
     """" on N threads" where the chains are sampled by several threads (:attr:`nqs.drivers.vmc.VMC.threads_in_use`)."""
-    n = getattr(vmc, "threads_in_use", 1)
+    n = vmc.threads_in_use
     return f" on {n} threads" if n > 1 else ""
 
 
@@ -65,7 +65,7 @@ def _check_resume(out: Path, resolved: dict) -> None:
 
 
 def _header(problem: Problem, state) -> str:
-    cfg, driver = problem.config, problem.vmc
+    cfg, driver = problem.config, problem.driver
     return (f"[bold]nqs[/bold] {cfg.hamiltonian.kind} on {problem.lattice.describe()}; "
             f"{problem.hilbert.describe()}\n  {driver.describe(state)}; "
             f"sampler: {cfg.sampler.kind}{_power_note(cfg)}{_threads_note(driver)}\n"
@@ -100,7 +100,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         console, progress = Console(stderr=True, quiet=True), False
     t_start = time.perf_counter()
     problem = build(cfg)
-    driver = problem.vmc
+    driver = problem.driver
     out = Path(cfg.output.dir)
     out.mkdir(parents=True, exist_ok=True)
     resolved = problem.resolved_config()
@@ -149,7 +149,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
 def _evaluate(problem: Problem, state, final_params, e0, exact_method, n_params, n_averaged, times,
               t_start) -> dict:
     """The result dictionary: the final evaluation of ``final_params`` and the run's facts."""
-    cfg, driver = problem.config, problem.vmc
+    cfg, driver = problem.config, problem.driver
     n_sites = problem.lattice.n_sites
     n_eval = cfg.sampler.n_samples_eval or 8 * cfg.sampler.n_samples
     stats, sq_stats, zz_stats, sq, sq_w, eval_sstate = evaluate(problem, final_params, state.sampler_state, n_eval)
