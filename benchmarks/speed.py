@@ -17,15 +17,18 @@ from __future__ import annotations
 import argparse
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from vs_netket import peak_mb  # benchmarks/ is on the path when this script runs
-
-from nqs import estimators, sr
-from nqs.config import Config
 from nqs.runtime import configure_cpu
-from nqs.workflow import build
+
+configure_cpu()  # before JAX and scipy load OpenBLAS and JAX starts its CPU backend
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from vs_netket import peak_mb  # noqa: E402  (benchmarks/ is on the path when this script runs)
+
+from nqs import estimators, sr  # noqa: E402
+from nqs.config import Config  # noqa: E402
+from nqs.workflow import build  # noqa: E402
 
 
 def _time(f, *args, repeats=5):
@@ -90,7 +93,6 @@ def main():
     ap.add_argument("--squares", type=int, nargs="*", default=[],
                     help="then square lattices of these side lengths (after the chains)")
     args = ap.parse_args()
-    configure_cpu()
     print(f"# Heisenberg, {args.param_dtype} RBM alpha={args.alpha:g}, {args.n_chains} chains, exchange, SR; "
           f"{args.precision}; device: {jax.devices()[0].device_kind} ({jax.devices()[0].platform}), "
           f"{jax.device_count()} device(s)")

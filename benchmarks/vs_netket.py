@@ -60,12 +60,13 @@ def peak_mb() -> float:
 
 
 def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
+    from nqs.runtime import configure_cpu
+
+    configure_cpu()  # before JAX loads OpenBLAS and starts its CPU backend
     import jax
 
-    from nqs.runtime import configure_cpu
     from nqs.workflow import build
 
-    configure_cpu()
     cfg = _nqs_config(kind, dims, n_samples, n_chains, marshall=True)
     p = build(cfg)
     vmc = p.driver
@@ -110,13 +111,14 @@ def worker_nqs_accuracy(kind, dims, seconds, n_samples, n_chains):
     """Optimize for ``seconds`` of wall time (compilation included), then estimate E with EVAL_SAMPLES.
 
     The real RBM carries the Marshall sign explicitly (NetKet's Heisenberg applies it in H)."""
+    from nqs.runtime import configure_cpu
+
+    configure_cpu()  # before JAX loads OpenBLAS and starts its CPU backend
     import jax
 
     from nqs.exact import lowest_energies
-    from nqs.runtime import configure_cpu
     from nqs.workflow import build
 
-    configure_cpu()
     p = build(_nqs_config(kind, dims, n_samples, n_chains, marshall=True, learning_rate=0.01 * UNIT_RATIO))
     vmc = p.driver
     state = vmc.init(jax.random.PRNGKey(0))

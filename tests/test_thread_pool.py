@@ -13,8 +13,8 @@ SCRIPT = textwrap.dedent(
     """
     import os
     import nqs
-    import jax
     nqs.runtime.configure_cpu()
+    import jax
     assert int(os.environ["PJRT_NPROC"]) >= nqs.runtime.MIN_CPU_THREADS, os.environ["PJRT_NPROC"]
     from nqs.config import load_config
     from nqs.workflow import build

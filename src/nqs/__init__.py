@@ -8,7 +8,7 @@ Importing nqs changes no environment variable and no JAX setting, and loads the 
 use::
 
     import nqs
-    nqs.runtime.configure_cpu()
+    nqs.runtime.configure_cpu()  # first, before JAX and scipy are imported
     lattice = nqs.make_lattice("chain", [16])
     result = nqs.run("examples/heisenberg_chain22.toml")
 """

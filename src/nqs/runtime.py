@@ -17,8 +17,9 @@ What :func:`configure_cpu` sets, and why (the measurements are on the benchmarks
   chains want.
 * ``jax_enable_x64``: float64/complex128, nqs's default precision (:mod:`nqs.conventions`).
 
-The environment variables take effect only before JAX starts its CPU backend (and OpenBLAS before scipy
-loads it): call :func:`configure_cpu` first thing.
+The environment variables take effect only if they are set before they are read: XLA's when JAX starts its
+CPU backend, OpenBLAS's when the library is loaded (importing scipy, which nqs's modules do).  Call
+:func:`configure_cpu` first thing, before importing JAX, scipy or nqs's submodules.
 """
 
 from __future__ import annotations
