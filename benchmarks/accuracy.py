@@ -45,15 +45,21 @@ def _num(x, fmt: str) -> str:
 def _row(label, mean, error, exact, rel, tgt) -> str:
     """Energy, exact energy, relative error and the verdict against the goal ``tgt`` (None: report only)."""
     ok = "" if tgt is None else (" ok" if rel <= tgt else " MISS")
-    return (f"{label:<24} {mean:>13.6f} ± {error:.6f} {exact:>14.6f} {rel:>9.2e} "
-            f"{('-' if tgt is None else f'{tgt:.0e}'):>8}{ok:<5}")
+    return (
+        f"{label:<24} {mean:>13.6f} ± {error:.6f} {exact:>14.6f} {rel:>9.2e} "
+        f"{('-' if tgt is None else f'{tgt:.0e}'):>8}{ok:<5}"
+    )
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rerun", action="store_true")
-    ap.add_argument("--missing", choices=["run", "skip"], default="skip",
-                    help="examples without a result: run them, or leave them out of the table (default)")
+    ap.add_argument(
+        "--missing",
+        choices=["run", "skip"],
+        default="skip",
+        help="examples without a result: run them, or leave them out of the table (default)",
+    )
     ap.add_argument("names", nargs="*", default=list(TARGETS))
     args = ap.parse_args()
     rows = []
@@ -63,18 +69,25 @@ def main():
             print(f"({name}: no result yet; nqs run examples/{name}.toml)")
             continue
         if args.rerun or not res_path.exists():
-            subprocess.run([sys.executable, "-m", "nqs.cli", "run", str(ROOT / "examples" / f"{name}.toml"),
-                            "--quiet"], cwd=ROOT, check=True)
+            subprocess.run(
+                [sys.executable, "-m", "nqs.cli", "run", str(ROOT / "examples" / f"{name}.toml"), "--quiet"],
+                cwd=ROOT,
+                check=True,
+            )
         rows.append((name, json.loads(res_path.read_text())))
-    print(f"{'system':<24} {'E_vmc':>22} {'E_exact':>14} {'rel.err':>9} {'target':>8} {'V-score':>9} "
-          f"{'s/step':>7} {'total s':>8}")
+    print(
+        f"{'system':<24} {'E_vmc':>22} {'E_exact':>14} {'rel.err':>9} {'target':>8} {'V-score':>9} "
+        f"{'s/step':>7} {'total s':>8}"
+    )
     for name, r in rows:
         e = r["energy"]
         tgt = TARGETS.get(name)
         if r["relative_error"] is None:
             r = {**r, "relative_error": float("nan"), "exact_energy": float("nan")}
-        print(_row(name, e["mean"], e["error"], r["exact_energy"], r["relative_error"], tgt)
-              + f" {r['v_score']:>9.2e} {_num(r['seconds_per_step'], '.3f'):>7} {r['seconds_total']:>8.0f}")
+        print(
+            _row(name, e["mean"], e["error"], r["exact_energy"], r["relative_error"], tgt)
+            + f" {r['v_score']:>9.2e} {_num(r['seconds_per_step'], '.3f'):>7} {r['seconds_total']:>8.0f}"
+        )
         ls = r.get("lanczos_step")
         if ls and ls.get("relative_error") is not None:  # [evaluation] lanczos_step: its own row
             print(_row("  + 1 Lanczos step", ls["energy"], ls["error"], r["exact_energy"], ls["relative_error"], tgt))

@@ -77,9 +77,18 @@ def final_energy(vmc, params, sstate, n_eval: int, deep_samples: int, chunk: int
     return float(jnp.real(stats.mean)), float(stats.error), float(stats.variance)
 
 
-def one_row(name: str, steps: int, n_eval: int, seed: int, log_every: int, deep_samples: int = 4,
-            metric: str = "pair", deep_decay: float = 0.1, eval_deep_samples: int = 16,
-            save: str | None = None) -> dict:
+def one_row(
+    name: str,
+    steps: int,
+    n_eval: int,
+    seed: int,
+    log_every: int,
+    deep_samples: int = 4,
+    metric: str = "pair",
+    deep_decay: float = 0.1,
+    eval_deep_samples: int = 16,
+    save: str | None = None,
+) -> dict:
     label, mk = ROWS[name]
     pb = problem(steps, 0.5 if name == "rbm05" else 1.0)
     base = pb.driver
@@ -87,17 +96,27 @@ def one_row(name: str, steps: int, n_eval: int, seed: int, log_every: int, deep_
         m, k = mk
         model = DeepBoltzmann(pb.lattice.n_sites, m, k, sublattice=tuple(int(c) for c in pb.lattice.sublattice))
         s = base.sampler
-        sampler = JointMetropolisSampler(s.hilbert, s.rule, n_chains=s.n_chains, n_samples=s.n_samples,
-                                         n_discard=s.n_discard, sweep_size=s.sweep_size, deep_samples=deep_samples)
+        sampler = JointMetropolisSampler(
+            s.hilbert,
+            s.rule,
+            n_chains=s.n_chains,
+            n_samples=s.n_samples,
+            n_discard=s.n_discard,
+            sweep_size=s.sweep_size,
+            deep_samples=deep_samples,
+        )
         vmc = DBMVMC(model, pb.hamiltonian, sampler, base.optimizer, metric=metric, deep_decay=deep_decay)
         label += f", R={deep_samples}, {metric}, decay {deep_decay:g}"
     elif name == "dbm8x":
         m, k = mk
         model = DeepBoltzmann(pb.lattice.n_sites, m, k, sublattice=tuple(int(c) for c in pb.lattice.sublattice))
         s = base.sampler
-        vmc = VMC(model, pb.hamiltonian, MetropolisSampler(s.hilbert, s.rule, n_chains=s.n_chains,
-                                                           n_samples=s.n_samples, n_discard=s.n_discard),
-                  base.optimizer)
+        vmc = VMC(
+            model,
+            pb.hamiltonian,
+            MetropolisSampler(s.hilbert, s.rule, n_chains=s.n_chains, n_samples=s.n_samples, n_discard=s.n_discard),
+            base.optimizer,
+        )
     else:
         vmc = base
     state = vmc.init(jax.random.PRNGKey(seed))
@@ -109,8 +128,11 @@ def one_row(name: str, steps: int, n_eval: int, seed: int, log_every: int, deep_
         k = int(st.step)
         if log_every and (k % log_every == 0 or k == steps):
             e = info["energy"]
-            print(f"  step {k:5d}  E = {float(jnp.real(e.mean)):.6f} ± {float(e.error):.6f}  "
-                  f"var {float(e.variance):.4f}  acc {float(info['acceptance']):.3f}", flush=True)
+            print(
+                f"  step {k:5d}  E = {float(jnp.real(e.mean)):.6f} ± {float(e.error):.6f}  "
+                f"var {float(e.variance):.4f}  acc {float(info['acceptance']):.3f}",
+                flush=True,
+            )
 
     t0 = time.perf_counter()
     state = run(vmc, state, steps, cb, vmc.make_step(solver))
@@ -118,8 +140,17 @@ def one_row(name: str, steps: int, n_eval: int, seed: int, log_every: int, deep_
     e, err, var = final_energy(vmc, state.params, state.sampler_state, n_eval, eval_deep_samples)
     if save:
         np.savez(f"{save}/{name}.npz", **{k: np.asarray(v) for k, v in state.params.items()})
-    return {"name": name, "label": label, "params": n_par, "energy": e, "error": err, "variance": var,
-            "rel": abs(e - E0) / abs(E0), "seconds": seconds, "steps": steps}
+    return {
+        "name": name,
+        "label": label,
+        "params": n_par,
+        "energy": e,
+        "error": err,
+        "variance": var,
+        "rel": abs(e - E0) / abs(E0),
+        "seconds": seconds,
+        "steps": steps,
+    }
 
 
 def main():
@@ -135,16 +166,32 @@ def main():
     ap.add_argument("--deep-decay", type=float, default=0.1, help="DBM decoupled decay of U (0: none)")
     ap.add_argument("--rows", nargs="*", default=["rbm1", "rbm05", "dbm8", "dbm16"], choices=list(ROWS))
     args = ap.parse_args()
-    rows = [one_row(n, args.steps, args.n_eval, args.seed, args.log_every, args.deep_samples, args.metric,
-                    args.deep_decay, args.eval_deep_samples, args.save)
-            for n in args.rows]
-    print(f"\nHeisenberg chain L=16 PBC, Sz=0; ED E0 = {E0:.12f}; {args.steps} steps; "
-          f"final energy from {args.n_eval} samples (DBMs: R = {args.eval_deep_samples} deep draws)")
+    rows = [
+        one_row(
+            n,
+            args.steps,
+            args.n_eval,
+            args.seed,
+            args.log_every,
+            args.deep_samples,
+            args.metric,
+            args.deep_decay,
+            args.eval_deep_samples,
+            args.save,
+        )
+        for n in args.rows
+    ]
+    print(
+        f"\nHeisenberg chain L=16 PBC, Sz=0; ED E0 = {E0:.12f}; {args.steps} steps; "
+        f"final energy from {args.n_eval} samples (DBMs: R = {args.eval_deep_samples} deep draws)"
+    )
     print("| model | params | E (final) | rel. error | var(ε) | seconds |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['label']} | {r['params']} | {r['energy']:.6f} ± {r['error']:.6f} | {r['rel']:.2e} | "
-              f"{r['variance']:.4f} | {r['seconds']:.0f} |")
+        print(
+            f"| {r['label']} | {r['params']} | {r['energy']:.6f} ± {r['error']:.6f} | {r['rel']:.2e} | "
+            f"{r['variance']:.4f} | {r['seconds']:.0f} |"
+        )
     return rows
 
 

@@ -43,15 +43,25 @@ def _time(f, *args, repeats=5):
     return first, float(np.median(ts))
 
 
-def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int, param_dtype: str = "real",
-            precision: str = "float64", square: bool = False) -> dict:
-    cfg = Config.model_validate({
-        "lattice": {"kind": "square", "size": [L, L]} if square else {"kind": "chain", "size": [L]},
-        "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-        "model": {"kind": "rbm", "alpha": alpha, "param_dtype": param_dtype},
-        "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
-        "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": 0.01, "precision": precision},
-    })
+def measure(
+    L: int,
+    n_samples: int,
+    n_chains: int,
+    alpha: float,
+    repeats: int,
+    param_dtype: str = "real",
+    precision: str = "float64",
+    square: bool = False,
+) -> dict:
+    cfg = Config.model_validate(
+        {
+            "lattice": {"kind": "square", "size": [L, L]} if square else {"kind": "chain", "size": [L]},
+            "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+            "model": {"kind": "rbm", "alpha": alpha, "param_dtype": param_dtype},
+            "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
+            "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": 0.01, "precision": precision},
+        }
+    )
     p = build(cfg)
     vmc, op = p.driver, p.hamiltonian
     state = vmc.init(jax.random.PRNGKey(0))
@@ -72,40 +82,73 @@ def measure(L: int, n_samples: int, n_chains: int, alpha: float, repeats: int, p
     solve_dtype = jnp.float64 if precision == "float32" else None
     solve = jax.jit(lambda O, e, w: sr.sr_direction(O, e, w, mode, 0.01, solver, solve_dtype=solve_dtype))
     _, t_sr = _time(solve, O, e, w, repeats=repeats)
-    return {"L": f"{L}x{L}" if square else str(L), "n_params": vmc.n_parameters(state), "solver": solver,
-            "compile_s": compile_s, "step_s": step_s, "sample_s": t_sample, "eloc_s": t_eloc, "grad_s": t_grad,
-            "sr_s": t_sr, "peak_mb": peak_mb()}
+    return {
+        "L": f"{L}x{L}" if square else str(L),
+        "n_params": vmc.n_parameters(state),
+        "solver": solver,
+        "compile_s": compile_s,
+        "step_s": step_s,
+        "sample_s": t_sample,
+        "eloc_s": t_eloc,
+        "grad_s": t_grad,
+        "sr_s": t_sr,
+        "peak_mb": peak_mb(),
+    }
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--n-samples", type=int, default=1024)
-    ap.add_argument("--samples", type=int, nargs="*", default=[512, 2048, 4096, 8192],
-                    help="then these sample counts at L = --scan-size (none: skip)")
+    ap.add_argument(
+        "--samples",
+        type=int,
+        nargs="*",
+        default=[512, 2048, 4096, 8192],
+        help="then these sample counts at L = --scan-size (none: skip)",
+    )
     ap.add_argument("--scan-size", type=int, default=64)
     ap.add_argument("--n-chains", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--param-dtype", choices=["real", "complex"], default="real")
-    ap.add_argument("--precision", choices=["float64", "float32"], default="float64",
-                    help="working precision of model, sampling, E_loc and O (the SR solve stays float64)")
-    ap.add_argument("--squares", type=int, nargs="*", default=[],
-                    help="then square lattices of these side lengths (after the chains)")
+    ap.add_argument(
+        "--precision",
+        choices=["float64", "float32"],
+        default="float64",
+        help="working precision of model, sampling, E_loc and O (the SR solve stays float64)",
+    )
+    ap.add_argument(
+        "--squares",
+        type=int,
+        nargs="*",
+        default=[],
+        help="then square lattices of these side lengths (after the chains)",
+    )
     args = ap.parse_args()
-    print(f"# Heisenberg, {args.param_dtype} RBM alpha={args.alpha:g}, {args.n_chains} chains, exchange, SR; "
-          f"{args.precision}; device: {jax.devices()[0].device_kind} ({jax.devices()[0].platform}), "
-          f"{jax.device_count()} device(s)")
-    hdr = (f"{'L':>5} {'samples':>7} {'params':>7} {'solver':>6} {'s/step':>8} {'sample':>8} {'E_loc':>8} "
-           f"{'O_k':>8} {'SR':>8} {'compile':>8} {'peak MB':>8}")
+    print(
+        f"# Heisenberg, {args.param_dtype} RBM alpha={args.alpha:g}, {args.n_chains} chains, exchange, SR; "
+        f"{args.precision}; device: {jax.devices()[0].device_kind} ({jax.devices()[0].platform}), "
+        f"{jax.device_count()} device(s)"
+    )
+    hdr = (
+        f"{'L':>5} {'samples':>7} {'params':>7} {'solver':>6} {'s/step':>8} {'sample':>8} {'E_loc':>8} "
+        f"{'O_k':>8} {'SR':>8} {'compile':>8} {'peak MB':>8}"
+    )
     print(hdr)
-    runs = ([(L, args.n_samples, False) for L in args.sizes] + [(L, args.n_samples, True) for L in args.squares]
-            + [(args.scan_size, n, False) for n in args.samples])
+    runs = (
+        [(L, args.n_samples, False) for L in args.sizes]
+        + [(L, args.n_samples, True) for L in args.squares]
+        + [(args.scan_size, n, False) for n in args.samples]
+    )
     for L, ns, square in runs:
         r = measure(L, ns, args.n_chains, args.alpha, args.repeats, args.param_dtype, args.precision, square)
-        print(f"{r['L']:>5} {ns:>7} {r['n_params']:>7} {r['solver']:>6} {r['step_s']:>8.4f} {r['sample_s']:>8.4f} "
-              f"{r['eloc_s']:>8.4f} {r['grad_s']:>8.4f} {r['sr_s']:>8.4f} {r['compile_s']:>8.2f} "
-              f"{r['peak_mb']:>8.0f}", flush=True)
+        print(
+            f"{r['L']:>5} {ns:>7} {r['n_params']:>7} {r['solver']:>6} {r['step_s']:>8.4f} {r['sample_s']:>8.4f} "
+            f"{r['eloc_s']:>8.4f} {r['grad_s']:>8.4f} {r['sr_s']:>8.4f} {r['compile_s']:>8.2f} "
+            f"{r['peak_mb']:>8.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -79,9 +79,14 @@ def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
         state, info = step(state)
         jax.block_until_ready(state.params)
         times.append(time.perf_counter() - t0)
-    return {"lib": "nqs", "driver": f"sr/{solver}", "compile_s": times[0],
-            "step_s": float(np.median(times[1:])), "peak_mb": peak_mb(),
-            "n_params": vmc.n_parameters(state)}
+    return {
+        "lib": "nqs",
+        "driver": f"sr/{solver}",
+        "compile_s": times[0],
+        "step_s": float(np.median(times[1:])),
+        "peak_mb": peak_mb(),
+        "n_params": vmc.n_parameters(state),
+    }
 
 
 #: NetKet's ``Heisenberg`` is J Σ σ·σ (Pauli matrices), 4 × nqs's J Σ S·S; the SR step δ = (S + λ)⁻¹F
@@ -93,14 +98,15 @@ UNIT_RATIO = 4.0
 def _nqs_config(kind, dims, n_samples, n_chains, marshall=False, learning_rate=0.01):
     from nqs.config import Config
 
-    return Config.model_validate({
-        "lattice": {"kind": kind, "size": dims},
-        "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-        "model": {"kind": "rbm", "alpha": 1, "param_dtype": "real", "marshall_sign": marshall},
-        "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
-        "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": learning_rate,
-                      "precision": _precision()},
-    })
+    return Config.model_validate(
+        {
+            "lattice": {"kind": kind, "size": dims},
+            "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+            "model": {"kind": "rbm", "alpha": 1, "param_dtype": "real", "marshall_sign": marshall},
+            "sampler": {"kind": "exchange", "n_chains": n_chains, "n_samples": n_samples, "n_discard": 16},
+            "optimizer": {"kind": "sr", "diag_shift": 0.01, "learning_rate": learning_rate, "precision": _precision()},
+        }
+    )
 
 
 #: Samples of the final energy estimate in the equal-wall-time comparison.
@@ -133,8 +139,14 @@ def worker_nqs_accuracy(kind, dims, seconds, n_samples, n_chains):
     stats = jax.jit(lambda pr, ss: ev.estimate(pr, ss)[3])(state.params, state.sampler_state)
     e_ref = float(lowest_energies(p.hamiltonian, p.hilbert, 1)[0])
     e = float(stats.mean.real)
-    return {"lib": "nqs", "steps": n, "energy": e, "err": float(stats.error), "e_ref": e_ref,
-            "rel": abs(e - e_ref) / abs(e_ref)}
+    return {
+        "lib": "nqs",
+        "steps": n,
+        "energy": e,
+        "err": float(stats.error),
+        "e_ref": e_ref,
+        "rel": abs(e - e_ref) / abs(e_ref),
+    }
 
 
 def worker_netket_accuracy(kind, dims, seconds, n_samples, n_chains, driver):
@@ -163,8 +175,15 @@ def worker_netket_accuracy(kind, dims, seconds, n_samples, n_chains, driver):
     p = build(_nqs_config(kind, dims, n_samples, n_chains))
     e_ref = UNIT_RATIO * float(lowest_energies(p.hamiltonian, p.hilbert, 1)[0])  # NetKet: Pauli matrices
     e = float(st.mean.real)
-    return {"lib": "netket", "driver": driver, "steps": count[0], "energy": e, "err": float(st.error_of_mean),
-            "e_ref": e_ref, "rel": abs(e - e_ref) / abs(e_ref)}
+    return {
+        "lib": "netket",
+        "driver": driver,
+        "steps": count[0],
+        "energy": e,
+        "err": float(st.error_of_mean),
+        "e_ref": e_ref,
+        "rel": abs(e - e_ref) / abs(e_ref),
+    }
 
 
 def _netket_setup(nk, kind, dims, n_samples, n_chains, driver):
@@ -202,16 +221,24 @@ def worker_netket(kind, dims, n_steps, n_samples, n_chains, driver):
     t0 = time.perf_counter()
     gs.run(n_iter=n_steps + 1, out=None, show_progress=False, callback=cb)
     ts = np.diff([t0, *stamps])
-    return {"lib": "netket", "driver": driver, "compile_s": float(ts[0]), "step_s": float(np.median(ts[1:])),
-            "peak_mb": peak_mb(), "n_params": int(vs.n_parameters)}
+    return {
+        "lib": "netket",
+        "driver": driver,
+        "compile_s": float(ts[0]),
+        "step_s": float(np.median(ts[1:])),
+        "peak_mb": peak_mb(),
+        "n_params": int(vs.n_parameters),
+    }
 
 
 def run_three(system, common, suffix=""):
     """nqs, NetKet ``VMC_SR`` and NetKet ``VMC`` + SR workers for one system, one after the other
     (``suffix`` "-acc": the equal-wall-time runs)."""
-    return (run_worker([f"nqs{suffix}", system, *common]),
-            run_worker([f"netket{suffix}", system, *common, "VMC_SR"]),
-            run_worker([f"netket{suffix}", system, *common, "VMC"]))
+    return (
+        run_worker([f"nqs{suffix}", system, *common]),
+        run_worker([f"netket{suffix}", system, *common, "VMC_SR"]),
+        run_worker([f"netket{suffix}", system, *common, "VMC"]),
+    )
 
 
 def run_worker(args_list):
@@ -224,17 +251,30 @@ def run_worker(args_list):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--systems", nargs="*",
-                    default=["chain:16", "chain:32", "chain:64", "chain:128", "square:4x4", "square:8x8"])
+    ap.add_argument(
+        "--systems", nargs="*", default=["chain:16", "chain:32", "chain:64", "chain:128", "square:4x4", "square:8x8"]
+    )
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--n-samples", type=int, default=1024)
     ap.add_argument("--n-chains", type=int, default=16)
-    ap.add_argument("--accuracy-systems", nargs="*", default=["chain:22", "square:4x4"],
-                    help="systems of the equal-wall-time accuracy comparison (none: skip it)")
-    ap.add_argument("--wall-seconds", type=float, default=60.0,
-                    help="optimization wall time per library in the accuracy comparison (compilation included)")
-    ap.add_argument("--precision", choices=["float64", "float32"], default=_precision(),
-                    help="parameters and sampling in both libraries (nqs keeps its SR solve in float64)")
+    ap.add_argument(
+        "--accuracy-systems",
+        nargs="*",
+        default=["chain:22", "square:4x4"],
+        help="systems of the equal-wall-time accuracy comparison (none: skip it)",
+    )
+    ap.add_argument(
+        "--wall-seconds",
+        type=float,
+        default=60.0,
+        help="optimization wall time per library in the accuracy comparison (compilation included)",
+    )
+    ap.add_argument(
+        "--precision",
+        choices=["float64", "float32"],
+        default=_precision(),
+        help="parameters and sampling in both libraries (nqs keeps its SR solve in float64)",
+    )
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ["NQS_BENCH_PRECISION"] = args.precision
@@ -260,12 +300,18 @@ def main():
     import jax
 
     dev = jax.devices()[0]
-    print(f"# device: {dev.device_kind} ({dev.platform}); {args.precision}; memory: "
-          f"{'device peak bytes in use' if dev.platform != 'cpu' else 'process max RSS'}")
-    print(f"# Heisenberg, RBM alpha=1 (real), {args.n_samples} samples, {args.n_chains} chains, exchange, "
-          f"SR diag_shift 0.01; medians over {args.steps} steps after the first")
-    print(f"{'system':<12} {'params':>7} {'nqs s/step':>11} {'NetKet VMC_SR':>14} {'NetKet VMC+SR':>14} "
-          f"{'ratio':>7} {'nqs MB':>8} {'NK MB':>8} {'nqs comp s':>10} {'NK comp s':>10}  nqs solver")
+    print(
+        f"# device: {dev.device_kind} ({dev.platform}); {args.precision}; memory: "
+        f"{'device peak bytes in use' if dev.platform != 'cpu' else 'process max RSS'}"
+    )
+    print(
+        f"# Heisenberg, RBM alpha=1 (real), {args.n_samples} samples, {args.n_chains} chains, exchange, "
+        f"SR diag_shift 0.01; medians over {args.steps} steps after the first"
+    )
+    print(
+        f"{'system':<12} {'params':>7} {'nqs s/step':>11} {'NetKet VMC_SR':>14} {'NetKet VMC+SR':>14} "
+        f"{'ratio':>7} {'nqs MB':>8} {'NK MB':>8} {'nqs comp s':>10} {'NK comp s':>10}  nqs solver"
+    )
     for system in args.systems:
         a, b, c = run_three(system, common)
         if "error" in a:
@@ -275,23 +321,33 @@ def main():
         best = min(nk, key=lambda r: r["step_s"]) if nk else None
         fmt = lambda r: f"{r['step_s']:.4f}" if "error" not in r else "failed"
         ratio = a["step_s"] / best["step_s"] if best else float("nan")
-        print(f"{system:<12} {a['n_params']:>7} {a['step_s']:>11.4f} {fmt(b):>14} {fmt(c):>14} {ratio:>7.2f} "
-              f"{a['peak_mb']:>8.0f} {best['peak_mb'] if best else float('nan'):>8.0f} {a['compile_s']:>10.2f} "
-              f"{best['compile_s'] if best else float('nan'):>10.2f}  {a['driver']}", flush=True)
+        print(
+            f"{system:<12} {a['n_params']:>7} {a['step_s']:>11.4f} {fmt(b):>14} {fmt(c):>14} {ratio:>7.2f} "
+            f"{a['peak_mb']:>8.0f} {best['peak_mb'] if best else float('nan'):>8.0f} {a['compile_s']:>10.2f} "
+            f"{best['compile_s'] if best else float('nan'):>10.2f}  {a['driver']}",
+            flush=True,
+        )
     if not args.accuracy_systems:
         return
     acc = [str(args.wall_seconds), str(args.n_samples), str(args.n_chains)]
-    print(f"\n# relative error after {args.wall_seconds:g} s of optimization (compilation included), energy "
-          f"from {EVAL_SAMPLES} samples; NetKet: Heisenberg (Pauli units) with its sign rule, learning rate 0.01; "
-          f"nqs: S = σ/2 units, Marshall sign, the equivalent rate {0.01 * UNIT_RATIO:g}")
-    print(f"{'system':<12} {'nqs steps':>9} {'nqs rel. error':>15} {'NK VMC_SR steps':>15} {'rel. error':>11} "
-          f"{'NK VMC+SR steps':>15} {'rel. error':>11}")
+    print(
+        f"\n# relative error after {args.wall_seconds:g} s of optimization (compilation included), energy "
+        f"from {EVAL_SAMPLES} samples; NetKet: Heisenberg (Pauli units) with its sign rule, learning rate 0.01; "
+        f"nqs: S = σ/2 units, Marshall sign, the equivalent rate {0.01 * UNIT_RATIO:g}"
+    )
+    print(
+        f"{'system':<12} {'nqs steps':>9} {'nqs rel. error':>15} {'NK VMC_SR steps':>15} {'rel. error':>11} "
+        f"{'NK VMC+SR steps':>15} {'rel. error':>11}"
+    )
     for system in args.accuracy_systems:
         cells = []
         for r in run_three(system, acc, "-acc"):
             cells.append(("failed", "") if "error" in r else (str(r["steps"]), f"{r['rel']:.2e}"))
-        print(f"{system:<12} {cells[0][0]:>9} {cells[0][1]:>15} {cells[1][0]:>15} {cells[1][1]:>11} "
-              f"{cells[2][0]:>15} {cells[2][1]:>11}", flush=True)
+        print(
+            f"{system:<12} {cells[0][0]:>9} {cells[0][1]:>15} {cells[1][0]:>15} {cells[1][1]:>11} "
+            f"{cells[2][0]:>15} {cells[2][1]:>11}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

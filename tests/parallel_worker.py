@@ -37,8 +37,16 @@ def build(solver="dense", chunk_size=None, mesh=None, precision="float64", memor
     rule = ExchangeRule(tuple(map(tuple, lat.bonds(1).tolist())))
     sampler = MetropolisSampler(SpinHilbert(8, 0), rule, n_chains=8, n_samples=64, n_discard=8)
     opt = OptimizerConfig("sr", 0.05, SRConfig(diag_shift=0.01, solver=solver))
-    return VMC(model, H.heisenberg(lat), sampler, opt, chunk_size=chunk_size, precision=precision,
-               memory_limit_mb=memory_limit_mb, mesh=mesh)
+    return VMC(
+        model,
+        H.heisenberg(lat),
+        sampler,
+        opt,
+        chunk_size=chunk_size,
+        precision=precision,
+        memory_limit_mb=memory_limit_mb,
+        mesh=mesh,
+    )
 
 
 def energies(vmc, n_steps=5):
@@ -46,8 +54,12 @@ def energies(vmc, n_steps=5):
     from nqs.drivers import run
 
     out: list[float] = []
-    state = run(vmc, vmc.init(jax.random.PRNGKey(SEED)), n_steps,
-                callback=lambda st, info, dt: out.append(float(info["energy"].mean.real)))
+    state = run(
+        vmc,
+        vmc.init(jax.random.PRNGKey(SEED)),
+        n_steps,
+        callback=lambda st, info, dt: out.append(float(info["energy"].mean.real)),
+    )
     return out, state
 
 
@@ -86,8 +98,11 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", default="dense")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--checkpoint")
-    ap.add_argument("--sampler-loops", action="store_true",
-                    help="print the collectives the sampler runs inside its loops (on the mesh) and stop")
+    ap.add_argument(
+        "--sampler-loops",
+        action="store_true",
+        help="print the collectives the sampler runs inside its loops (on the mesh) and stop",
+    )
     a = ap.parse_args(argv)
     from nqs import parallel
 

@@ -54,16 +54,16 @@ BAD = {
     "unknown section": ("[solver]\nx=1\n", "solver: unknown key"),
     "wrong type": ("[sampler]\nn_samples='many'\n", "sampler.n_samples"),
     "size length": ("[lattice]\nkind='square'\nsize=[4]\n", "lattice.size must have 2 entries"),
-    "impossible total_sz": ("[lattice]\nsize=[6]\n[hamiltonian]\nkind='heisenberg'\ntotal_sz=4\n",
-                            "total_sz = 4 is impossible"),
-    "half-integer total_sz": ("[lattice]\nsize=[6]\n[hamiltonian]\nkind='heisenberg'\ntotal_sz=0.5\n",
-                              "total_sz"),
+    "impossible total_sz": (
+        "[lattice]\nsize=[6]\n[hamiltonian]\nkind='heisenberg'\ntotal_sz=4\n",
+        "total_sz = 4 is impossible",
+    ),
+    "half-integer total_sz": ("[lattice]\nsize=[6]\n[hamiltonian]\nkind='heisenberg'\ntotal_sz=0.5\n", "total_sz"),
     "non-positive samples": ("[sampler]\nn_samples=0\n", "sampler.n_samples: Input should be greater than 0"),
     "parameter of another model": ("[hamiltonian]\nkind='heisenberg'\nJ2=0.5\n", "'J2' is not a parameter"),
     "local sampler with total_sz": ("[hamiltonian]\ntotal_sz=0\n[sampler]\nkind='local'\n", "sampler.kind"),
     "exchange on ising": ("[hamiltonian]\nkind='ising'\n[sampler]\nkind='exchange'\n", "Hamiltonian does not"),
-    "marshall on triangular": ("[lattice]\nkind='triangular'\nsize=[3,3]\n[model]\nmarshall_sign=true\n",
-                               "bipartite"),
+    "marshall on triangular": ("[lattice]\nkind='triangular'\nsize=[3,3]\n[model]\nmarshall_sign=true\n", "bipartite"),
     "bad toml": ("[lattice\nkind=", "not valid TOML"),
 }
 
@@ -109,8 +109,17 @@ def test_run_writes_outputs_and_plot(tmp_path):
     for f in ("config.toml", "result.json", "history.csv", "checkpoint.npz", "convergence.png"):
         assert (d / f).exists(), f
     res = json.loads((d / "result.json").read_text())
-    for k in ("energy", "v_score", "exact_energy", "relative_error", "n_sites", "n_parameters", "units",
-              "seconds_total", "seconds_per_step"):
+    for k in (
+        "energy",
+        "v_score",
+        "exact_energy",
+        "relative_error",
+        "n_sites",
+        "n_parameters",
+        "units",
+        "seconds_total",
+        "seconds_per_step",
+    ):
         assert k in res
     assert set(res["energy"]) >= {"mean", "error", "variance", "per_site"}
     assert res["n_sites"] == 6 and res["exact_energy"] == pytest.approx(-2.8027756377319946, abs=1e-9)
@@ -127,8 +136,9 @@ def test_kill_9_then_resume_has_no_gap(tmp_path):
     cfg = write(tmp_path, TINY.format(n_steps=n_steps, out="run", every=10))
     d = tmp_path / "run"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    p = subprocess.Popen([*NQS, "run", str(cfg), "--quiet"], cwd=tmp_path, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [*NQS, "run", str(cfg), "--quiet"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     t0 = time.time()
     while time.time() - t0 < 240:
         if (d / "history.csv").exists() and len(_history_steps(d)) >= 25:
@@ -167,13 +177,25 @@ def test_two_process_run_equals_one_process(tmp_path):
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
-    base = TINY.format(n_steps=4, out="{out}", every=2).replace("alpha = 1", "alpha = 1\nparam_dtype = \"real\"")
+    base = TINY.format(n_steps=4, out="{out}", every=2).replace("alpha = 1", 'alpha = 1\nparam_dtype = "real"')
     one = write(tmp_path, base.replace("{out}", str(tmp_path / "one")), "one.toml")
-    two = write(tmp_path, base.replace("{out}", str(tmp_path / "two")) +
-                f"[parallel]\ndistributed = true\ncoordinator = \"localhost:{port}\"\nnum_processes = 2\n", "two.toml")
+    two = write(
+        tmp_path,
+        base.replace("{out}", str(tmp_path / "two"))
+        + f'[parallel]\ndistributed = true\ncoordinator = "localhost:{port}"\nnum_processes = 2\n',
+        "two.toml",
+    )
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    procs = [subprocess.Popen([*NQS, "run", str(two), "--quiet"], env={**env, "NQS_PROCESS_ID": str(i)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [*NQS, "run", str(two), "--quiet"],
+            env={**env, "NQS_PROCESS_ID": str(i)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert "energy" in outs[0][0] and "energy" not in outs[1][0]  # process 1 prints no result

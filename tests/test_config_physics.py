@@ -21,10 +21,12 @@ from nqs.workflow import build, correlation_ratio, exact_reference, sector_table
 
 
 def _hubbard(**over):
-    base = {"lattice": {"kind": "chain", "size": [6]},
-            "hamiltonian": {"kind": "hubbard", "U": 4.0},
-            "model": {"kind": "rbm_pp", "alpha": 1},
-            "sampler": {"kind": "hop", "n_chains": 8, "n_samples": 64}}
+    base = {
+        "lattice": {"kind": "chain", "size": [6]},
+        "hamiltonian": {"kind": "hubbard", "U": 4.0},
+        "model": {"kind": "rbm_pp", "alpha": 1},
+        "sampler": {"kind": "hop", "n_chains": 8, "n_samples": 64},
+    }
     for k, v in over.items():
         base[k] = {**base.get(k, {}), **v}
     return parse_config(base)
@@ -42,31 +44,43 @@ def test_hubbard_config_builds_the_sector_and_matches_the_reference_energy():
 
 
 def test_hubbard_4x4_uses_the_tabulated_reference():
-    cfg = parse_config({"lattice": {"kind": "square", "size": [4, 4]},
-                        "hamiltonian": {"kind": "hubbard", "U": 4, "n_up": 5, "n_down": 5},
-                        "model": {"kind": "pp"}, "sampler": {"kind": "hop"}})
+    cfg = parse_config(
+        {
+            "lattice": {"kind": "square", "size": [4, 4]},
+            "hamiltonian": {"kind": "hubbard", "U": 4, "n_up": 5, "n_down": 5},
+            "model": {"kind": "pp"},
+            "sampler": {"kind": "hop"},
+        }
+    )
     e, method = exact_reference(build(cfg))
     assert e == [-19.580937525419095] and "reference" in method
 
 
 def test_exact_sampling_rbm_pp_run_from_config_approaches_ed(tmp_path):
-    cfg = _hubbard(lattice={"size": [4]}, hamiltonian={"boundary": "antiperiodic"},
-                   sampler={"kind": "exact"},
-                   optimizer={"n_steps": 60, "learning_rate": 0.05}, output={"dir": str(tmp_path)})
+    cfg = _hubbard(
+        lattice={"size": [4]},
+        hamiltonian={"boundary": "antiperiodic"},
+        sampler={"kind": "exact"},
+        optimizer={"n_steps": 60, "learning_rate": 0.05},
+        output={"dir": str(tmp_path)},
+    )
     res = solve(cfg, progress=False)
     assert res["exact_method"] == "ED"
     assert res["relative_error"] < 2e-3, res["relative_error"]
     assert json.loads((tmp_path / "result.json").read_text())["v_score"] >= 0
 
 
-@pytest.mark.parametrize("over, message", [
-    ({"hamiltonian": {"n_up": 7}}, "impossible filling"),
-    ({"model": {"kind": "rbm"}}, "carries no fermion sign"),
-    ({"sampler": {"kind": "exchange"}}, "electrons use kind = \"hop\""),
-    ({"hamiltonian": {"boundary": ["periodic", "open"]}}, "boundary needs one entry per direction"),
-    ({"model": {"kind": "pp", "symmetry": {"k": [0]}}}, "needs model.shared_weights"),
-    ({"lattice": {"size": [5]}}, "n_up and n_down"),
-])
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        ({"hamiltonian": {"n_up": 7}}, "impossible filling"),
+        ({"model": {"kind": "rbm"}}, "carries no fermion sign"),
+        ({"sampler": {"kind": "exchange"}}, 'electrons use kind = "hop"'),
+        ({"hamiltonian": {"boundary": ["periodic", "open"]}}, "boundary needs one entry per direction"),
+        ({"model": {"kind": "pp", "symmetry": {"k": [0]}}}, "needs model.shared_weights"),
+        ({"lattice": {"size": [5]}}, "n_up and n_down"),
+    ],
+)
 def test_electron_config_errors_name_the_problem(over, message):
     with pytest.raises(ConfigError, match=message):
         build(_hubbard(**over))
@@ -84,10 +98,14 @@ def test_validation_errors_for_electron_keys():
 
 
 def _spin(symmetry, size=(8,), kind="chain", ham="heisenberg", **model):
-    return parse_config({"lattice": {"kind": kind, "size": list(size)},
-                         "hamiltonian": {"kind": ham, "total_sz": 0},
-                         "model": {"kind": "rbm", "alpha": 1, "symmetry": symmetry, **model},
-                         "sampler": {"kind": "exchange", "n_chains": 8, "n_samples": 64}})
+    return parse_config(
+        {
+            "lattice": {"kind": kind, "size": list(size)},
+            "hamiltonian": {"kind": ham, "total_sz": 0},
+            "model": {"kind": "rbm", "alpha": 1, "symmetry": symmetry, **model},
+            "sampler": {"kind": "exchange", "n_chains": 8, "n_samples": 64},
+        }
+    )
 
 
 def test_projected_config_reference_is_the_sector_energy():
@@ -114,12 +132,15 @@ def test_sector_table_union_contains_the_spectrum_bottom():
     assert best["k"] == [0.0, 0.0] and best["irrep"] == "A1" and best["spin_parity"] == 1
 
 
-@pytest.mark.parametrize("sym, message", [
-    ({"k": [0.3]}, "not an allowed momentum"),
-    ({"k": ["half pi"]}, "cannot read momentum"),
-    ({"k": [0, 0]}, "needs 1 components"),
-    ({"k": [0], "point_group": "Q7"}, "model.symmetry"),
-])
+@pytest.mark.parametrize(
+    "sym, message",
+    [
+        ({"k": [0.3]}, "not an allowed momentum"),
+        ({"k": ["half pi"]}, "cannot read momentum"),
+        ({"k": [0, 0]}, "needs 1 components"),
+        ({"k": [0], "point_group": "Q7"}, "model.symmetry"),
+    ],
+)
 def test_bad_symmetry_is_a_config_error(sym, message):
     with pytest.raises(ConfigError, match=message):
         build(_spin(sym))
@@ -136,8 +157,9 @@ def test_correlation_ratio_error_matches_jackknife():
     r = correlation_ratio(lat, jax.numpy.asarray(sq))
     iq = int(np.argmax(sq.mean(0)))
     q = np.asarray(lat.momenta())
-    j = int(np.argmin([np.linalg.norm(((q[i] - q[iq] - 2 * np.pi / 8) + np.pi) % (2 * np.pi) - np.pi)
-                       for i in range(n_q)]))
+    j = int(
+        np.argmin([np.linalg.norm(((q[i] - q[iq] - 2 * np.pi / 8) + np.pi) % (2 * np.pi) - np.pi) for i in range(n_q)])
+    )
     assert abs(r["value"] - (1 - sq[:, j].mean() / sq[:, iq].mean())) < 1e-12
     blocks = np.array_split(np.arange(4000), 50)  # jackknife over 50 blocks
     jk = np.array([1 - np.delete(sq[:, j], b).mean() / np.delete(sq[:, iq], b).mean() for b in blocks])
@@ -151,13 +173,19 @@ def test_file_hamiltonian_config_same_spectrum_as_hubbard_config():
 
     data = pathlib.Path(__file__).parent / "data" / "mvmc_hubbard_chain6"
     cfg = _hubbard()
-    cfg_file = parse_config({"lattice": {"kind": "chain", "size": [6]},
-                             "hamiltonian": {"kind": "file", "format": "mvmc", "path": str(data)},
-                             "model": {"kind": "rbm_pp", "alpha": 1}, "sampler": {"kind": "hop"}})
+    cfg_file = parse_config(
+        {
+            "lattice": {"kind": "chain", "size": [6]},
+            "hamiltonian": {"kind": "file", "format": "mvmc", "path": str(data)},
+            "model": {"kind": "rbm_pp", "alpha": 1},
+            "sampler": {"kind": "hop"},
+        }
+    )
     a, b = build(cfg), build(cfg_file)
     assert (b.hilbert.n_up, b.hilbert.n_down) == (3, 3)
-    assert np.allclose(lowest_energies(a.hamiltonian, a.hilbert, 3), lowest_energies(b.hamiltonian, b.hilbert, 3),
-                       atol=1e-10)
+    assert np.allclose(
+        lowest_energies(a.hamiltonian, a.hilbert, 3), lowest_energies(b.hamiltonian, b.hilbert, 3), atol=1e-10
+    )
     assert sorted(map(tuple, b.driver.sampler.rule.hop.bonds)) == sorted(map(tuple, a.driver.sampler.rule.hop.bonds))
 
 
@@ -165,21 +193,36 @@ def test_file_hamiltonian_errors_name_the_file(tmp_path):
     import pathlib
 
     data = pathlib.Path(__file__).parent / "data" / "mvmc_hubbard_chain6"
-    wrong = parse_config({"lattice": {"kind": "chain", "size": [8]},
-                          "hamiltonian": {"kind": "file", "format": "mvmc", "path": str(data)},
-                          "model": {"kind": "pp"}, "sampler": {"kind": "hop"}})
+    wrong = parse_config(
+        {
+            "lattice": {"kind": "chain", "size": [8]},
+            "hamiltonian": {"kind": "file", "format": "mvmc", "path": str(data)},
+            "model": {"kind": "pp"},
+            "sampler": {"kind": "hop"},
+        }
+    )
     with pytest.raises(ConfigError, match="has 8 sites but .* describes 6"):
         build(wrong)
-    missing = parse_config({"lattice": {"kind": "chain", "size": [6]},
-                            "hamiltonian": {"kind": "file", "format": "nqs", "path": str(tmp_path / "nope.toml")},
-                            "model": {"kind": "pp"}, "sampler": {"kind": "hop"}})
+    missing = parse_config(
+        {
+            "lattice": {"kind": "chain", "size": [6]},
+            "hamiltonian": {"kind": "file", "format": "nqs", "path": str(tmp_path / "nope.toml")},
+            "model": {"kind": "pp"},
+            "sampler": {"kind": "hop"},
+        }
+    )
     with pytest.raises(ConfigError, match="nope.toml"):
         build(missing)
     bad = tmp_path / "bad.toml"
     bad.write_text("n_sites = 2\nhopping = [[0, 1, -1.0], [1, 0]]\n")
-    broken = parse_config({"lattice": {"kind": "chain", "size": [2]},
-                           "hamiltonian": {"kind": "file", "format": "nqs", "path": str(bad), "n_up": 1, "n_down": 1},
-                           "model": {"kind": "pp"}, "sampler": {"kind": "hop"}})
+    broken = parse_config(
+        {
+            "lattice": {"kind": "chain", "size": [2]},
+            "hamiltonian": {"kind": "file", "format": "nqs", "path": str(bad), "n_up": 1, "n_down": 1},
+            "model": {"kind": "pp"},
+            "sampler": {"kind": "hop"},
+        }
+    )
     with pytest.raises(ConfigError, match="bad.toml"):
         build(broken)
 
@@ -192,5 +235,6 @@ def test_sampler_power_reaches_the_sampler_and_is_refused_where_it_cannot_apply(
     with pytest.raises(ConfigError, match="sampler.power"):
         build(cfg)
     with pytest.raises(ConfigError, match="power"):
-        parse_config({"lattice": {"kind": "chain", "size": [8]}, "hamiltonian": {"kind": "heisenberg"},
-                      "sampler": {"power": 3}})
+        parse_config(
+            {"lattice": {"kind": "chain", "size": [8]}, "hamiltonian": {"kind": "heisenberg"}, "sampler": {"power": 3}}
+        )

@@ -126,8 +126,14 @@ def test_no_deep_layer_is_an_rbm(key):
     rbm = RBM(n, alpha=m / n, init_scale=0.3)
     pr = rbm.init(key)
     dbm = DBM(n, m, 0)
-    p = {"a": pr["a"], "b": pr["b"], "W": pr["W"], "c": jnp.zeros((0,), complex),
-         "U": jnp.zeros((0, m), complex), "kappa": jnp.asarray(-m * LN2 + 0j)}
+    p = {
+        "a": pr["a"],
+        "b": pr["b"],
+        "W": pr["W"],
+        "c": jnp.zeros((0,), complex),
+        "U": jnp.zeros((0, m), complex),
+        "kappa": jnp.asarray(-m * LN2 + 0j),
+    }
     for sigma in SpinHilbert(n).all_states()[::5]:
         s = jnp.asarray(sigma)
         assert abs(complex(dbm.log_psi_exact(p, s)) - complex(rbm.log_psi(pr, s))) < 1e-13

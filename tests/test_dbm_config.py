@@ -95,18 +95,24 @@ def test_dbm_resume_continues_from_the_checkpoint(tiny_run, capsys):
 
 
 def _dbm(**over):
-    base = {"lattice": {"kind": "chain", "size": [6]},
-            "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-            "model": {"kind": "dbm", "n_hidden": 4, "n_deep": 2},
-            "sampler": {"kind": "exchange", "n_chains": 8, "n_samples": 64}}
+    base = {
+        "lattice": {"kind": "chain", "size": [6]},
+        "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+        "model": {"kind": "dbm", "n_hidden": 4, "n_deep": 2},
+        "sampler": {"kind": "exchange", "n_chains": 8, "n_samples": 64},
+    }
     for k, v in over.items():
         base[k] = {n: x for n, x in {**base.get(k, {}), **v}.items() if x is not None}  # None: key unset
     return parse_config(base)
 
 
 def test_dbm_config_builds_the_joint_chain_driver():
-    prob = build(_dbm(model={"marshall_sign": True, "deep_decay": 0.05, "deep_metric": "mean", "param_dtype": "real"},
-                      sampler={"n_discard": 3, "sweep_size": 5}))
+    prob = build(
+        _dbm(
+            model={"marshall_sign": True, "deep_decay": 0.05, "deep_metric": "mean", "param_dtype": "real"},
+            sampler={"n_discard": 3, "sweep_size": 5},
+        )
+    )
     vmc = prob.driver
     assert isinstance(vmc, DBMVMC) and isinstance(vmc.model, DeepBoltzmann)
     assert isinstance(vmc.sampler, JointMetropolisSampler)
@@ -126,18 +132,20 @@ def test_dbm_config_builds_the_joint_chain_driver():
     assert problem.resolved_config()["model"]["n_hidden"] == 3
 
 
-@pytest.mark.parametrize("over, field", [
-    ({"hamiltonian": {"kind": "hubbard", "total_sz": None}, "sampler": {"kind": "hop"}}, "model.kind"),
-    ({"model": {"symmetry": {"k": [0]}}}, "model.symmetry"),
-    ({"sampler": {"kind": "exact"}}, "sampler.kind"),
-    ({"lattice": {"kind": "triangular", "size": [4, 4]}, "model": {"marshall_sign": True}},
-     "model.marshall_sign"),
-    ({"model": {"init": "dwave"}}, "model.init"),
-    ({"model": {"param_dtype": "complex"}}, "model.param_dtype"),
-    ({"optimizer": {"precision": "float32"}}, "optimizer.precision"),
-    ({"optimizer": {"chunk_size": 16}}, "optimizer.chunk_size"),
-    ({"optimizer": {"sr_rescale": True}}, "optimizer.sr_rescale"),
-])
+@pytest.mark.parametrize(
+    "over, field",
+    [
+        ({"hamiltonian": {"kind": "hubbard", "total_sz": None}, "sampler": {"kind": "hop"}}, "model.kind"),
+        ({"model": {"symmetry": {"k": [0]}}}, "model.symmetry"),
+        ({"sampler": {"kind": "exact"}}, "sampler.kind"),
+        ({"lattice": {"kind": "triangular", "size": [4, 4]}, "model": {"marshall_sign": True}}, "model.marshall_sign"),
+        ({"model": {"init": "dwave"}}, "model.init"),
+        ({"model": {"param_dtype": "complex"}}, "model.param_dtype"),
+        ({"optimizer": {"precision": "float32"}}, "optimizer.precision"),
+        ({"optimizer": {"chunk_size": 16}}, "optimizer.chunk_size"),
+        ({"optimizer": {"sr_rescale": True}}, "optimizer.sr_rescale"),
+    ],
+)
 def test_dbm_unsupported_combinations_are_config_errors(over, field):
     with pytest.raises(ConfigError) as err:
         build(_dbm(**over))
@@ -145,13 +153,16 @@ def test_dbm_unsupported_combinations_are_config_errors(over, field):
     assert msg.startswith(field) and "\n" not in msg, msg
 
 
-@pytest.mark.parametrize("model, field", [
-    ({"kind": "rbm", "deep_decay": 0.1}, "'deep_decay' is for kind 'dbm'"),
-    ({"kind": "rbm", "deep_samples": 2}, "'deep_samples' is for kind 'dbm'"),
-    ({"kind": "dbm", "deep_samples": 0}, "model.deep_samples"),
-    ({"kind": "dbm", "deep_decay": -0.1}, "model.deep_decay"),
-    ({"kind": "dbm", "deep_metric": "full"}, "model.deep_metric"),
-])
+@pytest.mark.parametrize(
+    "model, field",
+    [
+        ({"kind": "rbm", "deep_decay": 0.1}, "'deep_decay' is for kind 'dbm'"),
+        ({"kind": "rbm", "deep_samples": 2}, "'deep_samples' is for kind 'dbm'"),
+        ({"kind": "dbm", "deep_samples": 0}, "model.deep_samples"),
+        ({"kind": "dbm", "deep_decay": -0.1}, "model.deep_decay"),
+        ({"kind": "dbm", "deep_metric": "full"}, "model.deep_metric"),
+    ],
+)
 def test_dbm_keys_are_validated(model, field):
     with pytest.raises(ConfigError, match=field):
         parse_config({"model": model})

@@ -263,8 +263,9 @@ def test_one_joint_local_energy_for_the_construction_and_the_trainable_dbm():
     np.testing.assert_allclose(e, _brute_local_energies(model, params, op, hil, sigma, deep), rtol=1e-12, atol=1e-12)
     generic = DBM(4, 3, 2, sublattice=sub)
     gp = dict(params, kappa=jnp.asarray(-3 * LN2))
-    np.testing.assert_allclose(np.asarray(joint_local_energies(generic, gp, op, sigma, deep)), e, rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(joint_local_energies(generic, gp, op, sigma, deep)), e, rtol=1e-12, atol=1e-12
+    )
     for s in hil.all_states()[::3]:
         s = jnp.asarray(s)
         assert abs(complex(generic.log_psi(gp, s)) - complex(model.log_psi(params, s))) < 1e-12
@@ -275,8 +276,9 @@ def _small_dbm_problem(n_chains=4):
     lat, sub, rule = _chain(8)
     op = hamiltonians.heisenberg(lat)
     model = DeepBoltzmann(8, 4, 3, sublattice=sub)
-    sampler = JointMetropolisSampler(SpinHilbert(8, 0.0), rule, n_chains=n_chains, n_samples=16 * n_chains,
-                                     n_discard=4, deep_samples=2)
+    sampler = JointMetropolisSampler(
+        SpinHilbert(8, 0.0), rule, n_chains=n_chains, n_samples=16 * n_chains, n_discard=4, deep_samples=2
+    )
     return model, op, sampler, OptimizerConfig("sr", 0.05, SRConfig(0.01))
 
 

@@ -39,11 +39,15 @@ def test_nan_raises_with_last_good_state():
 def test_solve_reports_nan_and_keeps_checkpoint(tmp_path, monkeypatch):
     import nqs.workflow.run_folder as wf
 
-    cfg = Config.model_validate({
-        "lattice": {"kind": "chain", "size": [6]}, "hamiltonian": {"kind": "ising"},
-        "sampler": {"kind": "exact"}, "optimizer": {"kind": "sgd", "learning_rate": 0.5, "n_steps": 500},
-        "output": {"dir": str(tmp_path / "run"), "checkpoint_every": 1000},
-    })
+    cfg = Config.model_validate(
+        {
+            "lattice": {"kind": "chain", "size": [6]},
+            "hamiltonian": {"kind": "ising"},
+            "sampler": {"kind": "exact"},
+            "optimizer": {"kind": "sgd", "learning_rate": 0.5, "n_steps": 500},
+            "output": {"dir": str(tmp_path / "run"), "checkpoint_every": 1000},
+        }
+    )
     real_build = wf.build
 
     def build_with_exploding_model(c):
@@ -60,11 +64,16 @@ def test_solve_reports_nan_and_keeps_checkpoint(tmp_path, monkeypatch):
 
 def test_same_seed_same_energies(tmp_path):
     def go(d):
-        cfg = Config.model_validate({
-            "seed": 7, "lattice": {"kind": "chain", "size": [6]}, "hamiltonian": {"kind": "heisenberg"},
-            "sampler": {"n_chains": 4, "n_samples": 64}, "optimizer": {"n_steps": 5},
-            "output": {"dir": str(tmp_path / d)},
-        })
+        cfg = Config.model_validate(
+            {
+                "seed": 7,
+                "lattice": {"kind": "chain", "size": [6]},
+                "hamiltonian": {"kind": "heisenberg"},
+                "sampler": {"n_chains": 4, "n_samples": 64},
+                "optimizer": {"n_steps": 5},
+                "output": {"dir": str(tmp_path / d)},
+            }
+        )
         solve(cfg, progress=False)
         return np.loadtxt(tmp_path / d / "history.csv", delimiter=",", skiprows=1, usecols=1)
 
@@ -77,12 +86,15 @@ def test_threads_give_the_same_steps():
     joins across the parts too."""
     from dataclasses import replace
 
-    cfg = Config.model_validate({
-        "lattice": {"kind": "chain", "size": [10]}, "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-        "model": {"kind": "rbm", "alpha": 1, "param_dtype": "real", "marshall_sign": True},
-        "sampler": {"kind": "exchange", "n_chains": 8, "n_samples": 256, "n_discard": 4, "power": 1.0},
-        "optimizer": {"kind": "sr", "learning_rate": 0.02},
-    })
+    cfg = Config.model_validate(
+        {
+            "lattice": {"kind": "chain", "size": [10]},
+            "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+            "model": {"kind": "rbm", "alpha": 1, "param_dtype": "real", "marshall_sign": True},
+            "sampler": {"kind": "exchange", "n_chains": 8, "n_samples": 256, "n_discard": 4, "power": 1.0},
+            "optimizer": {"kind": "sr", "learning_rate": 0.02},
+        }
+    )
     vmc = build(cfg).driver
     state = vmc.init(jax.random.PRNGKey(1))
     finals = {}
@@ -114,8 +126,12 @@ def test_threads_give_the_same_steps():
 
 
 def test_threads_must_divide_the_chains():
-    cfg = {"lattice": {"kind": "chain", "size": [6]}, "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-           "sampler": {"kind": "exchange", "n_chains": 8}, "parallel": {"threads": 3}}
+    cfg = {
+        "lattice": {"kind": "chain", "size": [6]},
+        "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+        "sampler": {"kind": "exchange", "n_chains": 8},
+        "parallel": {"threads": 3},
+    }
     with pytest.raises(ConfigError, match=r"threads \(3\) must divide n_chains \(8\)"):
         build(Config.model_validate(cfg))
     cfg["sampler"] = {"kind": "exact"}

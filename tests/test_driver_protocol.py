@@ -66,8 +66,11 @@ class GradientDescent(Driver):
 
     def history_row(self, info):
         s = info["energy"]
-        return {"energy": float(jnp.real(s.mean)), "energy_error": float(s.error),
-                "grad_norm": float(info["grad_norm"])}
+        return {
+            "energy": float(jnp.real(s.mean)),
+            "energy_error": float(s.error),
+            "grad_norm": float(info["grad_norm"]),
+        }
 
 
 @pytest.fixture
@@ -84,13 +87,13 @@ def test_a_registered_driver_runs_through_nqs_run_to_the_ed_energy(tmp_path, toy
     config = tmp_path / "toy.toml"
     config.write_text(
         "seed = 3\n"
-        "[lattice]\nkind = \"chain\"\nsize = [4]\n"
-        "[hamiltonian]\nkind = \"heisenberg\"\ntotal_sz = 0\n"
-        "[model]\nkind = \"rbm\"\nalpha = 1\nparam_dtype = \"real\"\nmarshall_sign = true\ninit_scale = 0.1\n"
-        "[sampler]\nkind = \"exact\"\n"
+        '[lattice]\nkind = "chain"\nsize = [4]\n'
+        '[hamiltonian]\nkind = "heisenberg"\ntotal_sz = 0\n'
+        '[model]\nkind = "rbm"\nalpha = 1\nparam_dtype = "real"\nmarshall_sign = true\ninit_scale = 0.1\n'
+        '[sampler]\nkind = "exact"\n'
         "[optimizer]\nn_steps = 200\n"
-        "[driver]\nkind = \"toy_gradient_descent\"\nlearning_rate = 0.2\n"
-        f"[output]\ndir = \"{tmp_path / 'run'}\"\ncheckpoint_every = 50\n"
+        '[driver]\nkind = "toy_gradient_descent"\nlearning_rate = 0.2\n'
+        f'[output]\ndir = "{tmp_path / "run"}"\ncheckpoint_every = 50\n'
     )
     assert cli.main(["run", str(config), "--quiet"]) == 0
     run = tmp_path / "run"
@@ -108,11 +111,11 @@ def test_a_registered_driver_runs_through_nqs_run_to_the_ed_energy(tmp_path, toy
 
 def test_unknown_driver_kind_and_keys_are_one_line_errors(tmp_path, toy_driver, capsys):
     config = tmp_path / "bad.toml"
-    config.write_text("[driver]\nkind = \"no_such_driver\"\n")
+    config.write_text('[driver]\nkind = "no_such_driver"\n')
     assert cli.main(["run", str(config)]) == 2
     err = capsys.readouterr().err
     assert "unknown driver kind 'no_such_driver'" in err and "toy_gradient_descent" in err
-    config.write_text("[driver]\nkind = \"toy_gradient_descent\"\nlearning_rat = 0.1\n")
+    config.write_text('[driver]\nkind = "toy_gradient_descent"\nlearning_rat = 0.1\n')
     assert cli.main(["run", str(config)]) == 2
     assert "learning_rat" in capsys.readouterr().err
 

@@ -1,4 +1,5 @@
 """d-wave RVB start of the projected pair product for spins (models.rbm_pp.dwave_pairing)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

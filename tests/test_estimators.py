@@ -20,10 +20,18 @@ def test_chunked_equals_unchunked(chunk):
     params = model.init(jax.random.PRNGKey(0))
     s = SpinHilbert(9, 0.5).random_state(jax.random.PRNGKey(1), 50)
     # equal to rounding (batched matmuls may sum in another order)
-    np.testing.assert_allclose(np.asarray(local_energies(model, params, op, s, chunk)),
-                               np.asarray(local_energies(model, params, op, s)), rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(np.asarray(log_derivatives(model, params, s, "real", chunk)),
-                               np.asarray(log_derivatives(model, params, s, "real")), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        np.asarray(local_energies(model, params, op, s, chunk)),
+        np.asarray(local_energies(model, params, op, s)),
+        rtol=1e-13,
+        atol=1e-13,
+    )
+    np.testing.assert_allclose(
+        np.asarray(log_derivatives(model, params, s, "real", chunk)),
+        np.asarray(log_derivatives(model, params, s, "real")),
+        rtol=1e-13,
+        atol=1e-13,
+    )
 
 
 def test_cg_solver_matches_dense():

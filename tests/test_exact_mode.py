@@ -29,8 +29,9 @@ def _setup(model_cls, n=6, **kw):
     return lat, hil, op, model, params
 
 
-@pytest.mark.parametrize("model_cls", [RBM, RBMRealAmpPhase, partial(RBM, param_dtype="real")],
-                         ids=["rbm", "rbm_real", "rbm_real_params"])
+@pytest.mark.parametrize(
+    "model_cls", [RBM, RBMRealAmpPhase, partial(RBM, param_dtype="real")], ids=["rbm", "rbm_real", "rbm_real_params"]
+)
 def test_energy_force_s_equal_dense_linear_algebra(model_cls):
     lat, hil, op, model, params = _setup(model_cls)
     mode = param_mode(model, params)
@@ -54,8 +55,9 @@ def test_energy_force_s_equal_dense_linear_algebra(model_cls):
     np.testing.assert_allclose(np.asarray(F), F_ref, atol=1e-10)
 
 
-@pytest.mark.parametrize("mode_cls", [RBM, RBMRealAmpPhase, partial(RBM, param_dtype="real")],
-                         ids=["rbm", "rbm_real", "rbm_real_params"])
+@pytest.mark.parametrize(
+    "mode_cls", [RBM, RBMRealAmpPhase, partial(RBM, param_dtype="real")], ids=["rbm", "rbm_real", "rbm_real_params"]
+)
 def test_dense_sr_equals_minsr(mode_cls):
     n = 8
     model = mode_cls(n, 2.0, init_scale=0.2)
@@ -187,8 +189,11 @@ def test_rescaled_sr_holds_parameters_below_the_cutoff(solver):
     Sk, Fk = np.asarray(S)[np.ix_(keep, keep)], np.asarray(F)[keep]
     np.testing.assert_allclose(d[keep], np.linalg.solve(Sk + 1e-2 * np.diag(np.diag(Sk)), Fk), rtol=1e-8, atol=1e-12)
     # with no cutoff the tiny column is solved for, and its step is ~ 1/√S_kk larger than the rest
-    d0 = np.asarray(sr.sr_direction(jnp.asarray(O), jnp.asarray(e), w, "holomorphic", 1e-2, solver, rescale=True,
-                                    rescale_cutoff=0.0))
+    d0 = np.asarray(
+        sr.sr_direction(
+            jnp.asarray(O), jnp.asarray(e), w, "holomorphic", 1e-2, solver, rescale=True, rescale_cutoff=0.0
+        )
+    )
     assert abs(d0[2]) > 100 * np.max(np.abs(d0[keep]))
 
 
@@ -200,8 +205,7 @@ def _projected_j1j2(size=(4, 2)):
     hil = SpinHilbert(lat.n_sites, 0)
     op = H.j1j2(lat, 1.0, 0.5)
     lg = little_group(lat, 0)
-    model = Projected(RBM(lat.n_sites, alpha=1, init_scale=0.3), lg, space_characters(lat, lg, 0, "A1"),
-                      spin_parity=1)
+    model = Projected(RBM(lat.n_sites, alpha=1, init_scale=0.3), lg, space_characters(lat, lg, 0, "A1"), spin_parity=1)
     return lat, hil, op, model, model.init(jax.random.PRNGKey(5))
 
 
@@ -220,6 +224,7 @@ def test_orbit_reduced_exact_mode_equals_full_enumeration():
     mode = param_mode(model, params)
     out = []
     for sampler in (ExactSampler(hil), ExactSampler(hil, orbits)):
+
         @jax.jit
         def moments(p, sampler=sampler):
             samples, w, _ = sampler.sample(model, p, sampler.init_state(jax.random.PRNGKey(0)))

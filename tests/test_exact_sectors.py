@@ -88,8 +88,15 @@ def test_sector_energies_match_dense_diagonalization_of_projected_blocks():
     hil = SpinHilbert(8, 0.0)
     H = heisenberg(lat)
     Hd = H.to_dense(hil)
-    for ik, irrep, p in [(0, "A1", 1), (0, "A2", -1), (4, "A1", 1), (4, "A2", -1), (1, None, 1),
-                         (3, None, -1), (2, None, None)]:
+    for ik, irrep, p in [
+        (0, "A1", 1),
+        (0, "A2", -1),
+        (4, "A1", 1),
+        (4, "A2", -1),
+        (1, None, 1),
+        (3, None, -1),
+        (2, None, None),
+    ]:
         if irrep is None:
             grp, chi = translation_group(lat), momentum_characters(lat, translation_group(lat), ik)
         else:
@@ -121,16 +128,16 @@ def test_square_4x4_j1j2_sectors():
     assert len(blocks) == 84
     assert sum(len(h) for h in blocks.values()) == hil.n_states
     assert np.isclose(sum(np.trace(h).real for h in blocks.values()), Hs.diagonal().sum(), atol=1e-8)
-    assert np.isclose(sum(np.sum(np.abs(h) ** 2) for h in blocks.values()),
-                      Hs.multiply(Hs.T).sum().real, atol=1e-7)
+    assert np.isclose(sum(np.sum(np.abs(h) ** 2) for h in blocks.values()), Hs.multiply(Hs.T).sum().real, atol=1e-7)
     ref = lowest_energies(H, hil, k=2)
     assert np.isclose(ref[0], -8.45792335139, atol=1e-9)
     assert np.isclose(np.linalg.eigvalsh(blocks[(0, "A1", 1)])[0], ref[0], atol=1e-9)
     assert np.isclose(np.linalg.eigvalsh(blocks[(0, "B1", 1)])[0], ref[1], atol=1e-9)
     star = [np.linalg.eigvalsh(blocks[(ik, "A1", 1)])[0] for ik in (1, 3, 4, 12)]  # (π/2,0) & images
     assert np.allclose(star, -7.559821355304, atol=1e-9)
-    assert np.allclose(sector_energies(Hs, lat, hil, 0, "A1", 1, n_levels=3),
-                       np.linalg.eigvalsh(blocks[(0, "A1", 1)])[:3])
+    assert np.allclose(
+        sector_energies(Hs, lat, hil, 0, "A1", 1, n_levels=3), np.linalg.eigvalsh(blocks[(0, "A1", 1)])[:3]
+    )
 
 
 @pytest.mark.parametrize("L", [6, 8, 10])
@@ -152,8 +159,10 @@ def test_heisenberg_ring_ground_state_momentum(L):
     assert all(best[ik] > e0 + 1e-6 for ik in best if ik != ik0)
     if L == 8:
         assert np.isclose(e0, -3.6510934089371, atol=1e-9)
-        sectors = {(ik, ir, p): sector_energies(H, lat, hil, ik, ir, p, n_levels=1)
-                   for ik, ir, p in symmetry_sectors(lat, spin_flip=True)}
+        sectors = {
+            (ik, ir, p): sector_energies(H, lat, hil, ik, ir, p, n_levels=1)
+            for ik, ir, p in symmetry_sectors(lat, spin_flip=True)
+        }
         gs = [lab for lab, e in sectors.items() if len(e) and np.isclose(e[0], e0)]
         assert gs == [(0, "A1", 1)]
 
@@ -161,8 +170,7 @@ def test_heisenberg_ring_ground_state_momentum(L):
 def test_sector_hamiltonian_rejects_non_symmetric_operators():
     lat = make_lattice("chain", 6)
     hil = SpinHilbert(6, 0.0)
-    H = PauliSum(6, [(1.0, "Z", (0,))] + [(0.25, op, (i, (i + 1) % 6)) for i in range(6)
-                                          for op in ("XX", "YY")])
+    H = PauliSum(6, [(1.0, "Z", (0,))] + [(0.25, op, (i, (i + 1) % 6)) for i in range(6) for op in ("XX", "YY")])
     T = translation_group(lat)
     B = sector_basis(T, momentum_characters(lat, T, 0), hil)
     with pytest.raises(ValueError, match="does not commute"):

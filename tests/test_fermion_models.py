@@ -73,8 +73,14 @@ def make_models(L, n, gutzwiller=True):
         "pp": PairProduct(L, n, n, gutzwiller=gutzwiller),
         "rbmpp": RBMPP(L, n, n, alpha=1.0, gutzwiller=gutzwiller),
         # + charge Jastrow and doublon-holon factors (ring neighbours, whatever the cluster: any table is a state)
-        "ppj": PairProduct(L, n, n, gutzwiller=gutzwiller, jastrow=True,
-                           doublon_holon=neighbour_table([(i, (i + 1) % L) for i in range(L)], L)),
+        "ppj": PairProduct(
+            L,
+            n,
+            n,
+            gutzwiller=gutzwiller,
+            jastrow=True,
+            doublon_holon=neighbour_table([(i, (i + 1) % L) for i in range(L)], L),
+        ),
     }
 
 
@@ -230,11 +236,17 @@ def _label_matrices(model, params, cache):
     return [(cache["inv_" + s], params["phi_" + s][cache["r_" + s]]) for s in ("up", "dn")]
 
 
-@pytest.mark.parametrize("name,rule_kind,n_steps,prepared", [
-    ("pp", "hop", 8000, False), ("pp", "hop+exchange", 8000, False),
-    ("slater", "hop+exchange", 6000, False), ("rbmpp", "hop+exchange", 6000, False),
-    ("rbmpp", "hop+exchange", 6000, True), ("ppj", "hop+exchange", 6000, False),
-])
+@pytest.mark.parametrize(
+    "name,rule_kind,n_steps,prepared",
+    [
+        ("pp", "hop", 8000, False),
+        ("pp", "hop+exchange", 8000, False),
+        ("slater", "hop+exchange", 6000, False),
+        ("rbmpp", "hop+exchange", 6000, False),
+        ("rbmpp", "hop+exchange", 6000, True),
+        ("ppj", "hop+exchange", 6000, False),
+    ],
+)
 def test_low_rank_updates_stay_exact(name, rule_kind, n_steps, prepared):
     L, n = 10, 5
     lat = make_lattice("chain", L)
@@ -277,6 +289,7 @@ def check_holomorphic_gradient(model, params, xs, eps=1e-5):
     def central(direction):
         def one(e):
             return jax.vmap(lambda x: f(flat + eps * direction * e, x) - f(flat - eps * direction * e, x))(xs)
+
         return jax.vmap(one)(basis).T  # (n_x, P)
 
     for direction in (1.0, 1j):
@@ -343,9 +356,14 @@ def test_rules_are_symmetric_and_conserve_the_sector():
     states = h.all_states()
     codes = h.all_codes()
     p = 0.3
-    for rule, weights in ((hop, None), (ex, None),
-                          (HopExchangeRule(hop, ex, p), np.r_[np.full(hop.n_choices, (1 - p) / hop.n_choices),
-                                                             np.full(ex.n_choices, p / ex.n_choices)])):
+    for rule, weights in (
+        (hop, None),
+        (ex, None),
+        (
+            HopExchangeRule(hop, ex, p),
+            np.r_[np.full(hop.n_choices, (1 - p) / hop.n_choices), np.full(ex.n_choices, p / ex.n_choices)],
+        ),
+    ):
         n_r = hop.n_choices + ex.n_choices if weights is not None else rule.n_choices
         w = weights if weights is not None else np.full(n_r, 1.0 / n_r)
         rs = jnp.arange(n_r)
@@ -408,9 +426,15 @@ def test_logdet_is_holomorphic_and_handles_pivoting():
 
 def test_exact_sr_optimizes_rbmpp_on_hubbard_chain():
     """4-site Hubbard chain, PBC (open shell), U = 4, 2+2: exact-mode SR of RBM + PP reaches ED."""
-    ref = [e for e in json.loads(REFERENCE.read_text())
-           if e["model"] == "hubbard" and e["lattice"] == "chain" and e["size"] == 4 and e["bc"] == "PBC"
-           and e["params"]["U"] == 4.0]
+    ref = [
+        e
+        for e in json.loads(REFERENCE.read_text())
+        if e["model"] == "hubbard"
+        and e["lattice"] == "chain"
+        and e["size"] == 4
+        and e["bc"] == "PBC"
+        and e["params"]["U"] == 4.0
+    ]
     e_ref = ref[0]["E_total"]
     lat = make_lattice("chain", 4)
     h = SpinfulFermions(4, 2, 2)
@@ -443,8 +467,9 @@ def test_projected_pair_product_for_heisenberg():
     eloc = np.asarray(jax.jit(lambda s: local_energies(model, params, op, s))(states))
     assert np.max(np.abs(eloc - exact) / np.maximum(1.0, np.abs(exact))) < 1e-10
 
-    s2 = PauliSum(L, [(0.75 * L, "", ())] + [(0.5, o + o, (i, j)) for i in range(L) for j in range(i + 1, L)
-                                             for o in "XYZ"]).to_sparse(h)
+    s2 = PauliSum(
+        L, [(0.75 * L, "", ())] + [(0.5, o + o, (i, j)) for i in range(L) for j in range(i + 1, L) for o in "XYZ"]
+    ).to_sparse(h)
     pp = SpinRBMPP(L)  # random symmetric complex f, no RBM
     psi = exact_state(pp, pp.init(jax.random.PRNGKey(2)), h)
     assert abs(np.vdot(psi, s2 @ psi)) < 1e-10
@@ -458,8 +483,9 @@ def test_projected_pair_product_for_heisenberg():
     e = exact_energy_of_model(fermi_sea, fermi_sea.init(jax.random.PRNGKey(0)), op, h)
     assert e0 < e < e0 * (1 - 2e-3)
 
-    _, cache, n_acc, max_err = _drift(model, params, h, ExchangeRule(tuple(map(tuple, lat.bonds(1)))), 3000,
-                                      jax.random.PRNGKey(4))
+    _, cache, n_acc, max_err = _drift(
+        model, params, h, ExchangeRule(tuple(map(tuple, lat.bonds(1)))), 3000, jax.random.PRNGKey(4)
+    )
     assert n_acc > 300 and max_err < 1e-10
     for inv, mat in _label_matrices(model, params, cache):
         fresh = np.linalg.inv(np.asarray(mat))
@@ -523,8 +549,9 @@ def test_doublon_holon_factor_counts_bound_pairs():
     plain = {**params, "dh": jnp.zeros_like(params["dh"])}
     nbrs = [set(lat.neighbours(i)) for i in range(L)]
     states = SpinfulFermions(L, 2, 2).all_states()[::5]
-    got = np.asarray(jax.jit(jax.vmap(lambda x: model.log_psi(params, x) - model.log_psi(plain, x)))(
-        jnp.asarray(states)))
+    got = np.asarray(
+        jax.jit(jax.vmap(lambda x: model.log_psi(params, x) - model.log_psi(plain, x)))(jnp.asarray(states))
+    )
     for x, g in zip(states, got, strict=True):
         up, dn = x[:L], x[L:]
         d, h = up * dn, (1 - up) * (1 - dn)

@@ -242,8 +242,9 @@ def test_hop_and_pair_terms_keep_small_moves():
     full = jw_operator(2 * n, hop.terms + pair.terms)
     np.testing.assert_allclose(both.to_dense(h), restrict(full, h), atol=1e-14)
     # c c on one orbital vanishes; n_p n_p = n_p; c c† = 1 − n
-    special = FermionOperator(2 * n, [(1.0, ((1, 0), (1, 0))), (2.0, ((1, 1), (1, 0), (1, 1), (1, 0))),
-                                      (3.0, ((4, 0), (4, 1)))])
+    special = FermionOperator(
+        2 * n, [(1.0, ((1, 0), (1, 0))), (2.0, ((1, 1), (1, 0), (1, 1), (1, 0))), (3.0, ((4, 0), (4, 1)))]
+    )
     full = jw_operator(2 * n, special.terms)
     np.testing.assert_allclose(special.to_dense(h), restrict(full, h), atol=1e-14)
     assert special.n_conn == 0
@@ -253,9 +254,13 @@ def test_moves_reproduce_sparse_rows(key):
     n = 4
     rng = np.random.default_rng(7)
     terms = random_conserving_terms(rng, n, 20)
-    for op, h in [(FermionOperator(2 * n, terms), SpinfulFermions(n, 2, 2)),
-                  (hubbard(make_lattice("chain", 4), t=1.0, U=3.0, t2=0.3, V=0.7, boundary="antiperiodic"),
-                   SpinfulFermions(4, 2, 1))]:
+    for op, h in [
+        (FermionOperator(2 * n, terms), SpinfulFermions(n, 2, 2)),
+        (
+            hubbard(make_lattice("chain", 4), t=1.0, U=3.0, t2=0.3, V=0.7, boundary="antiperiodic"),
+            SpinfulFermions(4, 2, 1),
+        ),
+    ]:
         dense = op.to_dense(h)
         codes = h.all_codes()
         xs = h.random_state(key, 40)
@@ -289,8 +294,10 @@ def test_local_energy_equals_h_psi_over_psi():
     h = SpinfulFermions(6, 3, 2)
     M = h.n_orbitals
     rng = np.random.default_rng(3)
-    params = {"a": jnp.asarray(rng.normal(size=M) + 1j * rng.normal(size=M)),
-              "W": jnp.asarray(0.3 * (rng.normal(size=(M, M)) + 1j * rng.normal(size=(M, M))))}
+    params = {
+        "a": jnp.asarray(rng.normal(size=M) + 1j * rng.normal(size=M)),
+        "W": jnp.asarray(0.3 * (rng.normal(size=(M, M)) + 1j * rng.normal(size=(M, M)))),
+    }
 
     def log_psi(p, x):
         x = x.astype(jnp.complex128)
@@ -332,8 +339,11 @@ HUBBARD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind, size, boundary, params", HUBBARD_CASES,
-                         ids=lambda v: str(v).replace(" ", "") if not isinstance(v, dict) else "")
+@pytest.mark.parametrize(
+    "kind, size, boundary, params",
+    HUBBARD_CASES,
+    ids=lambda v: str(v).replace(" ", "") if not isinstance(v, dict) else "",
+)
 def test_hubbard_equals_jordan_wigner(kind, size, boundary, params):
     bmodes = [boundary] * len(size) if isinstance(boundary, str) else boundary
     lat = make_lattice(kind, list(size), [m != "open" for m in bmodes])
@@ -370,13 +380,17 @@ def test_hubbard_boundary_hop_signs(boundary, bond_sign):
 def test_single_particle_band_from_folded_images():
     """One electron: the spectrum is ε(k) of the infinite lattice at the cluster momenta (images summed)."""
     t, t2 = 1.0, 0.3
-    for L, boundary, shift in [(4, "periodic", 0.0), (4, "antiperiodic", 0.5), (2, "periodic", 0.0),
-                               (2, "antiperiodic", 0.5), (5, "antiperiodic", 0.5)]:
+    for L, boundary, shift in [
+        (4, "periodic", 0.0),
+        (4, "antiperiodic", 0.5),
+        (2, "periodic", 0.0),
+        (2, "antiperiodic", 0.5),
+        (5, "antiperiodic", 0.5),
+    ]:
         k = 2 * np.pi * (np.arange(L) + shift) / L
         band = -2 * t * np.cos(k) - 2 * t2 * np.cos(2 * k)
         op = hubbard(make_lattice("chain", L), t=t, U=5.0, t2=t2, boundary=boundary)
-        np.testing.assert_allclose(np.linalg.eigvalsh(op.to_dense(SpinfulFermions(L, 1, 0))), np.sort(band),
-                                   atol=1e-12)
+        np.testing.assert_allclose(np.linalg.eigvalsh(op.to_dense(SpinfulFermions(L, 1, 0))), np.sort(band), atol=1e-12)
     size, boundary, shift = (2, 3), ["periodic", "antiperiodic"], (0.0, 0.5)
     lat = make_lattice("square", list(size))
     op = hubbard(lat, t=t, t2=t2, U=1.0, boundary=boundary)
@@ -447,9 +461,14 @@ def test_reference_constants_match_shared_table():
     if not REFERENCE_FILE.exists():
         pytest.skip("shared reference table not available")
     table = json.loads(REFERENCE_FILE.read_text())
-    found = {(e["size"], e["bc"]): e["E_total"] for e in table
-             if e["model"] == "hubbard" and e["lattice"] == "chain" and e["params"].get("U") == 4.0
-             and e["size"] in (4, 6, 8, 10)}
+    found = {
+        (e["size"], e["bc"]): e["E_total"]
+        for e in table
+        if e["model"] == "hubbard"
+        and e["lattice"] == "chain"
+        and e["params"].get("U") == 4.0
+        and e["size"] in (4, 6, 8, 10)
+    }
     assert found == CHAIN_U4
 
 

@@ -79,8 +79,11 @@ class Fock:
 
     def sector(self, h: np.ndarray, n_up: int, n_down: int) -> np.ndarray:
         """The (N↑, N↓) block in nqs's order (sorted by code = basis index)."""
-        idx = [b for b in range(2 ** (2 * self.n))
-               if bin(b & (2**self.n - 1)).count("1") == n_up and bin(b >> self.n).count("1") == n_down]
+        idx = [
+            b
+            for b in range(2 ** (2 * self.n))
+            if bin(b & (2**self.n - 1)).count("1") == n_up and bin(b >> self.n).count("1") == n_down
+        ]
         return h[np.ix_(idx, idx)]
 
 
@@ -93,9 +96,11 @@ def write_mvmc(folder: Path, n_sites: int, files: dict[str, list[str]], modpara:
     folder.mkdir(parents=True, exist_ok=True)
     names = {"ModPara": "modpara.def", "LocSpin": "locspn.def"}
     (folder / "modpara.def").write_text(
-        modpara if modpara is not None else
-        "----\nModel_Parameters 0\n----\nHPhi\n----\nCDataFileHead zvo\nCParaFileHead zqp\n----\n"
-        f"Nsite {n_sites}\n")
+        modpara
+        if modpara is not None
+        else "----\nModel_Parameters 0\n----\nHPhi\n----\nCDataFileHead zvo\nCParaFileHead zqp\n----\n"
+        f"Nsite {n_sites}\n"
+    )
     write_def(folder / "locspn.def", "NlocalSpin", [f"{i} 0" for i in range(n_sites)], count=0)
     for key, rows in files.items():
         names[key] = f"{key.lower()}.def"
@@ -146,9 +151,10 @@ def test_mvmc_all_term_kinds_against_jordan_wigner(tmp_path):
     g = 0.3 + 0.2j
     files = {
         "Trans": [f"0 {s} 1 {s} {t01.real} {t01.imag}" for s in (0, 1)]
-                 + [f"1 {s} 0 {s} {t01.real} {-t01.imag}" for s in (0, 1)]
-                 + [f"1 {s} 2 {s} 1.0 0.0" for s in (0, 1)] + [f"2 {s} 1 {s} 1.0 0.0" for s in (0, 1)]
-                 + ["3 0 3 0 0.25 0.0"],  # a spin-dependent potential
+        + [f"1 {s} 0 {s} {t01.real} {-t01.imag}" for s in (0, 1)]
+        + [f"1 {s} 2 {s} 1.0 0.0" for s in (0, 1)]
+        + [f"2 {s} 1 {s} 1.0 0.0" for s in (0, 1)]
+        + ["3 0 3 0 0.25 0.0"],  # a spin-dependent potential
         "CoulombIntra": ["0 4.0", "2 2.5"],
         "CoulombInter": ["0 1 0.6", "2 3 -0.3"],
         "Hund": ["1 2 0.8"],
@@ -156,8 +162,12 @@ def test_mvmc_all_term_kinds_against_jordan_wigner(tmp_path):
         "PairHop": ["1 3 0.35"],
         # correlated hopping g c†_0↑ c_1↑ n_2↓ with its conjugate in the manual's (l k j i) form, and
         # S+_0 S−_3 with its conjugate written with the bilinears swapped (as StdFace writes them)
-        "InterAll": [f"0 0 1 0 2 1 2 1 {g.real} {g.imag}", f"2 1 2 1 1 0 0 0 {g.real} {-g.imag}",
-                     "0 0 0 1 3 1 3 0 0.55 0.0", "0 1 0 0 3 0 3 1 0.55 0.0"],
+        "InterAll": [
+            f"0 0 1 0 2 1 2 1 {g.real} {g.imag}",
+            f"2 1 2 1 1 0 0 0 {g.real} {-g.imag}",
+            "0 0 0 1 3 1 3 0 0.55 0.0",
+            "0 1 0 0 3 0 3 1 0.55 0.0",
+        ],
     }
     h = read_hamiltonian(write_mvmc(tmp_path / "defs", n, files), "mvmc")
     assert (h.n_sites, h.n_up, h.n_down) == (n, None, None)
@@ -270,15 +280,18 @@ def test_nqs_complex_flux_ring_toml_and_json(tmp_path):
     terms += [(3.0, ((i, 1), (i, 0), (i + n, 1), (i + n, 0))) for i in range(n)]
     hand = FermionOperator(2 * n, terms)
     for op in (a.operator, b.operator):
-        np.testing.assert_allclose(op.to_dense(SpinfulFermions(n, 1, 1)), hand.to_dense(SpinfulFermions(n, 1, 1)),
-                                   atol=TOL)
+        np.testing.assert_allclose(
+            op.to_dense(SpinfulFermions(n, 1, 1)), hand.to_dense(SpinfulFermions(n, 1, 1)), atol=TOL
+        )
 
 
 # =============================================================== StdFace
 def test_stdface_chain_equals_hubbard_and_mvmc_files(tmp_path):
     path = tmp_path / "stan.in"
-    path.write_text('// Hubbard chain\nmodel = "Fermion Hubbard"\nmethod = "Lanczos"\nLattice = "Chain"\n'
-                    "L = 6\nt = 1.0\nU = 4.0  // on-site\nnelec = 6\n2Sz = 0\nLanczos_max = 1000\n")
+    path.write_text(
+        '// Hubbard chain\nmodel = "Fermion Hubbard"\nmethod = "Lanczos"\nLattice = "Chain"\n'
+        "L = 6\nt = 1.0\nU = 4.0  // on-site\nnelec = 6\n2Sz = 0\nLanczos_max = 1000\n"
+    )
     h = read_hamiltonian(path, "stdface")
     assert (h.n_sites, h.n_up, h.n_down) == (6, 3, 3)
     hil = SpinfulFermions(6, 3, 3)
@@ -317,7 +330,7 @@ def write_hr(path: Path, num_wann: int, blocks: dict[tuple[int, int, int], np.nd
     degen = degen or [1] * len(blocks)
     text = f" test file\n{num_wann:12d}\n{len(blocks):12d}\n"
     for k in range(0, len(degen), 15):
-        text += "".join(f"{d:5d}" for d in degen[k:k + 15]) + "\n"
+        text += "".join(f"{d:5d}" for d in degen[k : k + 15]) + "\n"
     for R, mat in blocks.items():
         for nn, mm in itertools.product(range(num_wann), repeat=2):  # m fastest, as Wannier90 writes
             v = complex(mat[mm, nn])
@@ -343,9 +356,11 @@ def test_wannier90_one_orbital_chain_equals_hubbard(tmp_path, weight):
 def test_wannier90_two_orbitals_equal_hand_built_operator(tmp_path):
     ea, eb, tab, ta, tb, g = 0.1, -0.4, -0.3, -1.0, -0.6, 0.25 + 0.15j
     U, J, V = (4.0, 2.5), 0.45, 0.3
-    blocks = {(0, 0, 0): np.array([[ea, tab], [tab, eb]]),
-              (1, 0, 0): np.array([[ta, g], [0, tb]]),
-              (-1, 0, 0): np.array([[ta, 0], [np.conj(g), tb]])}
+    blocks = {
+        (0, 0, 0): np.array([[ea, tab], [tab, eb]]),
+        (1, 0, 0): np.array([[ta, g], [0, tb]]),
+        (-1, 0, 0): np.array([[ta, 0], [np.conj(g), tb]]),
+    }
     path = write_hr(tmp_path / "two_hr.dat", 2, blocks)
     h = read_hamiltonian(path, "wannier90", supercell=3, U=list(U), J=J, V={((1,), 0, 1): V})
     n, cells = 6, 3
@@ -359,8 +374,10 @@ def test_wannier90_two_orbitals_equal_hand_built_operator(tmp_path):
     terms = []
     for c in range(cells):
         for s in (0, 1):
+
             def hop(x, i, j, s=s):
                 return [(x, ((i + n * s, 1), (j + n * s, 0))), (np.conj(x), ((j + n * s, 1), (i + n * s, 0)))]
+
             terms += [(ea, ((a(c) + n * s, 1), (a(c) + n * s, 0))), (eb, ((b(c) + n * s, 1), (b(c) + n * s, 0)))]
             terms += hop(tab, a(c), b(c)) + hop(ta, a(c), a(c + 1)) + hop(tb, b(c), b(c + 1)) + hop(g, a(c), b(c + 1))
             # Hund −J n_aσ n_bσ
@@ -387,10 +404,18 @@ def test_wannier90_two_orbitals_equal_hand_built_operator(tmp_path):
 def test_wannier90_ur_jr_files_equal_numeric_options():
     folder = EXAMPLES / "wannier90"
     hr = folder / "two_orbital_hr.dat"
-    files = read_hamiltonian(hr, "wannier90", supercell=3, U=folder / "two_orbital_ur.dat",
-                             J=str(folder / "two_orbital_jr.dat"), n_up=3, n_down=3)
-    numeric = read_hamiltonian(hr, "wannier90", supercell=[3], U=[4.0, 3.0], J=0.4,
-                               V={((0,), 0, 1): 1.5, ((1, 0, 0), 0, 0): 0.5})
+    files = read_hamiltonian(
+        hr,
+        "wannier90",
+        supercell=3,
+        U=folder / "two_orbital_ur.dat",
+        J=str(folder / "two_orbital_jr.dat"),
+        n_up=3,
+        n_down=3,
+    )
+    numeric = read_hamiltonian(
+        hr, "wannier90", supercell=[3], U=[4.0, 3.0], J=0.4, V={((0,), 0, 1): 1.5, ((1, 0, 0), 0, 0): 0.5}
+    )
     hil = SpinfulFermions(6, 3, 3)
     np.testing.assert_allclose(files.operator.to_dense(hil), numeric.operator.to_dense(hil), atol=TOL)
 

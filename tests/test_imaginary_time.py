@@ -50,8 +50,9 @@ def test_dense_references_match_expm():
         mats.append(scipy.linalg.expm(-DTAU * PauliSum(4, terms).to_dense(SpinHilbert(4))))
     psi0 = np.zeros(16)
     psi0[0b0101] = 1.0  # Néel: ↑ on sublattice 0 (sites 0, 2) = code bits 0 and 2
-    np.testing.assert_allclose(heisenberg_trotter_reference(lat, 1.0, DTAU, 2),
-                               trotter_reference(mats, psi0, 2), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        heisenberg_trotter_reference(lat, 1.0, DTAU, 2), trotter_reference(mats, psi0, 2), rtol=1e-12, atol=1e-15
+    )
 
 
 # --------------------------------------------------------------------------------- TFIM
@@ -201,9 +202,11 @@ def test_cli_imaginary_time(tmp_path):
     from nqs.cli import main
 
     cfg = tmp_path / "it.toml"
-    cfg.write_text('[lattice]\nkind = "chain"\nsize = [6]\n[hamiltonian]\nkind = "ising"\nJ = 1.0\nh = 1.0\n'
-                   '[imaginary_time]\ndtau = 0.1\nn_steps = 3\nmethod = "exact"\n'
-                   f'[output]\ndir = "{tmp_path / "out"}"\n')
+    cfg.write_text(
+        '[lattice]\nkind = "chain"\nsize = [6]\n[hamiltonian]\nkind = "ising"\nJ = 1.0\nh = 1.0\n'
+        '[imaginary_time]\ndtau = 0.1\nn_steps = 3\nmethod = "exact"\n'
+        f'[output]\ndir = "{tmp_path / "out"}"\n'
+    )
     assert main(["imaginary-time", str(cfg)]) == 0
     res = json.loads((tmp_path / "out" / "imaginary_time.json").read_text())
     # the note's table (L = 6, δτ = 0.1): Trotterized DBM energies for n = 1, 2, 3

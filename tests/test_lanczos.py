@@ -56,8 +56,9 @@ def test_local_h2_and_lanczos_energy_equal_dense(case):
     ritz = scipy.linalg.eigh(basis.conj().T @ Hm @ basis, basis.conj().T @ basis, eigvals_only=True)
     e_var = np.vdot(psi, Hm @ psi).real / np.vdot(psi, psi).real
     assert out["energy"] == pytest.approx(ritz[0], abs=1e-9)
-    assert out["variance"] == pytest.approx(np.vdot(Hm @ psi, Hm @ psi).real / np.vdot(psi, psi).real - e_var**2,
-                                            abs=1e-9)
+    assert out["variance"] == pytest.approx(
+        np.vdot(Hm @ psi, Hm @ psi).real / np.vdot(psi, psi).real - e_var**2, abs=1e-9
+    )
     e0 = lowest_energies(op, hil, 1)[0]
     assert e0 - 1e-9 < out["energy"] < e_var - 1e-6
     # the state ψ + β (H − E_var) ψ has that energy
@@ -81,16 +82,18 @@ def test_run_reports_the_lanczos_step(tmp_path):
     from nqs.config import Config
     from nqs.workflow import solve
 
-    cfg = Config.model_validate({
-        "seed": 2,
-        "lattice": {"kind": "chain", "size": [4]},
-        "hamiltonian": {"kind": "hubbard", "t": 1.0, "U": 4.0, "n_up": 2, "n_down": 2},
-        "model": {"kind": "rbm_pp", "alpha": 1, "gutzwiller": True},
-        "sampler": {"kind": "exact"},
-        "optimizer": {"kind": "sr", "learning_rate": 0.05, "n_steps": 5},
-        "evaluation": {"lanczos_step": True},
-        "output": {"dir": str(tmp_path / "run")},
-    })
+    cfg = Config.model_validate(
+        {
+            "seed": 2,
+            "lattice": {"kind": "chain", "size": [4]},
+            "hamiltonian": {"kind": "hubbard", "t": 1.0, "U": 4.0, "n_up": 2, "n_down": 2},
+            "model": {"kind": "rbm_pp", "alpha": 1, "gutzwiller": True},
+            "sampler": {"kind": "exact"},
+            "optimizer": {"kind": "sr", "learning_rate": 0.05, "n_steps": 5},
+            "evaluation": {"lanczos_step": True},
+            "output": {"dir": str(tmp_path / "run")},
+        }
+    )
     res = solve(cfg, progress=False)
     ls, e, e0 = res["lanczos_step"], res["energy"]["mean"], res["exact_energy"]
     assert e0 - 1e-9 < ls["energy"] < e - 1e-6
@@ -123,10 +126,14 @@ def test_sampled_lanczos_step_agrees_with_dense(power):
     from nqs.config import Config
     from nqs.workflow import build, lanczos_evaluate
 
-    cfg = Config.model_validate({
-        "lattice": {"kind": "chain", "size": [8]}, "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-        "model": {"kind": "rbm", "alpha": 1, "init_scale": 0.3},
-        "sampler": {"kind": "exchange", "n_chains": 16, "n_samples": 256}})
+    cfg = Config.model_validate(
+        {
+            "lattice": {"kind": "chain", "size": [8]},
+            "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+            "model": {"kind": "rbm", "alpha": 1, "init_scale": 0.3},
+            "sampler": {"kind": "exchange", "n_chains": 16, "n_samples": 256},
+        }
+    )
     problem = build(cfg)
     state = problem.driver.init(jax.random.PRNGKey(4))
     hil, op, model = problem.hilbert, problem.hamiltonian, problem.driver.model

@@ -81,9 +81,7 @@ def test_site_order_and_positions():
         assert lat.site_index((c1, c2), b) == i
         np.testing.assert_allclose(lat.positions[i], c1 * a[0] + c2 * a[1] + basis[b])
     np.testing.assert_allclose(make_lattice("honeycomb", [1, 1]).positions[1], [0.5, SQ3 / 6])
-    assert make_lattice("square", [3, 3]).site_index((-1, 4)) == make_lattice(
-        "square", [3, 3]
-    ).site_index((2, 1))
+    assert make_lattice("square", [3, 3]).site_index((-1, 4)) == make_lattice("square", [3, 3]).site_index((2, 1))
 
 
 @pytest.mark.parametrize("kind", LATTICE_KINDS)
@@ -187,11 +185,7 @@ def test_distance_minimum_image():
     big = np.array(thin.size)[:, None] * thin.primitive_vectors
     for j in range(thin.n_sites):
         d0 = thin.positions[j] - thin.positions[0]
-        brute = min(
-            np.linalg.norm(d0 + n1 * big[0] + n2 * big[1])
-            for n1 in range(-8, 9)
-            for n2 in range(-3, 4)
-        )
+        brute = min(np.linalg.norm(d0 + n1 * big[0] + n2 * big[1]) for n1 in range(-8, 9) for n2 in range(-3, 4))
         assert thin.distance(0, j) == pytest.approx(brute)
         assert thin.distance_matrix()[0, j] == pytest.approx(brute)
 

@@ -64,8 +64,7 @@ def test_characters_are_representations(kind, size, ks):
         assert chi[0] == 1 and chi[1] ** 2 == 1 and chi[1] == p
 
 
-@pytest.mark.parametrize("kind,size", [("square", (4, 4)), ("triangular", (3, 3)), ("kagome", (2, 2)),
-                                       ("chain", (8,))])
+@pytest.mark.parametrize("kind,size", [("square", (4, 4)), ("triangular", (3, 3)), ("kagome", (2, 2)), ("chain", (8,))])
 def test_little_group_characters_are_orthonormal(kind, size):
     """Σ_g χ_a(g)* χ_b(g) = |G_k| δ_ab for every little group: the irreps (2D included) are
     irreducible and distinct."""
@@ -82,8 +81,16 @@ def test_little_group_characters_are_orthonormal(kind, size):
 def test_class_rules_of_the_1d_irreps():
     sq = point_group(make_lattice("square", [4, 4]))
     b1 = dict(zip(sq.names, point_characters(sq, "B1").real, strict=True))
-    assert b1 == {"E": 1, "rot90": -1, "rot180": 1, "rot270": -1,
-                  "mirror0": 1, "mirror45": -1, "mirror90": 1, "mirror135": -1}
+    assert b1 == {
+        "E": 1,
+        "rot90": -1,
+        "rot180": 1,
+        "rot270": -1,
+        "mirror0": 1,
+        "mirror45": -1,
+        "mirror90": 1,
+        "mirror135": -1,
+    }
     hx = point_group(make_lattice("triangular", [3, 3]))
     b2 = dict(zip(hx.names, point_characters(hx, "B2").real, strict=True))
     assert [b2[f"rot{a}"] for a in (60, 120, 180)] == [-1, 1, -1]

@@ -71,8 +71,7 @@ def violations(floor: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "floor",
-    [pytest.param(f, marks=pytest.mark.xfail(reason="imports above its floor")) if f in PENDING else f
-     for f in LAYERS],
+    [pytest.param(f, marks=pytest.mark.xfail(reason="imports above its floor")) if f in PENDING else f for f in LAYERS],
 )
 def test_no_floor_imports_a_higher_one(floor):
     assert _modules(floor), f"no modules found for the floor {floor}"

@@ -112,8 +112,9 @@ def test_default_fast_path_ignores_padding_when_configuration_is_longer_than_n_s
     assert complex(r) == pytest.approx(2.0)  # only w[1] * (1 - 0)
 
 
-@pytest.mark.parametrize("name", ["rbm", "rbm_real_params", "marshall", "marshall_real", "symmetric",
-                                  "symmetric_nobias", "projected"])
+@pytest.mark.parametrize(
+    "name", ["rbm", "rbm_real_params", "marshall", "marshall_real", "symmetric", "symmetric_nobias", "projected"]
+)
 @pytest.mark.parametrize("scale", [0.2, 1.5])
 def test_batched_log_ratios_equal_full_evaluation(name, scale):
     """``log_ratios`` (the product form used by local energies: one exp per hidden unit, one log per
@@ -127,13 +128,16 @@ def test_batched_log_ratios_equal_full_evaluation(name, scale):
     models["symmetric"] = SymmetricRBM(lat, alpha=3)
     models["symmetric_nobias"] = SymmetricRBM(lat, alpha=3, hidden_bias=False)
     T = translation_group(lat)  # momentum 2π/6 and odd spin parity: complex characters, signs
-    models["projected"] = Projected(RBM(N, 2.0, init_scale=0.2), T, momentum_characters(lat, T, [2 * np.pi / N]),
-                                    spin_parity=-1)
+    models["projected"] = Projected(
+        RBM(N, 2.0, init_scale=0.2), T, momentum_characters(lat, T, [2 * np.pi / N]), spin_parity=-1
+    )
     model = models[name]
     path = fast_path(model)
     # (the projected model's inner RBM starts at init_scale 0.2 like the plain ones: weights of order one)
-    params = jax.tree_util.tree_map(lambda x: x * scale / 0.2 if name.startswith(("rbm", "marshall", "projected")) else
-                                    x * scale / 0.01, model.init(jax.random.PRNGKey(7)))
+    params = jax.tree_util.tree_map(
+        lambda x: x * scale / 0.2 if name.startswith(("rbm", "marshall", "projected")) else x * scale / 0.01,
+        model.init(jax.random.PRNGKey(7)),
+    )
     rng = np.random.default_rng(3)
     checked = 0
     for sigma in np.asarray(SpinHilbert(N).all_states())[rng.choice(2**N, 5, replace=False)]:
@@ -146,20 +150,34 @@ def test_batched_log_ratios_equal_full_evaluation(name, scale):
         values = -np.asarray(sigma)[np.minimum(sites, N - 1)]
         sites, values, mask = jnp.asarray(sites), jnp.asarray(values, jnp.int8), jnp.asarray(mask)
         got = np.asarray(path.log_ratios(params, sigma, path.cache(params, sigma), sites, values, mask))
-        ref = np.array([complex(model.log_psi(params, apply_moves(sigma, jnp.where(m, s, N), v))
-                                - model.log_psi(params, sigma)) for s, v, m in zip(sites, values, mask, strict=True)])
-        one = np.array([complex(path.log_ratio(params, sigma, path.cache(params, sigma), s, v, m))
-                        for s, v, m in zip(sites, values, mask, strict=True)])
+        ref = np.array(
+            [
+                complex(model.log_psi(params, apply_moves(sigma, jnp.where(m, s, N), v)) - model.log_psi(params, sigma))
+                for s, v, m in zip(sites, values, mask, strict=True)
+            ]
+        )
+        one = np.array(
+            [
+                complex(path.log_ratio(params, sigma, path.cache(params, sigma), s, v, m))
+                for s, v, m in zip(sites, values, mask, strict=True)
+            ]
+        )
         live = np.ones(C, bool)
         if name == "projected":  # where the projection vanishes by symmetry both sides are rounding noise
+
             def weight(x):
                 logs = np.asarray(jax.vmap(model.model.log_psi, in_axes=(None, 0))(params, model.images(x)))
                 terms = np.exp(logs - logs.real.max())
                 return abs(np.sum(model._weights * terms)) / np.sum(np.abs(terms))
+
             if weight(sigma) < 1e-6:
                 continue
-            live = np.array([weight(apply_moves(sigma, jnp.where(m, s, N), v)) > 1e-6
-                             for s, v, m in zip(sites, values, mask, strict=True)])
+            live = np.array(
+                [
+                    weight(apply_moves(sigma, jnp.where(m, s, N), v)) > 1e-6
+                    for s, v, m in zip(sites, values, mask, strict=True)
+                ]
+            )
         np.testing.assert_allclose(np.exp(got - ref)[live], 1.0, rtol=1e-11, atol=1e-11)
         np.testing.assert_allclose(np.exp(got - one)[live], 1.0, rtol=1e-11, atol=1e-11)
         checked += int(live.sum())
@@ -198,8 +216,9 @@ def test_rbm_table_path_on_a_long_chain_with_sign_changes(param_dtype):
     (sigma_f, cache_f, maxerr, flips), _ = jax.lax.scan(body, carry, keys)
     assert float(maxerr) < 1e-11
     assert int(flips) > 100  # the sign-change branch was exercised
-    for a, b in zip(jax.tree_util.tree_leaves(cache_f), jax.tree_util.tree_leaves(path.cache(fast, sigma_f)),
-                    strict=True):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(cache_f), jax.tree_util.tree_leaves(path.cache(fast, sigma_f)), strict=True
+    ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-10)
     # the batched ratios (local energies) from the table cache
     sites = jnp.array([[i, (i + 1) % n] for i in range(n)])
@@ -227,10 +246,12 @@ def test_factored_log_derivatives_equal_the_dense_matrix(name):
     np.testing.assert_allclose(np.asarray(fac.rmatvec(z)), np.asarray(dense.conj().T @ z), atol=1e-12)
     np.testing.assert_allclose(np.asarray(fac.gram()), np.asarray(dense @ dense.conj().T), atol=1e-12)
     from nqs import sr
+
     e = z + 1j * jax.random.normal(jax.random.PRNGKey(5), z.shape)
     w = jnp.full(z.shape, 1.0 / z.size)
-    np.testing.assert_allclose(np.asarray(sr.gradient(fac, e, w, mode)), np.asarray(sr.gradient(dense, e, w, mode)),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(sr.gradient(fac, e, w, mode)), np.asarray(sr.gradient(dense, e, w, mode)), atol=1e-12
+    )
     # models without factors give the dense matrix
     jas = _models()["jastrow"]
     pj = jas.init(jax.random.PRNGKey(0))
@@ -249,8 +270,11 @@ def test_flip_path_ratios_equal_full_evaluation(name, scale):
     from nqs.operators.pauli import PauliSum
 
     lat = make_lattice("chain", [N])
-    ops = [hamiltonians.j1j2(lat, 1.0, 0.4), hamiltonians.ising(lat, 1.0, 0.7),
-           PauliSum(N, [(0.3, "XYX", (0, 2, 4)), (0.2, "YY", (3, 5)), (-0.4, "XZX", (1, 2, 3)), (0.1, "Z", (4,))])]
+    ops = [
+        hamiltonians.j1j2(lat, 1.0, 0.4),
+        hamiltonians.ising(lat, 1.0, 0.7),
+        PauliSum(N, [(0.3, "XYX", (0, 2, 4)), (0.2, "YY", (3, 5)), (-0.4, "XZX", (1, 2, 3)), (0.1, "Z", (4,))]),
+    ]
     model = _models()[name]
     params = jax.tree_util.tree_map(lambda x: x * scale / 0.2, model.init(jax.random.PRNGKey(7)))
     path = fast_path(model)
@@ -336,8 +360,9 @@ def test_wrapper_stack_exposes_the_inner_paths_through_one_object():
     lat = make_lattice("chain", [N])
     T = translation_group(lat)
     rbm = RBM(N, 2.0, init_scale=0.3, param_dtype="real")
-    stack = MarshallSign(Tied(rbm, translation_tying(rbm.init(jax.random.PRNGKey(0)), T)),
-                         tuple(i % 2 for i in range(N)))
+    stack = MarshallSign(
+        Tied(rbm, translation_tying(rbm.init(jax.random.PRNGKey(0)), T)), tuple(i % 2 for i in range(N))
+    )
     params = stack.init(jax.random.PRNGKey(1))
     path = fast_path(stack)
     # the move path: the RBM's tables behind the parameter map, |ψ| only (the sign drops out)
@@ -354,12 +379,19 @@ def test_wrapper_stack_exposes_the_inner_paths_through_one_object():
             continue
         ratio, _ = moves.log_abs_ratio(tables, state, g, sigma[s[0]])
         new = sigma.at[jnp.asarray(s)].set(-sigma[jnp.asarray(s)])
-        assert float(ratio) == pytest.approx(float(jnp.real(stack.log_psi(params, new) - stack.log_psi(params, sigma))),
-                                             abs=1e-12)
+        assert float(ratio) == pytest.approx(
+            float(jnp.real(stack.log_psi(params, new) - stack.log_psi(params, sigma))), abs=1e-12
+        )
     # the image path: ψ(gσ) = ±ψ(σ) (tied RBM, Marshall sign), so these characters keep the projection nonzero
     images = Projected(stack, T, np.ones(len(T))).images(sigma)
-    chi = np.sign(np.real(np.exp(np.asarray(jax.vmap(stack.log_psi, in_axes=(None, 0))(params, images))
-                                 - complex(stack.log_psi(params, sigma)))))
+    chi = np.sign(
+        np.real(
+            np.exp(
+                np.asarray(jax.vmap(stack.log_psi, in_axes=(None, 0))(params, images))
+                - complex(stack.log_psi(params, sigma))
+            )
+        )
+    )
     projected = Projected(stack, T, chi)
     ppath = fast_path(projected)
     assert ppath.images is not None  # the RBM's image tables, through Tied and the sign

@@ -48,8 +48,11 @@ def independent(kind, lat, **p):
         terms += [(-p["J"], "ZZ", b) for b in lat.bonds(1)]
         terms += [(-p["h"], "X", (i,)) for i in range(n)]
     else:
-        shells = {"heisenberg": [(1, p.get("J", 1.0), 1.0)], "xxz": [(1, p.get("J", 1.0), p.get("Delta", 1.0))],
-                  "j1j2": [(1, p.get("J1", 1.0), 1.0), (2, p.get("J2", 0.5), 1.0)]}[kind]
+        shells = {
+            "heisenberg": [(1, p.get("J", 1.0), 1.0)],
+            "xxz": [(1, p.get("J", 1.0), p.get("Delta", 1.0))],
+            "j1j2": [(1, p.get("J1", 1.0), 1.0), (2, p.get("J2", 0.5), 1.0)],
+        }[kind]
         for shell, J, delta in shells:
             for b in lat.bonds(shell):
                 # S.S with S = sigma/2
@@ -58,11 +61,20 @@ def independent(kind, lat, **p):
 
 
 LATTICES = [
-    ("chain", [6], True), ("chain", [5], False), ("square", [2, 3], True), ("square", [3, 3], [True, False]),
-    ("triangular", [3, 3], True), ("honeycomb", [2, 2], True), ("kagome", [2, 2], [True, False]),
+    ("chain", [6], True),
+    ("chain", [5], False),
+    ("square", [2, 3], True),
+    ("square", [3, 3], [True, False]),
+    ("triangular", [3, 3], True),
+    ("honeycomb", [2, 2], True),
+    ("kagome", [2, 2], [True, False]),
 ]
-MODELS = [("ising", {"J": 0.7, "h": 1.3}), ("heisenberg", {"J": 1.1}), ("xxz", {"J": 0.9, "Delta": 1.7}),
-          ("j1j2", {"J1": 1.0, "J2": 0.45})]
+MODELS = [
+    ("ising", {"J": 0.7, "h": 1.3}),
+    ("heisenberg", {"J": 1.1}),
+    ("xxz", {"J": 0.9, "Delta": 1.7}),
+    ("j1j2", {"J1": 1.0, "J2": 0.45}),
+]
 
 
 @pytest.mark.parametrize("lat_spec", LATTICES, ids=lambda s: f"{s[0]}{s[1]}")
@@ -86,8 +98,16 @@ def test_sz_sector_block_matches_full():
 
 
 def test_generic_pauli_terms_with_y_and_complex_coefficients():
-    terms = [(0.3, "XY", (0, 2)), (0.2j, "ZY", (1, 3)), (-0.2j, "ZY", (1, 3)), (0.5, "YZX", (3, 0, 1)),
-             (1.0 + 0.5j, "Y", (2,)), (1.0 - 0.5j, "Y", (2,)), (0.7, "Z", (0,)), (0.25, "I", (1,))]
+    terms = [
+        (0.3, "XY", (0, 2)),
+        (0.2j, "ZY", (1, 3)),
+        (-0.2j, "ZY", (1, 3)),
+        (0.5, "YZX", (3, 0, 1)),
+        (1.0 + 0.5j, "Y", (2,)),
+        (1.0 - 0.5j, "Y", (2,)),
+        (0.7, "Z", (0,)),
+        (0.25, "I", (1,)),
+    ]
     op = PauliSum(4, terms)
     np.testing.assert_allclose(op.to_dense(SpinHilbert(4)), kron_bond_model(4, terms) + 0 * 1j, atol=1e-14)
     assert op.trace() == pytest.approx(0.25)
@@ -126,18 +146,26 @@ def _user_model(n):
 
 
 @pytest.mark.parametrize("model_name", ["rbm", "rbm_real", "jastrow", "marshall_rbm", "user"])
-@pytest.mark.parametrize("lat_spec,ham", [(("chain", [8], True), ("heisenberg", {"J": 1.0})),
-                                          (("square", [2, 3], True), ("j1j2", {"J1": 1.0, "J2": 0.5})),
-                                          (("chain", [7], False), ("ising", {"J": 1.0, "h": 0.8})),
-                                          (("kagome", [2, 1], True), ("xxz", {"J": 1.0, "Delta": 0.5}))])
+@pytest.mark.parametrize(
+    "lat_spec,ham",
+    [
+        (("chain", [8], True), ("heisenberg", {"J": 1.0})),
+        (("square", [2, 3], True), ("j1j2", {"J1": 1.0, "J2": 0.5})),
+        (("chain", [7], False), ("ising", {"J": 1.0, "h": 0.8})),
+        (("kagome", [2, 1], True), ("xxz", {"J": 1.0, "Delta": 0.5})),
+    ],
+)
 def test_local_energy_equals_H_psi_over_psi(model_name, lat_spec, ham):
     lat = make_lattice(*lat_spec)
     n = lat.n_sites
     op = H.HAMILTONIANS[ham[0]].build(lat, **ham[1])
-    model = {"rbm": lambda: RBM(n, 1.5, init_scale=0.3), "rbm_real": lambda: RBMRealAmpPhase(n, 1.0, init_scale=0.3),
-             "jastrow": lambda: Jastrow(n, init_scale=0.3),
-             "marshall_rbm": lambda: MarshallSign(RBM(n, 1.0, init_scale=0.3), tuple(i % 2 for i in range(n))),
-             "user": lambda: _user_model(n)}[model_name]()
+    model = {
+        "rbm": lambda: RBM(n, 1.5, init_scale=0.3),
+        "rbm_real": lambda: RBMRealAmpPhase(n, 1.0, init_scale=0.3),
+        "jastrow": lambda: Jastrow(n, init_scale=0.3),
+        "marshall_rbm": lambda: MarshallSign(RBM(n, 1.0, init_scale=0.3), tuple(i % 2 for i in range(n))),
+        "user": lambda: _user_model(n),
+    }[model_name]()
     params = model.init(jax.random.PRNGKey(1))
     hil = SpinHilbert(n)
     states = hil.all_states()
@@ -185,8 +213,9 @@ def test_pauli_for_sector_bounds_the_nonzero_connections_and_keeps_local_energie
     assert op.for_sector(hil, max_states=100) is op
     model = SpinRBMPP(16, alpha=1.0, hopping=lat)
     params = model.init(jax.random.PRNGKey(0))
-    params["rbm"] = jax.tree_util.tree_map(lambda a: a + 0.2 * jax.random.normal(jax.random.PRNGKey(1), a.shape),
-                                           params["rbm"])
+    params["rbm"] = jax.tree_util.tree_map(
+        lambda a: a + 0.2 * jax.random.normal(jax.random.PRNGKey(1), a.shape), params["rbm"]
+    )
     states = jnp.asarray(hil.all_states()[::37])
     e_all = np.asarray(jax.jit(lambda p, x: local_energies(model, p, op, x))(params, states))
     e_sector = np.asarray(jax.jit(lambda p, x: local_energies(model, p, sector, x))(params, states))

@@ -58,8 +58,13 @@ def _max_diff(a, b) -> float:
 
 def test_two_devices_equal_one_device(one_device):
     """Chains split over 2 host devices (unchunked, chunked per device, MinSR) = one device to rounding."""
-    r = subprocess.run([sys.executable, WORKER, "--mesh", "--runs", "dense,dense:3,minsr"], env=_env(2),
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, WORKER, "--mesh", "--runs", "dense,dense:3,minsr"],
+        env=_env(2),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = _last_json(r.stdout)
     assert res["devices"] == 2 and res["processes"] == 1
@@ -75,8 +80,9 @@ def test_two_devices_equal_one_device(one_device):
 def test_sampler_loops_have_no_cross_device_reductions():
     """Regression: the acceptance count was summed over the chains at every Metropolis step, which on a mesh
     is an all-reduce (a rendezvous of the devices) per step: the 2-device step took 3× the 1-device one."""
-    r = subprocess.run([sys.executable, WORKER, "--mesh", "--sampler-loops"], env=_env(2),
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, WORKER, "--mesh", "--sampler-loops"], env=_env(2), capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = _last_json(r.stdout)
     assert res["devices"] == 2
@@ -103,10 +109,27 @@ def test_two_processes_equal_one_device(one_device, tmp_path):
     """Two processes joined with jax.distributed (gloo CPU collectives), one device each = one device;
     the checkpoint gathers both processes' chains."""
     port, ckpt = _free_port(), tmp_path / "ckpt.npz"
-    procs = [subprocess.Popen([sys.executable, WORKER, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                               "--process-id", str(i), "--checkpoint", str(ckpt)],
-                              env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                WORKER,
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+                "--checkpoint",
+                str(ckpt),
+            ],
+            env=_env(1),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outs = []
     try:
         for p in procs:

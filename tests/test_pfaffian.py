@@ -94,8 +94,15 @@ def test_amplitudes_equal_jordan_wigner_states_and_the_singlet_case():
     # the tight-binding start at zero noise is the same state as the determinant pair product
     tb = PfaffianPP(L, n, n, hopping=make_lattice("chain", L), init_noise=0.0)
     c = np.asarray(jax.vmap(tb.log_psi, in_axes=(None, 0))(tb.init(jax.random.PRNGKey(0)), states))
-    ratio = np.exp(c - np.asarray(jax.vmap(pp.log_psi, in_axes=(None, 0))(
-        PairProduct(L, n, n, hopping=make_lattice("chain", L), init_noise=0.0).init(jax.random.PRNGKey(0)), states)))
+    ratio = np.exp(
+        c
+        - np.asarray(
+            jax.vmap(pp.log_psi, in_axes=(None, 0))(
+                PairProduct(L, n, n, hopping=make_lattice("chain", L), init_noise=0.0).init(jax.random.PRNGKey(0)),
+                states,
+            )
+        )
+    )
     assert np.allclose(ratio, ratio[0], atol=1e-10) and abs(abs(ratio[0]) - 1) < 1e-10
 
 
@@ -131,8 +138,9 @@ def test_low_rank_updates_stay_exact(prepared, spin_points):
     rule = HopExchangeRule(hop, SpinExchangeRule.from_lattice(lat, (1, 2)), 0.3)
     model = PfaffianPP(L, n, n, hopping=lat, init_noise=0.3, spin_points=spin_points)
     params = model.init(jax.random.PRNGKey(3))
-    x, cache, n_acc, max_err = _drift(model, params, SpinfulFermions(L, n, n), rule, 5000, jax.random.PRNGKey(7),
-                                      prepared)
+    x, cache, n_acc, max_err = _drift(
+        model, params, SpinfulFermions(L, n, n), rule, 5000, jax.random.PRNGKey(7), prepared
+    )
     assert n_acc > 1000
     assert max_err < 1e-10, max_err
     r = np.asarray(cache["r"])
@@ -172,16 +180,22 @@ def test_general_pairing_from_the_config_lowers_the_energy():
 
     energies = {}
     for pairing in ("singlet", "general"):
-        cfg = parse_config({"lattice": {"kind": "chain", "size": [6]},
-                            "hamiltonian": {"kind": "hubbard", "U": 4.0, "n_up": 3, "n_down": 3},
-                            "model": {"kind": "pp", "pairing": pairing, "gutzwiller": True},
-                            "sampler": {"kind": "exact"}, "optimizer": {"kind": "sr", "learning_rate": 0.1}})
+        cfg = parse_config(
+            {
+                "lattice": {"kind": "chain", "size": [6]},
+                "hamiltonian": {"kind": "hubbard", "U": 4.0, "n_up": 3, "n_down": 3},
+                "model": {"kind": "pp", "pairing": pairing, "gutzwiller": True},
+                "sampler": {"kind": "exact"},
+                "optimizer": {"kind": "sr", "learning_rate": 0.1},
+            }
+        )
         problem = build(cfg)
         vmc = problem.driver
         assert isinstance(vmc.model, PfaffianPP) == (pairing == "general")
         state = run(vmc, vmc.init(jax.random.PRNGKey(1)), 100)
-        energies[pairing] = exact_energy_of_model(vmc.model, vmc.physical_params(state.params), problem.hamiltonian,
-                                                  problem.hilbert)
+        energies[pairing] = exact_energy_of_model(
+            vmc.model, vmc.physical_params(state.params), problem.hamiltonian, problem.hilbert
+        )
     e0 = lowest_energies(problem.hamiltonian, problem.hilbert)[0]
     assert e0 - 1e-9 < energies["general"] < energies["singlet"] - 0.05
     assert (energies["general"] - e0) / abs(e0) < 1e-2
@@ -191,8 +205,16 @@ def test_general_pairing_from_the_config_lowers_the_energy():
     with pytest.raises(ConfigError, match="no parameter sharing"):
         parse_config({**bad, "model": {"kind": "rbm_pp", "pairing": "general", "shared_weights": "translation"}})
     with pytest.raises(ConfigError, match="pairing"):
-        build(parse_config({"lattice": {"kind": "chain", "size": [6]}, "hamiltonian": {"kind": "heisenberg"},
-                            "model": {"kind": "pp", "pairing": "general"}, "sampler": {"kind": "exchange"}}))
+        build(
+            parse_config(
+                {
+                    "lattice": {"kind": "chain", "size": [6]},
+                    "hamiltonian": {"kind": "heisenberg"},
+                    "model": {"kind": "pp", "pairing": "general"},
+                    "sampler": {"kind": "exchange"},
+                }
+            )
+        )
 
 
 def _total_spin_squared(L):
@@ -222,8 +244,9 @@ def test_spin_projection_gives_a_singlet():
 
     def amplitudes(f):  # Pf f[R, R] state by state, R the occupied orbitals
         f = np.asarray(f)
-        return np.array([np.exp(complex(log_pf(f[np.ix_(np.flatnonzero(x), np.flatnonzero(x))])))
-                         for x in np.asarray(states)])
+        return np.array(
+            [np.exp(complex(log_pf(f[np.ix_(np.flatnonzero(x), np.flatnonzero(x))]))) for x in np.asarray(states)]
+        )
 
     plain = amplitudes(model.matrix(params))
 

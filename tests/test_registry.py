@@ -54,8 +54,13 @@ class ProductState(Model):
 
 @pytest.fixture
 def toy_kinds():
-    HAMILTONIANS.register("toy_field", config=FieldConfig, units="Pauli matrices: H = -h sum_i X_i",
-                          short_units="Pauli", conserves_sz=False)(toy_field)
+    HAMILTONIANS.register(
+        "toy_field",
+        config=FieldConfig,
+        units="Pauli matrices: H = -h sum_i X_i",
+        short_units="Pauli",
+        conserves_sz=False,
+    )(toy_field)
 
     @MODELS.register("toy_product", config=ProductConfig)
     def build(section: ProductConfig, context) -> ProductState:
@@ -69,12 +74,12 @@ def toy_kinds():
 def test_registered_hamiltonian_and_model_run_from_a_config(tmp_path, toy_kinds, capsys):
     config = tmp_path / "toy.toml"
     config.write_text(
-        "[lattice]\nkind = \"chain\"\nsize = [6]\n"
-        "[hamiltonian]\nkind = \"toy_field\"\nh = 0.5\n"
-        "[model]\nkind = \"toy_product\"\na0 = 0.4\n"
-        "[sampler]\nkind = \"exact\"\n"
-        "[optimizer]\nkind = \"sr\"\nlearning_rate = 0.2\nn_steps = 60\n"
-        f"[output]\ndir = \"{tmp_path / 'run'}\"\n"
+        '[lattice]\nkind = "chain"\nsize = [6]\n'
+        '[hamiltonian]\nkind = "toy_field"\nh = 0.5\n'
+        '[model]\nkind = "toy_product"\na0 = 0.4\n'
+        '[sampler]\nkind = "exact"\n'
+        '[optimizer]\nkind = "sr"\nlearning_rate = 0.2\nn_steps = 60\n'
+        f'[output]\ndir = "{tmp_path / "run"}"\n'
     )
     assert cli.main(["run", str(config), "--quiet"]) == 0
     out = capsys.readouterr().out

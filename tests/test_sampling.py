@@ -68,8 +68,14 @@ def test_power_sampling_reweighted_matches_born_rule_and_energy():
     hil, op = SpinHilbert(n, 0), H.heisenberg(lat)
     model, params = _model_params(n, scale=0.6)
     psi = exact_state(model, params, hil)
-    sampler = MetropolisSampler(hil, ExchangeRule(tuple(map(tuple, lat.bonds(1).tolist()))), n_chains=64,
-                                n_samples=64 * 300, n_discard=20, power=1.0)
+    sampler = MetropolisSampler(
+        hil,
+        ExchangeRule(tuple(map(tuple, lat.bonds(1).tolist()))),
+        n_chains=64,
+        n_samples=64 * 300,
+        n_discard=20,
+        power=1.0,
+    )
     samples, w, _ = jax.jit(lambda p, s: sampler.sample(model, p, s))(params, sampler.init_state(jax.random.PRNGKey(3)))
     assert w.shape == samples.shape[:-1] and float(jnp.sum(w)) == pytest.approx(1.0)
     idx = hil.index_of(np.asarray(samples).reshape(-1, n))
@@ -84,8 +90,9 @@ def test_power_sampling_reweighted_matches_born_rule_and_energy():
     # error bar of each probability from the spread of the 64 independent chains' reweighted histograms
     # (a fixed tolerance of 0.02 was 2σ for the largest one: it failed for one stream in ten)
     wc, ic = w.reshape(64, -1), idx.reshape(64, -1)
-    per_chain = np.stack([np.bincount(i, weights=x, minlength=hil.n_states) / x.sum()
-                          for i, x in zip(ic, wc, strict=True)])
+    per_chain = np.stack(
+        [np.bincount(i, weights=x, minlength=hil.n_states) / x.sum() for i, x in zip(ic, wc, strict=True)]
+    )
     se = per_chain.std(axis=0) / np.sqrt(64)
     assert np.all(np.abs(reweighted - p) < 5 * se + 1e-4), np.abs(reweighted - p) / (se + 1e-12)
     e = local_energies(model, params, op, samples)
@@ -221,15 +228,22 @@ def test_rules_draw_every_move_uniformly():
     from nqs.sampling import HopExchangeRule, HopRule
 
     lat = make_lattice("chain", [6])
-    for rule in (LocalRule(7), ExchangeRule(tuple((i, (i + 1) % 6) for i in range(6))), HopRule.from_lattice(lat),
-                 HopExchangeRule.from_lattice(lat, p_exchange=0.3)):
+    for rule in (
+        LocalRule(7),
+        ExchangeRule(tuple((i, (i + 1) % 6) for i in range(6))),
+        HopRule.from_lattice(lat),
+        HopExchangeRule.from_lattice(lat, p_exchange=0.3),
+    ):
         r = np.asarray(rule.draw(jax.random.PRNGKey(3), (200_000,)))
         if isinstance(rule, HopExchangeRule):
             nh, ne = rule.hop.n_choices, rule.exchange.n_choices
             p = np.r_[np.full(nh, 0.7 / nh), np.full(ne, 0.3 / ne)]
         else:
-            n = rule.n_sites if isinstance(rule, LocalRule) else (
-                len(rule.pairs) if isinstance(rule, ExchangeRule) else rule.n_choices)
+            n = (
+                rule.n_sites
+                if isinstance(rule, LocalRule)
+                else (len(rule.pairs) if isinstance(rule, ExchangeRule) else rule.n_choices)
+            )
             p = np.full(n, 1.0 / n)
         assert r.min() >= 0 and r.max() < len(p)
         counts = np.bincount(r, minlength=len(p))

@@ -15,6 +15,7 @@ def test_ruff(command):
     ruff = shutil.which("ruff")
     if ruff is None:
         pytest.fail("ruff is not installed: pip install '.[test]'")
-    r = subprocess.run([ruff, *command, "src", "tests", "benchmarks", "docs"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [ruff, *command, "src", "tests", "benchmarks", "docs"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]

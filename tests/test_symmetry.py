@@ -117,8 +117,10 @@ def test_projected_holomorphic_gradient_matches_finite_differences():
     sigma = jnp.asarray(_random_states(8, 1, seed=5)[0])
     grad = jax.grad(lambda q: model.log_psi(q, sigma), holomorphic=True)(params)
     keys = jax.random.split(jax.random.PRNGKey(4), 6)
-    direction = {k: jax.random.normal(keys[2 * n], v.shape) + 1j * jax.random.normal(keys[2 * n + 1], v.shape)
-                 for n, (k, v) in enumerate(sorted(params.items()))}
+    direction = {
+        k: jax.random.normal(keys[2 * n], v.shape) + 1j * jax.random.normal(keys[2 * n + 1], v.shape)
+        for n, (k, v) in enumerate(sorted(params.items()))
+    }
     eps = 1e-6
     plus = jax.tree_util.tree_map(lambda p, d: p + eps * d, params, direction)
     minus = jax.tree_util.tree_map(lambda p, d: p - eps * d, params, direction)
@@ -149,8 +151,9 @@ def test_symmetric_rbm_is_translation_invariant(kind, size):
     # with the space group it is invariant under all of it
     full = SymmetricRBM(G, alpha=1, init_scale=0.3)
     pf = full.init(jax.random.PRNGKey(2))
-    vf = np.asarray(jax.vmap(full.log_psi, in_axes=(None, 0))(
-        pf, jnp.asarray(np.array([G.act(g, sigma) for g in range(len(G))]))))
+    vf = np.asarray(
+        jax.vmap(full.log_psi, in_axes=(None, 0))(pf, jnp.asarray(np.array([G.act(g, sigma) for g in range(len(G))])))
+    )
     assert np.allclose(vf, vf[0], atol=1e-11)
 
 
@@ -164,8 +167,8 @@ def test_symmetric_rbm_fast_path_and_formula():
     p = jax.tree_util.tree_map(np.asarray, params)
     s = np.asarray(sigma, dtype=float)
     ref = p["a"].sum() * s.sum() + sum(
-        np.log(np.cosh(p["b"][f] + p["W"][f] @ s[T.perms[t]]))
-        for f in range(2) for t in range(len(T)))
+        np.log(np.cosh(p["b"][f] + p["W"][f] @ s[T.perms[t]])) for f in range(2) for t in range(len(T))
+    )
     assert np.isclose(np.exp(complex(model.log_psi(params, sigma)) - ref), 1.0, atol=1e-10)
     # fast path: a 3-site move with one padded entry
     sites = jnp.array([2, 9, 16])
@@ -195,8 +198,9 @@ def test_projected_fast_path_matches_full_evaluation_after_many_moves(inner_kind
     if inner_kind == "complex":
         inner = RBM(16, alpha=1, init_scale=0.3)
     elif inner_kind == "real_marshall":
-        inner = MarshallSign(RBM(16, alpha=1, init_scale=0.3, param_dtype="real"),
-                             tuple(int(c) for c in lat.sublattice))
+        inner = MarshallSign(
+            RBM(16, alpha=1, init_scale=0.3, param_dtype="real"), tuple(int(c) for c in lat.sublattice)
+        )
     else:
         inner = RBMRealAmpPhase(16, alpha=1, init_scale=0.3)
     model = Projected(inner, lg, chi, spin_parity=1)
@@ -228,19 +232,31 @@ def test_projected_fast_path_matches_full_evaluation_after_many_moves(inner_kind
     assert abs(np.exp(complex(cache["total"]) - complex(full(params, sigma))) - 1) < 1e-12
 
 
-@pytest.mark.parametrize("size,marshall,parity,projected", [
-    ((8,), False, 1, False),   # no hidden bias: even by construction
-    ((8,), False, -1, True),   # odd: biases kept and ψ(σ) − ψ(−σ) projected
-    ((6,), True, -1, False),   # Marshall sign on 3 sublattice-1 sites: (−1)^3, odd without projecting
-    ((6,), True, 1, True),
-])
+@pytest.mark.parametrize(
+    "size,marshall,parity,projected",
+    [
+        ((8,), False, 1, False),  # no hidden bias: even by construction
+        ((8,), False, -1, True),  # odd: biases kept and ψ(σ) − ψ(−σ) projected
+        ((6,), True, -1, False),  # Marshall sign on 3 sublattice-1 sites: (−1)^3, odd without projecting
+        ((6,), True, 1, True),
+    ],
+)
 def test_symmetric_rbm_spin_parity_from_the_config(size, marshall, parity, projected):
     """kind = "rbm_symmetric" with spin_parity: the requested parity holds on every Sz = 0 state; when it
     is the natural parity of the bias-free RBM (x Marshall sign) no ±σ projection is built."""
-    cfg = parse_config({"lattice": {"kind": "chain", "size": list(size)},
-                        "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-                        "model": {"kind": "rbm_symmetric", "alpha": 2, "init_scale": 0.3, "marshall_sign": marshall,
-                                  "symmetry": {"k": [0], "spin_parity": parity}}})
+    cfg = parse_config(
+        {
+            "lattice": {"kind": "chain", "size": list(size)},
+            "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
+            "model": {
+                "kind": "rbm_symmetric",
+                "alpha": 2,
+                "init_scale": 0.3,
+                "marshall_sign": marshall,
+                "symmetry": {"k": [0], "spin_parity": parity},
+            },
+        }
+    )
     problem = build(cfg)
     model = problem.driver.model
     assert isinstance(model, Projected) == projected

@@ -1,6 +1,7 @@
 """Regression: the RBM+PP J1-J2 step deadlocked on a 2-core machine (jaxlib's batched LU blocks
 XLA CPU pool workers; see nqs.runtime.MIN_CPU_THREADS).  Run in a fresh process, with a time limit, so a
 hang fails the test instead of stalling the suite."""
+
 import os
 import subprocess
 import sys
@@ -34,8 +35,7 @@ SCRIPT = textwrap.dedent(
 def test_rbm_pp_j1j2_step_finishes_on_a_small_cpu_pool():
     env = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
     env["NQS_ROOT"] = str(ROOT)
-    r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
-                       timeout=240)
+    r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     e = float(r.stdout.split("E")[-1])
     assert -8.46 < e < 0.0  # a variational energy of the 4x4 J1-J2 model (ED -8.4579)
@@ -54,7 +54,9 @@ def test_xla_cpu_flag_is_added_once_and_can_be_kept_out(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
     nqs.runtime.tune_xla_cpu()
     nqs.runtime.tune_xla_cpu()
-    assert os.environ["XLA_FLAGS"] == " ".join(["--xla_force_host_platform_device_count=2", *ynn, nqs.runtime.SMALL_LOOPS])
+    assert os.environ["XLA_FLAGS"] == " ".join(
+        ["--xla_force_host_platform_device_count=2", *ynn, nqs.runtime.SMALL_LOOPS]
+    )
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=-reduce")
     nqs.runtime.tune_xla_cpu()
     assert os.environ["XLA_FLAGS"] == f"--xla_cpu_experimental_ynn_fusion_type=-reduce {nqs.runtime.SMALL_LOOPS}"

@@ -88,8 +88,15 @@ def test_tied_rbm_pp_is_a_momentum_zero_fermion_state(kind, size, n):
     lat = make_lattice(kind, size)
     L = lat.n_sites
     trans = translation_group(lat)
-    model = RBMPP(L, *n, alpha=2.0 if kind == "chain" else 1.0, gutzwiller=True, jastrow=True,
-                  param_dtype="complex", doublon_holon=neighbour_table(lat.bonds(1), L))
+    model = RBMPP(
+        L,
+        *n,
+        alpha=2.0 if kind == "chain" else 1.0,
+        gutzwiller=True,
+        jastrow=True,
+        param_dtype="complex",
+        doublon_holon=neighbour_table(lat.bonds(1), L),
+    )
     tied = Tied(model, translation_tying(model.init(jax.random.PRNGKey(0)), trans))
     params = _perturbed(tied.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), 0.2)
     free = _perturbed(model.init(jax.random.PRNGKey(1)), jax.random.PRNGKey(2), 0.2)
@@ -142,15 +149,28 @@ def test_tied_fast_path_and_exact_energy_equal_the_expanded_model():
 
 def _cfg(model, ham=None, lattice=None):
     ham = ham or {"kind": "j1j2", "J1": 1.0, "J2": 0.5, "total_sz": 0}
-    return parse_config({"lattice": lattice or {"kind": "square", "size": [4, 4]}, "hamiltonian": ham,
-                         "model": model, "sampler": {"kind": "hop" if ham["kind"] == "hubbard" else "exchange"}})
+    return parse_config(
+        {
+            "lattice": lattice or {"kind": "square", "size": [4, 4]},
+            "hamiltonian": ham,
+            "model": model,
+            "sampler": {"kind": "hop" if ham["kind"] == "hubbard" else "exchange"},
+        }
+    )
 
 
 def test_shared_weights_with_point_group_projection_lands_in_the_sector():
     """rbm_pp with shared translations and symmetry {A1, parity +1}: only the 8 point operations
     are summed, and the state transforms trivially under all 128 space-group elements and the flip."""
-    cfg = _cfg({"kind": "rbm_pp", "alpha": 1, "shared_weights": "translation", "init": "dwave",
-                "symmetry": {"point_group": "A1", "spin_parity": 1}})
+    cfg = _cfg(
+        {
+            "kind": "rbm_pp",
+            "alpha": 1,
+            "shared_weights": "translation",
+            "init": "dwave",
+            "symmetry": {"point_group": "A1", "spin_parity": 1},
+        }
+    )
     model = build(cfg).driver.model
     assert isinstance(model, Projected) and isinstance(model.model, Tied)
     assert len(np.asarray(model.group.perms)) == 8
@@ -171,25 +191,46 @@ def test_shared_weights_with_point_group_projection_lands_in_the_sector():
 
 
 def test_shared_weights_marshall_rbm_builds_and_counts_filters():
-    cfg = _cfg({"kind": "rbm", "alpha": 2, "shared_weights": "translation", "marshall_sign": True},
-               ham={"kind": "heisenberg", "total_sz": 0}, lattice={"kind": "chain", "size": [8]})
+    cfg = _cfg(
+        {"kind": "rbm", "alpha": 2, "shared_weights": "translation", "marshall_sign": True},
+        ham={"kind": "heisenberg", "total_sz": 0},
+        lattice={"kind": "chain", "size": [8]},
+    )
     model = build(cfg).driver.model
     assert isinstance(model, MarshallSign) and isinstance(model.inner, Tied)
     params = model.init(jax.random.PRNGKey(0))
     assert model.n_parameters(params) == 2 * 8 + 1 + 2  # two filters, one visible bias, two hidden biases
 
 
-@pytest.mark.parametrize("model,ham,lattice,match", [
-    ({"kind": "rbm_pp", "alpha": 1, "shared_weights": "translation"},
-     {"kind": "hubbard", "U": 4.0, "n_up": 3, "n_down": 3, "boundary": "antiperiodic"}, {"kind": "chain", "size": [6]},
-     "translation-invariant Hamiltonian"),
-    ({"kind": "rbm", "alpha": 1, "shared_weights": "translation"}, {"kind": "heisenberg"},
-     {"kind": "chain", "size": [6], "pbc": False}, "open directions"),
-    ({"kind": "rbm", "alpha": 1, "shared_weights": "space_group"}, {"kind": "heisenberg"},
-     {"kind": "square", "size": [4, 4]}, "multiple of 128 hidden units"),
-    ({"kind": "rbm", "alpha": 1, "shared_weights": "translation", "symmetry": {"k": ["pi"]}}, {"kind": "heisenberg"},
-     {"kind": "chain", "size": [6]}, "momentum 0"),
-])
+@pytest.mark.parametrize(
+    "model,ham,lattice,match",
+    [
+        (
+            {"kind": "rbm_pp", "alpha": 1, "shared_weights": "translation"},
+            {"kind": "hubbard", "U": 4.0, "n_up": 3, "n_down": 3, "boundary": "antiperiodic"},
+            {"kind": "chain", "size": [6]},
+            "translation-invariant Hamiltonian",
+        ),
+        (
+            {"kind": "rbm", "alpha": 1, "shared_weights": "translation"},
+            {"kind": "heisenberg"},
+            {"kind": "chain", "size": [6], "pbc": False},
+            "open directions",
+        ),
+        (
+            {"kind": "rbm", "alpha": 1, "shared_weights": "space_group"},
+            {"kind": "heisenberg"},
+            {"kind": "square", "size": [4, 4]},
+            "multiple of 128 hidden units",
+        ),
+        (
+            {"kind": "rbm", "alpha": 1, "shared_weights": "translation", "symmetry": {"k": ["pi"]}},
+            {"kind": "heisenberg"},
+            {"kind": "chain", "size": [6]},
+            "momentum 0",
+        ),
+    ],
+)
 def test_shared_weights_config_errors(model, ham, lattice, match):
     with pytest.raises(ConfigError, match=match):
         build(_cfg(model, ham, lattice))
@@ -236,8 +277,14 @@ def test_projected_electron_rbm_pp_is_in_the_a1_spin_even_sector(size, n, projec
     test can fail)."""
     lattice = {"kind": "chain", "size": size} if len(size) == 1 else {"kind": "square", "size": size}
     ham = {"kind": "hubbard", "t": 1.0, "U": 4.0, "n_up": n[0], "n_down": n[1]}
-    model_cfg = {"kind": "rbm_pp", "alpha": 2, "shared_weights": "translation", "gutzwiller": True,
-                 "doublon_holon": True, "param_dtype": "real"}
+    model_cfg = {
+        "kind": "rbm_pp",
+        "alpha": 2,
+        "shared_weights": "translation",
+        "gutzwiller": True,
+        "doublon_holon": True,
+        "param_dtype": "real",
+    }
     sym = {"point_group": "A1", "spin_parity": 1, "project": project}
     problem = build(_cfg({**model_cfg, "symmetry": sym}, ham, lattice))
     model = problem.driver.model
@@ -290,11 +337,21 @@ def test_electron_symmetry_config_errors():
     with pytest.raises(ConfigError, match="shared_weights"):
         build(_cfg({"kind": "rbm_pp", "symmetry": {"point_group": "A1"}}, ham, lattice))
     with pytest.raises(ConfigError, match="RBM factor"):
-        build(_cfg({"kind": "pp", "shared_weights": "translation",
-                    "symmetry": {"point_group": "A1", "project": "rbm"}}, ham, lattice))
+        build(
+            _cfg(
+                {"kind": "pp", "shared_weights": "translation", "symmetry": {"point_group": "A1", "project": "rbm"}},
+                ham,
+                lattice,
+            )
+        )
     with pytest.raises(ConfigError, match="momentum 0"):
-        build(_cfg({"kind": "rbm_pp", "shared_weights": "translation",
-                    "symmetry": {"k": ["pi"], "point_group": "A1"}}, ham, lattice))
+        build(
+            _cfg(
+                {"kind": "rbm_pp", "shared_weights": "translation", "symmetry": {"k": ["pi"], "point_group": "A1"}},
+                ham,
+                lattice,
+            )
+        )
 
 
 def test_doublon_holon_config_errors():

@@ -33,8 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("config")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.add_argument("-k", type=int, default=1, help="number of lowest energies (default 1; per sector with --sectors)")
-    e.add_argument("--sectors", choices=["momentum", "full"],
-                   help="resolve symmetry sectors: momentum only, or momentum and point-group irrep")
+    e.add_argument(
+        "--sectors",
+        choices=["momentum", "full"],
+        help="resolve symmetry sectors: momentum only, or momentum and point-group irrep",
+    )
     e.add_argument("--spin-flip", action="store_true", help="with --sectors: also resolve the spin parity")
     it = sub.add_parser("imaginary-time", help="build e^{-tau H}|psi0> exactly as a deep Boltzmann machine")
     it.add_argument("config")
@@ -63,8 +66,11 @@ def cmd_run(args) -> int:
         if args.n_steps < 0:
             raise _user_error("--n-steps must be >= 0")
         if args.n_steps < cfg.optimizer.average_last:  # a short trial run averages what it has
-            print(f"nqs: note: --n-steps {args.n_steps} is below optimizer.average_last "
-                  f"({cfg.optimizer.average_last}); averaging the last {args.n_steps} steps", file=sys.stderr)
+            print(
+                f"nqs: note: --n-steps {args.n_steps} is below optimizer.average_last "
+                f"({cfg.optimizer.average_last}); averaging the last {args.n_steps} steps",
+                file=sys.stderr,
+            )
             cfg.optimizer.average_last = args.n_steps
         cfg.optimizer.n_steps = args.n_steps
     if args.out:
@@ -92,8 +98,10 @@ def cmd_run(args) -> int:
     if ls:
         rel = f"   rel. error {ls['relative_error']:.3e}" if ls.get("relative_error") is not None else ""
         lost = f"; {ls['lost_terms']} terms at psi = 0 left out" if ls["lost_terms"] else ""
-        out.print(f"1 Lanczos step: {ls['energy']:.8f} ± {ls['error']:.8f}{rel}   ({ls['n_samples']} samples, "
-                  f"{ls['seconds']:.0f} s{lost}; gain over psi on them {ls['gain']:.8f} ± {ls['gain_error']:.8f})")
+        out.print(
+            f"1 Lanczos step: {ls['energy']:.8f} ± {ls['error']:.8f}{rel}   ({ls['n_samples']} samples, "
+            f"{ls['seconds']:.0f} s{lost}; gain over psi on them {ls['gain']:.8f} ± {ls['gain_error']:.8f})"
+        )
     out.print(f"units: {res['units']}")
     per_step = f"{res['seconds_per_step']:.4f} s/step, " if res["seconds_per_step"] is not None else ""
     out.print(f"{res['n_steps']} steps, {per_step}{res['seconds_total']:.1f} s total; results in {cfg.output.dir}/")
@@ -128,8 +136,17 @@ def cmd_ed(args) -> int:
         )
     n = problem.lattice.n_sites
     if args.json:
-        print(json.dumps({"energies": energies, "n_sites": n, "units": problem.units,
-                          "method": method, "sector": problem.hilbert.describe()}))
+        print(
+            json.dumps(
+                {
+                    "energies": energies,
+                    "n_sites": n,
+                    "units": problem.units,
+                    "method": method,
+                    "sector": problem.hilbert.describe(),
+                }
+            )
+        )
     else:
         print(f"{cfg.hamiltonian.kind} on {problem.lattice.describe()}; {problem.hilbert.describe()}")
         print(f"units: {problem.units}")
@@ -144,17 +161,33 @@ def _ed_sectors(args, cfg, problem) -> int:
     rows = sector_table(problem, point_group=args.sectors == "full", spin_flip=args.spin_flip, n_levels=args.k)
     n = problem.lattice.n_sites
     if args.json:
-        print(json.dumps({"sectors": rows, "n_sites": n, "units": problem.units,
-                          "method": "ED per symmetry sector (dense)", "sector": problem.hilbert.describe()}))
+        print(
+            json.dumps(
+                {
+                    "sectors": rows,
+                    "n_sites": n,
+                    "units": problem.units,
+                    "method": "ED per symmetry sector (dense)",
+                    "sector": problem.hilbert.describe(),
+                }
+            )
+        )
         return 0
     print(f"{cfg.hamiltonian.kind} on {problem.lattice.describe()}; {problem.hilbert.describe()}")
     print(f"units: {problem.units}")
-    head = f"{'k':>14}" + (f"{'irrep':>7}" if args.sectors == "full" else "") + \
-        (f"{'parity':>7}" if args.spin_flip else "") + "   energies"
+    head = (
+        f"{'k':>14}"
+        + (f"{'irrep':>7}" if args.sectors == "full" else "")
+        + (f"{'parity':>7}" if args.spin_flip else "")
+        + "   energies"
+    )
     print(head)
     for r in rows:
-        line = f"{r['k_label']:>14}" + (f"{r['irrep']:>7}" if args.sectors == "full" else "") + \
-            (f"{r['spin_parity']:>+7d}" if args.spin_flip else "")
+        line = (
+            f"{r['k_label']:>14}"
+            + (f"{r['irrep']:>7}" if args.sectors == "full" else "")
+            + (f"{r['spin_parity']:>+7d}" if args.spin_flip else "")
+        )
         print(line + "   " + "  ".join(f"{e:.10f}" for e in r["energies"]))
     return 0
 

@@ -121,8 +121,10 @@ class ModelConfig(_Section):
     @model_validator(mode="after")
     def _check(self):
         if self.shared_weights is not None and self.kind not in ("rbm", "pp", "rbm_pp"):
-            raise ValueError(f"'shared_weights' is for kinds 'rbm', 'pp' and 'rbm_pp', not '{self.kind}' "
-                             "(rbm_symmetric shares its weights already)")
+            raise ValueError(
+                f"'shared_weights' is for kinds 'rbm', 'pp' and 'rbm_pp', not '{self.kind}' "
+                "(rbm_symmetric shares its weights already)"
+            )
         if self.alpha == 0 and self.kind not in ("rbm_pp",):
             raise ValueError(f"alpha must be > 0 for kind '{self.kind}' (alpha = 0 only for rbm_pp: the PP alone)")
         for name in ("gutzwiller", "jastrow", "doublon_holon"):
@@ -132,13 +134,16 @@ class ModelConfig(_Section):
             if self.kind not in ("pp", "rbm_pp"):
                 raise ValueError(f"'pairing' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
             if self.jastrow or self.doublon_holon:
-                raise ValueError("pairing = \"general\" (Pfaffian) takes the Gutzwiller factor only; remove jastrow "
-                                 "and doublon_holon")
+                raise ValueError(
+                    'pairing = "general" (Pfaffian) takes the Gutzwiller factor only; remove jastrow and doublon_holon'
+                )
             if self.shared_weights is not None:
-                raise ValueError("pairing = \"general\" has no parameter sharing; remove shared_weights")
+                raise ValueError('pairing = "general" has no parameter sharing; remove shared_weights')
         elif self.spin_projection:
-            raise ValueError("spin_projection is for pairing = \"general\" (the rotated pair function has ↑↑ and "
-                             "↓↓ blocks); set pairing = \"general\"")
+            raise ValueError(
+                'spin_projection is for pairing = "general" (the rotated pair function has ↑↑ and '
+                '↓↓ blocks); set pairing = "general"'
+            )
         if self.kind == "dbm":
             for name, value in DBM_DEFAULTS.items():
                 if getattr(self, name) is None:
@@ -291,7 +296,7 @@ def _driver_section(value):
     elif kind in DRIVERS:
         cls = DRIVERS[kind].config or DriverConfig
     else:
-        raise ValueError(f"unknown driver kind {kind!r} (use \"auto\" or one of: {', '.join(DRIVERS.kinds())})")
+        raise ValueError(f'unknown driver kind {kind!r} (use "auto" or one of: {", ".join(DRIVERS.kinds())})')
     try:
         return cls.model_validate(value)
     except ValidationError as err:
@@ -313,13 +318,16 @@ class Config(_Section):
 
     _driver = field_validator("driver", mode="before")(lambda cls, v: _driver_section(v))
     _hamiltonian = field_validator("hamiltonian", mode="before")(
-        lambda cls, v: _registered_section(HAMILTONIANS, v, "heisenberg"))
+        lambda cls, v: _registered_section(HAMILTONIANS, v, "heisenberg")
+    )
 
     @model_validator(mode="after")
     def _check_evaluation(self):
         if self.evaluation.lanczos_step and self.model.kind == "dbm":
-            raise ValueError("evaluation.lanczos_step is not available for model kind 'dbm' (its amplitudes "
-                             "are sampled jointly with the deep units, so H²ψ/ψ has no local estimator)")
+            raise ValueError(
+                "evaluation.lanczos_step is not available for model kind 'dbm' (its amplitudes "
+                "are sampled jointly with the deep units, so H²ψ/ψ has no local estimator)"
+            )
         return self
 
     def resolved(self) -> dict:
@@ -338,8 +346,9 @@ def default_config() -> Config:
         hamiltonian=HeisenbergConfig(J=1.0, total_sz=0),
         model=ModelConfig(kind="rbm", alpha=2.0, param_dtype="real", marshall_sign=True),
         sampler=SamplerConfig(kind="exchange", n_chains=32, n_samples=1024, n_discard=8),
-        optimizer=OptimizerConfig(kind="sr", learning_rate=0.05, learning_rate_final=0.005, diag_shift=0.01,
-                                  n_steps=1000),
+        optimizer=OptimizerConfig(
+            kind="sr", learning_rate=0.05, learning_rate_final=0.005, diag_shift=0.01, n_steps=1000
+        ),
         output=OutputConfig(dir="runs/default"),
     )
 
@@ -357,7 +366,8 @@ def schema_model() -> type[Config]:
         return Annotated[Union[classes], Field(discriminator="kind")] if len(classes) > 1 else classes[0]  # noqa: UP007
 
     return create_model(
-        "Config", __base__=Config,
+        "Config",
+        __base__=Config,
         hamiltonian=(union(e.config for e in HAMILTONIANS), Field(default_factory=HeisenbergConfig)),
         model=(union([ModelConfig, *(e.config for e in MODELS)]), Field(default_factory=ModelConfig)),
         driver=(union([DriverConfig, *(e.config for e in DRIVERS if e.config)]), Field(default_factory=DriverConfig)),
@@ -372,7 +382,7 @@ def _format_errors(err: ValidationError, prefix: str = "config") -> str:
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         inp = e.get("input")
         if e["type"] not in ("extra_forbidden", "missing") and not isinstance(inp, dict):
             msg += f" (got {inp!r})"

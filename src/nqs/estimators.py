@@ -98,7 +98,7 @@ class FactoredJacobian:
         out, k = 0, 0
         for b in self.blocks:
             m = _block_size(b)
-            xb = x[k:k + m]
+            xb = x[k : k + m]
             k += m
             if len(b) == 1:
                 out = out + jnp.matmul(_rows(b[0]), xb, precision=precision)
@@ -224,8 +224,11 @@ def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=Non
     (the RBM's does; holomorphic or real-derivative models only), else the dense matrix as usual.
     """
     flat = samples.reshape(-1, samples.shape[-1])
-    if factored and (mode == "holomorphic" or model.real_derivatives) \
-            and has_factored_derivatives(model, params, flat[0]):
+    if (
+        factored
+        and (mode == "holomorphic" or model.real_derivatives)
+        and has_factored_derivatives(model, params, flat[0])
+    ):
         path = fast_path(model)
 
         def factors(s):
@@ -238,13 +241,16 @@ def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=Non
         return FactoredJacobian(blocks)
 
     if mode == "holomorphic":
+
         def one(s):
             g = jax.grad(lambda p: model.log_psi(p, s), holomorphic=True)(params)
             return ravel_pytree(g)[0]
     elif mode == "real" and model.real_derivatives:
+
         def one(s):
             return ravel_pytree(jax.grad(lambda p: jnp.real(model.log_psi(p, s)))(params))[0]
     elif mode == "real":
+
         def one(s):
             gr = jax.grad(lambda p: jnp.real(model.log_psi(p, s)))(params)
             gi = jax.grad(lambda p: jnp.imag(model.log_psi(p, s)))(params)
@@ -321,8 +327,16 @@ def lanczos_step(e_loc, h2_loc, weights=None, n_blocks: int = 32) -> dict:
     means = cols.sum(0) / w.sum()
     energy, beta, var, m3 = _lanczos_from_moments(*means)
     mu = means[0]
-    out = {"energy": float(energy), "error": float("nan"), "beta": float(beta), "variance": float(var),
-           "third_moment": float(m3), "energy_psi": float(mu), "gain": float(energy - mu), "gain_error": float("nan")}
+    out = {
+        "energy": float(energy),
+        "error": float("nan"),
+        "beta": float(beta),
+        "variance": float(var),
+        "third_moment": float(m3),
+        "energy_psi": float(mu),
+        "gain": float(energy - mu),
+        "gain_error": float("nan"),
+    }
     nb = int(min(n_blocks, e.size))
     if nb < 2:
         return out

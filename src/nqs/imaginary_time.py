@@ -110,12 +110,17 @@ class _Builder:
                     W[v, k] += w
                 else:
                     U[v - nv, k] += w
-        params = {"a": self.a.copy(), "b": b, "c": np.asarray(self.c, dtype=np.complex128).reshape(nd),
-                  "W": W, "U": U, "kappa": np.asarray(self.kappa)}
+        params = {
+            "a": self.a.copy(),
+            "b": b,
+            "c": np.asarray(self.c, dtype=np.complex128).reshape(nd),
+            "W": W,
+            "U": U,
+            "kappa": np.asarray(self.kappa),
+        }
         is_real = all(np.all(np.asarray(v).imag == 0) for v in params.values())
         params = {k: jnp.asarray(v.real if is_real else v) for k, v in params.items()}
-        dbm = DBM(n_visible=nv, n_hidden=nh, n_deep=nd, complex_params=not is_real,
-                  description=description)
+        dbm = DBM(n_visible=nv, n_hidden=nh, n_deep=nd, complex_params=not is_real, description=description)
         return dbm, params
 
 
@@ -131,8 +136,9 @@ def _rbm_psi0(psi0: Any, n: int) -> dict[str, np.ndarray]:
     return {"a": a, "b": b, "W": W}
 
 
-def tfim_dbm(lattice, J: float = 1.0, h: float = 1.0, dtau: float = 0.1, n_steps: int = 1,
-             psi0: str | dict = "plus") -> tuple[DBM, dict]:
+def tfim_dbm(
+    lattice, J: float = 1.0, h: float = 1.0, dtau: float = 0.1, n_steps: int = 1, psi0: str | dict = "plus"
+) -> tuple[DBM, dict]:
     """The DBM of ψ_n = (U_zz U_x)^n ψ0 for H = −J Σ⟨ij⟩ σᶻσᶻ − h Σ σˣ (Pauli), exactly.
 
     U_zz = e^{δτJ Σ_⟨ij⟩ σᶻ_iσᶻ_j} acts last; U_x = e^{δτh Σ σˣ}.  Sequential layout (note §1):
@@ -273,8 +279,9 @@ def _heisenberg_bond_constants(x: float) -> dict[str, float]:
     return {"la": la, "lb": lb, "lc": lc, "alpha": alpha, "lnK": lnK, "u": u}
 
 
-def heisenberg_dbm(lattice, J: float = 1.0, dtau: float = 0.1, n_steps: int = 1,
-                   bond_groups: Sequence[np.ndarray] | None = None) -> tuple[DBM, dict]:
+def heisenberg_dbm(
+    lattice, J: float = 1.0, dtau: float = 0.1, n_steps: int = 1, bond_groups: Sequence[np.ndarray] | None = None
+) -> tuple[DBM, dict]:
     """The DBM of ψ_n = (U_{G−1} ⋯ U_1 U_0)^n |Néel⟩, H = J Σ⟨ij⟩ S_i·S_j (S = σ/2), exactly.
 
     U_g = Π_{(ij) ∈ group g} e^{−δτJ S_i·S_j}; the default groups (:func:`checkerboard_groups`) give
@@ -302,8 +309,10 @@ def heisenberg_dbm(lattice, J: float = 1.0, dtau: float = 0.1, n_steps: int = 1,
     if not dtau > 0 or J == 0:
         raise ValueError("heisenberg_dbm needs dtau > 0 and J != 0")
     L = lattice.n_sites
-    groups = [np.asarray(g, dtype=np.int64).reshape(-1, 2) for g in
-              (checkerboard_groups(lattice) if bond_groups is None else bond_groups)]
+    groups = [
+        np.asarray(g, dtype=np.int64).reshape(-1, 2)
+        for g in (checkerboard_groups(lattice) if bond_groups is None else bond_groups)
+    ]
     for g in groups:
         if len(np.unique(g)) != 2 * len(g):
             raise ValueError("each bond group must be a matching (no site twice)")
@@ -362,8 +371,9 @@ def _apply_two_site(psi: np.ndarray, n: int, i: int, j: int, m: np.ndarray) -> n
     return t.reshape(-1)
 
 
-def trotter_reference(factors: Sequence[np.ndarray | Callable[[np.ndarray], np.ndarray]],
-                      psi0: np.ndarray, n_steps: int) -> np.ndarray:
+def trotter_reference(
+    factors: Sequence[np.ndarray | Callable[[np.ndarray], np.ndarray]], psi0: np.ndarray, n_steps: int
+) -> np.ndarray:
     """ψ_n = (F_{K−1} ⋯ F_1 F_0)^n ψ0 by dense products: ``factors[0]`` acts first in each step.
 
     Each factor is a dense (D, D) matrix or a callable ``psi -> F psi``; ``psi0`` is (D,).
@@ -387,8 +397,9 @@ def rbm_vector(rbm_params: dict, n: int) -> np.ndarray:
     return np.exp(s @ p["a"] + np.sum(np.log(np.cosh(th.astype(np.complex128))), axis=-1))
 
 
-def tfim_trotter_reference(lattice, J: float = 1.0, h: float = 1.0, dtau: float = 0.1,
-                           n_steps: int = 1, psi0: str | dict = "plus") -> np.ndarray:
+def tfim_trotter_reference(
+    lattice, J: float = 1.0, h: float = 1.0, dtau: float = 0.1, n_steps: int = 1, psi0: str | dict = "plus"
+) -> np.ndarray:
     """Dense ψ_n = (U_zz U_x)^n ψ0 (unnormalised, (2**L,), code order), exact per-factor products.
 
     U_x = ⊗_i [[cosh δτh, sinh δτh], [sinh δτh, cosh δτh]] site by site; U_zz diagonal
@@ -420,8 +431,9 @@ def heisenberg_bond_matrix(x: float) -> np.ndarray:
     return m
 
 
-def heisenberg_trotter_reference(lattice, J: float = 1.0, dtau: float = 0.1, n_steps: int = 1,
-                                 bond_groups: Sequence[np.ndarray] | None = None) -> np.ndarray:
+def heisenberg_trotter_reference(
+    lattice, J: float = 1.0, dtau: float = 0.1, n_steps: int = 1, bond_groups: Sequence[np.ndarray] | None = None
+) -> np.ndarray:
     """Dense ψ_n = (U_{G−1} ⋯ U_0)^n |Néel⟩ ((2**L,), code order), bond by bond (exact 4×4 factors).
 
     Same groups as :func:`heisenberg_dbm` (default :func:`checkerboard_groups`); no Marshall rotation.
@@ -438,6 +450,7 @@ def heisenberg_trotter_reference(lattice, J: float = 1.0, dtau: float = 0.1, n_s
             for i, j in np.asarray(g).reshape(-1, 2):
                 psi = _apply_two_site(psi, L, int(i), int(j), m)
             return psi
+
         return f
 
     return trotter_reference([group_factor(g) for g in groups], psi0, n_steps)
@@ -502,8 +515,14 @@ def _mc_runner(dbm: DBM, operator, n_chains: int, n_sweeps: int, n_discard: int)
     :class:`~nqs.sampling.joint.JointMetropolisSampler` (single-spin flips of σ, heat bath over d and d'),
     the numerator ½(w E_loc(σ,d) + w* E_loc(σ,d')) and Re w per recorded sample."""
     nv = dbm.n_visible
-    sampler = JointMetropolisSampler(SpinHilbert(nv), LocalRule(nv), n_chains=n_chains, n_samples=n_chains * n_sweeps,
-                                     n_discard=n_discard, deep_samples=1)
+    sampler = JointMetropolisSampler(
+        SpinHilbert(nv),
+        LocalRule(nv),
+        n_chains=n_chains,
+        n_samples=n_chains * n_sweeps,
+        n_discard=n_discard,
+        deep_samples=1,
+    )
 
     @jax.jit
     def run(params, key):
@@ -518,8 +537,9 @@ def _mc_runner(dbm: DBM, operator, n_chains: int, n_sweeps: int, n_discard: int)
     return run
 
 
-def mc_energy(dbm: DBM, params, operator, key: jax.Array, n_chains: int = 256, n_sweeps: int = 400,
-              n_discard: int = 100) -> Stats:
+def mc_energy(
+    dbm: DBM, params, operator, key: jax.Array, n_chains: int = 256, n_sweeps: int = 400, n_discard: int = 100
+) -> Stats:
     """⟨H⟩ of the DBM state by the joint-chain Monte Carlo estimator (note §3).
 
     Samples (σ, d, d') ∝ |φ(σ, d)| |φ(σ, d')| with the DBM's joint chain
@@ -553,9 +573,18 @@ def mc_energy(dbm: DBM, params, operator, key: jax.Array, n_chains: int = 256, n
 
 
 # --------------------------------------------------------------------------------- table
-def energy_vs_tau(kind: str, lattice, dtau: float, n_max: int, J: float = 1.0, h: float = 1.0,
-                  psi0: str | dict = "plus", method: str = "exact", key: jax.Array | None = None,
-                  mc_kwargs: dict | None = None) -> list[dict[str, float]]:
+def energy_vs_tau(
+    kind: str,
+    lattice,
+    dtau: float,
+    n_max: int,
+    J: float = 1.0,
+    h: float = 1.0,
+    psi0: str | dict = "plus",
+    method: str = "exact",
+    key: jax.Array | None = None,
+    mc_kwargs: dict | None = None,
+) -> list[dict[str, float]]:
     """Table for plots: for n = 1…n_max the rows ``{"n", "tau", "e_dbm", "e_dbm_err", "e_exact_tau",
     "e0", "n_hidden", "n_deep"}``.
 
@@ -596,7 +625,16 @@ def energy_vs_tau(kind: str, lattice, dtau: float, n_max: int, J: float = 1.0, h
             e, err = float(st.mean), float(st.error)
         else:
             raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
-        rows.append({"n": n, "tau": n * dtau, "e_dbm": e, "e_dbm_err": err,
-                     "e_exact_tau": float(e_tau[n - 1]), "e0": e0,
-                     "n_hidden": dbm.n_hidden, "n_deep": dbm.n_deep})
+        rows.append(
+            {
+                "n": n,
+                "tau": n * dtau,
+                "e_dbm": e,
+                "e_dbm_err": err,
+                "e_exact_tau": float(e_tau[n - 1]),
+                "e0": e0,
+                "n_hidden": dbm.n_hidden,
+                "n_deep": dbm.n_deep,
+            }
+        )
     return rows

@@ -12,8 +12,16 @@ import numpy as np
 
 #: Columns of history.csv for the energy-minimising drivers (nqs.drivers.base.ENERGY_FIELDS).
 HISTORY_FIELDS = [
-    "step", "energy", "energy_error", "variance", "r_hat", "tau_corr",
-    "acceptance", "diag_shift", "grad_norm", "seconds",
+    "step",
+    "energy",
+    "energy_error",
+    "variance",
+    "r_hat",
+    "tau_corr",
+    "acceptance",
+    "diag_shift",
+    "grad_norm",
+    "seconds",
 ]
 
 
@@ -52,16 +60,22 @@ def load_checkpoint(path: Path, template):
         leaves = [data[f"leaf_{i}"] for i in range(n)]
     for new, old in zip(leaves, jax.tree_util.tree_leaves(template), strict=True):
         if np.shape(new) != np.shape(old):
-            raise ValueError(f"checkpoint {path} does not match this configuration (shape {np.shape(new)} "
-                             f"vs {np.shape(old)})")
+            raise ValueError(
+                f"checkpoint {path} does not match this configuration (shape {np.shape(new)} vs {np.shape(old)})"
+            )
     return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(x) for x in leaves]), meta
 
 
 class History:
     """history.csv: one row per completed step; on resume rows at or after the checkpoint are dropped."""
 
-    def __init__(self, path: Path, resume_from: int | None = None, write: bool = True,
-                 fields: tuple[str, ...] | list[str] = tuple(HISTORY_FIELDS)):
+    def __init__(
+        self,
+        path: Path,
+        resume_from: int | None = None,
+        write: bool = True,
+        fields: tuple[str, ...] | list[str] = tuple(HISTORY_FIELDS),
+    ):
         self.path = Path(path)
         self.fields = list(fields)
         self.write = write  # False on the non-main processes of a multi-process run
@@ -108,8 +122,9 @@ def write_toml(path: Path, data: dict) -> None:
     Path(path).write_text(tomli_w.dumps(clean(data)))
 
 
-def plot_convergence(history: list[dict], out_png: Path, exact: float | None = None,
-                     title: str = "", units: str = "") -> bool:
+def plot_convergence(
+    history: list[dict], out_png: Path, exact: float | None = None, title: str = "", units: str = ""
+) -> bool:
     """Energy vs step (± error) and, when the exact energy is known, |E − E₀|/|E₀| (log scale).
 
     Returns False (and writes nothing) when ``history`` has no steps (a run with ``--n-steps 0``)."""

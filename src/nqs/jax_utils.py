@@ -34,11 +34,14 @@ def chunked_vmap(fn, xs, chunk_size: int | None, mesh=None):
     x = jax.tree_util.tree_map(lambda a: a.reshape(d, m, *a.shape[1:]), xs)
     main = jax.tree_util.tree_map(
         lambda a: jax.lax.with_sharding_constraint(
-            jnp.swapaxes(a[:, : k * c].reshape(d, k, c, *a.shape[2:]), 0, 1), split), x)
+            jnp.swapaxes(a[:, : k * c].reshape(d, k, c, *a.shape[2:]), 0, 1), split
+        ),
+        x,
+    )
     out = jax.lax.map(fn2, main)  # (k, d, c, ...): step j evaluates chunk j of every device
     out = jax.tree_util.tree_map(lambda o: jnp.swapaxes(o, 0, 1).reshape(d, k * c, *o.shape[3:]), out)
     if r:
-        rest = fn2(jax.tree_util.tree_map(lambda a: a[:, k * c:], x))
+        rest = fn2(jax.tree_util.tree_map(lambda a: a[:, k * c :], x))
         out = jax.tree_util.tree_map(lambda o, t: jnp.concatenate([o, t], axis=1), out, rest)
     return jax.tree_util.tree_map(lambda o: o.reshape(n, *o.shape[2:]), out)
 

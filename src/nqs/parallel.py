@@ -46,9 +46,13 @@ def _env_int(name: str) -> int | None:
     return None if v in (None, "") else int(v)
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, local_device_ids: Sequence[int] | None = None,
-               auto: bool = False) -> bool:
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    local_device_ids: Sequence[int] | None = None,
+    auto: bool = False,
+) -> bool:
     """Join this process to a multi-process run (``jax.distributed.initialize``); call before any JAX work.
 
     Arguments left ``None`` come from ``NQS_COORDINATOR``, ``NQS_NUM_PROCESSES``, ``NQS_PROCESS_ID``
@@ -70,8 +74,10 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     if num_processes == 1:
         return False
     if configured and (coordinator_address is None or num_processes is None or process_id is None):
-        raise ValueError("parallel.initialize: give coordinator address, number of processes and process id "
-                         "together (or NQS_COORDINATOR, NQS_NUM_PROCESSES, NQS_PROCESS_ID)")
+        raise ValueError(
+            "parallel.initialize: give coordinator address, number of processes and process id "
+            "together (or NQS_COORDINATOR, NQS_NUM_PROCESSES, NQS_PROCESS_ID)"
+        )
     if configured and not 0 <= process_id < num_processes:
         raise ValueError(f"parallel.initialize: process id {process_id} is not in [0, {num_processes})")
     jax.distributed.initialize(coordinator_address, num_processes, process_id, local_device_ids)
@@ -154,8 +160,9 @@ def _broadcast_prefix(prefix, tree) -> list:
     def is_leaf(x):
         return isinstance(x, jax.sharding.Sharding)
 
-    jax.tree_util.tree_map(lambda s, sub: out.extend([s] * len(jax.tree_util.tree_leaves(sub))),
-                           prefix, tree, is_leaf=is_leaf)
+    jax.tree_util.tree_map(
+        lambda s, sub: out.extend([s] * len(jax.tree_util.tree_leaves(sub))), prefix, tree, is_leaf=is_leaf
+    )
     return out
 
 

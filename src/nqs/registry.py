@@ -54,8 +54,15 @@ class Registry:
         self.builds = builds
         self._entries: dict[str, Entry] = {}
 
-    def register(self, kind: str, *, config: type[Section] | None = None, units: str | None = None,
-                 replace: bool = False, **facts: Any) -> Callable:
+    def register(
+        self,
+        kind: str,
+        *,
+        config: type[Section] | None = None,
+        units: str | None = None,
+        replace: bool = False,
+        **facts: Any,
+    ) -> Callable:
         """Decorator: ``@REGISTRY.register("name", config=NameConfig)`` over the kind's builder."""
 
         def decorate(build: Callable) -> Callable:

@@ -75,8 +75,19 @@ def _mm(a, b):
     return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
 
-def sr_direction(O, e_loc, weights, mode: str, diag_shift, solver: str, tol=1e-8, maxiter=1000,
-                 solve_dtype=None, rescale: bool = False, rescale_cutoff: float = 1e-4):
+def sr_direction(
+    O,
+    e_loc,
+    weights,
+    mode: str,
+    diag_shift,
+    solver: str,
+    tol=1e-8,
+    maxiter=1000,
+    solve_dtype=None,
+    rescale: bool = False,
+    rescale_cutoff: float = 1e-4,
+):
     """Natural-gradient direction δ (P,): complex for holomorphic θ, real for real θ.
 
     ``rescale``: columns of Ō divided by ``d_k = √S_kk`` before the solve and δ divided by ``d``

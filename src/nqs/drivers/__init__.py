@@ -10,5 +10,15 @@ from .dbm import DBMVMC
 from .loop import NonFiniteError, ParameterAverage, optimize, run
 from .vmc import VMC, OptimizerConfig
 
-__all__ = ["Driver", "State", "finish_step", "run", "optimize", "NonFiniteError", "ParameterAverage", "VMC",
-           "DBMVMC", "OptimizerConfig"]
+__all__ = [
+    "Driver",
+    "State",
+    "finish_step",
+    "run",
+    "optimize",
+    "NonFiniteError",
+    "ParameterAverage",
+    "VMC",
+    "DBMVMC",
+    "OptimizerConfig",
+]

@@ -42,8 +42,18 @@ class State(NamedTuple):
 
 
 #: Columns of ``history.csv`` for drivers that minimise an energy (:meth:`Driver.history_row`).
-ENERGY_FIELDS = ("step", "energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance", "diag_shift",
-                 "grad_norm", "seconds")
+ENERGY_FIELDS = (
+    "step",
+    "energy",
+    "energy_error",
+    "variance",
+    "r_hat",
+    "tau_corr",
+    "acceptance",
+    "diag_shift",
+    "grad_norm",
+    "seconds",
+)
 
 
 class Driver(abc.ABC):
@@ -105,11 +115,16 @@ class Driver(abc.ABC):
     def history_row(self, info: dict) -> dict[str, float]:
         """One row of ``history.csv`` from a step's ``info`` (all :attr:`history_fields` but step, seconds)."""
         s: Stats = info["energy"]
-        return {"energy": float(jnp.real(s.mean)), "energy_error": float(s.error), "variance": float(s.variance),
-                "r_hat": float(s.r_hat), "tau_corr": float(s.tau_corr),
-                "acceptance": float(info.get("acceptance", float("nan"))),
-                "diag_shift": float(info.get("diag_shift", float("nan"))),
-                "grad_norm": float(info.get("grad_norm", float("nan")))}
+        return {
+            "energy": float(jnp.real(s.mean)),
+            "energy_error": float(s.error),
+            "variance": float(s.variance),
+            "r_hat": float(s.r_hat),
+            "tau_corr": float(s.tau_corr),
+            "acceptance": float(info.get("acceptance", float("nan"))),
+            "diag_shift": float(info.get("diag_shift", float("nan"))),
+            "grad_norm": float(info.get("grad_norm", float("nan"))),
+        }
 
     def progress_text(self, info: dict, reference: float | None = None) -> str:
         """The progress bar's description after a step (``reference``: an exact energy, for the error)."""

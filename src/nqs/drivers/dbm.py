@@ -114,8 +114,10 @@ class DBMVMC(Driver):
             if self.threads < 1:
                 raise ValueError(f"threads must be at least 1, got {self.threads!r}")
             if self.sampler.n_chains % self.threads:
-                raise ValueError(f"threads ({self.threads}) must divide n_chains ({self.sampler.n_chains}): "
-                                 "each thread runs an equal part of the chains")
+                raise ValueError(
+                    f"threads ({self.threads}) must divide n_chains ({self.sampler.n_chains}): "
+                    "each thread runs an equal part of the chains"
+                )
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -162,19 +164,26 @@ class DBMVMC(Driver):
         return int(ravel_pytree(state.params)[0].size)
 
     def solver(self, state: State | None = None) -> str:
-        """"dense", "minsr" or "cg" for SR (auto: fewer flops on the metric's rows), else the kind."""
+        """ "dense", "minsr" or "cg" for SR (auto: fewer flops on the metric's rows), else the kind."""
         if self.optimizer.kind == "minsr":
             return "minsr"
         if self.optimizer.kind != "sr":
             return self.optimizer.kind
         rows = self.sampler.n_samples * (2 if self.metric == "pair" else 1)
-        n_params = self.n_parameters(state) if state is not None else int(sum(
-            x.size for x in jax.tree_util.tree_leaves(jax.eval_shape(self.model.init, jax.random.PRNGKey(0)))))
+        n_params = (
+            self.n_parameters(state)
+            if state is not None
+            else int(
+                sum(x.size for x in jax.tree_util.tree_leaves(jax.eval_shape(self.model.init, jax.random.PRNGKey(0))))
+            )
+        )
         return self.optimizer.sr.choose(n_params, rows, "real", real_rows=True)
 
     def describe(self, state: State) -> str:
-        return (f"model: {self.model.describe()}, {self.n_parameters(state)} parameters; "
-                f"optimizer: {self.optimizer.kind} (solver: {self.solver(state)})")
+        return (
+            f"model: {self.model.describe()}, {self.n_parameters(state)} parameters; "
+            f"optimizer: {self.optimizer.kind} (solver: {self.solver(state)})"
+        )
 
     def for_evaluation(self, n_samples: int | None) -> DBMVMC:
         """This driver drawing ``n_samples`` σ samples per :meth:`estimate` (as VMC.for_evaluation)."""
@@ -184,11 +193,16 @@ class DBMVMC(Driver):
 
     def estimator_info(self) -> dict:
         """The driver, its joint-chain settings and what :meth:`estimate`'s statistics are (result.json)."""
-        return {"driver": "DBMVMC", "sampler": type(self.sampler).__name__,
-                "deep_samples": self.sampler.deep_samples, "deep_decay": self.deep_decay, "metric": self.metric,
-                "variance": "Var eps, eps = (E_loc(s,d) + E_loc(s,d'))/2 averaged over the deep draws: includes "
-                            "the deep-layer noise, so 'variance' and 'v_score' are upper bounds of Var E_loc "
-                            "and of the V-score"}
+        return {
+            "driver": "DBMVMC",
+            "sampler": type(self.sampler).__name__,
+            "deep_samples": self.sampler.deep_samples,
+            "deep_decay": self.deep_decay,
+            "metric": self.metric,
+            "variance": "Var eps, eps = (E_loc(s,d) + E_loc(s,d'))/2 averaged over the deep draws: includes "
+            "the deep-layer noise, so 'variance' and 'v_score' are upper bounds of Var E_loc "
+            "and of the V-score",
+        }
 
     # ------------------------------------------------------------------ pieces
     def _rows(self, x, lead: int):
@@ -335,9 +349,24 @@ def build_dbm(section: DBMDriverConfig, parts) -> DBMVMC:
 
     mc, pc, s = parts.config.model, parts.config.parallel, parts.sampler
     if not isinstance(parts.model, DeepBoltzmann) or not isinstance(s, MetropolisSampler):
-        raise ValueError("driver.kind \"dbm\" needs model.kind = \"dbm\" and a Metropolis sampler")
-    sampler = JointMetropolisSampler(s.hilbert, s.rule, n_chains=s.n_chains, n_samples=s.n_samples,
-                                     n_discard=s.n_discard, sweep_size=s.sweep_size, deep_samples=mc.deep_samples)
+        raise ValueError('driver.kind "dbm" needs model.kind = "dbm" and a Metropolis sampler')
+    sampler = JointMetropolisSampler(
+        s.hilbert,
+        s.rule,
+        n_chains=s.n_chains,
+        n_samples=s.n_samples,
+        n_discard=s.n_discard,
+        sweep_size=s.sweep_size,
+        deep_samples=mc.deep_samples,
+    )
     mesh = parallel.chain_mesh() if pc.shard and jax.device_count() > 1 else None
-    return DBMVMC(parts.model, parts.hamiltonian, sampler, parts.optimizer, metric=mc.deep_metric,
-                  deep_decay=mc.deep_decay, mesh=mesh, threads=pc.threads)
+    return DBMVMC(
+        parts.model,
+        parts.hamiltonian,
+        sampler,
+        parts.optimizer,
+        metric=mc.deep_metric,
+        deep_decay=mc.deep_decay,
+        mesh=mesh,
+        threads=pc.threads,
+    )

@@ -34,8 +34,9 @@ class NonFiniteError(RuntimeError):
         self.state = state
 
 
-def run(driver: Driver, state: Any, n_steps: int, callback: Callable | None = None,
-        step_fn: Callable | None = None) -> Any:
+def run(
+    driver: Driver, state: Any, n_steps: int, callback: Callable | None = None, step_fn: Callable | None = None
+) -> Any:
     """Advance ``state`` until ``state.step == n_steps``; ``callback(state, info, seconds)`` after each step
     (returning False stops the loop).
 
@@ -76,15 +77,21 @@ class ParameterAverage:
         if self.path.exists():
             with np.load(self.path) as data:
                 n_leaves = len(jax.tree_util.tree_leaves(template))
-                saved = (int(data["step"]), int(data["first"]), int(data["count"]),
-                         [jnp.asarray(data[f"leaf_{i}"]) for i in range(n_leaves)])
+                saved = (
+                    int(data["step"]),
+                    int(data["first"]),
+                    int(data["count"]),
+                    [jnp.asarray(data[f"leaf_{i}"]) for i in range(n_leaves)],
+                )
         if saved is not None and saved[0] == resume_from and saved[1] == first:
             self.count = saved[2]
             self.total = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), saved[3])
         else:  # window moved (n_steps or average_last changed) or no saved sum: average from here on
             self.first = resume_from
-            self.note = (f"the parameter average restarts at step {resume_from} (the averaging window of the "
-                         "interrupted run differs or its sum is missing)")
+            self.note = (
+                f"the parameter average restarts at step {resume_from} (the averaging window of the "
+                "interrupted run differs or its sum is missing)"
+            )
 
     def add(self, step: int, params) -> None:
         if self.first < step <= self.last:
@@ -107,10 +114,22 @@ class ParameterAverage:
         return jax.tree_util.tree_map(lambda t, p: (t / self.count).astype(p.dtype), self.total, params)
 
 
-def optimize(driver: Driver, state: Any, n_steps: int, out: Path, *, resume_from: int | None = None,
-             checkpoint_every: int = 25, average_last: int = 0, reference: float | None = None,
-             console=None, progress: bool = True, write: bool = True, meta: dict | None = None,
-             label: str = "VMC") -> tuple[Any, ParameterAverage, list[float]]:
+def optimize(
+    driver: Driver,
+    state: Any,
+    n_steps: int,
+    out: Path,
+    *,
+    resume_from: int | None = None,
+    checkpoint_every: int = 25,
+    average_last: int = 0,
+    reference: float | None = None,
+    console=None,
+    progress: bool = True,
+    write: bool = True,
+    meta: dict | None = None,
+    label: str = "VMC",
+) -> tuple[Any, ParameterAverage, list[float]]:
     """Run ``driver`` from ``state`` to step ``n_steps`` with a run folder ``out``.
 
     Writes a ``history.csv`` row per step (the driver's :attr:`~nqs.drivers.base.Driver.history_fields`),
@@ -125,10 +144,8 @@ def optimize(driver: Driver, state: Any, n_steps: int, out: Path, *, resume_from
     out = Path(out)
     ckpt = out / CHECKPOINT
     start = int(state.step)
-    history = io.History(out / "history.csv", resume_from=resume_from, write=write,
-                         fields=driver.history_fields)
-    averager = ParameterAverage(out / AVERAGE, n_steps - average_last, n_steps, state.params, resume_from,
-                                write=write)
+    history = io.History(out / "history.csv", resume_from=resume_from, write=write, fields=driver.history_fields)
+    averager = ParameterAverage(out / AVERAGE, n_steps - average_last, n_steps, state.params, resume_from, write=write)
     if averager.note and console is not None:
         console.print(f"  note: {averager.note}")
     meta = dict(meta or {})
@@ -137,8 +154,14 @@ def optimize(driver: Driver, state: Any, n_steps: int, out: Path, *, resume_from
         io.save_checkpoint(ckpt, st, {**meta, "step": int(st.step)})
         averager.save(int(st.step))
 
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, disable=not progress)
+    prog = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not progress,
+    )
     times: list[float] = []
     with prog:
         task = prog.add_task(label, total=n_steps, completed=start)

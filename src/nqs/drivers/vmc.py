@@ -107,8 +107,15 @@ def cast_params(params, precision: str):
     return jax.tree_util.tree_map(one, params)
 
 
-def auto_chunk_size(memory_limit_mb: float, n_rows: int, n_params: int, o_itemsize: int, n_connected: int,
-                    config_bytes: int, cache_bytes: int) -> int | None:
+def auto_chunk_size(
+    memory_limit_mb: float,
+    n_rows: int,
+    n_params: int,
+    o_itemsize: int,
+    n_connected: int,
+    config_bytes: int,
+    cache_bytes: int,
+) -> int | None:
     """Rows per chunk (per device) so that evaluating E_loc and O fits in ``memory_limit_mb``; None = no chunking.
 
     The estimate, per device holding ``n_rows`` samples:
@@ -129,8 +136,10 @@ def auto_chunk_size(memory_limit_mb: float, n_rows: int, n_params: int, o_itemsi
     per_sample = MEMORY_SAFETY * max(e_loc, o_row)
     if budget < per_sample:
         need = (n_rows * n_params * o_itemsize + per_sample) / 2**20
-        raise ValueError(f"memory_limit_mb = {memory_limit_mb:g} is too small: the O matrix of {n_rows} samples × "
-                         f"{n_params} parameters and one sample's work need ≈ {need:.1f} MB per device")
+        raise ValueError(
+            f"memory_limit_mb = {memory_limit_mb:g} is too small: the O matrix of {n_rows} samples × "
+            f"{n_params} parameters and one sample's work need ≈ {need:.1f} MB per device"
+        )
     chunk = int(budget // per_sample)
     return None if chunk >= n_rows else max(1, chunk)
 
@@ -194,8 +203,10 @@ class VMC(Driver):
             if self.threads < 1:
                 raise ValueError(f"threads must be at least 1, got {self.threads!r}")
             if self.threads > 1 and self.sampler.supports_parts and self.sampler.n_chains % self.threads:
-                raise ValueError(f"threads ({self.threads}) must divide n_chains ({self.sampler.n_chains}): "
-                                 "each thread runs an equal part of the chains")
+                raise ValueError(
+                    f"threads ({self.threads}) must divide n_chains ({self.sampler.n_chains}): "
+                    "each thread runs an equal part of the chains"
+                )
         chunk = self.chunk_size
         if chunk is None and self.memory_limit_mb is not None:
             chunk = self._auto_chunk(shapes)
@@ -203,8 +214,9 @@ class VMC(Driver):
 
     # ------------------------------------------------------------------ set-up
     def _params_shapes(self, shapes):
-        p = jax.eval_shape(lambda: cast_params(
-            jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), self.precision))
+        p = jax.eval_shape(
+            lambda: cast_params(jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), self.precision)
+        )
         return jax.eval_shape(SplitComplex.split, p) if isinstance(self._model, SplitComplex) else p
 
     def _auto_chunk(self, shapes) -> int | None:
@@ -289,7 +301,7 @@ class VMC(Driver):
 
     @property
     def param_mode(self) -> str:
-        """"holomorphic" (complex θ, complex derivatives) or "real"."""
+        """ "holomorphic" (complex θ, complex derivatives) or "real"."""
         return self._mode
 
     def solver(self, state: State | None = None) -> str:
@@ -304,8 +316,9 @@ class VMC(Driver):
             n_params = int(sum(x.size for x in jax.tree_util.tree_leaves(shapes)))
         else:
             n_params = self.n_parameters(state)
-        return self.optimizer.sr.choose(n_params, self.sampler.n_samples, self._mode,
-                                        real_rows=bool(self._model.real_derivatives))
+        return self.optimizer.sr.choose(
+            n_params, self.sampler.n_samples, self._mode, real_rows=bool(self._model.real_derivatives)
+        )
 
     def for_evaluation(self, n_samples: int | None) -> VMC:
         """This driver drawing ``n_samples`` samples per :meth:`estimate` (the final evaluation of a run);
@@ -315,13 +328,20 @@ class VMC(Driver):
         return replace(self, sampler=replace(self.sampler, n_samples=n_samples))
 
     def describe(self, state: State) -> str:
-        return (f"model: {self.model.describe()}, {self.n_parameters(state)} parameters; "
-                f"optimizer: {self.optimizer.kind} (solver: {self.solver(state)})")
+        return (
+            f"model: {self.model.describe()}, {self.n_parameters(state)} parameters; "
+            f"optimizer: {self.optimizer.kind} (solver: {self.solver(state)})"
+        )
 
     def estimator_info(self) -> dict:
         """The driver and what :meth:`estimate`'s statistics are (recorded in result.json)."""
-        return {"driver": "VMC", "sampler": type(self.sampler).__name__, "precision": self.precision,
-                "chunk_size": self._chunk, "variance": "Var E_loc over |psi|^2"}
+        return {
+            "driver": "VMC",
+            "sampler": type(self.sampler).__name__,
+            "precision": self.precision,
+            "chunk_size": self._chunk,
+            "variance": "Var E_loc over |psi|^2",
+        }
 
     # ------------------------------------------------------------------ pieces
     def _rows(self, x, lead: int):
@@ -388,10 +408,19 @@ class VMC(Driver):
         flat, unravel = ravel_pytree(params)
         shift = self.optimizer.sr.shift(state.step)
         if self.optimizer.kind in ("sr", "minsr"):
-            d = sr.sr_direction(O, e_loc, weights, mode, shift, solver,
-                                 self.optimizer.sr.cg_tol, self.optimizer.sr.cg_maxiter, solve_dtype,
-                                 rescale=self.optimizer.sr.rescale,
-                                 rescale_cutoff=self.optimizer.sr.rescale_cutoff)
+            d = sr.sr_direction(
+                O,
+                e_loc,
+                weights,
+                mode,
+                shift,
+                solver,
+                self.optimizer.sr.cg_tol,
+                self.optimizer.sr.cg_maxiter,
+                solve_dtype,
+                rescale=self.optimizer.sr.rescale,
+                rescale_cutoff=self.optimizer.sr.rescale_cutoff,
+            )
         else:
             d = sr.gradient(O, e_loc, weights, mode)
         d = d.astype(flat.dtype)
@@ -469,5 +498,14 @@ def build_vmc(section: VMCDriverConfig, parts) -> VMC:
 
     oc, pc = parts.config.optimizer, parts.config.parallel
     mesh = parallel.chain_mesh() if pc.shard and jax.device_count() > 1 else None
-    return VMC(parts.model, parts.hamiltonian, parts.sampler, parts.optimizer, chunk_size=oc.chunk_size,
-               precision=oc.precision, memory_limit_mb=oc.memory_limit_mb, mesh=mesh, threads=pc.threads)
+    return VMC(
+        parts.model,
+        parts.hamiltonian,
+        parts.sampler,
+        parts.optimizer,
+        chunk_size=oc.chunk_size,
+        precision=oc.precision,
+        memory_limit_mb=oc.memory_limit_mb,
+        mesh=mesh,
+        threads=pc.threads,
+    )

@@ -75,9 +75,7 @@ def _permuted_indices(perms_key: bytes, shape: tuple[int, int], hilbert: Any) ->
     return idx
 
 
-def _action_indices(
-    perms: np.ndarray, hilbert: Any, spin_parity: int | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _action_indices(perms: np.ndarray, hilbert: Any, spin_parity: int | None) -> tuple[np.ndarray, np.ndarray]:
     """``idx[e, j]`` = index of ``U_e |state j⟩`` for every element ``e`` of G (then F·G when a
     spin parity is given), shape (n_e, n_states), and the extra character factor per element."""
     perms = np.ascontiguousarray(perms, dtype=np.int64)
@@ -225,13 +223,10 @@ def sector_hamiltonian(
     Hs = Hs.toarray() if sp.issparse(Hs) else np.asarray(Hs)
     if check and basis.shape[1]:
         resid = HB - basis @ sp.csr_matrix(Hs)
-        r = float(np.sqrt(abs(resid).power(2).sum())) if sp.issparse(resid) else float(
-            np.linalg.norm(resid))
+        r = float(np.sqrt(abs(resid).power(2).sum())) if sp.issparse(resid) else float(np.linalg.norm(resid))
         scale = max(1.0, float(abs(H).sum(axis=0).max()))
         if r > atol * scale:
-            raise ValueError(
-                f"the operator does not commute with the symmetry group (residual {r:.3g})"
-            )
+            raise ValueError(f"the operator does not commute with the symmetry group (residual {r:.3g})")
     return (Hs + Hs.conj().T) / 2
 
 

@@ -36,6 +36,24 @@ def is_fermionic(kind: str) -> bool:
     return bool(HAMILTONIANS[kind].facts.get("fermions", False))
 
 
-__all__ = ["ising", "heisenberg", "xxz", "j1j2", "pauli", "hubbard", "read_hamiltonian", "units_for", "units_short",
-           "is_fermionic", "IsingConfig", "HeisenbergConfig", "XXZConfig", "J1J2Config", "PauliConfig",
-           "SpinHamiltonianConfig", "HubbardConfig", "FileConfig", "HAMILTONIANS"]
+__all__ = [
+    "ising",
+    "heisenberg",
+    "xxz",
+    "j1j2",
+    "pauli",
+    "hubbard",
+    "read_hamiltonian",
+    "units_for",
+    "units_short",
+    "is_fermionic",
+    "IsingConfig",
+    "HeisenbergConfig",
+    "XXZConfig",
+    "J1J2Config",
+    "PauliConfig",
+    "SpinHamiltonianConfig",
+    "HubbardConfig",
+    "FileConfig",
+    "HAMILTONIANS",
+]

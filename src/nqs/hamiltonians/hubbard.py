@@ -74,9 +74,7 @@ def boundary_modes(lattice: Lattice, boundary: str | Sequence[str] = "periodic")
     return tuple(out)
 
 
-def bond_images(
-    lattice: Lattice, shell: int, modes: Sequence[str]
-) -> list[tuple[int, int, float, int]]:
+def bond_images(lattice: Lattice, shell: int, modes: Sequence[str]) -> list[tuple[int, int, float, int]]:
     """Folded bonds of ``shell``: rows ``(i, j, s_ij, m_ij)`` with ``i <= j``.
 
     ``m_ij`` counts the images ``T`` (allowed by ``modes``) with ``|r_j + T − r_i| = d_shell`` and
@@ -153,8 +151,13 @@ class HubbardConfig(Section):
         return {"t": self.t, "U": self.U, "t2": self.t2, "V": self.V, "boundary": self.boundary or "periodic"}
 
 
-@HAMILTONIANS.register("hubbard", config=HubbardConfig, fermions=True, short_units="t",
-                       units="units of t: H = -t sum_<ij>s (c+_is c_js + h.c.) + U sum_i n_iup n_idn")
+@HAMILTONIANS.register(
+    "hubbard",
+    config=HubbardConfig,
+    fermions=True,
+    short_units="t",
+    units="units of t: H = -t sum_<ij>s (c+_is c_js + h.c.) + U sum_i n_iup n_idn",
+)
 def hubbard(
     lattice: Lattice,
     t: float = 1.0,

@@ -26,8 +26,9 @@ class SpinHamiltonianConfig(Section):
     def _no_filling(cls, data):
         for name in ("n_up", "n_down"):
             if isinstance(data, dict) and name in data:
-                raise ValueError(f"'{name}' is for electron Hamiltonians (kind 'hubbard' or 'file'); "
-                                 "spin models fix 'total_sz'")
+                raise ValueError(
+                    f"'{name}' is for electron Hamiltonians (kind 'hubbard' or 'file'); spin models fix 'total_sz'"
+                )
         return data
 
     def parameters(self) -> dict:
@@ -74,8 +75,13 @@ class PauliConfig(SpinHamiltonianConfig):
         return {"terms": pauli_terms_from_spec(self.terms)}
 
 
-@HAMILTONIANS.register("ising", config=IsingConfig, units="Pauli matrices: H = -J sum_<ij> Z_i Z_j - h sum_i X_i",
-                       short_units="Pauli", conserves_sz=False)
+@HAMILTONIANS.register(
+    "ising",
+    config=IsingConfig,
+    units="Pauli matrices: H = -J sum_<ij> Z_i Z_j - h sum_i X_i",
+    short_units="Pauli",
+    conserves_sz=False,
+)
 def ising(lattice, J: float = 1.0, h: float = 1.0) -> PauliSum:
     """Transverse-field Ising model H = −J Σ⟨ij⟩ σᶻ_iσᶻ_j − h Σ_i σˣ_i (Pauli; critical at h = J in 1D)."""
     terms = [(-J, "ZZ", (i, j)) for i, j in lattice.bonds(1)]
@@ -91,36 +97,66 @@ def _exchange_terms(bonds, J: float, delta: float = 1.0) -> list[tuple]:
     return out
 
 
-@HAMILTONIANS.register("heisenberg", config=HeisenbergConfig, units="spin-1/2 (S = sigma/2): H = J sum_<ij> S_i.S_j",
-                       short_units="S = σ/2", conserves_sz=True)
+@HAMILTONIANS.register(
+    "heisenberg",
+    config=HeisenbergConfig,
+    units="spin-1/2 (S = sigma/2): H = J sum_<ij> S_i.S_j",
+    short_units="S = σ/2",
+    conserves_sz=True,
+)
 def heisenberg(lattice, J: float = 1.0) -> PauliSum:
     """Heisenberg model H = J Σ⟨ij⟩ S_i·S_j, S = σ/2 (antiferromagnetic for J > 0)."""
     return PauliSum(lattice.n_sites, _exchange_terms(lattice.bonds(1), J), name="heisenberg")
 
 
-@HAMILTONIANS.register("xxz", config=XXZConfig,
-                       units="spin-1/2 (S = sigma/2): H = J sum_<ij> (Sx Sx + Sy Sy + Delta Sz Sz)",
-                       short_units="S = σ/2", conserves_sz=True)
+@HAMILTONIANS.register(
+    "xxz",
+    config=XXZConfig,
+    units="spin-1/2 (S = sigma/2): H = J sum_<ij> (Sx Sx + Sy Sy + Delta Sz Sz)",
+    short_units="S = σ/2",
+    conserves_sz=True,
+)
 def xxz(lattice, J: float = 1.0, Delta: float = 1.0) -> PauliSum:
     """XXZ model H = J Σ⟨ij⟩ (SˣSˣ + SʸSʸ + Δ SᶻSᶻ), S = σ/2."""
     return PauliSum(lattice.n_sites, _exchange_terms(lattice.bonds(1), J, Delta), name="xxz")
 
 
-@HAMILTONIANS.register("j1j2", config=J1J2Config,
-                       units="spin-1/2 (S = sigma/2): H = J1 sum_<ij> S_i.S_j + J2 sum_<<ij>> S_i.S_j",
-                       short_units="S = σ/2", conserves_sz=True, exchange_shells=(1, 2))
+@HAMILTONIANS.register(
+    "j1j2",
+    config=J1J2Config,
+    units="spin-1/2 (S = sigma/2): H = J1 sum_<ij> S_i.S_j + J2 sum_<<ij>> S_i.S_j",
+    short_units="S = σ/2",
+    conserves_sz=True,
+    exchange_shells=(1, 2),
+)
 def j1j2(lattice, J1: float = 1.0, J2: float = 0.5) -> PauliSum:
     """J1-J2 model H = J1 Σ⟨ij⟩ S_i·S_j + J2 Σ⟨⟨ij⟩⟩ S_i·S_j, S = σ/2 (bonds by distance shell)."""
     terms = _exchange_terms(lattice.bonds(1), J1) + _exchange_terms(lattice.bonds(2), J2)
     return PauliSum(lattice.n_sites, terms, name="j1j2")
 
 
-@HAMILTONIANS.register("pauli", config=PauliConfig, units="Pauli matrices, user coefficients: H = sum_t c_t P_t",
-                       short_units="Pauli", conserves_sz=None)
+@HAMILTONIANS.register(
+    "pauli",
+    config=PauliConfig,
+    units="Pauli matrices, user coefficients: H = sum_t c_t P_t",
+    short_units="Pauli",
+    conserves_sz=None,
+)
 def pauli(lattice, terms) -> PauliSum:
     """User model: H = Σ_t c_t P_t with terms ``(c, "XZ", (i, j))`` on the lattice's sites."""
     return PauliSum(lattice.n_sites, terms, name="pauli")
 
 
-__all__ = ["ising", "heisenberg", "xxz", "j1j2", "pauli", "IsingConfig", "HeisenbergConfig", "XXZConfig",
-           "J1J2Config", "PauliConfig", "SpinHamiltonianConfig"]
+__all__ = [
+    "ising",
+    "heisenberg",
+    "xxz",
+    "j1j2",
+    "pauli",
+    "IsingConfig",
+    "HeisenbergConfig",
+    "XXZConfig",
+    "J1J2Config",
+    "PauliConfig",
+    "SpinHamiltonianConfig",
+]

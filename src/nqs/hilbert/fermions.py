@@ -41,9 +41,7 @@ def _as_count(name: str, value: object, n_sites: int) -> int:
         if float(value).is_integer():
             value, ok_type = int(value), True
     if not ok_type:
-        raise ValueError(
-            f"{name} = {value!r} is impossible on {n_sites} sites: it must be an integer with {rule}"
-        )
+        raise ValueError(f"{name} = {value!r} is impossible on {n_sites} sites: it must be an integer with {rule}")
     v = int(value)  # type: ignore[call-overload]
     if not 0 <= v <= n_sites:
         raise ValueError(f"{name} = {v} is impossible on {n_sites} sites: {rule}")
@@ -172,6 +170,5 @@ class SpinfulFermions:
 
     def describe(self) -> str:
         return (
-            f"spinful fermions on {self.n_sites} sites, N↑ = {self.n_up}, N↓ = {self.n_down} "
-            f"({self.n_states} states)"
+            f"spinful fermions on {self.n_sites} sites, N↑ = {self.n_up}, N↓ = {self.n_down} ({self.n_states} states)"
         )

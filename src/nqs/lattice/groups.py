@@ -164,9 +164,7 @@ class SymmetryGroup:
         if "table" not in self._cache:
             prods = self.perms[:, self.perms]  # prods[g, h, i] = p_g[p_h[i]]
             idx = self._cache["index"]
-            table = np.array(
-                [[idx[row.tobytes()] for row in prods[g]] for g in range(len(self))], dtype=np.int64
-            )
+            table = np.array([[idx[row.tobytes()] for row in prods[g]] for g in range(len(self))], dtype=np.int64)
             self._cache["table"] = _readonly(table)
         return self._cache["table"]
 
@@ -440,4 +438,3 @@ def little_group(
         if _k_invariant(lattice, point.point_matrices[p], kv)
     ]
     return space_group(lattice, _make_point_group(ops, point.centre))
-

@@ -36,9 +36,7 @@ _ANGLE_TOL = 1e-8
 
 
 # ============================================================================ characters
-def momentum_characters(
-    lattice: Lattice, group: SymmetryGroup, k: int | Sequence[float] | np.ndarray
-) -> np.ndarray:
+def momentum_characters(lattice: Lattice, group: SymmetryGroup, k: int | Sequence[float] | np.ndarray) -> np.ndarray:
     """``χ(g) = exp(−i k·T_g)`` from the translation part ``T_g`` of each element, complex (n_g,).
 
     Sign convention: a sector-``k`` state obeys ``U_T ψ = e^{−ik·T} ψ``, i.e. amplitudes
@@ -150,8 +148,7 @@ def _characters(group: SymmetryGroup, kv: np.ndarray | None, irrep: str) -> tupl
     ok = True
     if len(group.duplicates):
         t, p, g = group.duplicates.T
-        ok = bool(np.allclose(chi_of(t if group.translation is not None else None, p), chi[g],
-                              atol=1e-10))
+        ok = bool(np.allclose(chi_of(t if group.translation is not None else None, p), chi[g], atol=1e-10))
     return chi, ok
 
 
@@ -202,9 +199,7 @@ def space_characters(
     return chi
 
 
-def sector_exists(
-    lattice: Lattice, group: SymmetryGroup, k: int | Sequence[float] | np.ndarray, irrep: str
-) -> bool:
+def sector_exists(lattice: Lattice, group: SymmetryGroup, k: int | Sequence[float] | np.ndarray, irrep: str) -> bool:
     """Whether :func:`space_characters` ``(lattice, group, k, irrep)`` is a well-defined
     representation of the permutations (always true unless the torus is tiny)."""
     return _characters(group, momentum(lattice, k), irrep)[1]
@@ -252,4 +247,3 @@ def symmetry_sectors(
         for irrep in irreps:
             for p in parities:
                 yield ik, irrep, p
-

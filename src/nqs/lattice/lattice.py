@@ -141,21 +141,14 @@ def _shown(value: object) -> str:
 def _normalize_size(kind: str, size: object, dim: int) -> tuple[int, ...]:
     if isinstance(size, int | np.integer) and not isinstance(size, bool | np.bool_):
         if dim != 1:
-            raise ValueError(
-                f"lattice.size must have {dim} entries for a {kind} lattice, got {_shown(size)}"
-            )
+            raise ValueError(f"lattice.size must have {dim} entries for a {kind} lattice, got {_shown(size)}")
         entries: list[object] = [size]
     elif isinstance(size, Sequence | np.ndarray) and not isinstance(size, str):
         entries = list(size)
         if len(entries) != dim:
-            raise ValueError(
-                f"lattice.size must have {dim} entries for a {kind} lattice, got {_shown(size)}"
-            )
+            raise ValueError(f"lattice.size must have {dim} entries for a {kind} lattice, got {_shown(size)}")
     else:
-        raise ValueError(
-            f"lattice.size must be a list of {dim} positive integers for a {kind} lattice, "
-            f"got {size!r}"
-        )
+        raise ValueError(f"lattice.size must be a list of {dim} positive integers for a {kind} lattice, got {size!r}")
     out = []
     for e in entries:
         if isinstance(e, bool | np.bool_):
@@ -455,9 +448,7 @@ class Lattice:
     __str__ = describe
 
 
-def make_lattice(
-    kind: str, size: int | Sequence[int], pbc: bool | Sequence[bool] = True
-) -> Lattice:
+def make_lattice(kind: str, size: int | Sequence[int], pbc: bool | Sequence[bool] = True) -> Lattice:
     """Build a :class:`Lattice`; raises ``ValueError`` with a one-line message on bad input.
 
     ``kind`` is one of :data:`LATTICE_KINDS`; ``size`` lists unit cells per direction (an int is

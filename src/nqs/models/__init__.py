@@ -9,5 +9,21 @@ from .rbm_pp import RBMPP, SpinRBMPP
 from .slater import Slater
 from .symmetric import FermionProjected, Projected, SymmetricRBM
 
-__all__ = ["Model", "FastPath", "fast_path", "FunctionModel", "MarshallSign", "RBM", "RBMRealAmpPhase", "Jastrow",
-           "log_cosh", "SymmetricRBM", "Projected", "FermionProjected", "Slater", "PairProduct", "RBMPP", "SpinRBMPP"]
+__all__ = [
+    "Model",
+    "FastPath",
+    "fast_path",
+    "FunctionModel",
+    "MarshallSign",
+    "RBM",
+    "RBMRealAmpPhase",
+    "Jastrow",
+    "log_cosh",
+    "SymmetricRBM",
+    "Projected",
+    "FermionProjected",
+    "Slater",
+    "PairProduct",
+    "RBMPP",
+    "SpinRBMPP",
+]

@@ -39,8 +39,20 @@ import numpy as np
 
 from ..operators.moves import apply_moves, move_delta
 
-__all__ = ["Model", "FastPath", "FlipPath", "MovePath", "ImagePath", "FullEvaluation", "fast_path",
-           "ParamDtypeModel", "FunctionModel", "Wrapper", "Reparametrized", "MarshallSign"]
+__all__ = [
+    "Model",
+    "FastPath",
+    "FlipPath",
+    "MovePath",
+    "ImagePath",
+    "FullEvaluation",
+    "fast_path",
+    "ParamDtypeModel",
+    "FunctionModel",
+    "Wrapper",
+    "Reparametrized",
+    "MarshallSign",
+]
 
 
 def log_cosh(z):

@@ -125,8 +125,14 @@ class DBM(Model):
 
     # ------------------------------------------------------------------ parameters
     def _shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"a": (self.n_visible,), "b": (self.n_hidden,), "c": (self.n_deep,),
-                "W": (self.n_visible, self.n_hidden), "U": (self.n_deep, self.n_hidden), "kappa": ()}
+        return {
+            "a": (self.n_visible,),
+            "b": (self.n_hidden,),
+            "c": (self.n_deep,),
+            "W": (self.n_visible, self.n_hidden),
+            "U": (self.n_deep, self.n_hidden),
+            "kappa": (),
+        }
 
     def init(self, key: jax.Array) -> dict:
         """Small random parameters (normal, std ``init_scale``; real and imaginary parts if
@@ -288,9 +294,13 @@ class DeepBoltzmann(DBM):
         n, m, k = self.n_visible, self.n_hidden, self.n_deep
         ks = jax.random.split(key, 5)
         s, sd = self.init_scale, self.init_scale_deep
-        return {"a": s * jax.random.normal(ks[0], (n,)), "b": s * jax.random.normal(ks[1], (m,)),
-                "c": s * jax.random.normal(ks[2], (k,)), "W": s * jax.random.normal(ks[3], (n, m)),
-                "U": sd * jax.random.normal(ks[4], (k, m))}
+        return {
+            "a": s * jax.random.normal(ks[0], (n,)),
+            "b": s * jax.random.normal(ks[1], (m,)),
+            "c": s * jax.random.normal(ks[2], (k,)),
+            "W": s * jax.random.normal(ks[3], (n, m)),
+            "U": sd * jax.random.normal(ks[4], (k, m)),
+        }
 
     def log_offset(self, params):
         """0: κ = −N_h ln 2 cancels the factors 2."""

@@ -27,8 +27,10 @@ class Jastrow(Model):
     def init(self, key):
         k1, k2, k3, k4 = jax.random.split(key, 4)
         n, s = self.n_sites, self.init_scale
-        return {"h": s * (jax.random.normal(k1, (n,)) + 1j * jax.random.normal(k2, (n,))),
-                "J": s * (jax.random.normal(k3, (n, n)) + 1j * jax.random.normal(k4, (n, n)))}
+        return {
+            "h": s * (jax.random.normal(k1, (n,)) + 1j * jax.random.normal(k2, (n,))),
+            "J": s * (jax.random.normal(k3, (n, n)) + 1j * jax.random.normal(k4, (n, n))),
+        }
 
     def log_psi(self, params, sigma):
         s = sigma.astype(jnp.complex128)

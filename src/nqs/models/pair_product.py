@@ -79,7 +79,6 @@ from .slater import (
 __all__ = ["PairProduct", "neighbour_table"]
 
 
-
 def _charges(x: jax.Array, n_sites: int) -> jax.Array:
     """n_i = n_i↑ + n_i↓ (L,), float."""
     xi = x.astype(jnp.float64)
@@ -111,8 +110,9 @@ def _doublon_holon(dh: jax.Array, x: jax.Array, neighbours: np.ndarray, n_sites:
     nb = jnp.asarray(neighbours, dtype=jnp.int32)
     zero = jnp.zeros((2, 1), dh.dtype)
     table = jnp.concatenate([zero, dh], axis=1)  # α(0) = 0
-    return (jnp.sum(d[:n_sites] * table[0, jnp.sum(h[nb], axis=1)])
-            + jnp.sum(h[:n_sites] * table[1, jnp.sum(d[nb], axis=1)]))
+    return jnp.sum(d[:n_sites] * table[0, jnp.sum(h[nb], axis=1)]) + jnp.sum(
+        h[:n_sites] * table[1, jnp.sum(d[nb], axis=1)]
+    )
 
 
 def neighbour_table(bonds: Any, n_sites: int) -> np.ndarray:
@@ -132,8 +132,9 @@ def neighbour_table(bonds: Any, n_sites: int) -> np.ndarray:
 def _neighbour_table(neighbours: Any, n_sites: int) -> np.ndarray:
     nb = np.asarray(neighbours, dtype=np.int64)
     if nb.ndim != 2 or nb.shape[0] != n_sites or nb.shape[1] < 1:
-        raise ValueError(f"doublon_holon must be an (n_sites, z) neighbour table with n_sites = {n_sites}, "
-                         f"got shape {nb.shape}")
+        raise ValueError(
+            f"doublon_holon must be an (n_sites, z) neighbour table with n_sites = {n_sites}, got shape {nb.shape}"
+        )
     if nb.min() < 0 or nb.max() > n_sites:
         raise ValueError(f"doublon_holon: neighbour indices must lie in 0..{n_sites - 1} ({n_sites}: padding)")
     return nb
@@ -211,8 +212,9 @@ class PairProduct(MoveModel):
             p["dh"] = jnp.zeros((2, self.doublon_holon.shape[1]), self._dtype)
         return p
 
-    def init_tight_binding(self, source: Any, key: jax.Array | None = None, noise: float | None = None,
-                           twist: float | None = None) -> dict:
+    def init_tight_binding(
+        self, source: Any, key: jax.Array | None = None, noise: float | None = None, twist: float | None = None
+    ) -> dict:
         """``f = Φ↑Φ↓ᵀ + noise · ‖Φ↑Φ↓ᵀ‖₂ / L · N(0, 1)`` from the lowest orbitals of ``source``'s one-body
         matrices (degeneracies split as in :func:`~nqs.models.slater.tight_binding_orbitals`).
 
@@ -283,14 +285,17 @@ class PairProduct(MoveModel):
             log_r = log_r + _jastrow_delta(params["v"], x, sites, new_values, mask, L)
         if self.doublon_holon is not None:
             moved = apply_moves(x, jnp.where(mask, sites, 2 * L), new_values)
-            log_r = log_r + (_doublon_holon(params["dh"], moved, self.doublon_holon, L)
-                             - _doublon_holon(params["dh"], x, self.doublon_holon, L))
+            log_r = log_r + (
+                _doublon_holon(params["dh"], moved, self.doublon_holon, L)
+                - _doublon_holon(params["dh"], x, self.doublon_holon, L)
+            )
         if not self.n_pairs:
             return log_r, lambda: cache
         f = params["F"].astype(jnp.complex128)
         mv = parse_move(x, sites, new_values, mask, L, slots)
         parity = hop_parity(x[:L], mv.old[0], mv.new[0], mv.active[0]) + hop_parity(
-            x[L:], mv.old[1], mv.new[1], mv.active[1])
+            x[L:], mv.old[1], mv.new[1], mv.active[1]
+        )
         r_up, r_dn, inv = cache["r_up"], cache["r_dn"], cache["inv"]
         la = electron_labels(r_up, mv.old[0], mv.active[0])
         lc = electron_labels(r_dn, mv.old[1], mv.active[1])
@@ -357,7 +362,14 @@ class PairProduct(MoveModel):
         return small_logdet(k), inv_fn
 
     def describe(self) -> str:
-        factors = [n for n, on in (("Gutzwiller", self.gutzwiller), ("charge Jastrow", self.jastrow),
-                                   ("doublon-holon", self.doublon_holon is not None)) if on]
+        factors = [
+            n
+            for n, on in (
+                ("Gutzwiller", self.gutzwiller),
+                ("charge Jastrow", self.jastrow),
+                ("doublon-holon", self.doublon_holon is not None),
+            )
+            if on
+        ]
         g = f" with {' and '.join(factors)} factor{'s' if len(factors) > 1 else ''}" if factors else ""
         return f"{self.param_dtype} singlet pair product{g} ({self.n_pairs} pairs on {self.n_sites} sites)"

@@ -169,8 +169,10 @@ class PfaffianPP(MoveModel):
         _check_counts(self.n_sites, self.n_up, self.n_down)
         self._check_param_dtype()
         if self.spin_points < 0 or (self.spin_points and self.n_up != self.n_down):
-            raise ValueError(f"the S = 0 projection needs spin_points >= 0 and N↑ = N↓, got {self.spin_points} "
-                             f"points and {self.n_up}↑ + {self.n_down}↓")
+            raise ValueError(
+                f"the S = 0 projection needs spin_points >= 0 and N↑ = N↓, got {self.spin_points} "
+                f"points and {self.n_up}↑ + {self.n_down}↓"
+            )
         if (self.n_up + self.n_down) % 2:
             raise ValueError(f"a pair product needs an even number of electrons, got {self.n_up}↑ + {self.n_down}↓")
 
@@ -224,8 +226,9 @@ class PfaffianPP(MoveModel):
         noise = self.init_noise if noise is None else noise
         key = jax.random.PRNGKey(0) if key is None else key
         if self.n_up != self.n_down:
-            raise ValueError("the tight-binding start of the Pfaffian pair product needs N↑ = N↓; use init(key) "
-                             "for a random start")
+            raise ValueError(
+                "the tight-binding start of the Pfaffian pair product needs N↑ = N↓; use init(key) for a random start"
+            )
         h_up, h_dn = one_body_matrices(source, self.n_sites)
         up = tight_binding_orbitals(h_up, self.n_up, self.twist)
         dn = tight_binding_orbitals(h_dn, self.n_down, self.twist)
@@ -263,8 +266,12 @@ class PfaffianPP(MoveModel):
         if not self.spin_points:
             return f[None]
         eye = np.eye(self.n_sites)
-        ks = np.stack([np.kron(np.array([[np.cos(b / 2), -np.sin(b / 2)], [np.sin(b / 2), np.cos(b / 2)]]), eye)
-                       for b in self.rotations()[0]])
+        ks = np.stack(
+            [
+                np.kron(np.array([[np.cos(b / 2), -np.sin(b / 2)], [np.sin(b / 2), np.cos(b / 2)]]), eye)
+                for b in self.rotations()[0]
+            ]
+        )
         return jnp.einsum("gpq,qr,gsr->gps", jnp.asarray(ks), f, jnp.asarray(ks))
 
     def _coefficients(self):
@@ -315,7 +322,8 @@ class PfaffianPP(MoveModel):
         labels = electron_labels(r, old, act)
         r_new = relocate(r, labels, old, new, act)
         log_dets, updates = jax.vmap(lambda full, y: _replace(full, r, r_new, y, labels, act))(
-            self._full(params), cache["inv"])
+            self._full(params), cache["inv"]
+        )
         parity = hop_parity(x, old, new, act)
         log_r = log_r + 1j * jnp.pi * (parity % 2)
         if not self.spin_points:
@@ -339,5 +347,7 @@ class PfaffianPP(MoveModel):
         g = " with Gutzwiller factor" if self.gutzwiller else ""
         if self.spin_points:
             g += f", projected on S = 0 ({self.spin_points} rotations)"
-        return (f"{self.param_dtype} general (Pfaffian) pair product{g} ({self.n_electrons} electrons on "
-                f"{self.n_sites} sites)")
+        return (
+            f"{self.param_dtype} general (Pfaffian) pair product{g} ({self.n_electrons} electrons on "
+            f"{self.n_sites} sites)"
+        )

@@ -180,8 +180,13 @@ class _RBMImages(ImagePath):
         vpad = jnp.concatenate([v, jnp.zeros((1,) + v.shape[1:], v.dtype)])
         a = p["a"][cols] * sgn[None, :]  # (N, n_e)
         apad = jnp.concatenate([a, jnp.zeros((1, a.shape[1]), a.dtype)])
-        return {"V": v, "b": p["b"], "X": jnp.stack([jnp.exp(-2.0 * vpad), jnp.exp(2.0 * vpad)]), "A": apad,
-                "XA": jnp.stack([jnp.exp(-2.0 * apad), jnp.exp(2.0 * apad)])}
+        return {
+            "V": v,
+            "b": p["b"],
+            "X": jnp.stack([jnp.exp(-2.0 * vpad), jnp.exp(2.0 * vpad)]),
+            "A": apad,
+            "XA": jnp.stack([jnp.exp(-2.0 * apad), jnp.exp(2.0 * apad)]),
+        }
 
     def cache(self, q, sigma):
         s = sigma.astype(q["V"].dtype)
@@ -315,12 +320,16 @@ class _RBMMoves(MovePath):
 def _init_rbm(key, n, m, dtype, scale):
     ks = jax.random.split(key, 6)
     if jnp.issubdtype(dtype, jnp.complexfloating):
+
         def draw(k1, k2, shape):
             return scale * (jax.random.normal(k1, shape) + 1j * jax.random.normal(k2, shape))
-        return {"a": draw(ks[0], ks[1], (n,)), "b": draw(ks[2], ks[3], (m,)),
-                "W": draw(ks[4], ks[5], (n, m))}
-    return {"a": scale * jax.random.normal(ks[0], (n,)), "b": scale * jax.random.normal(ks[1], (m,)),
-            "W": scale * jax.random.normal(ks[2], (n, m))}
+
+        return {"a": draw(ks[0], ks[1], (n,)), "b": draw(ks[2], ks[3], (m,)), "W": draw(ks[4], ks[5], (n, m))}
+    return {
+        "a": scale * jax.random.normal(ks[0], (n,)),
+        "b": scale * jax.random.normal(ks[1], (m,)),
+        "W": scale * jax.random.normal(ks[2], (n, m)),
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -406,8 +415,11 @@ class _RBMPath(FastPath):
         """Tables of e^{Δθ} per connection and sign pattern (:class:`_RBMFlips`) for moves of at most
         ``_FLIP_MAX_SITES`` sites, while the tables stay under ``_FLIP_TABLE_BYTES``."""
         sites = np.asarray(flip_sites)
-        if sites.ndim != 2 or not 0 < sites.shape[1] <= _FLIP_MAX_SITES \
-                or sites.shape[0] * 2 ** sites.shape[1] * self.model.n_hidden * self._item() > _FLIP_TABLE_BYTES:
+        if (
+            sites.ndim != 2
+            or not 0 < sites.shape[1] <= _FLIP_MAX_SITES
+            or sites.shape[0] * 2 ** sites.shape[1] * self.model.n_hidden * self._item() > _FLIP_TABLE_BYTES
+        ):
             return None
         return _RBMFlips(sites)
 
@@ -445,8 +457,10 @@ class RBMRealAmpPhase(Model):
     def init(self, key):
         k1, k2 = jax.random.split(key)
         n, m = self.n_sites, self.n_hidden
-        return {"amp": _init_rbm(k1, n, m, jnp.float64, self.init_scale),
-                "phase": _init_rbm(k2, n, m, jnp.float64, self.init_scale)}
+        return {
+            "amp": _init_rbm(k1, n, m, jnp.float64, self.init_scale),
+            "phase": _init_rbm(k2, n, m, jnp.float64, self.init_scale),
+        }
 
     def log_psi(self, params, sigma):
         return _rbm_log_psi(params["amp"], sigma) + 1j * _rbm_log_psi(params["phase"], sigma)
@@ -471,5 +485,4 @@ class _AmpPhasePath(FastPath):
         return ra + 1j * rp
 
     def update(self, params, sigma, cache, sites, new_values, mask):
-        return {k: _rbm_ratio(params[k], sigma, cache[k], sites, new_values, mask)[1]
-                for k in ("amp", "phase")}
+        return {k: _rbm_ratio(params[k], sigma, cache[k], sites, new_values, mask)[1] for k in ("amp", "phase")}

@@ -38,7 +38,6 @@ from .rbm import RBM
 __all__ = ["RBMPP", "SpinRBMPP", "dwave_pairing"]
 
 
-
 def _project_factor(rbm: RBM, images: Any, characters: Any, spin_parity: int | None = None):
     """The RBM factor itself, or ``Σ_e χ_e ψ_RBM(e σ)`` over the permutations ``images`` (n_e, n_visible)
     (:class:`~nqs.models.symmetric.Projected`, through the RBM's image path).  When the pair product is
@@ -53,7 +52,6 @@ def _project_factor(rbm: RBM, images: Any, characters: Any, spin_parity: int | N
     perms = np.asarray(images, dtype=np.int64)
     chi = np.ones(len(perms)) if characters is None else np.asarray(characters)
     return Projected(rbm, perms, chi, spin_parity=spin_parity)
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,13 +87,34 @@ class RBMPP(ParamDtypeModel):
             from .pfaffian import PfaffianPP
 
             if self.jastrow or self.doublon_holon is not None:
-                raise ValueError("the general (Pfaffian) pair product takes the Gutzwiller factor only "
-                                 "(no charge Jastrow or doublon-holon factor)")
-            pp = PfaffianPP(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
-                            self.hopping, self.init_noise, self.twist, self.spin_points)
+                raise ValueError(
+                    "the general (Pfaffian) pair product takes the Gutzwiller factor only "
+                    "(no charge Jastrow or doublon-holon factor)"
+                )
+            pp = PfaffianPP(
+                self.n_sites,
+                self.n_up,
+                self.n_down,
+                self.gutzwiller,
+                self.param_dtype,
+                self.hopping,
+                self.init_noise,
+                self.twist,
+                self.spin_points,
+            )
         elif self.pairing == "singlet":
-            pp = PairProduct(self.n_sites, self.n_up, self.n_down, self.gutzwiller, self.param_dtype,
-                             self.hopping, self.init_noise, self.twist, self.jastrow, self.doublon_holon)
+            pp = PairProduct(
+                self.n_sites,
+                self.n_up,
+                self.n_down,
+                self.gutzwiller,
+                self.param_dtype,
+                self.hopping,
+                self.init_noise,
+                self.twist,
+                self.jastrow,
+                self.doublon_holon,
+            )
         else:
             raise ValueError(f"pairing must be 'singlet' or 'general', got {self.pairing!r}")
         rbm = RBM(2 * self.n_sites, self.alpha, self.init_scale, self.param_dtype)
@@ -201,8 +220,11 @@ class SpinRBMPP(ParamDtypeModel):
         if self.n_sites % 2:
             raise ValueError(f"the projected pair product needs an even number of sites (S^z = 0), got {self.n_sites}")
         half = self.n_sites // 2
-        object.__setattr__(self, "pp", PairProduct(self.n_sites, half, half, False, self.param_dtype,
-                                                   self.hopping, self.init_noise, self.twist))
+        object.__setattr__(
+            self,
+            "pp",
+            PairProduct(self.n_sites, half, half, False, self.param_dtype, self.hopping, self.init_noise, self.twist),
+        )
         rbm = RBM(self.n_sites, self.alpha, self.init_scale, self.param_dtype) if self.alpha > 0 else None
         if rbm is not None:
             rbm = _project_factor(rbm, self.rbm_images, self.rbm_characters, self.rbm_spin_parity)
@@ -268,19 +290,23 @@ class _RBMPPPath(FastPath):
 
     def log_ratio(self, params, x, cache, sites, new_values, mask):
         s, nv = RBMPP._spins(x), RBMPP._spins(new_values)
-        return (self.rbm.log_ratio(params["rbm"], s, cache["rbm"], sites, nv, mask)
-                + self.pp.log_ratio(params["pp"], x, cache["pp"], sites, new_values, mask))
+        return self.rbm.log_ratio(params["rbm"], s, cache["rbm"], sites, nv, mask) + self.pp.log_ratio(
+            params["pp"], x, cache["pp"], sites, new_values, mask
+        )
 
     def log_ratios(self, params, x, cache, sites, new_values, mask):
         s, nv = RBMPP._spins(x), RBMPP._spins(new_values)
         pp = jax.vmap(lambda st, v, m: self.pp.log_ratio(params["pp"], x, cache["pp"], st, v, m))(
-            sites, new_values, mask)
+            sites, new_values, mask
+        )
         return self.rbm.log_ratios(params["rbm"], s, cache["rbm"], sites, nv, mask) + pp
 
     def update(self, params, x, cache, sites, new_values, mask):
         s, nv = RBMPP._spins(x), RBMPP._spins(new_values)
-        return {"rbm": self.rbm.update(params["rbm"], s, cache["rbm"], sites, nv, mask),
-                "pp": self.pp.update(params["pp"], x, cache["pp"], sites, new_values, mask)}
+        return {
+            "rbm": self.rbm.update(params["rbm"], s, cache["rbm"], sites, nv, mask),
+            "pp": self.pp.update(params["pp"], x, cache["pp"], sites, new_values, mask),
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -317,8 +343,13 @@ class _SpinRBMPPPath(FastPath):
 
     def _pp_move(self, params, sigma, cache, sites, new_values, mask):
         model = self.model
-        return model.pp._move(params["pp"], model.occupations(sigma), cache["pp"],
-                              *model._fermion_move(sites, new_values, mask), slots=max(1, sites.shape[-1] // 2))
+        return model.pp._move(
+            params["pp"],
+            model.occupations(sigma),
+            cache["pp"],
+            *model._fermion_move(sites, new_values, mask),
+            slots=max(1, sites.shape[-1] // 2),
+        )
 
     def _pp_log_ratio(self, params, sigma, cache, sites, new_values, mask):
         out = self._pp_move(params, sigma, cache, sites, new_values, mask)[0]

@@ -130,8 +130,9 @@ class MoveSlots(NamedTuple):
     active: jax.Array
 
 
-def parse_move(x: jax.Array, sites: jax.Array, new_values: jax.Array, mask: jax.Array,
-               n_sites: int, slots: int | None = None) -> MoveSlots:
+def parse_move(
+    x: jax.Array, sites: jax.Array, new_values: jax.Array, mask: jax.Array, n_sites: int, slots: int | None = None
+) -> MoveSlots:
     """Split the move ``x[sites] = new_values`` into ``m = max(1, k // 2)`` relocation slots per spin
     (``slots`` when the caller knows fewer suffice, e.g. 1 for a spin exchange: one ↑ and one ↓ hop).
 
@@ -413,7 +414,7 @@ class Slater(MoveModel):
         out = jnp.zeros((), jnp.complex128)
         for s, (phi, n, _) in enumerate(self._blocks(params)):
             if n:
-                r = occupied_sites(x[s * L:(s + 1) * L], n)
+                r = occupied_sites(x[s * L : (s + 1) * L], n)
                 out = out + logdet(jnp.take(phi, r, axis=0))
         return out
 
@@ -423,7 +424,7 @@ class Slater(MoveModel):
         c = {}
         for s, (phi, n, name) in enumerate(self._blocks(params)):
             if n:
-                r = occupied_sites(x[s * L:(s + 1) * L], n)
+                r = occupied_sites(x[s * L : (s + 1) * L], n)
                 c["r_" + name] = r
                 c["inv_" + name] = jnp.linalg.inv(jnp.take(phi, r, axis=0).astype(jnp.complex128))
         return c
@@ -444,7 +445,7 @@ class Slater(MoveModel):
             rows = jnp.take(phi, new, axis=0).astype(jnp.complex128)  # (m, N): orbitals at the new sites
             b, inverse_updates["inv_" + name] = row_replacement(cache["inv_" + name], rows, labels, act)
             log_r = log_r + small_logdet(b)
-            parity = parity + hop_parity(x[s * L:(s + 1) * L], old, new, act)
+            parity = parity + hop_parity(x[s * L : (s + 1) * L], old, new, act)
             positions["r_" + name] = relocate(r, labels, old, new, act)
         log_r = log_r + 1j * jnp.pi * (parity % 2)
 
@@ -457,9 +458,17 @@ class Slater(MoveModel):
         return f"{self.param_dtype} Slater determinant ({self.n_up}↑ + {self.n_down}↓ on {self.n_sites} sites)"
 
 
-def unrestricted_hartree_fock(op: Any, n_sites: int, n_up: int, n_down: int, n_iter: int = 2000,
-                              mixing: float = 0.5, tol: float = 1e-10, seed: int = 0,
-                              guess: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def unrestricted_hartree_fock(
+    op: Any,
+    n_sites: int,
+    n_up: int,
+    n_down: int,
+    n_iter: int = 2000,
+    mixing: float = 0.5,
+    tol: float = 1e-10,
+    seed: int = 0,
+    guess: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
     """Collinear unrestricted Hartree–Fock for the quadratic and density–density terms of ``op``.
 
     ``op``: a :class:`~nqs.operators.fermion.FermionOperator` on 2L orbitals (↑ first).  Terms
@@ -480,8 +489,12 @@ def unrestricted_hartree_fock(op: Any, n_sites: int, n_up: int, n_down: int, n_i
     h0[:L, :L], h0[L:, L:] = h_up, h_dn
     pairs = []  # (p, q, c) for c n_p n_q, p != q; (p, p, c) for c n_p
     for coef, ops in op.terms:
-        if len(ops) == 4 and ops[0][0] == ops[1][0] and ops[2][0] == ops[3][0] and \
-                (ops[0][1], ops[1][1], ops[2][1], ops[3][1]) == (1, 0, 1, 0):
+        if (
+            len(ops) == 4
+            and ops[0][0] == ops[1][0]
+            and ops[2][0] == ops[3][0]
+            and (ops[0][1], ops[1][1], ops[2][1], ops[3][1]) == (1, 0, 1, 0)
+        ):
             p, q = ops[0][0], ops[2][0]
             if p == q:
                 h0[p, p] += coef

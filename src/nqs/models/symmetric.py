@@ -95,8 +95,7 @@ class SymmetricRBM(Model):
         def draw(k1: jax.Array, k2: jax.Array, shape: tuple[int, ...]) -> jax.Array:
             return self.init_scale * (jax.random.normal(k1, shape) + 1j * jax.random.normal(k2, shape))
 
-        params = {"a": draw(ks[0], ks[1], (a,)), "b": draw(ks[2], ks[3], (a,)),
-                  "W": draw(ks[4], ks[5], (a, n))}
+        params = {"a": draw(ks[0], ks[1], (a,)), "b": draw(ks[2], ks[3], (a,)), "W": draw(ks[4], ks[5], (a, n))}
         if not self.hidden_bias:
             del params["b"]
         return params
@@ -123,8 +122,10 @@ class SymmetricRBM(Model):
         return _SymmetricRBMPath(self)
 
     def describe(self) -> str:
-        return (f"symmetric complex RBM (alpha={self.alpha}, |G|={len(self.group)}, "
-                f"{self.n_hidden} hidden units{'' if self.hidden_bias else ', no hidden bias: spin-flip even'})")
+        return (
+            f"symmetric complex RBM (alpha={self.alpha}, |G|={len(self.group)}, "
+            f"{self.n_hidden} hidden units{'' if self.hidden_bias else ', no hidden bias: spin-flip even'})"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,7 +152,8 @@ class _SymmetricRBMPath(FastPath):
 
     def log_ratios(self, params, sigma, cache, sites, new_values, mask):
         dtheta, dvis = jax.vmap(self.model._deltas, in_axes=(None, None, 0, 0, 0))(
-            params, sigma, sites, new_values, mask)
+            params, sigma, sites, new_values, mask
+        )
         lc = log_cosh_ratio_sum(cache["theta"].reshape(-1), dtheta.reshape(dtheta.shape[0], -1))
         return (dvis + lc).astype(jnp.complex128)
 
@@ -290,7 +292,7 @@ class Projected(_ImageSum):
         perms = np.concatenate([self._perms, self._perms]) if self.spin_parity is not None else self._perms
         signs = np.ones(len(perms), dtype=np.int8)
         if self.spin_parity is not None:
-            signs[len(self._perms):] = -1
+            signs[len(self._perms) :] = -1
         padded = jnp.concatenate([jnp.asarray(perms, jnp.int32), jnp.full((len(perms), 1), n, jnp.int32)], axis=1)
         img_sites = jnp.take(padded, jnp.where(mask, sites, n), axis=1)  # (n_e, k)
         img_values = jnp.asarray(signs)[:, None] * new_values[None, :].astype(jnp.int8)
@@ -341,7 +343,8 @@ class _ProjectedPath(_ImageSumPath):
         img_sites, img_values = self.model._image_moves(sites, new_values, mask)
         configs = self.model.images(sigma)
         return jax.vmap(self.inner.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
-            self._split(params)[1], configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
+            self._split(params)[1], configs, cache["inner"], img_sites, img_values, mask
+        ).astype(jnp.complex128)
 
     def _path_ratio(self, fast, sigma, cache, sites, new_values, mask):
         """Through the image path: ψ_P(σ′)/ψ_P(σ) = Σ_e w_e ψ(eσ′)/ψ(eσ) with w_e = c_e ψ(eσ)/ψ_P(σ) cached."""
@@ -365,12 +368,12 @@ class _ProjectedPath(_ImageSumPath):
         image by image."""
         fast = self._split(params)[1]
         if self.images is not None:
-            return jax.vmap(lambda s, v, m: self._path_log_ratio(fast, sigma, cache, s, v, m))(
-                sites, new_values, mask)
+            return jax.vmap(lambda s, v, m: self._path_log_ratio(fast, sigma, cache, s, v, m))(sites, new_values, mask)
         img_sites, img_values = jax.vmap(self.model._image_moves)(sites, new_values, mask)  # (C, n_e, k)
         configs = self.model.images(sigma)
         d = jax.vmap(self.inner.log_ratios, in_axes=(None, 0, 0, 1, 1, None))(
-            fast, configs, cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)  # (n_e, C)
+            fast, configs, cache["inner"], img_sites, img_values, mask
+        ).astype(jnp.complex128)  # (n_e, C)
         return jax.vmap(self.model._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
 
     def update(self, params, sigma, cache, sites, new_values, mask):
@@ -378,12 +381,16 @@ class _ProjectedPath(_ImageSumPath):
         if self.images is not None:
             r, total, top = self._path_ratio(fast, sigma, cache, sites, new_values, mask)
             inner = self.images.update(fast, sigma, cache["inner"], sites, new_values, mask)
-            return {"inner": inner, "w": cache["w"] * r / total,
-                    "total": cache["total"] + jnp.log(total) + top * jnp.log(2.0)}
+            return {
+                "inner": inner,
+                "w": cache["w"] * r / total,
+                "total": cache["total"] + jnp.log(total) + top * jnp.log(2.0),
+            }
         d = self._deltas(params, sigma, cache, sites, new_values, mask)
         img_sites, img_values = self.model._image_moves(sites, new_values, mask)
         inner = jax.vmap(self.inner.update, in_axes=(None, 0, 0, 0, 0, None))(
-            fast, self.model.images(sigma), cache["inner"], img_sites, img_values, mask)
+            fast, self.model.images(sigma), cache["inner"], img_sites, img_values, mask
+        )
         logs = cache["logs"] + d
         return {"inner": inner, "logs": logs, "total": self.model._sum(logs)}
 
@@ -455,8 +462,9 @@ class FermionProjected(_ImageSum):
 
     def _image_moves(self, sites, new_values, mask):
         n = 2 * self.n_sites
-        padded = jnp.concatenate([jnp.asarray(self._perms, jnp.int32), jnp.full((len(self._perms), 1), n, jnp.int32)],
-                                 axis=1)
+        padded = jnp.concatenate(
+            [jnp.asarray(self._perms, jnp.int32), jnp.full((len(self._perms), 1), n, jnp.int32)], axis=1
+        )
         img_sites = jnp.take(padded, jnp.where(mask, sites, n), axis=1)  # (n_e, k)
         return img_sites, jnp.broadcast_to(new_values, img_sites.shape)
 
@@ -487,7 +495,8 @@ class _FermionProjectedPath(_ImageSumPath):
     def _deltas(self, fast, x, cache, sites, new_values, mask):
         img_sites, img_values = self.model._image_moves(sites, new_values, mask)
         d = jax.vmap(self.inner.log_ratio, in_axes=(None, 0, 0, 0, 0, None))(
-            fast, self.model.images(x), cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)
+            fast, self.model.images(x), cache["inner"], img_sites, img_values, mask
+        ).astype(jnp.complex128)
         return d + self.model._sign_change(x, sites, new_values, mask)
 
     def log_ratio(self, params, x, cache, sites, new_values, mask):
@@ -499,7 +508,8 @@ class _FermionProjectedPath(_ImageSumPath):
         fast = self._split(params)[1]
         img_sites, img_values = jax.vmap(model._image_moves)(sites, new_values, mask)  # (C, n_e, k)
         d = jax.vmap(self.inner.log_ratios, in_axes=(None, 0, 0, 1, 1, None))(
-            fast, model.images(x), cache["inner"], img_sites, img_values, mask).astype(jnp.complex128)  # (n_e, C)
+            fast, model.images(x), cache["inner"], img_sites, img_values, mask
+        ).astype(jnp.complex128)  # (n_e, C)
         d = d + jax.vmap(model._sign_change, in_axes=(None, 0, 0, 0))(x, sites, new_values, mask).T
         return jax.vmap(model._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
 
@@ -509,6 +519,7 @@ class _FermionProjectedPath(_ImageSumPath):
         d = self._deltas(fast, x, cache, sites, new_values, mask)
         img_sites, img_values = model._image_moves(sites, new_values, mask)
         inner = jax.vmap(self.inner.update, in_axes=(None, 0, 0, 0, 0, None))(
-            fast, model.images(x), cache["inner"], img_sites, img_values, mask)
+            fast, model.images(x), cache["inner"], img_sites, img_values, mask
+        )
         logs = cache["logs"] + d
         return {"inner": inner, "logs": logs, "total": model._sum(logs)}

@@ -131,8 +131,10 @@ def _rbm_index(params: dict, perms: np.ndarray, table: np.ndarray) -> dict:
     n_vis, m = params["W"].shape
     n_g = len(perms)
     if m % n_g:
-        raise ValueError(f"tying the RBM to {n_g} symmetry operations needs a multiple of {n_g} hidden units, "
-                         f"got {m} (choose alpha so that alpha x visible units is a multiple of {n_g})")
+        raise ValueError(
+            f"tying the RBM to {n_g} symmetry operations needs a multiple of {n_g} hidden units, "
+            f"got {m} (choose alpha so that alpha x visible units is a multiple of {n_g})"
+        )
     n_f = m // n_g
     hidden = [(np.arange(n_f)[:, None] * n_g + table[g][None, :]).reshape(-1) for g in range(n_g)]
     vis = [_visible_perm(p, n_vis) for p in perms]
@@ -140,8 +142,7 @@ def _rbm_index(params: dict, perms: np.ndarray, table: np.ndarray) -> dict:
     return {"a": orbits((n_vis,), vis), "b": orbits((m,), hidden), "W": orbits((n_vis, m), w_maps)}
 
 
-def _pp_index(params: dict, perms: np.ndarray, pair_signs: np.ndarray | None = None,
-              symmetric: bool = False) -> dict:
+def _pp_index(params: dict, perms: np.ndarray, pair_signs: np.ndarray | None = None, symmetric: bool = False) -> dict:
     out = {}
     for name, leaf in params.items():
         if name == "F" and pair_signs is not None:
@@ -158,8 +159,9 @@ def _pp_index(params: dict, perms: np.ndarray, pair_signs: np.ndarray | None = N
     return out
 
 
-def translation_tying(params: dict, group: Any, rbm_group: Any = None, pair_signs: np.ndarray | None = None,
-                      symmetric_pairs: bool = False) -> dict:
+def translation_tying(
+    params: dict, group: Any, rbm_group: Any = None, pair_signs: np.ndarray | None = None, symmetric_pairs: bool = False
+) -> dict:
     """Orbit indices for the parameters ``params`` of an RBM (``{"a", "b", "W"}``), a pair product
     (``{"F"(, "g", "v")}``) or their product (``{"rbm": ..., "pp": ...}``) under ``group`` (a
     :class:`~nqs.lattice.SymmetryGroup`); ``rbm_group`` (default ``group``) for the RBM part
@@ -198,13 +200,16 @@ class Tied(Reparametrized):
 
     def expand(self, params):
         """The inner model's full parameters (``to_inner``)."""
+
         def one(r, idx):
             full = r[jnp.asarray(_labels(idx))]
             return full * jnp.asarray(idx.signs, dtype=full.real.dtype) if isinstance(idx, Signed) else full
+
         return jax.tree_util.tree_map(one, params, self.index)
 
     def reduce(self, full):
         """Free parameters from full ones: the (signed) mean over each orbit (exact for tied parameters)."""
+
         def one(leaf, idx):
             labels = _labels(idx).reshape(-1)
             n = int(labels.max()) + 1 if labels.size else 0
@@ -216,6 +221,7 @@ class Tied(Reparametrized):
             else:
                 counts = np.bincount(labels, minlength=n)
             return jax.ops.segment_sum(flat, jnp.asarray(labels), num_segments=n) / counts
+
         return jax.tree_util.tree_map(one, full, self.index)
 
     def init(self, key):

@@ -195,14 +195,14 @@ class FermionOperator:
 
         diag_keys = sorted(diag)
         diag_coef = np.array([diag[k] for k in diag_keys], dtype=complex)
-        diag_cond = _pad([[yidx(p, v) for p, v in k] for k in diag_keys],
-                         max((len(k) for k in diag_keys), default=0), pad_y)
+        diag_cond = _pad(
+            [[yidx(p, v) for p, v in k] for k in diag_keys], max((len(k) for k in diag_keys), default=0), pad_y
+        )
 
         kmove = max((len(ch) for ch, _ in keys), default=0)
         move_sites = _pad([list(ch) for ch, _ in keys], kmove, M)
         move_new = _pad([list(nv) for _, nv in keys], kmove, 0).astype(np.int8)
-        move_req = _pad([[yidx(p, 1 - v) for p, v in zip(ch, nv, strict=True)] for ch, nv in keys],
-                        kmove, pad_y)
+        move_req = _pad([[yidx(p, 1 - v) for p, v in zip(ch, nv, strict=True)] for ch, nv in keys], kmove, pad_y)
         nt = max((len(groups_clean[k]) for k in keys), default=0)
         kc = max((len(cond) for k in keys for cond in groups_clean[k]), default=0)
         term_coef = np.zeros((len(keys), max(nt, 1)), dtype=complex)
@@ -251,7 +251,7 @@ class FermionOperator:
             counts[occ[0]] += 1
         if M % 2:
             return self.n_conn
-        top = [np.sort(counts[b * L:(b + 1) * L])[::-1][:n] for b, n in ((0, n_up), (1, n_down))]
+        top = [np.sort(counts[b * L : (b + 1) * L])[::-1][:n] for b, n in ((0, n_up), (1, n_down))]
         return int(min(self.n_conn, sum(int(t.sum()) for t in top)))
 
     def for_sector(self, n_up: int, n_down: int) -> FermionOperator:
@@ -417,5 +417,7 @@ class FermionOperator:
     __rmul__ = __mul__
 
     def __repr__(self) -> str:
-        return (f"FermionOperator({self.name!r}, {self.n_orbitals} orbitals, {len(self.terms)} terms, "
-                f"{self.n_conn} move groups)")
+        return (
+            f"FermionOperator({self.name!r}, {self.n_orbitals} orbitals, {len(self.terms)} terms, "
+            f"{self.n_conn} move groups)"
+        )

@@ -128,7 +128,7 @@ class PauliSum:
         states = np.asarray(hilbert.all_states())
         most = 0
         for start in range(0, len(states), chunk):
-            _, mels = self.elements(states[start:start + chunk], np)
+            _, mels = self.elements(states[start : start + chunk], np)
             most = max(most, int(np.max(np.count_nonzero(np.abs(mels) > 0, axis=-1))))
         if most >= self.n_conn:
             return self
@@ -240,7 +240,7 @@ def pauli_terms_from_spec(spec: Sequence) -> list[tuple]:
     out = []
     for i, t in enumerate(spec):
         if not isinstance(t, (list, tuple)) or len(t) != 3:
-            raise ValueError(f"hamiltonian.terms[{i}] must be [coefficient, \"ops\", [sites]], got {t!r}")
+            raise ValueError(f'hamiltonian.terms[{i}] must be [coefficient, "ops", [sites]], got {t!r}')
         c, ops, sites = t
         if isinstance(c, (list, tuple)):
             c = complex(c[0], c[1])

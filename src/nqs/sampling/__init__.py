@@ -4,5 +4,13 @@ from .exact import ExactSampler
 from .hop import HopExchangeRule, HopRule, SpinExchangeRule
 from .metropolis import ExchangeRule, LocalRule, MetropolisSampler, SamplerState
 
-__all__ = ["MetropolisSampler", "SamplerState", "LocalRule", "ExchangeRule", "ExactSampler", "HopRule",
-           "SpinExchangeRule", "HopExchangeRule"]
+__all__ = [
+    "MetropolisSampler",
+    "SamplerState",
+    "LocalRule",
+    "ExchangeRule",
+    "ExactSampler",
+    "HopRule",
+    "SpinExchangeRule",
+    "HopExchangeRule",
+]

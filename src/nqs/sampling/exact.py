@@ -32,7 +32,7 @@ def orbit_representatives(hilbert, perms, spin_flip: bool = False, matrix=None):
     states, codes = np.asarray(hilbert.all_states()), hilbert.all_codes()
     lowest = np.arange(len(states))
     for g, inverse in enumerate(np.argsort(perms, axis=1)):  # gσ = σ[p_g^{-1}]
-        for sign in ((1, -1) if spin_flip else (1,)):
+        for sign in (1, -1) if spin_flip else (1,):
             idx = hilbert.index_of(sign * states[:, inverse], codes)
             if np.any(idx < 0):
                 if matrix is not None:

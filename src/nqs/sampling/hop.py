@@ -140,8 +140,7 @@ class HopExchangeRule(Rule):
 
     @classmethod
     def from_lattice(cls, lattice, p_exchange: float = 0.2, shells: Sequence[int] = (1,)) -> HopExchangeRule:
-        return cls(HopRule.from_lattice(lattice, shells), SpinExchangeRule.from_lattice(lattice, shells),
-                   p_exchange)
+        return cls(HopRule.from_lattice(lattice, shells), SpinExchangeRule.from_lattice(lattice, shells), p_exchange)
 
     @property
     def n_sites(self) -> int:
@@ -164,6 +163,4 @@ class HopExchangeRule(Rule):
         hm = jnp.concatenate([hm, jnp.zeros((2,), bool)])
         es, ev, em = self.exchange.move(jnp.clip(r - nh, 0, self.exchange.n_choices - 1), x)
         is_ex = r >= nh
-        return (jnp.where(is_ex, es, hs.astype(es.dtype)), jnp.where(is_ex, ev, hv),
-                jnp.where(is_ex, em, hm))
-
+        return (jnp.where(is_ex, es, hs.astype(es.dtype)), jnp.where(is_ex, ev, hv), jnp.where(is_ex, em, hm))

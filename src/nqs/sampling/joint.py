@@ -28,8 +28,15 @@ from jax.flatten_util import ravel_pytree
 from ..models.base import log_cosh
 from ..operators.moves import apply_moves, move_delta
 
-__all__ = ["JointMetropolisSampler", "JointSamplerState", "JointSamples", "JointPart", "joint_local_energies",
-           "joint_log_derivatives", "exact_joint_weights"]
+__all__ = [
+    "JointMetropolisSampler",
+    "JointSamplerState",
+    "JointSamples",
+    "JointPart",
+    "joint_local_energies",
+    "joint_log_derivatives",
+    "exact_joint_weights",
+]
 
 
 # --------------------------------------------------------------------------------- local energy
@@ -87,7 +94,8 @@ def exact_joint_weights(model, params, states) -> tuple[np.ndarray, np.ndarray, 
     sigma = np.asarray(states)[i.ravel()]
     deep = np.stack([D[a.ravel()], D[b.ravel()]], axis=1)
     lphi = jax.vmap(jax.vmap(model.log_phi, in_axes=(None, None, 0)), in_axes=(None, 0, 0))(
-        params, jnp.asarray(sigma), jnp.asarray(deep))
+        params, jnp.asarray(sigma), jnp.asarray(deep)
+    )
     lw = np.asarray(jnp.sum(jnp.real(lphi), axis=-1))
     w = np.exp(lw - lw.max())
     return sigma, deep, w / w.sum()
@@ -182,8 +190,10 @@ class JointMetropolisSampler:
 
         d = n_shards(mesh)
         if self.n_chains % d:
-            raise ValueError(f"n_chains ({self.n_chains}) must be a multiple of the number of devices ({d}) "
-                             f"to split the chains over them; use e.g. n_chains = {-(-self.n_chains // d) * d}")
+            raise ValueError(
+                f"n_chains ({self.n_chains}) must be a multiple of the number of devices ({d}) "
+                f"to split the chains over them; use e.g. n_chains = {-(-self.n_chains // d) * d}"
+            )
         r = replicated(mesh)
         return JointSamplerState(sharded(mesh), sharded(mesh), r, r, r)
 
@@ -288,6 +298,11 @@ class JointMetropolisSampler:
         n_acc = sum(jnp.sum(q.n_accepted.astype(jnp.int64)) for q in parts)
         n_prop = (self.n_discard + self.n_per_chain) * self.sweep * self.n_chains
         key = jax.random.split(state.key)[0]
-        new_state = JointSamplerState(cat([q.sigma for q in parts]), cat([q.deep for q in parts]), key,
-                                      state.n_accepted + n_acc, state.n_proposed + n_prop)
+        new_state = JointSamplerState(
+            cat([q.sigma for q in parts]),
+            cat([q.deep for q in parts]),
+            key,
+            state.n_accepted + n_acc,
+            state.n_proposed + n_prop,
+        )
         return samples, new_state

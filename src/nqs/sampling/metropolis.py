@@ -211,8 +211,10 @@ class MetropolisSampler:
 
         d = n_shards(mesh)
         if self.n_chains % d:
-            raise ValueError(f"n_chains ({self.n_chains}) must be a multiple of the number of devices ({d}) "
-                             f"to split the chains over them; use e.g. n_chains = {-(-self.n_chains // d) * d}")
+            raise ValueError(
+                f"n_chains ({self.n_chains}) must be a multiple of the number of devices ({d}) "
+                f"to split the chains over them; use e.g. n_chains = {-(-self.n_chains // d) * d}"
+            )
         r = replicated(mesh)
         return SamplerState(sharded(mesh), r, r, r)
 
@@ -327,7 +329,7 @@ class MetropolisSampler:
         carry, samples = sweeps(carry, k_sweeps, self.n_discard + self.n_per_chain)
         sigma, _, n_acc = carry
         # samples: (n_discard + n_per_chain, n, N) -> (n, n_per_chain, N)
-        samples = jnp.swapaxes(samples[self.n_discard:], 0, 1)
+        samples = jnp.swapaxes(samples[self.n_discard :], 0, 1)
         log_w = None
         if self.power != 2:
             log_amp = jax.vmap(jax.vmap(model.log_psi, in_axes=(None, 0)), in_axes=(None, 0))(raw_params, samples)

@@ -14,5 +14,18 @@ from .imaginary_time import imaginary_time
 from .references import exact_reference, sector_table
 from .run_folder import join_processes, run, solve
 
-__all__ = ["Parts", "Problem", "build", "correlation_ratio", "evaluate", "lanczos_evaluate", "spin_samples",
-           "imaginary_time", "exact_reference", "sector_table", "join_processes", "run", "solve"]
+__all__ = [
+    "Parts",
+    "Problem",
+    "build",
+    "correlation_ratio",
+    "evaluate",
+    "lanczos_evaluate",
+    "spin_samples",
+    "imaginary_time",
+    "exact_reference",
+    "sector_table",
+    "join_processes",
+    "run",
+    "solve",
+]

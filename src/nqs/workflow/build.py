@@ -84,7 +84,7 @@ def build_fermions(cfg: Config, lat):
         if lat.n_sites != n_sites:
             raise ConfigError(
                 f"lattice: {lat.describe()} has {lat.n_sites} sites but {hc.path} describes {n_sites}; "
-                f"set [lattice] to match (e.g. kind = \"chain\", size = [{n_sites}])"
+                f'set [lattice] to match (e.g. kind = "chain", size = [{n_sites}])'
             )
         n_up = fh.n_up if n_up is None else n_up
         n_down = fh.n_down if n_down is None else n_down
@@ -127,16 +127,18 @@ def build_spins(cfg: Config, lat):
         if not conserving:
             raise ConfigError(
                 f"sampler.kind: exchange moves conserve Sz but the '{hc.kind}' Hamiltonian does not; "
-                "use kind = \"local\""
+                'use kind = "local"'
             )
         if total_sz is None:
             total_sz = 0.0 if lat.n_sites % 2 == 0 else 0.5
             chosen["total_sz"] = total_sz
     if sc.kind == "local" and total_sz is not None:
-        raise ConfigError("sampler.kind: local spin flips cannot keep total_sz fixed; use kind = \"exchange\"")
+        raise ConfigError('sampler.kind: local spin flips cannot keep total_sz fixed; use kind = "exchange"')
     if sc.kind == "hop":
-        raise ConfigError(f"sampler.kind: hop moves are for electrons; the '{hc.kind}' Hamiltonian acts on spins "
-                          "(use \"exchange\" or \"local\")")
+        raise ConfigError(
+            f"sampler.kind: hop moves are for electrons; the '{hc.kind}' Hamiltonian acts on spins "
+            '(use "exchange" or "local")'
+        )
     try:
         hil = SpinHilbert(lat.n_sites, total_sz)
     except ValueError as err:
@@ -199,30 +201,38 @@ def build_sampler(cfg: Config, lat, hil, op, model, bonds):
     """``[sampler]``: exact enumeration, or Metropolis chains with the move rule of ``sampler.kind``."""
     sc, hc = cfg.sampler, cfg.hamiltonian
     if sc.power != 2 and sc.kind == "exact":
-        raise ConfigError("sampler.power: only the Metropolis samplers of kind local, exchange and hop take a power "
-                          "other than 2 (exact enumeration weighs every state by |psi|^2)")
+        raise ConfigError(
+            "sampler.power: only the Metropolis samplers of kind local, exchange and hop take a power "
+            "other than 2 (exact enumeration weighs every state by |psi|^2)"
+        )
     if sc.kind == "exact":
         if hil.n_states > 2**22:
-            raise ConfigError(
-                f"sampler.kind: exact enumeration of {hil.n_states} states is too large; use Monte Carlo"
-            )
+            raise ConfigError(f"sampler.kind: exact enumeration of {hil.n_states} states is too large; use Monte Carlo")
         return ExactSampler(hil, orbits(model, op, hil))
     if sc.n_samples < sc.n_chains:
-        raise ConfigError(
-            f"sampler.n_samples ({sc.n_samples}) must be at least sampler.n_chains ({sc.n_chains})"
-        )
+        raise ConfigError(f"sampler.n_samples ({sc.n_samples}) must be at least sampler.n_chains ({sc.n_chains})")
     if sc.kind == "hop":
         hop = HopRule(hil.n_sites, bonds)
-        rule = HopExchangeRule(hop, SpinExchangeRule(hil.n_sites, bonds), p_exchange=sc.p_exchange) \
-            if sc.p_exchange > 0 else hop
+        rule = (
+            HopExchangeRule(hop, SpinExchangeRule(hil.n_sites, bonds), p_exchange=sc.p_exchange)
+            if sc.p_exchange > 0
+            else hop
+        )
     elif sc.kind == "local":
         rule = LocalRule(lat.n_sites)
     else:
         shells = HAMILTONIANS[hc.kind].facts.get("exchange_shells", (1,))
         pairs = np.concatenate([lat.bonds(s) for s in shells if len(lat.bonds(s))])
         rule = ExchangeRule(tuple(map(tuple, pairs.tolist())))
-    return MetropolisSampler(hil, rule, n_chains=sc.n_chains, n_samples=sc.n_samples, n_discard=sc.n_discard,
-                             sweep_size=sc.sweep_size, power=sc.power)
+    return MetropolisSampler(
+        hil,
+        rule,
+        n_chains=sc.n_chains,
+        n_samples=sc.n_samples,
+        n_discard=sc.n_discard,
+        sweep_size=sc.sweep_size,
+        power=sc.power,
+    )
 
 
 def build_optimizer(cfg: Config) -> OptimizerConfig:
@@ -231,10 +241,18 @@ def build_optimizer(cfg: Config) -> OptimizerConfig:
     if oc.diag_shift_min > oc.diag_shift and oc.diag_shift_decay < 1:
         raise ConfigError("optimizer.diag_shift_min must not exceed optimizer.diag_shift")
     return OptimizerConfig(
-        kind=oc.kind, learning_rate=oc.learning_rate,
-        sr=SRConfig(oc.diag_shift, oc.diag_shift_decay, oc.diag_shift_min, oc.solver, rescale=oc.sr_rescale,
-                     rescale_cutoff=oc.sr_rescale_cutoff),
-        learning_rate_final=oc.learning_rate_final, n_steps=oc.n_steps,
+        kind=oc.kind,
+        learning_rate=oc.learning_rate,
+        sr=SRConfig(
+            oc.diag_shift,
+            oc.diag_shift_decay,
+            oc.diag_shift_min,
+            oc.solver,
+            rescale=oc.sr_rescale,
+            rescale_cutoff=oc.sr_rescale_cutoff,
+        ),
+        learning_rate_final=oc.learning_rate_final,
+        n_steps=oc.n_steps,
     )
 
 
@@ -268,16 +286,20 @@ def _check_dbm_settings(cfg: Config) -> None:
     """Settings that the DBM driver (:class:`nqs.drivers.dbm.DBMVMC`, one device, float64) does not have."""
     sc, oc = cfg.sampler, cfg.optimizer
     if sc.power != 2:
-        raise ConfigError("sampler.power: only the Metropolis samplers of kind local, exchange and hop take a power "
-                          "other than 2 (the DBM's joint chain samples |psi|^2)")
+        raise ConfigError(
+            "sampler.power: only the Metropolis samplers of kind local, exchange and hop take a power "
+            "other than 2 (the DBM's joint chain samples |psi|^2)"
+        )
     if sc.kind == "exact":
-        raise ConfigError("sampler.kind: the DBM's joint (σ, d, d') Markov chain has no exact mode; "
-                          "use \"exchange\" or \"local\"")
+        raise ConfigError(
+            'sampler.kind: the DBM\'s joint (σ, d, d\') Markov chain has no exact mode; use "exchange" or "local"'
+        )
     if oc.precision != "float64":
         raise ConfigError("optimizer.precision: the DBM driver runs in float64 only; remove optimizer.precision")
     if oc.chunk_size is not None:
-        raise ConfigError("optimizer.chunk_size: the DBM driver evaluates all samples at once; remove "
-                          "optimizer.chunk_size")
+        raise ConfigError(
+            "optimizer.chunk_size: the DBM driver evaluates all samples at once; remove optimizer.chunk_size"
+        )
     if oc.sr_rescale:
         raise ConfigError("optimizer.sr_rescale: scale-invariant SR is not available for the DBM; remove it")
     if cfg.parallel.distributed:

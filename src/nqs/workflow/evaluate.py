@@ -17,8 +17,13 @@ from .build import Problem
 
 
 def _stats_dict(s) -> dict:
-    return {"mean": float(jnp.real(s.mean)), "error": float(s.error), "variance": float(s.variance),
-            "tau_corr": float(s.tau_corr), "r_hat": float(s.r_hat)}
+    return {
+        "mean": float(jnp.real(s.mean)),
+        "error": float(s.error),
+        "variance": float(s.variance),
+        "tau_corr": float(s.tau_corr),
+        "r_hat": float(s.r_hat),
+    }
 
 
 def spin_samples(problem: Problem, samples):
@@ -53,8 +58,9 @@ def evaluate(problem: Problem, params, sampler_state, n_samples: int | None):
     return stats, sq_stats, zz_stats, sq, weights, sstate
 
 
-def lanczos_evaluate(problem: Problem, params, sampler_state, n_samples: int | None, power: float = 1.0,
-                     chunk_size: int = 64):
+def lanczos_evaluate(
+    problem: Problem, params, sampler_state, n_samples: int | None, power: float = 1.0, chunk_size: int = 64
+):
     """One Lanczos step on the final state (:func:`nqs.estimators.lanczos_step`) from ``n_samples`` fresh
     samples of |ψ|^``power`` (Markov chains; reweighted): returns the step's dict with ``n_samples``,
     ``lost_terms`` (connected configurations where ψ = 0, left out) and ``seconds`` added."""
@@ -67,8 +73,9 @@ def lanczos_evaluate(problem: Problem, params, sampler_state, n_samples: int | N
     def go(params, sstate):
         samples, weights, _ = vmc.sampler.sample(vmc.model, params, sstate)
         flat = samples.reshape(-1, samples.shape[-1])
-        e, h2, lost = estimators.local_energies_h2(vmc.model, params, problem.hamiltonian, flat,
-                                                   min(chunk_size, flat.shape[0]))
+        e, h2, lost = estimators.local_energies_h2(
+            vmc.model, params, problem.hamiltonian, flat, min(chunk_size, flat.shape[0])
+        )
         return e, h2, jnp.sum(lost), weights
 
     from ..parallel import to_host
@@ -118,5 +125,4 @@ def correlation_ratio(lattice, sq_samples, weights=None, mcmc: bool = False) -> 
     ratio = S1 / S0
     z = (s1 - ratio * s0) / S0
     err = float(statistics(z, weights, mcmc).error)
-    return {"value": 1.0 - ratio, "error": err, "Q": q[iq].tolist(), "Q_plus_dq": q[best].tolist(),
-            "S_Q": S0}
+    return {"value": 1.0 - ratio, "error": err, "Q": q[iq].tolist(), "Q_plus_dq": q[best].tolist(), "S_Q": S0}

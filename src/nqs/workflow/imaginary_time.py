@@ -26,11 +26,13 @@ def imaginary_time(cfg: Config, console=None) -> dict:
 
     hc, ic = cfg.hamiltonian, cfg.imaginary_time
     if hc.kind not in ("ising", "heisenberg"):
-        raise ConfigError(f"hamiltonian.kind: the exact DBM construction exists for 'ising' and 'heisenberg', "
-                          f"not '{hc.kind}'")
+        raise ConfigError(
+            f"hamiltonian.kind: the exact DBM construction exists for 'ising' and 'heisenberg', not '{hc.kind}'"
+        )
     if hc.total_sz is not None:
-        raise ConfigError("hamiltonian.total_sz: the imaginary-time construction works in the full spin space; "
-                          "remove total_sz")
+        raise ConfigError(
+            "hamiltonian.total_sz: the imaginary-time construction works in the full spin space; remove total_sz"
+        )
     try:
         lat = make_lattice(cfg.lattice.kind, cfg.lattice.size, cfg.lattice.pbc)
     except ValueError as err:
@@ -42,8 +44,9 @@ def imaginary_time(cfg: Config, console=None) -> dict:
         op = hamiltonians.ising(lat, hc.J, hc.h)
     else:
         if not lat.is_bipartite:
-            raise ConfigError("lattice: the Heisenberg construction starts from the Néel state and needs a "
-                              "bipartite lattice")
+            raise ConfigError(
+                "lattice: the Heisenberg construction starts from the Néel state and needs a bipartite lattice"
+            )
         op = hamiltonians.heisenberg(lat, hc.J)
     method = ic.method if ic.method != "auto" else ("exact" if n <= 12 else "mc")
     hil = SpinHilbert(n)
@@ -71,27 +74,45 @@ def imaginary_time(cfg: Config, console=None) -> dict:
             e, err = it.exact_energy(dbm, params, op, hil), 0.0
         else:
             if hc.kind == "heisenberg":
-                raise ConfigError("imaginary_time.method: Monte Carlo of the Heisenberg DBM needs loop moves "
-                                  "(not available yet); use method = \"exact\" on a small lattice")
+                raise ConfigError(
+                    "imaginary_time.method: Monte Carlo of the Heisenberg DBM needs loop moves "
+                    '(not available yet); use method = "exact" on a small lattice'
+                )
             key, sub = jax.random.split(key)
-            st = it.mc_energy(dbm, params, op, sub, n_chains=ic.n_chains, n_sweeps=ic.n_sweeps,
-                              n_discard=ic.n_discard)
+            st = it.mc_energy(dbm, params, op, sub, n_chains=ic.n_chains, n_sweeps=ic.n_sweeps, n_discard=ic.n_discard)
             e, err = float(jnp.real(st.mean)), float(st.error)
-        row = {"n": k, "tau": k * ic.dtau, "e_dbm": e, "e_dbm_error": err,
-               "e_exact_tau": None if e_tau is None else float(e_tau[k - 1]), "e0": e0,
-               "n_hidden": dbm.n_hidden, "n_deep": dbm.n_deep}
+        row = {
+            "n": k,
+            "tau": k * ic.dtau,
+            "e_dbm": e,
+            "e_dbm_error": err,
+            "e_exact_tau": None if e_tau is None else float(e_tau[k - 1]),
+            "e0": e0,
+            "n_hidden": dbm.n_hidden,
+            "n_deep": dbm.n_deep,
+        }
         rows.append(row)
         if console is not None:
             ex = "" if row["e_exact_tau"] is None else f"   exact <H>(tau) {row['e_exact_tau']:.6f}"
-            console.print(f"tau = {row['tau']:.3f}  E_DBM = {e:.6f} ± {err:.6f}{ex}   "
-                          f"({dbm.n_hidden} hidden, {dbm.n_deep} deep units)")
+            console.print(
+                f"tau = {row['tau']:.3f}  E_DBM = {e:.6f} ± {err:.6f}{ex}   "
+                f"({dbm.n_hidden} hidden, {dbm.n_deep} deep units)"
+            )
     out = Path(cfg.output.dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"hamiltonian": hc.kind, "lattice": lat.describe(), "units": units_for(hc.kind), "method": method,
-              "dtau": ic.dtau, "e0": e0, "rows": rows}
+    result = {
+        "hamiltonian": hc.kind,
+        "lattice": lat.describe(),
+        "units": units_for(hc.kind),
+        "method": method,
+        "dtau": ic.dtau,
+        "e0": e0,
+        "rows": rows,
+    }
     io.write_json(out / "imaginary_time.json", result)
-    _plot_imaginary_time(rows, e0, out / "imaginary_time.png", f"{hc.kind}, {lat.describe()}, δτ = {ic.dtau:g}",
-                         units_short(hc.kind))
+    _plot_imaginary_time(
+        rows, e0, out / "imaginary_time.png", f"{hc.kind}, {lat.describe()}, δτ = {ic.dtau:g}", units_short(hc.kind)
+    )
     return result
 
 
@@ -103,11 +124,18 @@ def _plot_imaginary_time(rows, e0, path, title, units):
 
     tau = [r["tau"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.errorbar(tau, [r["e_dbm"] for r in rows], yerr=[r["e_dbm_error"] for r in rows], fmt="o-", ms=4,
-                label="constructed DBM (Trotterized)")
+    ax.errorbar(
+        tau,
+        [r["e_dbm"] for r in rows],
+        yerr=[r["e_dbm_error"] for r in rows],
+        fmt="o-",
+        ms=4,
+        label="constructed DBM (Trotterized)",
+    )
     if rows and rows[0]["e_exact_tau"] is not None:
-        ax.plot(tau, [r["e_exact_tau"] for r in rows], "s--", ms=4,
-                label=r"ED: $\langle H\rangle$ of $e^{-\tau H}\psi_0$")
+        ax.plot(
+            tau, [r["e_exact_tau"] for r in rows], "s--", ms=4, label=r"ED: $\langle H\rangle$ of $e^{-\tau H}\psi_0$"
+        )
     if e0 is not None:
         ax.axhline(e0, color="k", lw=1, ls=":", label=f"E0 = {e0:.6f}")
     ax.set_xlabel(r"$\tau$")

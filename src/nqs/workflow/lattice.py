@@ -26,7 +26,7 @@ def parse_angle(value, where: str) -> float:
     text = str(value).strip().lower().replace("π", "pi").replace(" ", "")
     m = re.fullmatch(r"([+-]?)(\d*\.?\d*)\*?(pi)?(?:/(\d+\.?\d*))?", text)
     if not text or m is None or (not m.group(2) and not m.group(3)):
-        raise ConfigError(f"{where}: cannot read momentum component {value!r} (use numbers or e.g. \"pi/2\")")
+        raise ConfigError(f'{where}: cannot read momentum component {value!r} (use numbers or e.g. "pi/2")')
     sign = -1.0 if m.group(1) == "-" else 1.0
     num = float(m.group(2)) if m.group(2) else 1.0
     den = float(m.group(4)) if m.group(4) else 1.0
@@ -82,7 +82,10 @@ def boundary_label(cfg: Config, lat) -> str | None:
     if not all(lat.pbc):
         return None
     b = getattr(cfg.hamiltonian, "boundary", None)  # the Hubbard model's key; other kinds are periodic
-    if b is None or (isinstance(b, str) and b.strip().lower() == "periodic") or \
-            (isinstance(b, list) and all(str(x).strip().lower() == "periodic" for x in b)):
+    if (
+        b is None
+        or (isinstance(b, str) and b.strip().lower() == "periodic")
+        or (isinstance(b, list) and all(str(x).strip().lower() == "periodic" for x in b))
+    ):
         return "periodic"
     return None

@@ -32,8 +32,7 @@ def fermion_model(cfg: Config, hil, op, neighbour_bonds=None):
     L, nu, nd = hil.n_sites, hil.n_up, hil.n_down
     if mc.kind not in ("slater", "pp", "rbm_pp"):
         raise ConfigError(
-            f"model.kind: '{mc.kind}' carries no fermion sign; electron Hamiltonians take "
-            "\"slater\", \"pp\" or \"rbm_pp\""
+            f'model.kind: \'{mc.kind}\' carries no fermion sign; electron Hamiltonians take "slater", "pp" or "rbm_pp"'
         )
     if mc.marshall_sign:
         raise ConfigError("model.marshall_sign: the Marshall sign is for spin models; remove it")
@@ -43,8 +42,10 @@ def fermion_model(cfg: Config, hil, op, neighbour_bonds=None):
         if mc.symmetry.project == "rbm":
             rbm_images, rbm_chars = images, chars
     if mc.init == "dwave":
-        raise ConfigError("model.init: 'dwave' is the d-wave RVB start of the spin pair product; electrons take "
-                          "\"tight_binding\" or \"uhf\"")
+        raise ConfigError(
+            "model.init: 'dwave' is the d-wave RVB start of the spin pair product; electrons take "
+            '"tight_binding" or "uhf"'
+        )
     hopping = op if mc.init in ("auto", "tight_binding") else None
     if mc.init == "uhf":
         from ..models.slater import unrestricted_hartree_fock
@@ -59,16 +60,43 @@ def fermion_model(cfg: Config, hil, op, neighbour_bonds=None):
         elif (mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0)) and mc.pairing == "general":
             from ..models.pfaffian import PfaffianPP
 
-            model = PfaffianPP(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
-                               spin_points=mc.spin_projection)
+            model = PfaffianPP(
+                L,
+                nu,
+                nd,
+                gutzwiller=mc.gutzwiller,
+                param_dtype=mc.param_dtype,
+                hopping=hopping,
+                spin_points=mc.spin_projection,
+            )
         elif mc.kind == "pp" or (mc.kind == "rbm_pp" and mc.alpha == 0):
-            model = PairProduct(L, nu, nd, gutzwiller=mc.gutzwiller, param_dtype=mc.param_dtype, hopping=hopping,
-                                jastrow=mc.jastrow, doublon_holon=dh)
+            model = PairProduct(
+                L,
+                nu,
+                nd,
+                gutzwiller=mc.gutzwiller,
+                param_dtype=mc.param_dtype,
+                hopping=hopping,
+                jastrow=mc.jastrow,
+                doublon_holon=dh,
+            )
         else:
-            model = RBMPP(L, nu, nd, alpha=mc.alpha, init_scale=mc.init_scale, gutzwiller=mc.gutzwiller,
-                          param_dtype=mc.param_dtype, hopping=hopping, jastrow=mc.jastrow,
-                          rbm_images=rbm_images, rbm_characters=rbm_chars, doublon_holon=dh, pairing=mc.pairing,
-                          spin_points=mc.spin_projection)
+            model = RBMPP(
+                L,
+                nu,
+                nd,
+                alpha=mc.alpha,
+                init_scale=mc.init_scale,
+                gutzwiller=mc.gutzwiller,
+                param_dtype=mc.param_dtype,
+                hopping=hopping,
+                jastrow=mc.jastrow,
+                rbm_images=rbm_images,
+                rbm_characters=rbm_chars,
+                doublon_holon=dh,
+                pairing=mc.pairing,
+                spin_points=mc.spin_projection,
+            )
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
     model = _shared(cfg, build_lattice(cfg), model, fermions=True)
@@ -92,11 +120,14 @@ def _fermion_projection(cfg: Config, n_sites: int, hil):
 
     mc, sc = cfg.model, cfg.model.symmetry
     if sc.project == "rbm" and (mc.kind != "rbm_pp" or mc.alpha == 0):
-        raise ConfigError("model.symmetry.project: \"rbm\" projects the RBM factor of kind = \"rbm_pp\" "
-                          "(alpha > 0); use \"state\"")
+        raise ConfigError(
+            'model.symmetry.project: "rbm" projects the RBM factor of kind = "rbm_pp" (alpha > 0); use "state"'
+        )
     if mc.shared_weights is None:
-        raise ConfigError("model.symmetry: projecting an electron model needs model.shared_weights = "
-                          "\"translation\" (momentum 0 exactly; the projection then sums the point group)")
+        raise ConfigError(
+            "model.symmetry: projecting an electron model needs model.shared_weights = "
+            '"translation" (momentum 0 exactly; the projection then sums the point group)'
+        )
     if sc.k is not None and any(parse_angle(v, "model.symmetry.k") != 0 for v in sc.k):
         raise ConfigError("model.symmetry.k: with shared_weights the state has momentum 0; remove k or set it to 0")
     lat = build_lattice(cfg)
@@ -131,11 +162,15 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
     from ..models.tied import Tied, antiperiodic_signs, translation_tying
 
     if not all(lat.pbc):
-        raise ConfigError(f"model.shared_weights: {lat.describe()} has open directions; sharing parameters over "
-                          "translations needs a periodic lattice")
+        raise ConfigError(
+            f"model.shared_weights: {lat.describe()} has open directions; sharing parameters over "
+            "translations needs a periodic lattice"
+        )
     if fermions and (cfg.hamiltonian.kind != "hubbard" or boundary_label(cfg, lat) != "periodic"):
-        raise ConfigError("model.shared_weights: sharing parameters over translations needs a translation-"
-                          "invariant Hamiltonian: kind = \"hubbard\" with periodic boundaries")
+        raise ConfigError(
+            "model.shared_weights: sharing parameters over translations needs a translation-"
+            'invariant Hamiltonian: kind = "hubbard" with periodic boundaries'
+        )
     trans = translation_group(lat)
     rbm_group = space_group(lat) if mc.shared_weights == "space_group" else trans
     # projected electron RBM+PP: the pair function must be invariant under every projected operation
@@ -143,14 +178,20 @@ def _shared(cfg: Config, lat, model, fermions: bool = False):
     try:
         # the d-wave pair function lives on a k grid antiperiodic along x: f(Ti, Tj) = ±f(i, j)
         signs = antiperiodic_signs(lat, trans, 0) if (mc.init == "dwave" and not fermions) else None
-        symmetric = fermions and mc.symmetry is not None and mc.symmetry.project == "rbm" and \
-            mc.symmetry.spin_parity is not None
-        index = translation_tying(model.init(jax.random.PRNGKey(0)), pp_group, rbm_group, signs,
-                                  symmetric_pairs=symmetric)
+        symmetric = (
+            fermions
+            and mc.symmetry is not None
+            and mc.symmetry.project == "rbm"
+            and mc.symmetry.spin_parity is not None
+        )
+        index = translation_tying(
+            model.init(jax.random.PRNGKey(0)), pp_group, rbm_group, signs, symmetric_pairs=symmetric
+        )
     except ValueError as err:
         raise ConfigError(f"model.shared_weights: {err}") from None
-    label = "shared over the " + ("space group (RBM) and translations" if mc.shared_weights == "space_group"
-                                  else "translations")
+    label = "shared over the " + (
+        "space group (RBM) and translations" if mc.shared_weights == "space_group" else "translations"
+    )
     return Tied(model, index, label)
 
 
@@ -175,19 +216,26 @@ def dbm_model(cfg: Config, lat) -> DeepBoltzmann:
     """The trainable real DBM of ``model.kind = "dbm"`` (n_hidden = α N and n_deep = n_hidden unless given)."""
     mc = cfg.model
     if mc.symmetry is not None:
-        raise ConfigError("model.symmetry: the DBM driver samples (σ, d, d') jointly and cannot project onto a "
-                          "symmetry sector; remove model.symmetry")
+        raise ConfigError(
+            "model.symmetry: the DBM driver samples (σ, d, d') jointly and cannot project onto a "
+            "symmetry sector; remove model.symmetry"
+        )
     if mc.param_dtype == "complex" and "param_dtype" in mc.model_fields_set:
-        raise ConfigError("model.param_dtype: the DBM has real parameters (psi real, the sign from marshall_sign); "
-                          "remove param_dtype or set \"real\"")
+        raise ConfigError(
+            "model.param_dtype: the DBM has real parameters (psi real, the sign from marshall_sign); "
+            'remove param_dtype or set "real"'
+        )
     if mc.init not in ("auto", "random"):
-        raise ConfigError(f"model.init: '{mc.init}' is a start of the pair product; the DBM starts from random "
-                          "parameters (remove model.init)")
+        raise ConfigError(
+            f"model.init: '{mc.init}' is a start of the pair product; the DBM starts from random "
+            "parameters (remove model.init)"
+        )
     sublattice = None
     if mc.marshall_sign:
         if not lat.is_bipartite:
-            raise ConfigError(f"model.marshall_sign: the Marshall sign rule needs a bipartite lattice; "
-                              f"{lat.describe()} is not")
+            raise ConfigError(
+                f"model.marshall_sign: the Marshall sign rule needs a bipartite lattice; {lat.describe()} is not"
+            )
         sublattice = tuple(int(c) for c in lat.sublattice)
     n_hidden = mc.n_hidden or max(1, round(mc.alpha * lat.n_sites))
     n_deep = mc.n_deep or n_hidden
@@ -197,13 +245,17 @@ def dbm_model(cfg: Config, lat) -> DeepBoltzmann:
 def spin_model(cfg: Config, lat, hil):
     mc = cfg.model
     if mc.param_dtype != "complex" and mc.kind not in ("rbm", "pp", "rbm_pp", "dbm"):
-        raise ConfigError(f"model.param_dtype: kind '{mc.kind}' has fixed dtypes; only rbm, pp and rbm_pp take it "
-                          "(dbm: \"real\" only)")
+        raise ConfigError(
+            f"model.param_dtype: kind '{mc.kind}' has fixed dtypes; only rbm, pp and rbm_pp take it "
+            '(dbm: "real" only)'
+        )
     if mc.kind == "dbm":
         return dbm_model(cfg, lat)
     if mc.kind == "slater":
-        raise ConfigError("model.kind: 'slater' is for electron Hamiltonians (kind 'hubbard' or 'file'); "
-                          "spin models take \"pp\" or \"rbm_pp\" (Gutzwiller-projected pair product)")
+        raise ConfigError(
+            "model.kind: 'slater' is for electron Hamiltonians (kind 'hubbard' or 'file'); "
+            'spin models take "pp" or "rbm_pp" (Gutzwiller-projected pair product)'
+        )
     if mc.kind == "rbm":
         model = RBM(lat.n_sites, alpha=mc.alpha, init_scale=mc.init_scale, param_dtype=mc.param_dtype)
     elif mc.kind == "rbm_real":
@@ -223,24 +275,32 @@ def spin_model(cfg: Config, lat, hil):
         model = SymmetricRBM(group, alpha=int(mc.alpha), init_scale=mc.init_scale, hidden_bias=not free_parity)
     elif mc.kind in ("pp", "rbm_pp"):
         if mc.gutzwiller or mc.jastrow or mc.doublon_holon:
-            raise ConfigError("model: the Gutzwiller, charge Jastrow and doublon-holon factors are constant for spins "
-                              "(one electron per site); remove them")
+            raise ConfigError(
+                "model: the Gutzwiller, charge Jastrow and doublon-holon factors are constant for spins "
+                "(one electron per site); remove them"
+            )
         if mc.pairing != "singlet":
-            raise ConfigError("model.pairing: spin models take the singlet pair product (one electron per site, "
-                              "S^z = 0); remove pairing")
+            raise ConfigError(
+                "model.pairing: spin models take the singlet pair product (one electron per site, "
+                "S^z = 0); remove pairing"
+            )
         if hil.total_sz is None or abs(hil.total_sz) > 1e-12:
             raise ConfigError("model.kind: the projected pair product needs total_sz = 0 (exchange sampler)")
         if mc.init == "uhf":
-            raise ConfigError("model.init: 'uhf' is for electron Hamiltonians; spins take \"tight_binding\" or "
-                              "\"dwave\"")
+            raise ConfigError('model.init: \'uhf\' is for electron Hamiltonians; spins take "tight_binding" or "dwave"')
         try:
             if mc.init == "dwave" and (lat.kind != "square" or not all(lat.pbc)):
                 raise ConfigError(f"model.init: the d-wave start needs a periodic square lattice, not {lat.describe()}")
             pairing = dwave_pairing(lat) if mc.init == "dwave" else None
-            model = SpinRBMPP(lat.n_sites, alpha=0.0 if mc.kind == "pp" else mc.alpha, init_scale=mc.init_scale,
-                              param_dtype=mc.param_dtype, pairing=pairing,
-                              init_noise=0.1 if pairing is None else 0.01,  # the d-wave state is fragile
-                              hopping=lat if mc.init in ("auto", "tight_binding") else None)
+            model = SpinRBMPP(
+                lat.n_sites,
+                alpha=0.0 if mc.kind == "pp" else mc.alpha,
+                init_scale=mc.init_scale,
+                param_dtype=mc.param_dtype,
+                pairing=pairing,
+                init_noise=0.1 if pairing is None else 0.01,  # the d-wave state is fragile
+                hopping=lat if mc.init in ("auto", "tight_binding") else None,
+            )
         except ValueError as err:
             raise ConfigError(f"model: {err}") from None
     else:
@@ -249,8 +309,7 @@ def spin_model(cfg: Config, lat, hil):
     if mc.marshall_sign:
         if not lat.is_bipartite:
             raise ConfigError(
-                f"model.marshall_sign: the Marshall sign rule needs a bipartite lattice; "
-                f"{lat.describe()} is not"
+                f"model.marshall_sign: the Marshall sign rule needs a bipartite lattice; {lat.describe()} is not"
             )
         model = MarshallSign(model, tuple(int(c) for c in lat.sublattice))
     if mc.symmetry is not None and mc.kind != "rbm_symmetric":
@@ -265,10 +324,14 @@ def spin_model(cfg: Config, lat, hil):
             model = Projected(model, group, chi, spin_parity=parity)
     elif mc.kind == "rbm_symmetric" and mc.symmetry is not None:
         sc = mc.symmetry
-        if (sc.k is not None and any(parse_angle(v, "model.symmetry.k") != 0 for v in sc.k)) or \
-                sc.point_group not in (None, "A1"):
-            raise ConfigError("model.symmetry: the symmetric RBM is invariant (k = 0, A1); for other sectors "
-                              "project a plain RBM (kind = \"rbm\" with model.symmetry)")
+        if (sc.k is not None and any(parse_angle(v, "model.symmetry.k") != 0 for v in sc.k)) or sc.point_group not in (
+            None,
+            "A1",
+        ):
+            raise ConfigError(
+                "model.symmetry: the symmetric RBM is invariant (k = 0, A1); for other sectors "
+                'project a plain RBM (kind = "rbm" with model.symmetry)'
+            )
         if sc.spin_parity is not None:
             if hil.total_sz is None or abs(hil.total_sz) > 1e-12:
                 raise ConfigError("model.symmetry.spin_parity: the spin flip needs total_sz = 0")
@@ -288,8 +351,9 @@ def _project_rbm_factor(model, group, chi, parity):
 
     inner = model.inner if isinstance(model, Tied) else model
     if not isinstance(inner, SpinRBMPP) or inner.rbm is None:
-        raise ConfigError("model.symmetry.project: \"rbm\" projects the RBM factor of kind = \"rbm_pp\" "
-                          "(alpha > 0); use \"state\"")
+        raise ConfigError(
+            'model.symmetry.project: "rbm" projects the RBM factor of kind = "rbm_pp" (alpha > 0); use "state"'
+        )
     perms = np.asarray(group.perms if isinstance(group, SymmetryGroup) else group)
     try:
         new = replace(inner, rbm_images=perms, rbm_characters=np.asarray(chi), rbm_spin_parity=parity)

@@ -24,8 +24,7 @@ def exact_reference(problem: Problem, k: int = 1) -> tuple[list[float] | None, s
         sc = cfg.model.symmetry
         kv = [0.0] * lat.ndim if sc.k is None else [parse_angle(v, "model.symmetry.k") for v in sc.k]
         if problem.hilbert.n_states <= SECTOR_ED_STATES:
-            levels = sector_energies(problem.hamiltonian, lat, problem.hilbert, kv, sc.point_group, parity,
-                                     n_levels=k)
+            levels = sector_energies(problem.hamiltonian, lat, problem.hilbert, kv, sc.point_group, parity, n_levels=k)
             if len(levels) == 0:
                 raise ConfigError(f"model.symmetry: the sector ({label}) is empty for {problem.hilbert.describe()}")
             return [float(x) for x in levels], f"ED in the sector {label}"
@@ -55,8 +54,7 @@ def _needs_sector(cfg: Config) -> bool:
     return getattr(cfg.model, "symmetry", None) is not None
 
 
-def sector_table(problem: Problem, point_group: bool = False, spin_flip: bool = False,
-                 n_levels: int = 1) -> list[dict]:
+def sector_table(problem: Problem, point_group: bool = False, spin_flip: bool = False, n_levels: int = 1) -> list[dict]:
     """Lowest ``n_levels`` energies in every symmetry sector (momentum; with ``point_group`` the
     irreps of each little group; with ``spin_flip`` the spin parity), by dense diagonalization of the
     symmetrized blocks.  Rows ``{k, k_label, irrep, spin_parity, energies}`` sorted by lowest energy."""
@@ -66,8 +64,10 @@ def sector_table(problem: Problem, point_group: bool = False, spin_flip: bool = 
     if problem.fermions:
         raise ConfigError("nqs ed --sectors: symmetry sectors are implemented for spin models")
     if problem.hilbert.n_states > SECTOR_ED_STATES:
-        raise ConfigError(f"nqs ed --sectors: {problem.hilbert.describe()} is too large for the dense "
-                          f"sector diagonalization (limit {SECTOR_ED_STATES} states)")
+        raise ConfigError(
+            f"nqs ed --sectors: {problem.hilbert.describe()} is too large for the dense "
+            f"sector diagonalization (limit {SECTOR_ED_STATES} states)"
+        )
     if spin_flip and (problem.hilbert.total_sz is None or abs(problem.hilbert.total_sz) > 1e-12):
         raise ConfigError("nqs ed --spin-flip: the spin flip needs total_sz = 0")
     lat = problem.lattice
@@ -77,7 +77,14 @@ def sector_table(problem: Problem, point_group: bool = False, spin_flip: bool = 
         e = sector_energies(problem.hamiltonian, lat, problem.hilbert, ik, irrep, parity, n_levels=n_levels)
         if len(e) == 0:
             continue
-        rows.append({"k": np.asarray(momenta[ik]).tolist(), "k_label": k_label(momenta[ik]), "irrep": irrep,
-                     "spin_parity": parity, "energies": [float(x) for x in e]})
+        rows.append(
+            {
+                "k": np.asarray(momenta[ik]).tolist(),
+                "k_label": k_label(momenta[ik]),
+                "irrep": irrep,
+                "spin_parity": parity,
+                "energies": [float(x) for x in e],
+            }
+        )
     rows.sort(key=lambda r: r["energies"][0])
     return rows

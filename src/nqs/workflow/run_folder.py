@@ -22,7 +22,7 @@ from .references import exact_reference
 
 
 def _threads_note(vmc) -> str:
-    """" on N threads" where the chains are sampled by several threads (:attr:`nqs.drivers.vmc.VMC.threads_in_use`)."""
+    """ " on N threads" where the chains are sampled by several threads (:attr:`nqs.drivers.vmc.VMC.threads_in_use`)."""
     n = vmc.threads_in_use
     return f" on {n} threads" if n > 1 else ""
 
@@ -54,9 +54,12 @@ def _check_resume(out: Path, resolved: dict) -> None:
         import tomllib
 
         old = tomllib.loads(saved.read_text())
-        mismatched = [k for k in ("seed", "lattice", "hamiltonian", "model", "sampler")
-                      if json.dumps(_drop_none(old.get(k)), sort_keys=True)
-                      != json.dumps(_drop_none(resolved.get(k)), sort_keys=True)]
+        mismatched = [
+            k
+            for k in ("seed", "lattice", "hamiltonian", "model", "sampler")
+            if json.dumps(_drop_none(old.get(k)), sort_keys=True)
+            != json.dumps(_drop_none(resolved.get(k)), sort_keys=True)
+        ]
         if mismatched:
             raise ConfigError(
                 f"--resume: the config differs from the run in {out} in [{', '.join(mismatched)}]; "
@@ -66,10 +69,12 @@ def _check_resume(out: Path, resolved: dict) -> None:
 
 def _header(problem: Problem, state) -> str:
     cfg, driver = problem.config, problem.driver
-    return (f"[bold]nqs[/bold] {cfg.hamiltonian.kind} on {problem.lattice.describe()}; "
-            f"{problem.hilbert.describe()}\n  {driver.describe(state)}; "
-            f"sampler: {cfg.sampler.kind}{_power_note(cfg)}{_threads_note(driver)}\n"
-            f"  units: {problem.units}")
+    return (
+        f"[bold]nqs[/bold] {cfg.hamiltonian.kind} on {problem.lattice.describe()}; "
+        f"{problem.hilbert.describe()}\n  {driver.describe(state)}; "
+        f"sampler: {cfg.sampler.kind}{_power_note(cfg)}{_threads_note(driver)}\n"
+        f"  units: {problem.units}"
+    )
 
 
 def run(config, *, resume: bool = False, progress: bool = True, console=None) -> dict:
@@ -116,8 +121,9 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     n_params = driver.n_parameters(state)
     console.print(_header(problem, state))
     if cfg.model.kind == "dbm" and "memory_limit_mb" in cfg.optimizer.model_fields_set:
-        console.print("  note: the DBM driver evaluates all samples in one batch; optimizer.memory_limit_mb "
-                      "does not apply to it")
+        console.print(
+            "  note: the DBM driver evaluates all samples in one batch; optimizer.memory_limit_mb does not apply to it"
+        )
     exact_e, exact_method = exact_reference(problem)
     e0 = exact_e[0] if exact_e else None
     if e0 is not None:
@@ -125,9 +131,19 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     oc = cfg.optimizer
     try:
         state, averager, times = optimize(
-            driver, state, oc.n_steps, out, resume_from=int(state.step) if resume else None,
-            checkpoint_every=cfg.output.checkpoint_every, average_last=oc.average_last, reference=e0,
-            console=console, progress=progress, write=main, meta={"n_parameters": n_params})
+            driver,
+            state,
+            oc.n_steps,
+            out,
+            resume_from=int(state.step) if resume else None,
+            checkpoint_every=cfg.output.checkpoint_every,
+            average_last=oc.average_last,
+            reference=e0,
+            console=console,
+            progress=progress,
+            write=main,
+            meta={"n_parameters": n_params},
+        )
     except NonFiniteError as err:
         raise ConfigError(
             f"{err} — stopped; the last good state (step {err.step}) is saved in {out / CHECKPOINT}. "
@@ -140,14 +156,17 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     if not main:
         return result
     io.write_json(out / "result.json", result)
-    io.plot_convergence(io.read_history(out / "history.csv"), out / "convergence.png", exact=e0,
-                        title=f"{cfg.hamiltonian.kind}, {problem.lattice.describe()}",
-                        units=units_short(cfg.hamiltonian.kind))
+    io.plot_convergence(
+        io.read_history(out / "history.csv"),
+        out / "convergence.png",
+        exact=e0,
+        title=f"{cfg.hamiltonian.kind}, {problem.lattice.describe()}",
+        units=units_short(cfg.hamiltonian.kind),
+    )
     return result
 
 
-def _evaluate(problem: Problem, state, final_params, e0, exact_method, n_params, n_averaged, times,
-              t_start) -> dict:
+def _evaluate(problem: Problem, state, final_params, e0, exact_method, n_params, n_averaged, times, t_start) -> dict:
     """The result dictionary: the final evaluation of ``final_params`` and the run's facts."""
     cfg, driver = problem.config, problem.driver
     n_sites = problem.lattice.n_sites
@@ -160,9 +179,15 @@ def _evaluate(problem: Problem, state, final_params, e0, exact_method, n_params,
     ratio = correlation_ratio(problem.lattice, sq, sq_w, mcmc=not driver.sampler.exact)
     compiled = times[1:] if len(times) > 1 else times
     result = {
-        "energy": {"mean": energy, "error": float(stats.error), "variance": var,
-                   "per_site": energy / n_sites, "tau_corr": float(stats.tau_corr),
-                   "r_hat": float(stats.r_hat), "n_samples": int(n_eval)},
+        "energy": {
+            "mean": energy,
+            "error": float(stats.error),
+            "variance": var,
+            "per_site": energy / n_sites,
+            "tau_corr": float(stats.tau_corr),
+            "r_hat": float(stats.r_hat),
+            "n_samples": int(n_eval),
+        },
         "v_score": v_score,
         "e_inf": e_inf,
         "exact_energy": e0,
@@ -193,8 +218,9 @@ def _evaluate(problem: Problem, state, final_params, e0, exact_method, n_params,
         },
     }
     if cfg.evaluation.lanczos_step:
-        ls = lanczos_evaluate(problem, final_params, eval_sstate, cfg.evaluation.lanczos_samples or n_eval,
-                              cfg.evaluation.lanczos_power)
+        ls = lanczos_evaluate(
+            problem, final_params, eval_sstate, cfg.evaluation.lanczos_samples or n_eval, cfg.evaluation.lanczos_power
+        )
         ls["power"] = cfg.evaluation.lanczos_power
         # also: the step's gain (E₁ − E of ψ on its own samples) added to the final evaluation's E of ψ.  The
         # energy on the step's samples alone is the one quoted: tail events move its two parts in opposite

@@ -75,8 +75,20 @@ class FileConfig(Section):
         return self
 
 
-HAMILTONIANS.register("file", config=FileConfig, fermions=True, short_units="file",
-                      units="the input file's energy units (terms and signs as in nqs.hamiltonians.files, "
-                            "docs/hamiltonian_files.md)")(read_hamiltonian)
+HAMILTONIANS.register(
+    "file",
+    config=FileConfig,
+    fermions=True,
+    short_units="file",
+    units="the input file's energy units (terms and signs as in nqs.hamiltonians.files, docs/hamiltonian_files.md)",
+)(read_hamiltonian)
 
-__all__ = ["FileConfig", "read_hamiltonian", "FileHamiltonian", "HamiltonianFileError", "READERS", "FORMATS", "FORMAT_ALIASES"]
+__all__ = [
+    "FileConfig",
+    "read_hamiltonian",
+    "FileHamiltonian",
+    "HamiltonianFileError",
+    "READERS",
+    "FORMATS",
+    "FORMAT_ALIASES",
+]

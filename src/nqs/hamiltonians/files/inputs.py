@@ -28,8 +28,14 @@ def no_options(path: Path, fmt: str, options: Mapping[str, Any]) -> None:
         raise HamiltonianFileError(path, f"format {fmt!r} takes no options, got {', '.join(sorted(options))}")
 
 
-def filling(path: Path, n_sites: int, n_up: Any, n_down: Any, line: int | None = None,
-            names: tuple[str, str] = ("n_up", "n_down")) -> tuple[int | None, int | None]:
+def filling(
+    path: Path,
+    n_sites: int,
+    n_up: Any,
+    n_down: Any,
+    line: int | None = None,
+    names: tuple[str, str] = ("n_up", "n_down"),
+) -> tuple[int | None, int | None]:
     """``(n_up, n_down)`` checked against ``n_sites``: both None, or both integers in ``0..n_sites``."""
     if n_up is None and n_down is None:
         return None, None
@@ -38,8 +44,9 @@ def filling(path: Path, n_sites: int, n_up: Any, n_down: Any, line: int | None =
     out = []
     for name, v in zip(names, (n_up, n_down), strict=True):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= int(v) <= n_sites:
-            raise HamiltonianFileError(path, f"{name} = {v!r} is impossible on {n_sites} sites: "
-                                             f"it must be an integer in 0..{n_sites}", line)
+            raise HamiltonianFileError(
+                path, f"{name} = {v!r} is impossible on {n_sites} sites: it must be an integer in 0..{n_sites}", line
+            )
         out.append(int(v))
     return out[0], out[1]
 
@@ -52,4 +59,3 @@ def is_real(v: Any) -> bool:
 def is_int(v: Any) -> bool:
     """An integer (bool excluded)."""
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-

@@ -44,11 +44,38 @@ _DEF_SPECS: dict[str, tuple[str, str]] = {
     "locspin": ("if", "i flag"),
 }
 _MVMC_IGNORED = {
-    "gutzwiller", "jastrow", "spinjastrow", "dh2", "dh4", "orbital", "orbitalantiparallel", "orbitalparallel",
-    "orbitalgeneral", "transsym", "opttrans", "onebodyg", "twobodyg", "twobodygex", "twist", "lattice",
-    "calcmod", "spectrumvec", "singleexcitation", "singleexcitationbra", "pairexcitation", "boost", "bfrange",
-    "bf", "generalrbm_physlayer", "generalrbm_hiddenlayer", "generalrbm_physhidden", "chargerbm_physlayer",
-    "chargerbm_hiddenlayer", "chargerbm_physhidden", "spinrbm_physlayer", "spinrbm_hiddenlayer",
+    "gutzwiller",
+    "jastrow",
+    "spinjastrow",
+    "dh2",
+    "dh4",
+    "orbital",
+    "orbitalantiparallel",
+    "orbitalparallel",
+    "orbitalgeneral",
+    "transsym",
+    "opttrans",
+    "onebodyg",
+    "twobodyg",
+    "twobodygex",
+    "twist",
+    "lattice",
+    "calcmod",
+    "spectrumvec",
+    "singleexcitation",
+    "singleexcitationbra",
+    "pairexcitation",
+    "boost",
+    "bfrange",
+    "bf",
+    "generalrbm_physlayer",
+    "generalrbm_hiddenlayer",
+    "generalrbm_physhidden",
+    "chargerbm_physlayer",
+    "chargerbm_hiddenlayer",
+    "chargerbm_physhidden",
+    "spinrbm_physlayer",
+    "spinrbm_hiddenlayer",
     "spinrbm_physhidden",
 }
 _MVMC_REFUSED = {"pairlift": "PairLift (HPhi, spin systems only)", "ising": "Ising (HPhi, spin systems only)"}
@@ -79,29 +106,33 @@ def _read_def(path: Path, keyword: str, n_sites: int | None) -> _DefFile:
             continue
         if len(tok) != len(kinds):
             raise HamiltonianFileError(
-                path, f"expected {len(kinds)} columns ({columns}), found {len(tok)}: {raw.strip()!r}", lineno)
+                path, f"expected {len(kinds)} columns ({columns}), found {len(tok)}: {raw.strip()!r}", lineno
+            )
         values: list = []
         for col, (kind, word) in enumerate(zip(kinds, tok, strict=True)):
             name = columns.split()[col]
             if kind in "isf":
                 if not re.fullmatch(r"[+-]?\d+", word):
-                    raise HamiltonianFileError(path, f"column {col + 1} ({name}) must be an integer, got {word!r}",
-                                               lineno)
+                    raise HamiltonianFileError(
+                        path, f"column {col + 1} ({name}) must be an integer, got {word!r}", lineno
+                    )
                 v = int(word)
                 if kind == "s" and v not in (0, 1):
-                    raise HamiltonianFileError(path, f"column {col + 1} ({name}) is a spin, 0 (up) or 1 (down), "
-                                                     f"got {v}", lineno)
+                    raise HamiltonianFileError(
+                        path, f"column {col + 1} ({name}) is a spin, 0 (up) or 1 (down), got {v}", lineno
+                    )
                 if kind == "i" and (v < 0 or (n_sites is not None and v >= n_sites)):
                     rng = f"0..{n_sites - 1}" if n_sites is not None else ">= 0"
                     raise HamiltonianFileError(
-                        path, f"column {col + 1} ({name}) = {v} is not a site index ({rng}; Nsite = {n_sites})",
-                        lineno)
+                        path, f"column {col + 1} ({name}) = {v} is not a site index ({rng}; Nsite = {n_sites})", lineno
+                    )
             else:
                 try:
                     v = float(word)
                 except ValueError:
-                    raise HamiltonianFileError(path, f"column {col + 1} ({name}) must be a number, got {word!r}",
-                                               lineno) from None
+                    raise HamiltonianFileError(
+                        path, f"column {col + 1} ({name}) must be a number, got {word!r}", lineno
+                    ) from None
                 if not math.isfinite(v):
                     raise HamiltonianFileError(path, f"column {col + 1} ({name}) is not finite: {word!r}", lineno)
             values.append(v)
@@ -158,8 +189,8 @@ def _modpara_filling(path: Path, mp: dict[str, tuple[int, int]], n: int) -> tupl
     if pairs is not None:
         if n_el is not None and n_el != 2 * pairs[0]:
             raise HamiltonianFileError(
-                path, f"Ncond = {n_el} electrons but Nelectron = {pairs[0]} pairs = {2 * pairs[0]} electrons",
-                pairs[1])
+                path, f"Ncond = {n_el} electrons but Nelectron = {pairs[0]} pairs = {2 * pairs[0]} electrons", pairs[1]
+            )
         if n_el is None:
             n_el, line = 2 * pairs[0], pairs[1]
     if n_el is None:
@@ -213,8 +244,11 @@ def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
         if not loc.rows:
             raise HamiltonianFileError(lpath, "LocSpin lists no sites")
         if n_sites is not None and len(loc.rows) != n_sites:
-            raise HamiltonianFileError(lpath, f"LocSpin has {len(loc.rows)} rows but Nsite = {n_sites} "
-                                              f"({n_where}:{n_line}); it needs one row per site")
+            raise HamiltonianFileError(
+                lpath,
+                f"LocSpin has {len(loc.rows)} rows but Nsite = {n_sites} "
+                f"({n_where}:{n_line}); it needs one row per site",
+            )
         n_loc = 0
         seen: set[int] = set()
         for lineno, (site, flag) in loc.rows:
@@ -223,12 +257,19 @@ def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
             seen.add(site)
             if flag != 0:
                 raise HamiltonianFileError(
-                    lpath, f"site {site} is a local spin (flag {flag}); local spins (Kondo) are not supported: "
-                           "every site must be itinerant (0)", lineno)
+                    lpath,
+                    f"site {site} is a local spin (flag {flag}); local spins (Kondo) are not supported: "
+                    "every site must be itinerant (0)",
+                    lineno,
+                )
             n_loc += flag != 0
         if loc.count not in (n_loc, len(loc.rows)):
-            raise HamiltonianFileError(lpath, f"the count {loc.count} on line 2 is neither the number of local "
-                                              f"spins ({n_loc}) nor of sites ({len(loc.rows)})", 2)
+            raise HamiltonianFileError(
+                lpath,
+                f"the count {loc.count} on line 2 is neither the number of local "
+                f"spins ({n_loc}) nor of sites ({len(loc.rows)})",
+                2,
+            )
         n_sites = len(loc.rows)
     if n_sites is None:
         raise HamiltonianFileError(namelist, "the number of sites is unknown: give ModPara with Nsite, or LocSpin")
@@ -259,9 +300,11 @@ def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
                     a, b = orbital_label(p, n), orbital_label(q, n)
                     got = "is missing" if partner is None else f"is {fmt(partner)}"
                     raise HamiltonianFileError(
-                        fpath, f"Trans is not Hermitian: t({a}, {b}) = {fmt(t)} needs t({b}, {a}) = "
-                               f"{fmt(t.conjugate())}, which {got} (mVMC/HPhi require t_ijσσ' = conj(t_jiσ'σ))",
-                        first[(p, q)])
+                        fpath,
+                        f"Trans is not Hermitian: t({a}, {b}) = {fmt(t)} needs t({b}, {a}) = "
+                        f"{fmt(t.conjugate())}, which {got} (mVMC/HPhi require t_ijσσ' = conj(t_jiσ'σ))",
+                        first[(p, q)],
+                    )
         elif key == "coulombintra":
             terms += [onsite_u(u, i, n) for _, (i, u) in df.rows]
         elif key == "coulombinter":
@@ -286,8 +329,9 @@ def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
                 items.append((term, lineno, "this InterAll row"))
             check_hermitian(fpath, items, n)
     if not used:
-        raise HamiltonianFileError(namelist, "no Hamiltonian files (Trans, CoulombIntra, CoulombInter, Hund, "
-                                             "Exchange, PairHop, InterAll) are listed")
+        raise HamiltonianFileError(
+            namelist,
+            "no Hamiltonian files (Trans, CoulombIntra, CoulombInter, Hund, Exchange, PairHop, InterAll) are listed",
+        )
     op = fermion_operator(n, terms, f"mvmc files in {base.name}")
     return FileHamiltonian(op, n, n_up, n_down, f"mVMC expert files in {base} ({', '.join(used)})")
-

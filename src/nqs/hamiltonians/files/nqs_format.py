@@ -53,7 +53,6 @@ def _item_line(text: str, key: str, index: int) -> int | None:
     return None
 
 
-
 def read_nqs(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
     no_options(path, "nqs", options)
     text = read_text(path)
@@ -75,14 +74,16 @@ def read_nqs(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
         raise HamiltonianFileError(path, "the file must hold a table/object of keys")
     for key in data:
         if key not in _NQS_KEYS:
-            raise HamiltonianFileError(path, f"unknown key {key!r} (allowed: {', '.join(_NQS_KEYS)})",
-                                       _key_line(text, key))
+            raise HamiltonianFileError(
+                path, f"unknown key {key!r} (allowed: {', '.join(_NQS_KEYS)})", _key_line(text, key)
+            )
     n = data.get("n_sites")
     if not is_int(n) or n < 1:
         raise HamiltonianFileError(path, f"n_sites must be a positive integer, got {n!r}", _key_line(text, "n_sites"))
     n = int(n)
-    n_up, n_down = filling(path, n, data.get("n_up"), data.get("n_down"),
-                           _key_line(text, "n_up") or _key_line(text, "n_down"))
+    n_up, n_down = filling(
+        path, n, data.get("n_up"), data.get("n_down"), _key_line(text, "n_up") or _key_line(text, "n_down")
+    )
 
     def entries(key: str, lengths: tuple[int, ...], what: str) -> list[tuple[int | None, list]]:
         raw = data.get(key, [])
@@ -97,7 +98,8 @@ def read_nqs(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
             for v in row[:nidx]:
                 if not is_int(v) or not 0 <= v < n:
                     raise HamiltonianFileError(
-                        path, f"{key}[{k}] = {row!r}: site index {v!r} must be an integer in 0..{n - 1}", line)
+                        path, f"{key}[{k}] = {row!r}: site index {v!r} must be an integer in 0..{n - 1}", line
+                    )
             for v in row[nidx:]:
                 if not is_real(v):
                     raise HamiltonianFileError(path, f"{key}[{k}] = {row!r}: {v!r} is not a number", line)
@@ -125,8 +127,10 @@ def read_nqs(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
                 msg = f"hopping[{k}] = {row}: the on-site t[{i}][{i}] = {fmt(t)} must be real"
             else:
                 got = "is missing" if partner is None else f"is {fmt(value)}"
-                msg = (f"hopping[{k}] = {row}: the Hamiltonian is not Hermitian: t[{i}][{j}] = {fmt(t)} needs "
-                       f"t[{j}][{i}] = {fmt(t.conjugate())}, which {got} (h.c. is not added: list both directions)")
+                msg = (
+                    f"hopping[{k}] = {row}: the Hamiltonian is not Hermitian: t[{i}][{j}] = {fmt(t)} needs "
+                    f"t[{j}][{i}] = {fmt(t.conjugate())}, which {got} (h.c. is not added: list both directions)"
+                )
             raise HamiltonianFileError(path, msg, line)
     if hop:
         parts.append(f"{len(where)} hoppings")
@@ -155,12 +159,12 @@ def read_nqs(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
     if "onsite_U" in data:
         us = data["onsite_U"]
         if not isinstance(us, list) or len(us) != n or not all(is_real(u) for u in us):
-            raise HamiltonianFileError(path, f"onsite_U must be a list of {n} numbers (one per site)",
-                                       _key_line(text, "onsite_U"))
+            raise HamiltonianFileError(
+                path, f"onsite_U must be a list of {n} numbers (one per site)", _key_line(text, "onsite_U")
+            )
         terms += [onsite_u(float(u), i, n) for i, u in enumerate(us)]
         parts.append("onsite_U")
     if not terms:
         raise HamiltonianFileError(path, "the file defines no terms (hopping, interaction, onsite_U, hubbard_U)")
     op = fermion_operator(n, terms, f"nqs file {path.name}")
     return FileHamiltonian(op, n, n_up, n_down, f"nqs file {path} ({n} sites; {', '.join(parts)})")
-

@@ -19,17 +19,52 @@ from .inputs import filling, no_options, read_text
 from .terms import FileHamiltonian, HamiltonianFileError, Term, orb
 
 _STDFACE_MODELS = {"hubbard", "fermionhubbard"}
-_STDFACE_LATTICES = {"chain": "chain", "chainlattice": "chain", "square": "square", "squarelattice": "square",
-                     "tetragonal": "square", "tetragonallattice": "square"}
-_STDFACE_HANDLED = {"model", "lattice", "l", "w", "t", "t0", "t1", "t'", "t0'", "t1'", "u", "v", "v0", "v1", "mu",
-                    "h", "nelec", "ncond", "2sz", "phase0", "phase1", "v'", "t''", "v''", "gamma"}
+_STDFACE_LATTICES = {
+    "chain": "chain",
+    "chainlattice": "chain",
+    "square": "square",
+    "squarelattice": "square",
+    "tetragonal": "square",
+    "tetragonallattice": "square",
+}
+_STDFACE_HANDLED = {
+    "model",
+    "lattice",
+    "l",
+    "w",
+    "t",
+    "t0",
+    "t1",
+    "t'",
+    "t0'",
+    "t1'",
+    "u",
+    "v",
+    "v0",
+    "v1",
+    "mu",
+    "h",
+    "nelec",
+    "ncond",
+    "2sz",
+    "phase0",
+    "phase1",
+    "v'",
+    "t''",
+    "v''",
+    "gamma",
+}
 #: per lattice: parameter -> the StdFace keys that set it (isotropic only: they must agree)
-_STDFACE_ALIASES = {"chain": {"t": ("t", "t0"), "t'": ("t'", "t0'"), "v": ("v", "v0")},
-                    "square": {"t": ("t", "t0", "t1"), "t'": ("t'", "t0'", "t1'"), "v": ("v", "v0", "v1")}}
+_STDFACE_ALIASES = {
+    "chain": {"t": ("t", "t0"), "t'": ("t'", "t0'"), "v": ("v", "v0")},
+    "square": {"t": ("t", "t0", "t1"), "t'": ("t'", "t0'", "t1'"), "v": ("v", "v0", "v1")},
+}
 #: keys that would change the Hamiltonian but are not supported here (geometry-only keys such as
 #: ``a``, ``Wx``, ``Wlength`` do not change a chain's or a square lattice's bonds and are ignored)
-_STDFACE_PHYSICS = re.compile(r"^(j[0-9a-z]{0,3}'*|t[0-9]+'*|v[0-9]+'*|d|k|gamma.*|a[01][wl]|height|phase2|2s|"
-                              r"lambda.*|cutoff.*)$")
+_STDFACE_PHYSICS = re.compile(
+    r"^(j[0-9a-z]{0,3}'*|t[0-9]+'*|v[0-9]+'*|d|k|gamma.*|a[01][wl]|height|phase2|2s|"
+    r"lambda.*|cutoff.*)$"
+)
 
 
 def _stdface_number(path: Path, key: str, value: str, line: int) -> float:
@@ -61,8 +96,11 @@ def read_stdface(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
         kv[key] = (value.strip(), lineno)
         if key not in _STDFACE_HANDLED and _STDFACE_PHYSICS.match(key):
             raise HamiltonianFileError(
-                path, f"StdFace key {key!r} is not supported (this reader covers the Hubbard model on chain and "
-                      "square lattices: t, t', U, V, mu, h, nelec, 2Sz, phase0, phase1)", lineno)
+                path,
+                f"StdFace key {key!r} is not supported (this reader covers the Hubbard model on chain and "
+                "square lattices: t, t', U, V, mu, h, nelec, 2Sz, phase0, phase1)",
+                lineno,
+            )
 
     def get(key: str, default: float = 0.0) -> float:
         return _stdface_number(path, key, *kv[key]) if key in kv else default
@@ -79,26 +117,40 @@ def read_stdface(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
         raise HamiltonianFileError(path, "no 'model = ...' line")
     model, mline = kv["model"][0].replace(" ", "").lower(), kv["model"][1]
     if model not in _STDFACE_MODELS:
-        raise HamiltonianFileError(path, f"StdFace model {kv['model'][0]!r} is not supported (only \"Hubbard\"; "
-                                         "spin, Kondo and grand-canonical models are not)", mline)
+        raise HamiltonianFileError(
+            path,
+            f'StdFace model {kv["model"][0]!r} is not supported (only "Hubbard"; '
+            "spin, Kondo and grand-canonical models are not)",
+            mline,
+        )
     if "lattice" not in kv:
         raise HamiltonianFileError(path, "no 'lattice = ...' line")
     lat_name, lline = kv["lattice"][0].replace(" ", "").lower(), kv["lattice"][1]
     kind = _STDFACE_LATTICES.get(lat_name)
     if kind is None:
-        raise HamiltonianFileError(path, f"StdFace lattice {kv['lattice'][0]!r} is not supported "
-                                         "(only chain and square)", lline)
-    for key, what in (("t''", "third-neighbour hopping t''"), ("v'", "next-nearest Coulomb V'"),
-                      ("v''", "third-neighbour Coulomb V''"), ("gamma", "transverse field Gamma (breaks S^z)")):
+        raise HamiltonianFileError(
+            path, f"StdFace lattice {kv['lattice'][0]!r} is not supported (only chain and square)", lline
+        )
+    for key, what in (
+        ("t''", "third-neighbour hopping t''"),
+        ("v'", "next-nearest Coulomb V'"),
+        ("v''", "third-neighbour Coulomb V''"),
+        ("gamma", "transverse field Gamma (breaks S^z)"),
+    ):
         if key in kv and get(key) != 0.0:
             raise HamiltonianFileError(path, f"the {what} is not supported", kv[key][1])
+
     def isotropic(param: str) -> float:
         keys = [k for k in _STDFACE_ALIASES[kind][param] if k in kv]
         values = [get(k) for k in keys]
         for k, v in zip(keys, values, strict=True):
             if v != values[0]:
-                raise HamiltonianFileError(path, f"{k} = {kv[k][0]} differs from {keys[0]} = {kv[keys[0]][0]}: "
-                                                 "anisotropic couplings are not supported", kv[k][1])
+                raise HamiltonianFileError(
+                    path,
+                    f"{k} = {kv[k][0]} differs from {keys[0]} = {kv[keys[0]][0]}: "
+                    "anisotropic couplings are not supported",
+                    kv[k][1],
+                )
         return values[0] if values else 0.0
 
     for key in kv:
@@ -116,15 +168,19 @@ def read_stdface(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
     else:
         W = get_int("w")
         if W is None or W < 1:
-            raise HamiltonianFileError(path, "W (a positive integer) is required for the square lattice",
-                                       kv.get("w", ("", None))[1])
+            raise HamiltonianFileError(
+                path, "W (a positive integer) is required for the square lattice", kv.get("w", ("", None))[1]
+            )
         size, phase_keys = [W, L], ("phase0", "phase1")
     modes = []
     for key in phase_keys:
         ph = get(key) % 360.0
         if ph not in (0.0, 180.0):
-            raise HamiltonianFileError(path, f"{key} = {kv[key][0]}: only 0 (periodic) and 180 (antiperiodic) "
-                                             "boundary phases are supported", kv[key][1])
+            raise HamiltonianFileError(
+                path,
+                f"{key} = {kv[key][0]}: only 0 (periodic) and 180 (antiperiodic) boundary phases are supported",
+                kv[key][1],
+            )
         modes.append("periodic" if ph == 0.0 else "antiperiodic")
     lattice = make_lattice(kind, size, True)
     n = lattice.n_sites
@@ -153,6 +209,6 @@ def read_stdface(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
             raise HamiltonianFileError(path, f"{n_el} electrons cannot have 2Sz = {two_sz}", line)
         n_up, n_down = filling(path, n, (n_el + two_sz) // 2, (n_el - two_sz) // 2, line)
     geometry = "x".join(str(s) for s in size)
-    return FileHamiltonian(op, n, n_up, n_down,
-                           f"StdFace {kind} {geometry} Hubbard from {path} (t={t:g}, t'={tp:g}, U={U:g}, V={V:g})")
-
+    return FileHamiltonian(
+        op, n, n_up, n_down, f"StdFace {kind} {geometry} Hubbard from {path} (t={t:g}, t'={tp:g}, U={U:g}, V={V:g})"
+    )

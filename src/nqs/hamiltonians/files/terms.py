@@ -57,8 +57,11 @@ def _adjoint(ops: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
 
 def density_density(coef: complex, i: int, j: int, n: int) -> list[Term]:
     """coef · n_i n_j (n = n↑ + n↓)."""
-    return [(coef, ((orb(i, s, n), 1), (orb(i, s, n), 0), (orb(j, r, n), 1), (orb(j, r, n), 0)))
-            for s in (0, 1) for r in (0, 1)]
+    return [
+        (coef, ((orb(i, s, n), 1), (orb(i, s, n), 0), (orb(j, r, n), 1), (orb(j, r, n), 0)))
+        for s in (0, 1)
+        for r in (0, 1)
+    ]
 
 
 def onsite_u(coef: complex, i: int, n: int) -> Term:
@@ -68,15 +71,16 @@ def onsite_u(coef: complex, i: int, n: int) -> Term:
 
 def hund(coef: float, i: int, j: int, n: int) -> list[Term]:
     """mVMC Hund: −J (n_i↑ n_j↑ + n_i↓ n_j↓)."""
-    return [(-coef, ((orb(i, s, n), 1), (orb(i, s, n), 0), (orb(j, s, n), 1), (orb(j, s, n), 0)))
-            for s in (0, 1)]
+    return [(-coef, ((orb(i, s, n), 1), (orb(i, s, n), 0), (orb(j, s, n), 1), (orb(j, s, n), 0))) for s in (0, 1)]
 
 
 def exchange(coef: float, i: int, j: int, n: int) -> list[Term]:
     """mVMC Exchange: J (c†_i↑ c_j↑ c†_j↓ c_i↓ + c†_i↓ c_j↓ c†_j↑ c_i↑)."""
     u, d = 0, 1
-    return [(coef, ((orb(i, u, n), 1), (orb(j, u, n), 0), (orb(j, d, n), 1), (orb(i, d, n), 0))),
-            (coef, ((orb(i, d, n), 1), (orb(j, d, n), 0), (orb(j, u, n), 1), (orb(i, u, n), 0)))]
+    return [
+        (coef, ((orb(i, u, n), 1), (orb(j, u, n), 0), (orb(j, d, n), 1), (orb(i, d, n), 0))),
+        (coef, ((orb(i, d, n), 1), (orb(j, d, n), 0), (orb(j, u, n), 1), (orb(i, u, n), 0))),
+    ]
 
 
 def pair_hop(coef: complex, i: int, j: int, n: int) -> list[Term]:
@@ -106,8 +110,7 @@ def orbital_label(p: int, n_sites: int) -> str:
 
 def _term_label(coef: complex, key: tuple[tuple[int, ...], tuple[int, ...]], n_sites: int) -> str:
     cre, ann = key
-    body = " ".join([f"c†_{orbital_label(p, n_sites)}" for p in cre]
-                    + [f"c_{orbital_label(p, n_sites)}" for p in ann])
+    body = " ".join([f"c†_{orbital_label(p, n_sites)}" for p in cre] + [f"c_{orbital_label(p, n_sites)}" for p in ann])
     return f"{fmt(coef)}·{body}"
 
 
@@ -133,9 +136,9 @@ def normal_ordered(coef: complex, ops: Sequence[tuple[int, int]]) -> list[tuple[
         c, seq = stack.pop()
         k = next((k for k in range(len(seq) - 1) if seq[k][1] == 0 and seq[k + 1][1] == 1), None)
         if k is not None:
-            stack.append((-c, seq[:k] + [seq[k + 1], seq[k]] + seq[k + 2:]))
+            stack.append((-c, seq[:k] + [seq[k + 1], seq[k]] + seq[k + 2 :]))
             if seq[k][0] == seq[k + 1][0]:
-                stack.append((c, seq[:k] + seq[k + 2:]))
+                stack.append((c, seq[:k] + seq[k + 2 :]))
             continue
         cre = [p for p, d in seq if d == 1]
         ann = [p for p, d in seq if d == 0]
@@ -176,7 +179,6 @@ def check_conserves_spin(path: Path, ops: Sequence[tuple[int, int]], n_sites: in
         raise HamiltonianFileError(
             path, f"{what} changes N↑ by {d_up:+d} (a spin flip); nqs works at fixed N↑ and N↓", line
         )
-
 
 
 # ============================================================================ the operator

@@ -41,8 +41,9 @@ def _read_w90_file(path: Path) -> _W90:
     def header_int(index: int, name: str) -> int:
         if len(lines) <= index or not re.fullmatch(r"\s*\d+\s*", lines[index]):
             got = repr(lines[index]) if len(lines) > index else "nothing"
-            raise HamiltonianFileError(path, f"line {index + 1} must hold {name} (a positive integer), got {got}",
-                                       index + 1)
+            raise HamiltonianFileError(
+                path, f"line {index + 1} must hold {name} (a positive integer), got {got}", index + 1
+            )
         v = int(lines[index])
         if v < 1:
             raise HamiltonianFileError(path, f"{name} must be positive, got {v}", index + 1)
@@ -56,8 +57,11 @@ def _read_w90_file(path: Path) -> _W90:
             raise HamiltonianFileError(path, f"the file ends before the {nrpts} degeneracies", pos)
         tok = lines[pos].split()
         if not tok or not all(re.fullmatch(r"\d+", w) and int(w) > 0 for w in tok) or len(degen) + len(tok) > nrpts:
-            raise HamiltonianFileError(path, f"expected degeneracy weights (positive integers, {nrpts} in all), "
-                                             f"got {lines[pos].strip()!r}", pos + 1)
+            raise HamiltonianFileError(
+                path,
+                f"expected degeneracy weights (positive integers, {nrpts} in all), got {lines[pos].strip()!r}",
+                pos + 1,
+            )
         degen += [int(w) for w in tok]
         pos += 1
     block = num_wann * num_wann
@@ -84,17 +88,20 @@ def _read_w90_file(path: Path) -> _W90:
         if b >= nrpts:
             raise HamiltonianFileError(path, f"more rows than nrpts·num_wann² = {nrpts * block}", lineno)
         if r_of_block.setdefault(b, R) != R:
-            raise HamiltonianFileError(path, f"R = {R} inside the block of R = {r_of_block[b]} (each R needs "
-                                             f"{block} consecutive rows)", lineno)
+            raise HamiltonianFileError(
+                path, f"R = {R} inside the block of R = {r_of_block[b]} (each R needs {block} consecutive rows)", lineno
+            )
         key = (R, m - 1, k - 1)
         if key in entries:
-            raise HamiltonianFileError(path, f"(R = {R}, m = {m}, n = {k}) appears twice "
-                                             f"(also line {entries[key][1]})", lineno)
+            raise HamiltonianFileError(
+                path, f"(R = {R}, m = {m}, n = {k}) appears twice (also line {entries[key][1]})", lineno
+            )
         entries[key] = (value / degen[b], lineno)
         count += 1
     if count != nrpts * block:
-        raise HamiltonianFileError(path, f"nrpts = {nrpts} and num_wann = {num_wann} need {nrpts * block} rows, "
-                                         f"found {count}", 3)
+        raise HamiltonianFileError(
+            path, f"nrpts = {nrpts} and num_wann = {num_wann} need {nrpts * block} rows, found {count}", 3
+        )
     # Hermiticity H_nm(−R) = conj(H_mn(R)), then symmetrize
     sym: dict[tuple[tuple[int, int, int], int, int], tuple[complex, int]] = {}
     for (R, m, k), (v, lineno) in entries.items():
@@ -103,8 +110,11 @@ def _read_w90_file(path: Path) -> _W90:
         if partner is None or abs(partner[0] - v.conjugate()) > 1e-6 * max(1.0, abs(v)):
             got = "is missing" if partner is None else f"is {fmt(partner[0])} (line {partner[1]})"
             raise HamiltonianFileError(
-                path, f"not Hermitian: H_{m + 1}{k + 1}(R={R}) = {fmt(v)} needs "
-                      f"H_{k + 1}{m + 1}(R={pkey[0]}) = {fmt(v.conjugate())}, which {got}", lineno)
+                path,
+                f"not Hermitian: H_{m + 1}{k + 1}(R={R}) = {fmt(v)} needs "
+                f"H_{k + 1}{m + 1}(R={pkey[0]}) = {fmt(v.conjugate())}, which {got}",
+                lineno,
+            )
         sym[(R, m, k)] = (0.5 * (v + partner[0].conjugate()), lineno)
     return _W90(path, num_wann, sym)
 
@@ -121,8 +131,10 @@ def read_wannier90(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
     allowed = {"supercell", "U", "J", "V", "energy_cutoff", "n_up", "n_down"}
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise HamiltonianFileError(path, f"unknown option(s) {', '.join(unknown)} for format 'wannier90' "
-                                         f"(allowed: {', '.join(sorted(allowed))})")
+        raise HamiltonianFileError(
+            path,
+            f"unknown option(s) {', '.join(unknown)} for format 'wannier90' (allowed: {', '.join(sorted(allowed))})",
+        )
     if "supercell" not in options:
         raise HamiltonianFileError(path, "the wannier90 format needs supercell=(L1, L2, L3)")
     L = _supercell(path, options["supercell"])
@@ -170,8 +182,9 @@ def read_wannier90(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
     elif U is not None:
         us = [U] * nw if is_real(U) else list(U) if isinstance(U, Sequence) else None
         if us is None or len(us) != nw or not all(is_real(u) for u in us):
-            raise HamiltonianFileError(path, f"U must be a number, {nw} numbers (one per orbital) or a *_ur.dat path, "
-                                             f"got {U!r}")
+            raise HamiltonianFileError(
+                path, f"U must be a number, {nw} numbers (one per orbital) or a *_ur.dat path, got {U!r}"
+            )
         terms += [onsite_u(float(us[m]), site(m, c), n) for c in cells for m in range(nw) if us[m] != 0]
         parts.append(f"U = {us if len(set(us)) > 1 else us[0]}")
     J = options.get("J")
@@ -196,12 +209,21 @@ def read_wannier90(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
         if not isinstance(V, Mapping):
             raise HamiltonianFileError(path, f"V must be a dict {{(R, m, n): V}}, got {type(V).__name__}")
         for key, v in V.items():
-            ok = (isinstance(key, tuple) and len(key) == 3 and isinstance(key[0], Sequence)
-                  and 1 <= len(key[0]) <= 3 and all(is_int(x) for x in key[0])
-                  and all(is_int(x) and 0 <= x < nw for x in key[1:]) and is_real(v))
+            ok = (
+                isinstance(key, tuple)
+                and len(key) == 3
+                and isinstance(key[0], Sequence)
+                and 1 <= len(key[0]) <= 3
+                and all(is_int(x) for x in key[0])
+                and all(is_int(x) and 0 <= x < nw for x in key[1:])
+                and is_real(v)
+            )
             if not ok:
-                raise HamiltonianFileError(path, f"V entry {key!r}: {v!r} must be (R, m, n): number with R a tuple "
-                                                 f"of up to 3 ints and m, n in 0..{nw - 1}")
+                raise HamiltonianFileError(
+                    path,
+                    f"V entry {key!r}: {v!r} must be (R, m, n): number with R a tuple "
+                    f"of up to 3 ints and m, n in 0..{nw - 1}",
+                )
             R = tuple(key[0]) + (0,) * (3 - len(key[0]))
             for c in cells:
                 terms += density_density(float(v), site(key[1], c), site(key[2], c, R), n)
@@ -210,6 +232,6 @@ def read_wannier90(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
         raise HamiltonianFileError(path, "no terms above energy_cutoff")
     op = fermion_operator(n, terms, f"wannier90 {path.name}")
     geometry = "x".join(str(x) for x in L)
-    return FileHamiltonian(op, n, n_up, n_down,
-                           f"Wannier90 {path} on a {geometry} supercell ({nw} orbitals/cell; {', '.join(parts)})")
-
+    return FileHamiltonian(
+        op, n, n_up, n_down, f"Wannier90 {path} on a {geometry} supercell ({nw} orbitals/cell; {', '.join(parts)})"
+    )
