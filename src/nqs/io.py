@@ -10,20 +10,6 @@ from pathlib import Path
 import jax
 import numpy as np
 
-#: Columns of history.csv for the energy-minimising drivers (nqs.drivers.base.ENERGY_FIELDS).
-HISTORY_FIELDS = [
-    "step",
-    "energy",
-    "energy_error",
-    "variance",
-    "r_hat",
-    "tau_corr",
-    "acceptance",
-    "diag_shift",
-    "grad_norm",
-    "seconds",
-]
-
 
 def atomic_write(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -67,14 +53,11 @@ def load_checkpoint(path: Path, template):
 
 
 class History:
-    """history.csv: one row per completed step; on resume rows at or after the checkpoint are dropped."""
+    """history.csv with the columns ``fields`` (the driver's), one row per completed step; on resume the rows at
+    or after the checkpoint are dropped."""
 
     def __init__(
-        self,
-        path: Path,
-        resume_from: int | None = None,
-        write: bool = True,
-        fields: tuple[str, ...] | list[str] = tuple(HISTORY_FIELDS),
+        self, path: Path, fields: tuple[str, ...] | list[str], resume_from: int | None = None, write: bool = True
     ):
         self.path = Path(path)
         self.fields = list(fields)

@@ -134,6 +134,63 @@ class Driver(abc.ABC):
         return f"E = {e:.6f} ± {float(s.error):.6f}{rel}"
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def divisor_at_most(n: int, k: int) -> int:
+    """The largest divisor of ``n`` not above ``k`` (at least 1)."""
+    return max(d for d in range(1, max(1, min(n, k)) + 1) if n % d == 0)
+
+
+class SamplingDriver(Driver):
+    """A driver whose state is :class:`State` and whose Markov chains (``sampler``) run on a device ``mesh``
+    (split over its devices) or, on a CPU without one, in ``threads`` parts at once.  Subclasses are
+    dataclasses with the fields ``sampler``, ``mesh`` and ``threads``."""
+
+    sampler: Any
+    mesh: Any
+    threads: int | None
+
+    @property
+    def threads_in_use(self) -> int:
+        """Threads that sample the chains: 1 with a mesh, off the CPU, or for a sampler without parts (exact
+        enumeration); else ``threads``, or by default the largest divisor of n_chains not above the CPU cores
+        this process may use."""
+        if self.mesh is not None or not self.sampler.supports_parts or jax.default_backend() != "cpu":
+            return 1
+        if self.threads is not None:
+            return self.threads
+        return divisor_at_most(self.sampler.n_chains, cpu_cores())
+
+    def state_sharding(self) -> State | None:
+        """Shardings of the state on ``mesh`` (a prefix tree): replicated, except the chains."""
+        if self.mesh is None:
+            return None
+        from ..parallel import replicated
+
+        r = replicated(self.mesh)
+        return State(r, r, self.sampler.state_sharding(self.mesh), r)
+
+    def place(self, state: State) -> State:
+        """``state`` as global arrays on ``mesh`` (no-op without a mesh or when already placed).
+
+        With several processes every process passes the same values (as from ``init`` or a checkpoint read
+        on each); each keeps the shards of its own devices.
+        """
+        if self.mesh is None:
+            return state
+        from ..parallel import put
+
+        return put(state, self.state_sharding())
+
+
 def finish_step(state: State, new_params, opt_state, sampler_state, stats: Stats, direction, shift):
     """``(next state, info)`` of an optimization step of a sampling driver: the energy statistics, the
     acceptance since ``state``, the SR shift, the update norm and whether everything is finite."""

@@ -35,8 +35,8 @@ from ..registry import DRIVERS, Section
 from ..sampling import MetropolisSampler
 from ..sampling.joint import JointMetropolisSampler, JointSamples, joint_local_energies, joint_log_derivatives
 from ..stats import statistics
-from .base import Driver, State, finish_step
-from .vmc import OptimizerConfig, _cpu_cores, _divisor_at_most
+from .base import SamplingDriver, State, finish_step
+from .vmc import OptimizerConfig
 
 __all__ = ["DBMVMC", "pair_rows", "joint_direction", "joint_gradient"]
 
@@ -78,7 +78,7 @@ def joint_direction(O, e_loc, weights, metric: str, diag_shift, solver: str, tol
 
 # --------------------------------------------------------------------------------- the driver
 @dataclass(frozen=True, eq=False)
-class DBMVMC(Driver):
+class DBMVMC(SamplingDriver):
     """VMC of a :class:`~nqs.models.dbm.DeepBoltzmann` over the joint chain; the interface of
     :class:`nqs.drivers.vmc.VMC`.
 
@@ -120,33 +120,6 @@ class DBMVMC(Driver):
                 )
 
     # ------------------------------------------------------------------ set-up
-    @property
-    def threads_in_use(self) -> int:
-        """Threads that sample the chains: 1 with a mesh or off the CPU; else ``threads``, or by default the
-        largest divisor of n_chains not above the CPU cores this process may use."""
-        if self.mesh is not None or jax.default_backend() != "cpu":
-            return 1
-        if self.threads is not None:
-            return self.threads
-        return _divisor_at_most(self.sampler.n_chains, _cpu_cores())
-
-    def state_sharding(self) -> State | None:
-        """Shardings of the state on ``mesh`` (a prefix tree): replicated, except the chains."""
-        if self.mesh is None:
-            return None
-        from ..parallel import replicated
-
-        r = replicated(self.mesh)
-        return State(r, r, self.sampler.state_sharding(self.mesh), r)
-
-    def place(self, state: State) -> State:
-        """``state`` as global arrays on ``mesh`` (no-op without a mesh), as :meth:`nqs.drivers.vmc.VMC.place`."""
-        if self.mesh is None:
-            return state
-        from ..parallel import put
-
-        return put(state, self.state_sharding())
-
     def init(self, key, params=None) -> State:
         k_model, k_sampler = jax.random.split(key)
         if params is None:

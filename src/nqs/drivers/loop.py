@@ -144,7 +144,7 @@ def optimize(
     out = Path(out)
     ckpt = out / CHECKPOINT
     start = int(state.step)
-    history = io.History(out / "history.csv", resume_from=resume_from, write=write, fields=driver.history_fields)
+    history = io.History(out / "history.csv", driver.history_fields, resume_from=resume_from, write=write)
     averager = ParameterAverage(out / AVERAGE, n_steps - average_last, n_steps, state.params, resume_from, write=write)
     if averager.note and console is not None:
         console.print(f"  note: {averager.note}")

@@ -29,7 +29,7 @@ from ..jax_utils import param_mode
 from ..models.base import Model, Reparametrized, fast_path
 from ..registry import DRIVERS, Section
 from ..stats import statistics
-from .base import Driver, State, finish_step
+from .base import SamplingDriver, State, finish_step
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,23 +144,8 @@ def auto_chunk_size(
     return None if chunk >= n_rows else max(1, chunk)
 
 
-def _cpu_cores() -> int:
-    """CPU cores this process may run on."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _divisor_at_most(n: int, k: int) -> int:
-    """The largest divisor of ``n`` not above ``k`` (at least 1)."""
-    return max(d for d in range(1, max(1, min(n, k)) + 1) if n % d == 0)
-
-
 @dataclass(frozen=True, eq=False)
-class VMC(Driver):
+class VMC(SamplingDriver):
     """Variational Monte Carlo for ``hamiltonian`` with ``model`` sampled by ``sampler``.
 
     ``chunk_size``: samples evaluated at once for E_loc and O (per device); or ``memory_limit_mb``
@@ -247,41 +232,9 @@ class VMC(Driver):
         return chunk
 
     @property
-    def threads_in_use(self) -> int:
-        """Threads that sample the chains in :meth:`make_step`: 1 with a mesh, off the CPU, or for a sampler
-        without parts (exact enumeration); else ``threads``, or by default the largest divisor of n_chains
-        not above the CPU cores this process may use."""
-        if self.mesh is not None or not self.sampler.supports_parts or jax.default_backend() != "cpu":
-            return 1
-        if self.threads is not None:
-            return self.threads
-        return _divisor_at_most(self.sampler.n_chains, _cpu_cores())
-
-    @property
     def effective_chunk_size(self) -> int | None:
         """The chunk size in use: ``chunk_size``, else the one chosen from ``memory_limit_mb``, else None."""
         return self._chunk
-
-    def state_sharding(self) -> State | None:
-        """Shardings of the state on ``mesh`` (a prefix tree): replicated, except the chains."""
-        if self.mesh is None:
-            return None
-        from ..parallel import replicated
-
-        r = replicated(self.mesh)
-        return State(r, r, self.sampler.state_sharding(self.mesh), r)
-
-    def place(self, state: State) -> State:
-        """``state`` as global arrays on ``mesh`` (no-op without a mesh or when already placed).
-
-        With several processes every process passes the same values (as from :meth:`init` or a
-        checkpoint read on each); each keeps the shards of its own devices.
-        """
-        if self.mesh is None:
-            return state
-        from ..parallel import put
-
-        return put(state, self.state_sharding())
 
     def init(self, key, params=None) -> State:
         """Fresh state from a PRNG key (parameters from ``model.init`` unless given)."""

@@ -201,6 +201,11 @@ class JointMetropolisSampler:
         """Returns ``(JointSamples, new_state)`` (jittable; chains vmapped, sweeps scanned)."""
         return self.join_parts(state, [self.sample_part(model, params, state, 0, 1)])
 
+    @property
+    def supports_parts(self) -> bool:
+        """The chains can be sampled in parts (:meth:`sample_part`), each with its own keys."""
+        return True
+
     def sample_part(self, model, params, state: JointSamplerState, part, n_parts: int) -> JointPart:
         """Chains ``part·n … (part+1)·n − 1`` of :meth:`sample` (n = n_chains / n_parts; ``part`` may be
         traced); :meth:`join_parts` joins the parts into :meth:`sample`'s result exactly."""
