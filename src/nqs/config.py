@@ -322,17 +322,26 @@ class Config(_Section):
     )
 
     @model_validator(mode="after")
-    def _check_evaluation(self):
-        if self.evaluation.lanczos_step and self.model.kind == "dbm":
-            raise ValueError(
-                "evaluation.lanczos_step is not available for model kind 'dbm' (its amplitudes "
-                "are sampled jointly with the deep units, so H²ψ/ψ has no local estimator)"
-            )
+    def _settings_the_driver_takes(self):
+        """A setting the config's driver cannot honour is an error here, naming the key (the driver
+        declares them with its registration: ``refuses``)."""
+        refuses = DRIVERS[driver_kind(self)].facts.get("refuses")
+        problem = refuses(self) if refuses is not None else None
+        if problem:
+            raise ValueError(problem)
         return self
 
     def resolved(self) -> dict:
         """Every value, defaults included (None values are dropped when written to TOML)."""
         return self.model_dump(mode="json")
+
+
+def driver_kind(config: Config) -> str:
+    """The driver a config runs: ``driver.kind``, or for "auto" "dbm" with a DBM model and "vmc" otherwise."""
+    kind = config.driver.kind
+    if kind == "auto":
+        return "dbm" if config.model.kind == "dbm" else "vmc"
+    return kind
 
 
 def default_config() -> Config:

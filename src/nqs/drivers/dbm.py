@@ -315,7 +315,34 @@ class DBMDriverConfig(Section):
     kind: Literal["dbm"] = "dbm"
 
 
-@DRIVERS.register("dbm", config=DBMDriverConfig)
+def refused_settings(config) -> str | None:
+    """The first setting of ``config`` the DBM driver cannot honour, as ``"key: why"`` (None: all apply).
+    The config rejects it at validation (:class:`nqs.config.Config`)."""
+    sc, oc = config.sampler, config.optimizer
+    if sc.power != 2:
+        return (
+            "sampler.power: only the Metropolis samplers of kind local, exchange and hop take a power "
+            "other than 2 (the DBM's joint chain samples |psi|^2)"
+        )
+    if sc.kind == "exact":
+        return 'sampler.kind: the DBM\'s joint (σ, d, d\') Markov chain has no exact mode; use "exchange" or "local"'
+    if oc.precision != "float64":
+        return "optimizer.precision: the DBM driver runs in float64 only; remove optimizer.precision"
+    if oc.chunk_size is not None:
+        return "optimizer.chunk_size: the DBM driver evaluates all samples at once; remove optimizer.chunk_size"
+    if oc.sr_rescale:
+        return "optimizer.sr_rescale: scale-invariant SR is not available for the DBM; remove it"
+    if config.parallel.distributed:
+        return "parallel.distributed: the DBM driver runs in one process; set distributed = false"
+    if config.evaluation.lanczos_step:
+        return (
+            "evaluation.lanczos_step is not available for model kind 'dbm' (its amplitudes are sampled "
+            "jointly with the deep units, so H²ψ/ψ has no local estimator)"
+        )
+    return None
+
+
+@DRIVERS.register("dbm", config=DBMDriverConfig, refuses=refused_settings)
 def build_dbm(section: DBMDriverConfig, parts) -> DBMVMC:
     """The DBM driver: the Metropolis sampler's move rule drives the joint (σ, d, d') chain."""
     from .. import parallel

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, driver_kind
 from ..drivers import OptimizerConfig
 from ..hamiltonians import is_fermionic, units_for
 from ..hamiltonians.hubbard import hubbard as build_hubbard
@@ -189,14 +189,6 @@ def build_hamiltonian(cfg: Config, lat):
     return op, hil, None, chosen
 
 
-def driver_kind(cfg: Config) -> str:
-    """The driver a config runs: ``driver.kind``, or for "auto" "dbm" with a DBM model and "vmc" otherwise."""
-    kind = cfg.driver.kind
-    if kind == "auto":
-        return "dbm" if cfg.model.kind == "dbm" else "vmc"
-    return kind
-
-
 def build_sampler(cfg: Config, lat, hil, op, model, bonds):
     """``[sampler]``: exact enumeration, or Metropolis chains with the move rule of ``sampler.kind``."""
     sc, hc = cfg.sampler, cfg.hamiltonian
@@ -272,35 +264,9 @@ def build(cfg: Config) -> Problem:
     lat = build_lattice(cfg)
     op, hil, bonds, chosen = build_hamiltonian(cfg, lat)
     resolved = {"hamiltonian": chosen}
-    if driver_kind(cfg) == "dbm":
-        _check_dbm_settings(cfg)
     model = build_model(cfg, lat, hil, op, bonds)
     if cfg.model.kind == "dbm":
         resolved["model"] = {"n_hidden": model.n_hidden, "n_deep": model.n_deep}
     sampler = build_sampler(cfg, lat, hil, op, model, bonds)
     parts = Parts(cfg, lat, hil, op, model, sampler, build_optimizer(cfg))
     return Problem(cfg, lat, hil, op, build_driver(cfg, parts), resolved)
-
-
-def _check_dbm_settings(cfg: Config) -> None:
-    """Settings that the DBM driver (:class:`nqs.drivers.dbm.DBMVMC`, one device, float64) does not have."""
-    sc, oc = cfg.sampler, cfg.optimizer
-    if sc.power != 2:
-        raise ConfigError(
-            "sampler.power: only the Metropolis samplers of kind local, exchange and hop take a power "
-            "other than 2 (the DBM's joint chain samples |psi|^2)"
-        )
-    if sc.kind == "exact":
-        raise ConfigError(
-            'sampler.kind: the DBM\'s joint (σ, d, d\') Markov chain has no exact mode; use "exchange" or "local"'
-        )
-    if oc.precision != "float64":
-        raise ConfigError("optimizer.precision: the DBM driver runs in float64 only; remove optimizer.precision")
-    if oc.chunk_size is not None:
-        raise ConfigError(
-            "optimizer.chunk_size: the DBM driver evaluates all samples at once; remove optimizer.chunk_size"
-        )
-    if oc.sr_rescale:
-        raise ConfigError("optimizer.sr_rescale: scale-invariant SR is not available for the DBM; remove it")
-    if cfg.parallel.distributed:
-        raise ConfigError("parallel.distributed: the DBM driver runs on one device; set distributed = false")
