@@ -13,6 +13,9 @@ code gives noise-free results in exact mode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,23 +43,23 @@ class FactoredJacobian:
     def __init__(self, blocks):
         self.blocks = tuple(tuple(b) for b in blocks)
 
-    def tree_flatten(self):
+    def tree_flatten(self) -> tuple[tuple[Any, ...], None]:
         return (self.blocks,), None
 
     @classmethod
-    def tree_unflatten(cls, aux, children):
+    def tree_unflatten(cls, aux: Any, children: Any) -> FactoredJacobian:
         return cls(children[0])
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         n = self.blocks[0][0].shape[0]
         return n, sum(_block_size(b) for b in self.blocks)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return jnp.result_type(*[x.dtype for b in self.blocks for x in b])
 
-    def dense(self):
+    def dense(self) -> jax.Array:
         """The (n, P) matrix."""
         cols = []
         for b in self.blocks:
@@ -67,7 +70,7 @@ class FactoredJacobian:
                 cols.append((u[:, :, None] * v[:, None, :]).reshape(u.shape[0], -1))
         return jnp.concatenate(cols, axis=1).astype(self.dtype)
 
-    def gram(self, precision=jax.lax.Precision.HIGHEST):
+    def gram(self, precision: Any = jax.lax.Precision.HIGHEST) -> jax.Array:
         """``O O†`` (n, n)."""
         done = {}
 
@@ -82,7 +85,7 @@ class FactoredJacobian:
             g = g + (mm(_rows(b[0])) if len(b) == 1 else mm(b[0]) * mm(b[1]))
         return g
 
-    def rmatvec(self, z, precision=jax.lax.Precision.HIGHEST):
+    def rmatvec(self, z: jax.Array, precision: Any = jax.lax.Precision.HIGHEST) -> jax.Array:
         """``O† z`` (P,) for z (n,)."""
         out = []
         for b in self.blocks:
@@ -93,7 +96,7 @@ class FactoredJacobian:
                 out.append(jnp.matmul(u.conj().T, z[:, None] * v.conj(), precision=precision).reshape(-1))
         return jnp.concatenate(out)
 
-    def matvec(self, x, precision=jax.lax.Precision.HIGHEST):
+    def matvec(self, x: jax.Array, precision: Any = jax.lax.Precision.HIGHEST) -> jax.Array:
         """``O x`` (n,) for x (P,)."""
         out, k = 0, 0
         for b in self.blocks:
@@ -120,7 +123,7 @@ def _block_size(b):
     return int(b[0].shape[1] * b[1].shape[1])
 
 
-def has_factored_derivatives(model, params, sigma) -> bool:
+def has_factored_derivatives(model: Any, params: Any, sigma: jax.Array) -> bool:
     """Whether the model's fast path gives ``log_derivative_factors`` (checked by shape evaluation only)."""
     return jax.eval_shape(fast_path(model).log_derivative_factors, params, sigma) is not None
 
@@ -145,7 +148,9 @@ def _amplitudes(mels, ratios):
     return jnp.where(nz, jnp.exp(jnp.where(nz, ratios, 0.0)), 0.0)
 
 
-def local_energy(model, params, operator, sigma, cache=None, flips=None):
+def local_energy(
+    model: Any, params: Any, operator: Any, sigma: jax.Array, cache: Any = None, flips: Callable[..., Any] | None = None
+) -> jax.Array:
     """E_loc(σ) for one configuration σ (n_sites,), complex scalar.  ``params`` as the model's fast path
     prepared them (or as they are); ``flips``: the ratios from its flip path (:func:`flip_ratios`) instead
     of its ``log_ratios``."""
@@ -161,7 +166,9 @@ def local_energy(model, params, operator, sigma, cache=None, flips=None):
     return diag + jnp.sum(mels * _amplitudes(mels, ratios))
 
 
-def local_energies(model, params, operator, samples, chunk_size=None, mesh=None):
+def local_energies(
+    model: Any, params: Any, operator: Any, samples: jax.Array, chunk_size: int | None = None, mesh: Any = None
+) -> jax.Array:
     """E_loc for a batch of configurations (..., n_sites) → (...,), complex.
 
     ``mesh``: rows split over its devices are chunked per device (see :func:`~nqs.jax_utils.chunked_vmap`).
@@ -174,7 +181,7 @@ def local_energies(model, params, operator, samples, chunk_size=None, mesh=None)
     return e.reshape(shape)
 
 
-def local_energy_h2(model, params, operator, sigma):
+def local_energy_h2(model: Any, params: Any, operator: Any, sigma: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(E_loc(σ), H2_loc(σ), n_lost)`` for one configuration, with H2_loc(σ) = (H²ψ)(σ)/ψ(σ) =
     Σ_σ′ ⟨σ|H|σ′⟩ ψ(σ′)/ψ(σ) · E_loc(σ′): a local energy at every connected σ′ (G of them), so G + 1
     local energies per sample.  ``n_lost`` counts connected σ′ with ψ(σ′) = 0, whose E_loc is undefined
@@ -192,7 +199,9 @@ def local_energy_h2(model, params, operator, sigma):
     return e, h2, jnp.sum(nz & ~ok)
 
 
-def local_energies_h2(model, params, operator, samples, chunk_size=None, mesh=None):
+def local_energies_h2(
+    model: Any, params: Any, operator: Any, samples: jax.Array, chunk_size: int | None = None, mesh: Any = None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """:func:`local_energy_h2` for a batch (..., n_sites) → three arrays (...,)."""
     shape = samples.shape[:-1]
     flat = samples.reshape(-1, samples.shape[-1])
@@ -201,7 +210,7 @@ def local_energies_h2(model, params, operator, samples, chunk_size=None, mesh=No
     return e.reshape(shape), h2.reshape(shape), lost.reshape(shape)
 
 
-def flip_ratios(model, prepared, operator):
+def flip_ratios(model: Any, prepared: Any, operator: Any) -> Callable[..., Any] | None:
     """``(σ, cache) → log ψ(σ′_g) − log ψ(σ)`` for every connection g through the model's flip path, when
     the operator's connections flip fixed sites (``operator.flip_sites``) and the model has one; else None.
     ``prepared``: the output of the fast path's ``prepare`` (the flip path's tables are built from it once)."""
@@ -213,7 +222,15 @@ def flip_ratios(model, prepared, operator):
     return lambda sigma, cache: path.log_ratios(tables, sigma, cache)
 
 
-def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=None, factored: bool = False):
+def log_derivatives(
+    model: Any,
+    params: Any,
+    samples: jax.Array,
+    mode: str,
+    chunk_size: int | None = None,
+    mesh: Any = None,
+    factored: bool = False,
+) -> jax.Array | FactoredJacobian:
     """Per-sample O_k(σ) = ∂ log ψ/∂θ_k, shape (n, n_params), complex.
 
     ``mode`` is ``"holomorphic"`` (complex derivative w.r.t. complex θ) or ``"real"``
@@ -260,7 +277,7 @@ def log_derivatives(model, params, samples, mode: str, chunk_size=None, mesh=Non
     return chunked_vmap(one, flat, chunk_size, mesh)
 
 
-def centered_energies(e_loc, weights, dtype):
+def centered_energies(e_loc: jax.Array, weights: jax.Array, dtype: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(w, √w, ε)`` with ε = √w (E − Ē) (n,) and the weights in ``dtype``'s real precision."""
     w = weights.reshape(-1).astype(jnp.finfo(dtype).dtype)
     e = e_loc.reshape(-1)
@@ -268,20 +285,20 @@ def centered_energies(e_loc, weights, dtype):
     return w, sw, (e - jnp.sum(w * e)) * sw
 
 
-def centered(O, e_loc, weights):
+def centered(O: jax.Array, e_loc: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Ō = √w (O − ⟨O⟩) (n, P) and ε = √w (E − Ē) (n,): S = Ō†Ō, F = Ō†ε (in O's precision)."""
     w, sw, ec = centered_energies(e_loc, weights, O.dtype)
     Oc = (O - jnp.sum(w[:, None] * O, axis=0)) * sw[:, None]
     return Oc, ec
 
 
-def force_and_s(O, e_loc, weights):
+def force_and_s(O: jax.Array, e_loc: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Force F (P,) and quantum geometric tensor S (P, P), both complex (dense)."""
     Oc, ec = centered(O, e_loc, weights)
     return Oc.conj().T @ ec, Oc.conj().T @ Oc
 
 
-def structure_factor_samples(samples, positions, momenta):
+def structure_factor_samples(samples: jax.Array, positions: np.ndarray, momenta: np.ndarray) -> jax.Array:
     """Per-sample S^{zz}(q) = |Σ_i e^{i q·r_i} S^z_i|² / N with S^z = σ/2; shape (..., n_q)."""
     phase = jnp.exp(1j * jnp.asarray(momenta) @ jnp.asarray(positions).T)  # (n_q, N)
     m = (samples.astype(jnp.float64) / 2) @ phase.T
@@ -306,7 +323,12 @@ def _lanczos_from_moments(s1, s2, s3, s4):
     return mu + eps, eps / v, v, m3
 
 
-def lanczos_step(e_loc, h2_loc, weights=None, n_blocks: int = 32) -> dict:
+def lanczos_step(
+    e_loc: jax.Array | np.ndarray,
+    h2_loc: jax.Array | np.ndarray,
+    weights: jax.Array | np.ndarray | None = None,
+    n_blocks: int = 32,
+) -> dict:
     """Energy of one Lanczos step ψ₁ = ψ + β (H − E)ψ with the best β (the lowest energy in the span of
     ψ and Hψ), from per-sample E_loc and H2_loc (:func:`local_energies_h2`) under |ψ|² (``weights``:
     importance weights, e.g. the exact sampler's; None: equal).  ψ₁ is a wave function, so its energy is

@@ -18,6 +18,7 @@ The parameters then move by −η δ through an optax transform.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +46,7 @@ class SRConfig:
     #: projection (S_kk ~ 1e-8 of the largest) jumped to 1e7 on the first step.
     rescale_cutoff: float = 1e-4
 
-    def shift(self, step):
+    def shift(self, step: int | jax.Array) -> jax.Array:
         return jnp.maximum(self.diag_shift_min, self.diag_shift * self.diag_shift_decay**step)
 
     def choose(self, n_params: int, n_samples: int, mode: str, real_rows: bool = False) -> str:
@@ -76,18 +77,18 @@ def _mm(a, b):
 
 
 def sr_direction(
-    O,
-    e_loc,
-    weights,
+    O: jax.Array | FactoredJacobian,
+    e_loc: jax.Array,
+    weights: jax.Array,
     mode: str,
-    diag_shift,
+    diag_shift: float | jax.Array,
     solver: str,
-    tol=1e-8,
-    maxiter=1000,
-    solve_dtype=None,
+    tol: float = 1e-8,
+    maxiter: int = 1000,
+    solve_dtype: Any = None,
     rescale: bool = False,
     rescale_cutoff: float = 1e-4,
-):
+) -> jax.Array:
     """Natural-gradient direction δ (P,): complex for holomorphic θ, real for real θ.
 
     ``rescale``: columns of Ō divided by ``d_k = √S_kk`` before the solve and δ divided by ``d``
@@ -114,7 +115,15 @@ def sr_direction(
     return sr_direction_scaled(Oc, ec, diag_shift, solver, tol, maxiter, solve_dtype)
 
 
-def sr_direction_scaled(Oc, ec, diag_shift, solver: str, tol=1e-8, maxiter=1000, solve_dtype=None):
+def sr_direction_scaled(
+    Oc: jax.Array,
+    ec: jax.Array,
+    diag_shift: float | jax.Array,
+    solver: str,
+    tol: float = 1e-8,
+    maxiter: int = 1000,
+    solve_dtype: Any = None,
+) -> jax.Array:
     """The shifted solve for centred (and, for real θ, stacked) Ō and ε."""
 
     def hi(x):
@@ -134,7 +143,15 @@ def sr_direction_scaled(Oc, ec, diag_shift, solver: str, tol=1e-8, maxiter=1000,
     raise ValueError(f"unknown SR solver {solver!r}: use 'dense', 'minsr' or 'cg'")
 
 
-def solve_metric(Oc, F, diag_shift, solver: str, tol=1e-8, maxiter=1000, solve_dtype=None):
+def solve_metric(
+    Oc: jax.Array,
+    F: jax.Array,
+    diag_shift: float | jax.Array,
+    solver: str,
+    tol: float = 1e-8,
+    maxiter: int = 1000,
+    solve_dtype: Any = None,
+) -> jax.Array:
     """δ = (Ō†Ō + λ)⁻¹ F for centred rows Ō (n, P) and a given force F (P,).
 
     ``solver``: "dense" (the P × P system), "minsr" (Woodbury in sample space, for P > n:
@@ -167,7 +184,15 @@ def solve_metric(Oc, F, diag_shift, solver: str, tol=1e-8, maxiter=1000, solve_d
     raise ValueError(f"unknown SR solver {solver!r}: use 'dense', 'minsr' or 'cg'")
 
 
-def metric_direction(O, force, weights, diag_shift, solver: str, tol=1e-8, maxiter=1000):
+def metric_direction(
+    O: jax.Array,
+    force: jax.Array,
+    weights: jax.Array,
+    diag_shift: float | jax.Array,
+    solver: str,
+    tol: float = 1e-8,
+    maxiter: int = 1000,
+) -> jax.Array:
     """δ = (S + λ)⁻¹ F with S = Ō†Ō from real rows ``O`` (n, P) with ``weights`` (n,) and a given force F (P,)
     (:func:`solve_metric` on the centred rows)."""
     Oc, _ = centered(O, jnp.zeros(O.shape[:1], O.dtype), weights)
@@ -202,17 +227,17 @@ class _Centred:
         # real θ with a real O: the stacked rows [Re Ō; Im Ō] reduce to Ō and Re ε
         self.ec = ec if mode == "holomorphic" else ec.real
 
-    def rmatvec(self, y):
+    def rmatvec(self, y: jax.Array) -> jax.Array:
         """Ō† y = O† (1 − w𝟙ᵀ) diag(√w) y."""
         z = self.sw * y
         return self.O.rmatvec(z - self.w * jnp.sum(z))
 
-    def matvec(self, x):
+    def matvec(self, x: jax.Array) -> jax.Array:
         """Ō x."""
         ox = self.O.matvec(x)
         return self.sw * (ox - jnp.sum(self.w * ox))
 
-    def gram(self, shift=0.0):
+    def gram(self, shift: float | jax.Array = 0.0) -> jax.Array:
         """Ō Ō† + shift·1 (n, n) from O O†: one elementwise pass over the n × n products.
 
         The centring needs r = (O O†) w, taken from the factors (O (O† w)) rather than from the n × n
@@ -244,7 +269,7 @@ def _factored_direction(O, e_loc, weights, mode, diag_shift, solver, tol, maxite
     return d
 
 
-def gradient(O, e_loc, weights, mode: str):
+def gradient(O: jax.Array | FactoredJacobian, e_loc: jax.Array, weights: jax.Array, mode: str) -> jax.Array:
     """Energy gradient for first-order optimizers: F (holomorphic, = ∂E/∂θ*) or 2 Re F (real θ)."""
     if isinstance(O, FactoredJacobian):
         if _on_factors(O, mode):

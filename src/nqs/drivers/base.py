@@ -191,7 +191,15 @@ class SamplingDriver(Driver):
         return put(state, self.state_sharding())
 
 
-def finish_step(state: State, new_params, opt_state, sampler_state, stats: Stats, direction, shift):
+def finish_step(
+    state: State,
+    new_params: Any,
+    opt_state: Any,
+    sampler_state: Any,
+    stats: Stats,
+    direction: jax.Array,
+    shift: float | jax.Array,
+) -> tuple[State, dict]:
     """``(next state, info)`` of an optimization step of a sampling driver: the energy statistics, the
     acceptance since ``state``, the SR shift, the update norm and whether everything is finite."""
     from ..jax_utils import tree_all_finite

@@ -21,8 +21,9 @@ threads (``threads``), or they are split over a device mesh (``mesh``); the resu
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -34,15 +35,18 @@ from ..models.dbm import DeepBoltzmann
 from ..registry import DRIVERS, Section
 from ..sampling import MetropolisSampler
 from ..sampling.joint import JointMetropolisSampler, JointSamples, joint_local_energies, joint_log_derivatives
-from ..stats import statistics
+from ..stats import Stats, statistics
 from .base import SamplingDriver, State, finish_step
+
+if TYPE_CHECKING:
+    from ..workflow.build import Parts
 from .vmc import OptimizerConfig
 
 __all__ = ["DBMVMC", "pair_rows", "joint_direction", "joint_gradient"]
 
 
 # --------------------------------------------------------------------------------- estimators
-def pair_rows(O, e_loc, weights):
+def pair_rows(O: jax.Array, e_loc: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Doubled rows for replica pairs: ``(rows (2n, P), e_swapped (2n,), w (2n,))``.
 
     ``O`` (n, 2, P), ``e_loc`` (n, 2), ``weights`` (n,) summing to 1.  Row O(σ,d) is paired with
@@ -56,12 +60,21 @@ def pair_rows(O, e_loc, weights):
     return rows, e_sw, w
 
 
-def joint_gradient(O, e_loc, weights):
+def joint_gradient(O: jax.Array, e_loc: jax.Array, weights: jax.Array) -> jax.Array:
     """∂E/∂θ (P,) = 2 Re F with the cross force F (docs/dbm.md (iii)); real parameters."""
     return sr.gradient(*pair_rows(O, e_loc, weights), "real")
 
 
-def joint_direction(O, e_loc, weights, metric: str, diag_shift, solver: str, tol=1e-8, maxiter=1000):
+def joint_direction(
+    O: jax.Array,
+    e_loc: jax.Array,
+    weights: jax.Array,
+    metric: str,
+    diag_shift: float | jax.Array,
+    solver: str,
+    tol: float = 1e-8,
+    maxiter: int = 1000,
+) -> jax.Array:
     """SR direction δ = (S_metric + λ)⁻¹ F (real, (P,)); ``metric`` "pair" or "mean" (docs/dbm.md (v)).
 
     ``O`` (n, 2, P) real, ``e_loc`` (n, 2), ``weights`` (n,) summing to 1; ``solver`` "dense",
@@ -120,7 +133,7 @@ class DBMVMC(SamplingDriver):
                 )
 
     # ------------------------------------------------------------------ set-up
-    def init(self, key, params=None) -> State:
+    def init(self, key: jax.Array, params: Any = None) -> State:
         k_model, k_sampler = jax.random.split(key)
         if params is None:
             params = self.model.init(k_model)
@@ -189,7 +202,7 @@ class DBMVMC(SamplingDriver):
         c, p, r, _, k = js.deep.shape
         return self._rows(js.sigma, 2), self._rows(js.deep.reshape(c, p, 2 * r, k), 2)
 
-    def pair_energies(self, params, js: JointSamples, mesh_rows: bool = True):
+    def pair_energies(self, params: Any, js: JointSamples, mesh_rows: bool = True) -> jax.Array:
         """``e_pair`` (C, P, 2): E_loc of each replica averaged over its R recorded deep configurations."""
         c, p, r = js.deep.shape[:3]
         if mesh_rows:
@@ -201,7 +214,7 @@ class DBMVMC(SamplingDriver):
             e = self._rows(e, 1)
         return jnp.mean(e.reshape(c, p, r, 2), axis=2)
 
-    def pair_derivatives(self, params, js: JointSamples):
+    def pair_derivatives(self, params: Any, js: JointSamples) -> jax.Array:
         """``O_pair`` (C·P, 2, P_θ): O of each replica averaged over its R recorded deep configurations."""
         c, p, r = js.deep.shape[:3]
         sig, deep = self._replica_rows(js)
@@ -213,12 +226,12 @@ class DBMVMC(SamplingDriver):
         weights = jnp.full(eps.shape, 1.0 / eps.size)
         return js.sigma, weights, eps, statistics(eps), sstate
 
-    def estimate(self, params, sampler_state):
+    def estimate(self, params: Any, sampler_state: Any) -> tuple[jax.Array, jax.Array, jax.Array, Stats, Any]:
         """``(σ samples (C, P, N), weights (C, P), ε (C, P), Stats, sampler_state)`` as VMC.estimate."""
         js, sstate = self.sampler.sample(self.model, params, sampler_state)
         return self._estimate_from(js, self.pair_energies(params, js), sstate)
 
-    def make_estimate(self):
+    def make_estimate(self) -> Callable[..., Any]:
         """:meth:`estimate` as ``fn(params, sampler_state)``: jitted, or with :attr:`threads_in_use` > 1 the
         chains' parts sampled (with their local energies) by that many threads, then joined."""
         n_threads = self.threads_in_use
@@ -255,7 +268,7 @@ class DBMVMC(SamplingDriver):
 
         return parts_of, join
 
-    def make_step(self, solver: str | None = None):
+    def make_step(self, solver: str | None = None) -> Callable[..., Any]:
         """The ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static.  One jitted
         function, or with :attr:`threads_in_use` > 1 the parts sampled on threads and one jitted update."""
         solver = solver or self.solver()
@@ -315,7 +328,7 @@ class DBMDriverConfig(Section):
     kind: Literal["dbm"] = "dbm"
 
 
-def refused_settings(config) -> str | None:
+def refused_settings(config: Any) -> str | None:
     """The first setting of ``config`` the DBM driver cannot honour, as ``"key: why"`` (None: all apply).
     The config rejects it at validation (:class:`nqs.config.Config`)."""
     sc, oc = config.sampler, config.optimizer
@@ -343,7 +356,7 @@ def refused_settings(config) -> str | None:
 
 
 @DRIVERS.register("dbm", config=DBMDriverConfig, refuses=refused_settings)
-def build_dbm(section: DBMDriverConfig, parts) -> DBMVMC:
+def build_dbm(section: DBMDriverConfig, parts: Parts) -> DBMVMC:
     """The DBM driver: the Metropolis sampler's move rule drives the joint (σ, d, d') chain."""
     from .. import parallel
 

@@ -93,7 +93,7 @@ class ParameterAverage:
                 "interrupted run differs or its sum is missing)"
             )
 
-    def add(self, step: int, params) -> None:
+    def add(self, step: int, params: Any) -> None:
         if self.first < step <= self.last:
             self.total = jax.tree_util.tree_map(jnp.add, self.total, params)
             self.count += 1
@@ -107,7 +107,7 @@ class ParameterAverage:
         if self.write:
             io.atomic_write(self.path, lambda f: np.savez(f, step=step, first=self.first, count=self.count, **arrays))
 
-    def mean(self, params):
+    def mean(self, params: Any) -> Any:
         """The averaged parameters (``params`` when nothing was averaged)."""
         if not self.count:
             return params
@@ -124,7 +124,7 @@ def optimize(
     checkpoint_every: int = 25,
     average_last: int = 0,
     reference: float | None = None,
-    console=None,
+    console: Any = None,
     progress: bool = True,
     write: bool = True,
     meta: dict | None = None,

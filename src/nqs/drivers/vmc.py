@@ -16,8 +16,9 @@ steps 1–2 then being one jitted function per part and the rest one more (``VMC
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +29,11 @@ from .. import estimators, sr
 from ..jax_utils import param_mode
 from ..models.base import Model, Reparametrized, fast_path
 from ..registry import DRIVERS, Section
-from ..stats import statistics
+from ..stats import Stats, statistics
 from .base import SamplingDriver, State, finish_step
+
+if TYPE_CHECKING:
+    from ..workflow.build import Parts
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,17 +46,17 @@ class SplitComplex(Reparametrized):
     real_derivatives = False
 
     @staticmethod
-    def split(params):
+    def split(params: Any) -> Any:
         return jax.tree_util.tree_map(lambda x: jnp.stack([jnp.real(x), jnp.imag(x)]), params)
 
     @staticmethod
-    def join(params):
+    def join(params: Any) -> Any:
         return jax.tree_util.tree_map(lambda x: x[0] + 1j * x[1], params)
 
-    def to_inner(self, params):
+    def to_inner(self, params: Any) -> Any:
         return self.join(params)
 
-    def init(self, key):
+    def init(self, key: jax.Array) -> Any:
         return self.split(self.inner.init(key))
 
 
@@ -66,7 +70,7 @@ class OptimizerConfig:
     learning_rate_final: float | None = None
     n_steps: int = 0
 
-    def schedule(self):
+    def schedule(self) -> float | optax.Schedule:
         """Constant η, or a cosine decay from ``learning_rate`` to ``learning_rate_final`` over n_steps."""
         if self.learning_rate_final is None or self.n_steps <= 0:
             return self.learning_rate
@@ -91,7 +95,7 @@ LARGE_CACHE_BYTES = 64 * 2**10
 LARGE_CACHE_CHUNK = 16
 
 
-def cast_params(params, precision: str):
+def cast_params(params: Any, precision: str) -> Any:
     """Parameters in the working precision: float32/complex64 for "float32"; unchanged for "float64"."""
     if precision == "float64":
         return params
@@ -236,7 +240,7 @@ class VMC(SamplingDriver):
         """The chunk size in use: ``chunk_size``, else the one chosen from ``memory_limit_mb``, else None."""
         return self._chunk
 
-    def init(self, key, params=None) -> State:
+    def init(self, key: jax.Array, params: Any = None) -> State:
         """Fresh state from a PRNG key (parameters from ``model.init`` unless given)."""
         k_model, k_sampler = jax.random.split(key)
         if params is None:
@@ -248,7 +252,7 @@ class VMC(SamplingDriver):
         state = State(params, opt_state, self.sampler.init_state(k_sampler), jnp.zeros((), jnp.int64))
         return self.place(state)
 
-    def physical_params(self, params):
+    def physical_params(self, params: Any) -> Any:
         """Parameters in the model's own form (undoes the (Re, Im) split where one was made)."""
         return SplitComplex.join(params) if isinstance(self._model, SplitComplex) else params
 
@@ -303,7 +307,7 @@ class VMC(SamplingDriver):
 
         return constrain_rows(x.reshape(-1, *x.shape[lead:]), self.mesh)
 
-    def estimate(self, params, sampler_state):
+    def estimate(self, params: Any, sampler_state: Any) -> tuple[jax.Array, jax.Array, jax.Array, Stats, Any]:
         """Sample and return ``(samples, weights (n_chains, n_per), e_loc, stats, sampler_state)``.
 
         ``e_loc`` is complex128 whatever the working precision (statistics are in float64).
@@ -323,7 +327,7 @@ class VMC(SamplingDriver):
             return jnp.full(e_loc.shape, 1.0 / e_loc.size), statistics(e_loc)
         return weights, statistics(e_loc, weights, mcmc=not self.sampler.exact)
 
-    def make_step(self, solver: str | None = None):
+    def make_step(self, solver: str | None = None) -> Callable[..., Any]:
         """The ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`; by default the one it chooses)
         is static.
 
@@ -381,7 +385,7 @@ class VMC(SamplingDriver):
         new_params = optax.apply_updates(params, updates)
         return finish_step(state, new_params, opt_state, sstate, stats, d, shift)
 
-    def make_estimate(self):
+    def make_estimate(self) -> Callable[..., Any]:
         """:meth:`estimate` as ``fn(params, sampler_state)``: jitted, or, with :attr:`threads_in_use` > 1, the
         chains' parts sampled (with their local energies) by that many threads at once, then joined (the
         same chains, the same numbers)."""
@@ -445,7 +449,7 @@ class VMCDriverConfig(Section):
 
 
 @DRIVERS.register("vmc", config=VMCDriverConfig)
-def build_vmc(section: VMCDriverConfig, parts) -> VMC:
+def build_vmc(section: VMCDriverConfig, parts: Parts) -> VMC:
     """VMC of the built model, Hamiltonian and sampler; chains split over the devices when there are several."""
     from .. import parallel
 

@@ -55,14 +55,14 @@ __all__ = [
 ]
 
 
-def log_cosh(z):
+def log_cosh(z: jax.Array) -> jax.Array:
     """log cosh z for real or complex z, stable for large |Re z|."""
     s = jnp.where(jnp.real(z) < 0, -1.0, 1.0)
     z = z * s
     return z + jnp.log1p(jnp.exp(-2.0 * z)) - jnp.log(2.0)
 
 
-def log_cosh_ratio_sum(theta, dtheta, block: int = 4):
+def log_cosh_ratio_sum(theta: jax.Array, dtheta: jax.Array, block: int = 4) -> jax.Array:
     """Σ_j [log cosh(θ_j + Δ_j) − log cosh θ_j] over the last axis, for many Δ at once.
 
     ``theta`` (M,) and ``dtheta`` (C, M) (or any shapes broadcasting on the last axis).  Uses
@@ -77,7 +77,7 @@ def log_cosh_ratio_sum(theta, dtheta, block: int = 4):
     return log_cosh_ratio_sum_gh(*cosh_ratio_state(theta), dtheta, block)
 
 
-def cosh_ratio_state(theta):
+def cosh_ratio_state(theta: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(sign, g, ug)``: sign = sign Re θ, g = 1/(1 + u), ug = u/(1 + u) with u = e^{−2·sign·θ} (|u| ≤ 1),
     from which cosh(θ + Δ)/cosh θ = g e^{sign·Δ} + ug e^{−sign·Δ}."""
     sign = jnp.where(jnp.real(theta) < 0, -1.0, 1.0).astype(jnp.real(theta).dtype)
@@ -86,7 +86,7 @@ def cosh_ratio_state(theta):
     return sign, g, u * g
 
 
-def log_cosh_ratio_sum_gh(sign, g, ug, dtheta, block: int = 4):
+def log_cosh_ratio_sum_gh(sign: jax.Array, g: jax.Array, ug: jax.Array, dtheta: jax.Array, block: int = 4) -> jax.Array:
     """:func:`log_cosh_ratio_sum` from ``sign`` = sign Re θ, ``g`` = 1/(1 + u) and ``ug`` = u/(1 + u),
     u = e^{−2·sign·θ} (as a cache keeps them)."""
     x = sign * dtheta
@@ -114,7 +114,7 @@ def _exponent(size):
     return jnp.frexp(jnp.where(size > 0, size, 1.0))[1].astype(jnp.int32)
 
 
-def power_of_two(e, dtype=jnp.float64):
+def power_of_two(e: jax.Array, dtype: Any = jnp.float64) -> jax.Array:
     """2^e (exact) for integer e, clipped to the normal range of ``dtype`` (smaller e give its tiniest
     normal number: terms that small next to 1 do not matter where this is used)."""
     if jnp.dtype(dtype) == jnp.float64:
@@ -130,7 +130,7 @@ def _power_of_two_split(x):
     return x * power_of_two(-e, size.dtype), e
 
 
-def scaled_product(f, scale=None, block: int = 4):
+def scaled_product(f: jax.Array, scale: jax.Array | None = None, block: int = 4) -> tuple[jax.Array, jax.Array]:
     """The products over the last axis of ``f`` (..., M) as ``(m, e)`` with Π f = m·2^e: each block of
     ``block`` factors is split into a mantissa and an exact power of two before the blocks are multiplied,
     so nothing overflows while a block stays below e^709 (|Re Δθ| ≲ 177 per RBM unit with blocks of 4)
@@ -169,7 +169,7 @@ class Model:
         :class:`FullEvaluation`.  Callers use :func:`fast_path`, never this method."""
         return None
 
-    def n_parameters(self, params) -> int:
+    def n_parameters(self, params: Any) -> int:
         return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
 
     def describe(self) -> str:
@@ -194,16 +194,22 @@ class FastPath:
         """The cache of configuration σ."""
         raise NotImplementedError
 
-    def log_ratio(self, prepared, sigma, cache, sites, new_values, mask) -> jax.Array:  # pragma: no cover
+    def log_ratio(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:  # pragma: no cover
         """log ψ(σ′) − log ψ(σ) for one move (complex scalar)."""
         raise NotImplementedError
 
-    def log_ratios(self, prepared, sigma, cache, sites, new_values, mask) -> jax.Array:
+    def log_ratios(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         """:meth:`log_ratio` for C moves from one σ (leading axis of ``sites``, ``new_values``, ``mask``):
         what local energies need.  Paths may batch it better."""
         return jax.vmap(lambda s, v, m: self.log_ratio(prepared, sigma, cache, s, v, m))(sites, new_values, mask)
 
-    def update(self, prepared, sigma, cache, sites, new_values, mask) -> Any:  # pragma: no cover - abstract
+    def update(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:  # pragma: no cover - abstract
         """The cache of σ′ after the move (an accepted Metropolis move)."""
         raise NotImplementedError
 
@@ -260,11 +266,13 @@ class MovePath:
         """The chain's state (recomputed from σ every sweep)."""
         raise NotImplementedError
 
-    def log_abs_ratio(self, tables, cache, g, first) -> tuple[jax.Array, Any]:  # pragma: no cover - abstract
+    def log_abs_ratio(
+        self, tables: Any, cache: Any, g: jax.Array, first: jax.Array
+    ) -> tuple[jax.Array, Any]:  # pragma: no cover - abstract
         """``(log |ψ(σ′)/ψ(σ)|, aux)`` for move g, with ``first`` = σ_first."""
         raise NotImplementedError
 
-    def update(self, tables, cache, aux) -> Any:  # pragma: no cover - abstract
+    def update(self, tables: Any, cache: Any, aux: Any) -> Any:  # pragma: no cover - abstract
         """The state of σ′, for an accepted move."""
         raise NotImplementedError
 
@@ -280,12 +288,16 @@ class ImagePath:
         """``(cache, logs)`` with ``logs[e] = log ψ(e σ)`` (n_e,)."""
         raise NotImplementedError
 
-    def ratios(self, tables, sigma, cache, sites, new_values, mask) -> tuple[jax.Array, jax.Array]:  # pragma: no cover
+    def ratios(
+        self, tables: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:  # pragma: no cover
         """``(m, e)``, (n_e,) each, with ``ψ(e σ′)/ψ(e σ) = m·2^e`` (not logs: the projection sums them, so no
         logarithm per image is needed)."""
         raise NotImplementedError
 
-    def update(self, tables, sigma, cache, sites, new_values, mask) -> Any:  # pragma: no cover - abstract
+    def update(
+        self, tables: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:  # pragma: no cover - abstract
         """The cache of σ′."""
         raise NotImplementedError
 
@@ -296,16 +308,20 @@ class FullEvaluation(FastPath):
 
     model: Any
 
-    def cache(self, prepared, sigma):
+    def cache(self, prepared: Any, sigma: jax.Array) -> Any:
         return self.model.log_psi(prepared, sigma)
 
     def _moved(self, sigma, sites, new_values, mask):
         return apply_moves(sigma, jnp.where(mask, sites, sigma.shape[-1]), new_values)
 
-    def log_ratio(self, prepared, sigma, cache, sites, new_values, mask):
+    def log_ratio(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         return self.model.log_psi(prepared, self._moved(sigma, sites, new_values, mask)) - cache
 
-    def update(self, prepared, sigma, cache, sites, new_values, mask):
+    def update(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         return self.model.log_psi(prepared, self._moved(sigma, sites, new_values, mask))
 
 
@@ -355,10 +371,10 @@ class FunctionModel(Model):
     init_params: Any
     holomorphic: bool = False
 
-    def init(self, key):
+    def init(self, key: jax.Array) -> Any:
         return self.init_params(key) if callable(self.init_params) else self.init_params
 
-    def log_psi(self, params, sigma):
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         return jnp.asarray(self.fn(params, sigma)).astype(jnp.complex128).reshape(())
 
     def describe(self) -> str:
@@ -372,15 +388,15 @@ class Wrapper(Model):
     inner: Model
 
     @property
-    def n_sites(self):  # type: ignore[override]
+    def n_sites(self) -> int:  # type: ignore[override]
         return self.inner.n_sites
 
     @property
-    def holomorphic(self):  # type: ignore[override]
+    def holomorphic(self) -> bool:  # type: ignore[override]
         return self.inner.holomorphic
 
     @property
-    def real_derivatives(self):  # type: ignore[override]
+    def real_derivatives(self) -> bool:  # type: ignore[override]
         return self.inner.real_derivatives
 
 
@@ -395,10 +411,10 @@ class Reparametrized(Wrapper):
     The fast path is the inner model's behind the map (:class:`_MappedPath`): ``prepare`` maps once and
     prepares for the inner path; the other calls then take those."""
 
-    def to_inner(self, params):  # pragma: no cover - abstract
+    def to_inner(self, params: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def log_psi(self, params, sigma):
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         return self.inner.log_psi(self.to_inner(params), sigma)
 
     def make_fast_path(self) -> FastPath:
@@ -416,26 +432,32 @@ class _MappedPath(FastPath):
     def _fast(self, params):
         return params.inner if isinstance(params, Prepared) else self.to_inner(params)
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         return Prepared(self.inner.prepare(self.to_inner(params)))
 
-    def cache(self, prepared, sigma):
+    def cache(self, prepared: Any, sigma: jax.Array) -> Any:
         return self.inner.cache(self._fast(prepared), sigma)
 
-    def log_ratio(self, prepared, sigma, cache, sites, new_values, mask):
+    def log_ratio(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         return self.inner.log_ratio(self._fast(prepared), sigma, cache, sites, new_values, mask)
 
-    def log_ratios(self, prepared, sigma, cache, sites, new_values, mask):
+    def log_ratios(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         return self.inner.log_ratios(self._fast(prepared), sigma, cache, sites, new_values, mask)
 
-    def update(self, prepared, sigma, cache, sites, new_values, mask):
+    def update(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         return self.inner.update(self._fast(prepared), sigma, cache, sites, new_values, mask)
 
-    def image_path(self, perms, signs):
+    def image_path(self, perms: np.ndarray, signs: np.ndarray) -> ImagePath | None:
         path = self.inner.image_path(perms, signs)
         return None if path is None else _MappedImages(path, self.to_inner)
 
-    def move_path(self, sites, signs):
+    def move_path(self, sites: jax.Array, signs: np.ndarray) -> MovePath | None:
         path = self.inner.move_path(sites, signs)
         return None if path is None else _MappedMoves(path, self.to_inner)
 
@@ -447,16 +469,20 @@ class _MappedImages(ImagePath):
     path: ImagePath
     to_inner: Callable
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         return self.path.prepare(self.to_inner(params))
 
-    def cache(self, tables, sigma):
+    def cache(self, tables: Any, sigma: jax.Array) -> tuple[Any, jax.Array]:
         return self.path.cache(tables, sigma)
 
-    def ratios(self, tables, sigma, cache, sites, new_values, mask):
+    def ratios(
+        self, tables: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
         return self.path.ratios(tables, sigma, cache, sites, new_values, mask)
 
-    def update(self, tables, sigma, cache, sites, new_values, mask):
+    def update(
+        self, tables: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         return self.path.update(tables, sigma, cache, sites, new_values, mask)
 
 
@@ -467,16 +493,16 @@ class _MappedMoves(MovePath):
     path: MovePath
     to_inner: Callable
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         return self.path.prepare(self.to_inner(params))
 
-    def cache(self, tables, sigma):
+    def cache(self, tables: Any, sigma: jax.Array) -> Any:
         return self.path.cache(tables, sigma)
 
-    def log_abs_ratio(self, tables, cache, g, first):
+    def log_abs_ratio(self, tables: Any, cache: Any, g: jax.Array, first: jax.Array) -> tuple[jax.Array, Any]:
         return self.path.log_abs_ratio(tables, cache, g, first)
 
-    def update(self, tables, cache, aux):
+    def update(self, tables: Any, cache: Any, aux: Any) -> Any:
         return self.path.update(tables, cache, aux)
 
 
@@ -494,16 +520,18 @@ class _SignedImages(ImagePath):
         c = np.asarray(self.colour, dtype=float)[np.asarray(self.perms).T] * np.asarray(self.signs)[None, :]
         return jnp.asarray(np.concatenate([c, np.zeros((1, c.shape[1]))]))  # (N + 1, n_e)
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         return self.path.prepare(params)
 
-    def cache(self, tables, sigma):
+    def cache(self, tables: Any, sigma: jax.Array) -> tuple[Any, jax.Array]:
         cache, logs = self.path.cache(tables, sigma)
         colour_img = jnp.asarray(self.colour, dtype=jnp.float64)[jnp.asarray(self.perms)]  # c_{p_e(i)}
         up = (1 + jnp.asarray(self.signs)[:, None] * sigma[None, :].astype(jnp.float64)) / 2
         return cache, logs + 1j * jnp.pi * jnp.sum(colour_img * up, axis=1)
 
-    def ratios(self, tables, sigma, cache, sites, new_values, mask):
+    def ratios(
+        self, tables: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
         d = move_delta(sigma, sites, new_values, mask)
         n = sigma.shape[-1]
         rows = jnp.take(self._table(), jnp.where(mask, jnp.minimum(sites, n), n), axis=0)  # (k, n_e)
@@ -512,7 +540,9 @@ class _SignedImages(ImagePath):
         m, e = self.path.ratios(tables, sigma, cache, sites, new_values, mask)
         return m * sign, e
 
-    def update(self, tables, sigma, cache, sites, new_values, mask):
+    def update(
+        self, tables: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         return self.path.update(tables, sigma, cache, sites, new_values, mask)
 
 
@@ -524,10 +554,10 @@ class _SignedFlips(FlipPath):
     model: Any  # the MarshallSign
     sites: np.ndarray
 
-    def prepare(self, prepared):
+    def prepare(self, prepared: Any) -> Any:
         return self.path.prepare(prepared)
 
-    def log_ratios(self, tables, sigma, cache):
+    def log_ratios(self, tables: Any, sigma: jax.Array, cache: Any) -> jax.Array:
         sites = jnp.asarray(self.sites, dtype=jnp.int32)
         values = -jnp.take(sigma, sites, mode="clip")
         phase = jax.vmap(self.model._phase, in_axes=(None, 0, 0, 0))(sigma, sites, values, sites < sigma.shape[-1])
@@ -548,10 +578,10 @@ class MarshallSign(Wrapper):
     def _mask(self):
         return jnp.asarray(self.sublattice, dtype=jnp.float64)
 
-    def init(self, key):
+    def init(self, key: jax.Array) -> Any:
         return self.inner.init(key)
 
-    def log_psi(self, params, sigma):
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         n_up_b = jnp.sum(self._mask() * (1 + sigma) / 2)
         return self.inner.log_psi(params, sigma) + 1j * jnp.pi * n_up_b
 
@@ -574,33 +604,39 @@ class _MarshallPath(FastPath):
     model: MarshallSign
     inner: FastPath
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         return self.inner.prepare(params)
 
-    def cache(self, prepared, sigma):
+    def cache(self, prepared: Any, sigma: jax.Array) -> Any:
         return self.inner.cache(prepared, sigma)
 
-    def log_ratio(self, prepared, sigma, cache, sites, new_values, mask):
+    def log_ratio(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         phase = self.model._phase(sigma, sites, new_values, mask)
         return self.inner.log_ratio(prepared, sigma, cache, sites, new_values, mask) + phase
 
-    def log_ratios(self, prepared, sigma, cache, sites, new_values, mask):
+    def log_ratios(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         phase = jax.vmap(self.model._phase, in_axes=(None, 0, 0, 0))(sigma, sites, new_values, mask)
         return self.inner.log_ratios(prepared, sigma, cache, sites, new_values, mask) + phase
 
-    def update(self, prepared, sigma, cache, sites, new_values, mask):
+    def update(
+        self, prepared: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         return self.inner.update(prepared, sigma, cache, sites, new_values, mask)
 
-    def log_derivative_factors(self, params, sigma):
+    def log_derivative_factors(self, params: Any, sigma: jax.Array) -> Any:
         return self.inner.log_derivative_factors(params, sigma)
 
-    def image_path(self, perms, signs):
+    def image_path(self, perms: np.ndarray, signs: np.ndarray) -> ImagePath | None:
         path = self.inner.image_path(perms, signs)
         return None if path is None else _SignedImages(path, self.model.sublattice, perms, signs)
 
-    def flip_path(self, flip_sites):
+    def flip_path(self, flip_sites: np.ndarray) -> FlipPath | None:
         path = self.inner.flip_path(flip_sites)
         return None if path is None else _SignedFlips(path, self.model, np.asarray(flip_sites))
 
-    def move_path(self, sites, signs):
+    def move_path(self, sites: jax.Array, signs: np.ndarray) -> MovePath | None:
         return self.inner.move_path(sites, signs)

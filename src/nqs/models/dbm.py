@@ -148,24 +148,24 @@ class DBM(Model):
         out["kappa"] = jnp.zeros((), jnp.complex128 if self.complex_params else jnp.float64)
         return out
 
-    def check_params(self, params) -> None:
+    def check_params(self, params: Any) -> None:
         """Raise ValueError when the parameter shapes do not match N, N_h, N_d."""
         for name, shape in self._shapes().items():
             got = tuple(np.shape(params[name]))
             if got != shape:
                 raise ValueError(f"DBM parameter {name!r} has shape {got}, expected {shape}")
 
-    def log_offset(self, params):
+    def log_offset(self, params: Any) -> jax.Array:
         """The constant of log φ: κ + N_h ln 2 (the factors 2 of every 2 cosh θ_k)."""
         return params["kappa"] + self.n_hidden * LN2
 
     # ------------------------------------------------------------------ amplitudes
-    def theta(self, params, sigma, d):
+    def theta(self, params: Any, sigma: jax.Array, d: jax.Array) -> jax.Array:
         """Hidden-unit angles θ = b + σW + dU, shape (..., N_h) (``d`` may carry leading axes)."""
         dt = jnp.result_type(params["W"], params["U"], params["b"])
         return params["b"] + sigma.astype(dt) @ params["W"] + d.astype(dt) @ params["U"]
 
-    def log_phi(self, params, sigma, d):
+    def log_phi(self, params: Any, sigma: jax.Array, d: jax.Array) -> jax.Array:
         """log φ(σ, d) = κ + a·σ + c·d + Σ_k ln(2 cosh θ_k) (real for real parameters, else complex).
 
         ``sigma`` (N,) and ``d`` (N_d,) hold ±1 (any dtype); h is traced analytically; the sign
@@ -176,7 +176,9 @@ class DBM(Model):
         th = self.theta(params, sigma, d)
         return self.log_offset(params) + params["a"] @ s + params["c"] @ dd + jnp.sum(log_cosh(th))
 
-    def log_phi_ratios(self, params, sigma, d, sites, new_values, mask):
+    def log_phi_ratios(
+        self, params: Any, sigma: jax.Array, d: jax.Array, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         """log φ(σ', d) − log φ(σ, d) for moves of σ (leading axis G of ``sites``, ``new_values``,
         ``mask``) at fixed deep spins ``d`` (..., N_d): shape (..., G), from θ updated at the moved
         sites only."""
@@ -188,13 +190,13 @@ class DBM(Model):
         lc = jnp.sum(log_cosh(th), axis=-1)[..., None]  # (..., 1)
         return da + jnp.sum(log_cosh(th[..., None, :] + dth), axis=-1) - lc
 
-    def sign_parity(self, sigma):
+    def sign_parity(self, sigma: jax.Array) -> jax.Array:
         """Number of ↑ spins on sublattice 1 (s(σ) = (−1)^this); 0 without a sign."""
         if self.sublattice is None:
             return jnp.zeros((), jnp.float64)
         return jnp.sum(jnp.asarray(self.sublattice, jnp.float64) * (1 + sigma.astype(jnp.float64)) / 2)
 
-    def sign_ratios(self, sigma, sites, new_values, mask):
+    def sign_ratios(self, sigma: jax.Array, sites: jax.Array, new_values: jax.Array, mask: jax.Array) -> jax.Array:
         """s(σ')/s(σ) (±1, float) for moves of σ (leading axis G), 1 without a sign."""
         if self.sublattice is None:
             return jnp.ones(sites.shape[:1])
@@ -204,7 +206,7 @@ class DBM(Model):
         dpar = jnp.einsum("gk,gk->g", delta, jnp.take(parity, sites, mode="clip")) / 2
         return 1.0 - 2.0 * jnp.mod(jnp.round(dpar), 2)
 
-    def log_psi_exact(self, params, sigma, chunk_bits: int = 12):
+    def log_psi_exact(self, params: Any, sigma: jax.Array, chunk_bits: int = 12) -> jax.Array:
         """log ψ(σ) = log Σ_d φ(σ, d) + iπ·(sign parity) by explicit enumeration of the 2**N_d deep
         states, complex128.
 
@@ -243,10 +245,10 @@ class DBM(Model):
         (m, acc), _ = jax.lax.scan(step, init, jnp.arange(2 ** (nd - cb)))
         return (base + m + jnp.log(acc)).astype(jnp.complex128) + phase
 
-    def log_psi(self, params, sigma):
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         return self.log_psi_exact(params, sigma)
 
-    def amplitudes(self, params) -> tuple[np.ndarray, float]:
+    def amplitudes(self, params: Any) -> tuple[np.ndarray, float]:
         """The full amplitude vector by exact contraction: ``(vec, log_scale)`` with
         ψ(σ) = exp(log_scale) · vec[code(σ)], max |vec| = 1.
 
@@ -302,7 +304,7 @@ class DeepBoltzmann(DBM):
             "U": sd * jax.random.normal(ks[4], (k, m)),
         }
 
-    def log_offset(self, params):
+    def log_offset(self, params: Any) -> jax.Array:
         """0: κ = −N_h ln 2 cancels the factors 2."""
         return jnp.zeros((), jnp.result_type(params["a"]))
 

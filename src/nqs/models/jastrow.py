@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +25,7 @@ class Jastrow(Model):
     init_scale: float = 0.01
     holomorphic: bool = True
 
-    def init(self, key):
+    def init(self, key: jax.Array) -> Any:
         k1, k2, k3, k4 = jax.random.split(key, 4)
         n, s = self.n_sites, self.init_scale
         return {
@@ -32,7 +33,7 @@ class Jastrow(Model):
             "J": s * (jax.random.normal(k3, (n, n)) + 1j * jax.random.normal(k4, (n, n))),
         }
 
-    def log_psi(self, params, sigma):
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         s = sigma.astype(jnp.complex128)
         return jnp.dot(params["h"], s) + 0.5 * s @ _sym(params["J"]) @ s
 
@@ -47,7 +48,7 @@ class Jastrow(Model):
 class _JastrowPath(FastPath):
     """The cache is J σ (N,); a k-site move costs O(k·N)."""
 
-    def cache(self, params, sigma):
+    def cache(self, params: Any, sigma: jax.Array) -> Any:
         return _sym(params["J"]) @ sigma.astype(jnp.complex128)
 
     def _delta(self, params, sigma, cache, sites, new_values, mask):
@@ -57,9 +58,13 @@ class _JastrowPath(FastPath):
         dh = jnp.dot(jnp.take(params["h"], sites, mode="clip"), d)
         return dh + d @ jnp.take(cache, sites, mode="clip") + 0.5 * d @ Jkk @ d, d, Jk
 
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratio(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         return self._delta(params, sigma, cache, sites, new_values, mask)[0]
 
-    def update(self, params, sigma, cache, sites, new_values, mask):
+    def update(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         _, d, Jk = self._delta(params, sigma, cache, sites, new_values, mask)
         return cache + d @ Jk

@@ -247,7 +247,7 @@ class PairProduct(MoveModel):
         L, n = self.n_sites, self.n_pairs
         return occupied_sites(x[:L], n), occupied_sites(x[L:], n)
 
-    def log_psi(self, params, x):
+    def log_psi(self, params: Any, x: jax.Array) -> jax.Array:
         out = jnp.zeros((), jnp.complex128)
         if self.n_pairs:
             r_up, r_dn = self._positions(x)

@@ -239,7 +239,7 @@ class PfaffianPP(MoveModel):
             f = f.real
         return self._params(self.singlet(f), key, noise)
 
-    def matrix(self, params) -> jax.Array:
+    def matrix(self, params: Any) -> jax.Array:
         """The antisymmetric (2L, 2L) pair function F (with the spin projection: F(i↑, j↓) = f_ij, a general
         f, so that the unprojected state has S^z = 0)."""
         if self.spin_points:
@@ -282,7 +282,7 @@ class PfaffianPP(MoveModel):
         m = jax.lax.stop_gradient(jnp.max(jnp.real(logs)))
         return m + jnp.log(jnp.sum(c * jnp.exp(logs - m)))
 
-    def log_psi(self, params, x):
+    def log_psi(self, params: Any, x: jax.Array) -> jax.Array:
         r = occupied_sites(x, self.n_electrons)
         if self.spin_points:
             mats = self._matrices(params)

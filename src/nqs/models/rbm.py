@@ -22,6 +22,7 @@ where |h'| > |g'| (Re θ changed sign) s flips and g, h swap.  The sampler recom
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -172,7 +173,7 @@ class _RBMImages(ImagePath):
     perms: np.ndarray
     signs: np.ndarray
 
-    def prepare(self, p):
+    def prepare(self, p: Any) -> Any:
         n, m = p["W"].shape
         cols = jnp.asarray(self.perms.T, dtype=jnp.int32)  # (N, n_e): p_e(i)
         sgn = jnp.asarray(self.signs, dtype=p["W"].dtype)
@@ -188,7 +189,7 @@ class _RBMImages(ImagePath):
             "XA": jnp.stack([jnp.exp(-2.0 * apad), jnp.exp(2.0 * apad)]),
         }
 
-    def cache(self, q, sigma):
+    def cache(self, q: Any, sigma: jax.Array) -> tuple[Any, jax.Array]:
         s = sigma.astype(q["V"].dtype)
         theta = q["b"][None, :] + jnp.einsum("i,iem->em", s, q["V"])
         sign, g, h = cosh_ratio_state(theta)
@@ -208,11 +209,15 @@ class _RBMImages(ImagePath):
         visible = jnp.prod(q["XA"][up, row], axis=0)  # (n_e,) e^{ΔA}
         return cache["g"] * ep + cache["h"] * em, ep, em, visible
 
-    def ratios(self, q, sigma, cache, sites, new_values, mask):
+    def ratios(
+        self, q: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
         f, _, _, visible = self._factors(q, sigma, cache, sites, new_values, mask)
         return scaled_product(f, visible, block=_BLOCK)
 
-    def update(self, q, sigma, cache, sites, new_values, mask):
+    def update(
+        self, q: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         f, ep, em, _ = self._factors(q, sigma, cache, sites, new_values, mask)
         r = 1.0 / f
         g, h = cache["g"] * ep * r, cache["h"] * em * r
@@ -242,7 +247,7 @@ class _RBMFlips(FlipPath):
         bits = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1  # (P, k): bit set = spin up
         return -2.0 * (2 * bits - 1)  # the change of σ at the k sites for each pattern
 
-    def prepare(self, p):
+    def prepare(self, p: Any) -> Any:
         zero = jnp.zeros((1,) + p["W"].shape[1:], p["W"].dtype)
         rows = jnp.asarray(self.sites, dtype=jnp.int32)
         w = jnp.concatenate([p["W"], zero])[rows]  # (G, k, M); padded entries give 0
@@ -250,7 +255,7 @@ class _RBMFlips(FlipPath):
         d = jnp.asarray(self._patterns(), dtype=p["W"].dtype)
         return {"E": jnp.exp(jnp.einsum("pk,gkm->gpm", d, w)), "da": jnp.einsum("pk,gk->gp", d, a)}
 
-    def log_ratios(self, t, sigma, cache):
+    def log_ratios(self, t: Any, sigma: jax.Array, cache: Any) -> jax.Array:
         up = jnp.take(sigma, jnp.asarray(self.sites, dtype=jnp.int32), mode="fill", fill_value=1) > 0
         pattern = jnp.sum(up.astype(jnp.int32) << jnp.arange(self.sites.shape[1], dtype=jnp.int32), axis=1)
         # e^{±Δθ} (G, M) by selects over the few patterns (they fuse with the rest, where a gather of the rows
@@ -285,7 +290,7 @@ class _RBMMoves(MovePath):
     sites: np.ndarray  # (G, k)
     signs: np.ndarray  # (G, k), ±1
 
-    def prepare(self, p):
+    def prepare(self, p: Any) -> Any:
         sites = jnp.asarray(self.sites, dtype=jnp.int32)
         signs = jnp.asarray(self.signs, dtype=p["W"].dtype)
         v = jnp.einsum("gk,gkm->gm", signs, p["W"][sites])
@@ -295,11 +300,11 @@ class _RBMMoves(MovePath):
         da = jnp.stack([-2.0 * va, 2.0 * va], axis=1).reshape(-1)
         return {"E": e, "da": jnp.real(da), "W": p["W"], "b": p["b"]}
 
-    def cache(self, t, sigma):
+    def cache(self, t: Any, sigma: jax.Array) -> Any:
         sign, _, h = cosh_ratio_state(t["b"] + sigma.astype(t["W"].dtype) @ t["W"])
         return {"s": sign, "h": h}
 
-    def log_abs_ratio(self, t, state, g, first):
+    def log_abs_ratio(self, t: Any, state: Any, g: jax.Array, first: jax.Array) -> tuple[jax.Array, Any]:
         row = 2 * g + (first < 0).astype(jnp.int32)
         e_plus, e_minus = t["E"][row], t["E"][row ^ 1]
         up = state["s"] > 0
@@ -307,7 +312,7 @@ class _RBMMoves(MovePath):
         f = (1.0 - state["h"]) * ep + state["h"] * em
         return t["da"][row] + jnp.real(_block_log(f)), (f, ep, em)
 
-    def update(self, t, state, aux):
+    def update(self, t: Any, state: Any, aux: Any) -> Any:
         f, ep, em = aux
         r = 1.0 / f
         h, g = state["h"] * em * r, (1.0 - state["h"]) * ep * r  # g' from g = 1 − h (≥ 1/2: exact to rounding)
@@ -356,11 +361,11 @@ class RBM(ParamDtypeModel):
     def n_hidden(self) -> int:
         return max(1, int(round(self.alpha * self.n_sites)))
 
-    def init(self, key):
+    def init(self, key: jax.Array) -> Any:
         dtype = jnp.complex128 if self.param_dtype == "complex" else jnp.float64
         return _init_rbm(key, self.n_sites, self.n_hidden, dtype, self.init_scale)
 
-    def log_psi(self, params, sigma):
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         return _rbm_log_psi(params, sigma).astype(jnp.complex128)
 
     def make_fast_path(self) -> FastPath:
@@ -380,23 +385,29 @@ class _RBMPath(FastPath):
 
     model: RBM
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         return _prepare(params)
 
-    def cache(self, params, sigma):
+    def cache(self, params: Any, sigma: jax.Array) -> Any:
         return _table_cache(params, sigma) if _prepared(params) else _rbm_cache(params, sigma)
 
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratio(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         if _prepared(params):
             return _table_ratio(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
         return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[0].astype(jnp.complex128)
 
-    def update(self, params, sigma, cache, sites, new_values, mask):
+    def update(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         if _prepared(params):
             return _table_update(params, sigma, cache, sites, new_values, mask)
         return _rbm_ratio(params, sigma, cache, sites, new_values, mask)[1]
 
-    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratios(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         if _prepared(params):
             return _table_ratios(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
         return _rbm_ratios(params, sigma, cache, sites, new_values, mask).astype(jnp.complex128)
@@ -404,14 +415,14 @@ class _RBMPath(FastPath):
     def _item(self) -> int:
         return 16 if self.model.param_dtype == "complex" else 8
 
-    def image_path(self, perms, signs):
+    def image_path(self, perms: np.ndarray, signs: np.ndarray) -> ImagePath | None:
         """All images at once from site-major tables of the permuted weights (:class:`_RBMImages`), while
         the table e^{±2W} over the images stays under ``_IMAGE_TABLE_BYTES``."""
         if 2 * (self.model.n_sites + 1) * len(perms) * self.model.n_hidden * self._item() > _IMAGE_TABLE_BYTES:
             return None
         return _RBMImages(np.asarray(perms), np.asarray(signs))
 
-    def flip_path(self, flip_sites):
+    def flip_path(self, flip_sites: np.ndarray) -> FlipPath | None:
         """Tables of e^{Δθ} per connection and sign pattern (:class:`_RBMFlips`) for moves of at most
         ``_FLIP_MAX_SITES`` sites, while the tables stay under ``_FLIP_TABLE_BYTES``."""
         sites = np.asarray(flip_sites)
@@ -423,14 +434,14 @@ class _RBMPath(FastPath):
             return None
         return _RBMFlips(sites)
 
-    def move_path(self, sites, signs):
+    def move_path(self, sites: jax.Array, signs: np.ndarray) -> MovePath | None:
         """Tables of e^{±Δθ} per move (:class:`_RBMMoves`) while they stay under ``_MOVE_TABLE_BYTES``."""
         sites = np.asarray(sites)
         if sites.ndim != 2 or 2 * sites.shape[0] * self.model.n_hidden * self._item() > _MOVE_TABLE_BYTES:
             return None
         return _RBMMoves(sites, np.asarray(signs))
 
-    def log_derivative_factors(self, params, sigma):
+    def log_derivative_factors(self, params: Any, sigma: jax.Array) -> Any:
         """∂/∂a = σ, ∂/∂b = tanh θ, ∂/∂W = σ ⊗ tanh θ (the outer product SR exploits)."""
         s = sigma.astype(params["W"].dtype)
         t = jnp.tanh(params["b"] + s @ params["W"])
@@ -454,7 +465,7 @@ class RBMRealAmpPhase(Model):
     def n_hidden(self) -> int:
         return max(1, int(round(self.alpha * self.n_sites)))
 
-    def init(self, key):
+    def init(self, key: jax.Array) -> Any:
         k1, k2 = jax.random.split(key)
         n, m = self.n_sites, self.n_hidden
         return {
@@ -462,7 +473,7 @@ class RBMRealAmpPhase(Model):
             "phase": _init_rbm(k2, n, m, jnp.float64, self.init_scale),
         }
 
-    def log_psi(self, params, sigma):
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         return _rbm_log_psi(params["amp"], sigma) + 1j * _rbm_log_psi(params["phase"], sigma)
 
     def make_fast_path(self) -> FastPath:
@@ -476,13 +487,17 @@ class RBMRealAmpPhase(Model):
 class _AmpPhasePath(FastPath):
     """Both real RBMs' θ caches: a move of k sites costs O(k·M) each."""
 
-    def cache(self, params, sigma):
+    def cache(self, params: Any, sigma: jax.Array) -> Any:
         return {k: _rbm_cache(params[k], sigma) for k in ("amp", "phase")}
 
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratio(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         ra = _rbm_ratio(params["amp"], sigma, cache["amp"], sites, new_values, mask)[0]
         rp = _rbm_ratio(params["phase"], sigma, cache["phase"], sites, new_values, mask)[0]
         return ra + 1j * rp
 
-    def update(self, params, sigma, cache, sites, new_values, mask):
+    def update(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         return {k: _rbm_ratio(params[k], sigma, cache[k], sites, new_values, mask)[1] for k in ("amp", "phase")}

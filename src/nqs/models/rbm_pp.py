@@ -144,7 +144,7 @@ class RBMPP(ParamDtypeModel):
     def _spins(x):
         return (2 * x.astype(jnp.int8) - 1).astype(jnp.int8)
 
-    def log_psi(self, params, x):
+    def log_psi(self, params: Any, x: jax.Array) -> jax.Array:
         return self.rbm.log_psi(params["rbm"], self._spins(x)) + self.pp.log_psi(params["pp"], x)
 
     def make_fast_path(self) -> FastPath:
@@ -260,7 +260,7 @@ class SpinRBMPP(ParamDtypeModel):
         fs = jnp.concatenate([jnp.where(mask, sites, 2 * L), jnp.where(mask, sites + L, 2 * L)])
         return fs, jnp.concatenate([up, 1 - up]), jnp.concatenate([mask, mask])
 
-    def log_psi(self, params, sigma):
+    def log_psi(self, params: Any, sigma: jax.Array) -> jax.Array:
         out = self.pp.log_psi(params["pp"], self.occupations(sigma)) + 1j * jnp.pi * _xi_parity(sigma)
         if self.rbm is not None:
             out = out + self.rbm.log_psi(params["rbm"], sigma)
@@ -282,26 +282,32 @@ class _RBMPPPath(FastPath):
     rbm: FastPath
     pp: FastPath
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         return {**params, "rbm": self.rbm.prepare(params["rbm"]), "pp": self.pp.prepare(params["pp"])}
 
-    def cache(self, params, x):
+    def cache(self, params: Any, x: jax.Array) -> Any:
         return {"rbm": self.rbm.cache(params["rbm"], RBMPP._spins(x)), "pp": self.pp.cache(params["pp"], x)}
 
-    def log_ratio(self, params, x, cache, sites, new_values, mask):
+    def log_ratio(
+        self, params: Any, x: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         s, nv = RBMPP._spins(x), RBMPP._spins(new_values)
         return self.rbm.log_ratio(params["rbm"], s, cache["rbm"], sites, nv, mask) + self.pp.log_ratio(
             params["pp"], x, cache["pp"], sites, new_values, mask
         )
 
-    def log_ratios(self, params, x, cache, sites, new_values, mask):
+    def log_ratios(
+        self, params: Any, x: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         s, nv = RBMPP._spins(x), RBMPP._spins(new_values)
         pp = jax.vmap(lambda st, v, m: self.pp.log_ratio(params["pp"], x, cache["pp"], st, v, m))(
             sites, new_values, mask
         )
         return self.rbm.log_ratios(params["rbm"], s, cache["rbm"], sites, nv, mask) + pp
 
-    def update(self, params, x, cache, sites, new_values, mask):
+    def update(
+        self, params: Any, x: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         s, nv = RBMPP._spins(x), RBMPP._spins(new_values)
         return {
             "rbm": self.rbm.update(params["rbm"], s, cache["rbm"], sites, nv, mask),
@@ -317,25 +323,29 @@ class _SpinRBMPPPath(FastPath):
     model: SpinRBMPP
     rbm: FastPath | None
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         out = {**params, "pp": self.model.pp._prepare(params["pp"])}
         if self.rbm is not None:
             out["rbm"] = self.rbm.prepare(params["rbm"])
         return out
 
-    def cache(self, params, sigma):
+    def cache(self, params: Any, sigma: jax.Array) -> Any:
         c = {"pp": self.model.pp._cache(params["pp"], self.model.occupations(sigma))}
         if self.rbm is not None:
             c["rbm"] = self.rbm.cache(params["rbm"], sigma)
         return c
 
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratio(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         out = self._pp_log_ratio(params, sigma, cache, sites, new_values, mask)
         if self.rbm is not None:
             out = out + self.rbm.log_ratio(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)
         return out
 
-    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratios(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         if self.rbm is None:
             return super().log_ratios(params, sigma, cache, sites, new_values, mask)
         rest = jax.vmap(lambda st, v, m: self._pp_log_ratio(params, sigma, cache, st, v, m))(sites, new_values, mask)
@@ -356,7 +366,9 @@ class _SpinRBMPPPath(FastPath):
         new = apply_moves(sigma, jnp.where(mask, sites, self.model.n_sites), new_values)
         return out + 1j * jnp.pi * ((_xi_parity(new) - _xi_parity(sigma)) % 2)
 
-    def update(self, params, sigma, cache, sites, new_values, mask):
+    def update(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         c = {"pp": self._pp_move(params, sigma, cache, sites, new_values, mask)[1]()}
         if self.rbm is not None:
             c["rbm"] = self.rbm.update(params["rbm"], sigma, cache["rbm"], sites, new_values, mask)

@@ -50,6 +50,7 @@ full re-evaluation is ever needed.  Moves must conserve N↑ and N↓ (as every 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -211,7 +212,9 @@ def mask_to_identity(b: jax.Array, active: jax.Array) -> jax.Array:
     return jnp.where(both, b, jnp.eye(b.shape[-1], dtype=b.dtype))
 
 
-def row_replacement(inv: jax.Array, new_rows: jax.Array, labels: jax.Array, active: jax.Array):
+def row_replacement(
+    inv: jax.Array, new_rows: jax.Array, labels: jax.Array, active: jax.Array
+) -> tuple[jax.Array, Callable[..., Any]]:
     """Ratio matrix and inverse update for replacing rows ``labels`` of M by ``new_rows``.
 
     ``inv`` = M⁻¹ (N×N, columns indexed by M's rows), ``new_rows`` (m×N).  Returns
@@ -331,16 +334,20 @@ class _MoveModelPath(FastPath):
 
     model: MoveModel
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         return self.model._prepare(params)
 
-    def cache(self, prepared, x):
+    def cache(self, prepared: Any, x: jax.Array) -> Any:
         return self.model._cache(prepared, x)
 
-    def log_ratio(self, prepared, x, cache, sites, new_values, mask):
+    def log_ratio(
+        self, prepared: Any, x: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         return self.model._move(prepared, x, cache, sites, new_values, mask)[0]
 
-    def update(self, prepared, x, cache, sites, new_values, mask):
+    def update(
+        self, prepared: Any, x: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         return self.model._move(prepared, x, cache, sites, new_values, mask)[1]()
 
 
@@ -409,7 +416,7 @@ class Slater(MoveModel):
     def _blocks(self, params):
         return ((params["phi_up"], self.n_up, "up"), (params["phi_dn"], self.n_down, "dn"))
 
-    def log_psi(self, params, x):
+    def log_psi(self, params: Any, x: jax.Array) -> jax.Array:
         L = self.n_sites
         out = jnp.zeros((), jnp.complex128)
         for s, (phi, n, _) in enumerate(self._blocks(params)):

@@ -144,13 +144,19 @@ class _SymmetricRBMPath(FastPath):
         new_lc = jnp.sum(log_cosh(new_theta))
         return (dvis + new_lc - cache["lc"]).astype(jnp.complex128), {"theta": new_theta, "lc": new_lc}
 
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratio(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         return self._move(params, sigma, cache, sites, new_values, mask)[0]
 
-    def update(self, params, sigma, cache, sites, new_values, mask):
+    def update(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         return self._move(params, sigma, cache, sites, new_values, mask)[1]
 
-    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratios(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         dtheta, dvis = jax.vmap(self.model._deltas, in_axes=(None, None, 0, 0, 0))(
             params, sigma, sites, new_values, mask
         )
@@ -320,13 +326,13 @@ class _ProjectedPath(_ImageSumPath):
 
     images: Any  # ImagePath | None
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         """The parameters as they are (for ``log ψ`` of the images) and prepared for the fast path: the inner
         image path's tables when there is one (the RBM's tables over all images), else the inner path's."""
         fast = self.images.prepare(params) if self.images is not None else self.inner.prepare(params)
         return _ProjectedPrepared(params, fast)
 
-    def cache(self, params, sigma):
+    def cache(self, params: Any, sigma: jax.Array) -> Any:
         raw, fast = self._split(params)
         model = self.model
         if self.images is not None:
@@ -357,13 +363,17 @@ class _ProjectedPath(_ImageSumPath):
         _, total, top = self._path_ratio(fast, sigma, cache, sites, new_values, mask)
         return jnp.log(total) + top * jnp.log(2.0)
 
-    def log_ratio(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratio(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         if self.images is not None:
             return self._path_log_ratio(self._split(params)[1], sigma, cache, sites, new_values, mask)
         d = self._deltas(params, sigma, cache, sites, new_values, mask)
         return self.model._sum(cache["logs"] + d) - cache["total"]
 
-    def log_ratios(self, params, sigma, cache, sites, new_values, mask):
+    def log_ratios(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         """C moves at once: the image path move by move, or the inner path's batched ``log_ratios``
         image by image."""
         fast = self._split(params)[1]
@@ -376,7 +386,9 @@ class _ProjectedPath(_ImageSumPath):
         ).astype(jnp.complex128)  # (n_e, C)
         return jax.vmap(self.model._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
 
-    def update(self, params, sigma, cache, sites, new_values, mask):
+    def update(
+        self, params: Any, sigma: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         fast = self._split(params)[1]
         if self.images is not None:
             r, total, top = self._path_ratio(fast, sigma, cache, sites, new_values, mask)
@@ -483,10 +495,10 @@ class FermionProjected(_ImageSum):
 class _FermionProjectedPath(_ImageSumPath):
     """:class:`FermionProjected`'s path: image by image through the inner path, with the reordering signs."""
 
-    def prepare(self, params):
+    def prepare(self, params: Any) -> Any:
         return _ProjectedPrepared(params, self.inner.prepare(params))
 
-    def cache(self, params, x):
+    def cache(self, params: Any, x: jax.Array) -> Any:
         raw, fast = self._split(params)
         inner = jax.vmap(self.inner.cache, in_axes=(None, 0))(fast, self.model.images(x))
         logs = self.model._image_logs(raw, x)
@@ -499,11 +511,15 @@ class _FermionProjectedPath(_ImageSumPath):
         ).astype(jnp.complex128)
         return d + self.model._sign_change(x, sites, new_values, mask)
 
-    def log_ratio(self, params, x, cache, sites, new_values, mask):
+    def log_ratio(
+        self, params: Any, x: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         d = self._deltas(self._split(params)[1], x, cache, sites, new_values, mask)
         return self.model._sum(cache["logs"] + d) - cache["total"]
 
-    def log_ratios(self, params, x, cache, sites, new_values, mask):
+    def log_ratios(
+        self, params: Any, x: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> jax.Array:
         model = self.model
         fast = self._split(params)[1]
         img_sites, img_values = jax.vmap(model._image_moves)(sites, new_values, mask)  # (C, n_e, k)
@@ -513,7 +529,9 @@ class _FermionProjectedPath(_ImageSumPath):
         d = d + jax.vmap(model._sign_change, in_axes=(None, 0, 0, 0))(x, sites, new_values, mask).T
         return jax.vmap(model._sum, in_axes=1)(cache["logs"][:, None] + d) - cache["total"]
 
-    def update(self, params, x, cache, sites, new_values, mask):
+    def update(
+        self, params: Any, x: jax.Array, cache: Any, sites: jax.Array, new_values: jax.Array, mask: jax.Array
+    ) -> Any:
         model = self.model
         fast = self._split(params)[1]
         d = self._deltas(fast, x, cache, sites, new_values, mask)

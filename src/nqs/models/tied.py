@@ -65,7 +65,9 @@ def _labels(idx) -> np.ndarray:
     return np.asarray(idx.labels if isinstance(idx, Signed) else idx)
 
 
-def signed_orbits(shape: tuple[int, ...], generators: list[np.ndarray], signs: list[np.ndarray]):
+def signed_orbits(
+    shape: tuple[int, ...], generators: list[np.ndarray], signs: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """Orbits of flat index maps with signs: ``x[g(k)] = s_g(k) x[k]``.  Returns ``(labels, sign)``
     (arrays of ``shape``): ``x = sign · r[labels]``; an orbit that would have to equal its own
     negative is zero (``sign`` 0 there)."""
@@ -198,7 +200,7 @@ class Tied(Reparametrized):
     index: Any
     label: str = "tied"
 
-    def expand(self, params):
+    def expand(self, params: Any) -> Any:
         """The inner model's full parameters (``to_inner``)."""
 
         def one(r, idx):
@@ -207,7 +209,7 @@ class Tied(Reparametrized):
 
         return jax.tree_util.tree_map(one, params, self.index)
 
-    def reduce(self, full):
+    def reduce(self, full: Any) -> Any:
         """Free parameters from full ones: the (signed) mean over each orbit (exact for tied parameters)."""
 
         def one(leaf, idx):
@@ -224,10 +226,10 @@ class Tied(Reparametrized):
 
         return jax.tree_util.tree_map(one, full, self.index)
 
-    def init(self, key):
+    def init(self, key: jax.Array) -> Any:
         return self.reduce(self.inner.init(key))
 
-    def to_inner(self, params):
+    def to_inner(self, params: Any) -> Any:
         return self.expand(params)
 
     def describe(self) -> str:

@@ -20,7 +20,9 @@ import numpy as np
 from .metropolis import SamplerState
 
 
-def orbit_representatives(hilbert, perms, spin_flip: bool = False, matrix=None):
+def orbit_representatives(
+    hilbert: Any, perms: np.ndarray, spin_flip: bool = False, matrix: Any = None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """One configuration per orbit of the sector's basis under the permutations ``perms`` (n_g, n_sites)
     (``(gσ)_{perms[g, i]} = σ_i``; a group, identity included) and, with ``spin_flip``, σ → −σ.
 
@@ -75,7 +77,7 @@ class ExactSampler:
     def n_samples(self) -> int:
         return self.hilbert.n_states if self.orbits is None else len(self.orbits[1])
 
-    def state_sharding(self, mesh) -> SamplerState:
+    def state_sharding(self, mesh: Any) -> SamplerState:
         """Shardings on a 1-D device mesh: the basis states split over the devices when they divide evenly
         (else replicated); key and counters replicated."""
         from ..parallel import n_shards, replicated, sharded
@@ -83,12 +85,12 @@ class ExactSampler:
         r = replicated(mesh)
         return SamplerState(r if self.n_samples % n_shards(mesh) else sharded(mesh), r, r, r)
 
-    def init_state(self, key) -> SamplerState:
+    def init_state(self, key: jax.Array) -> SamplerState:
         sigma = jnp.asarray(self.hilbert.all_states() if self.orbits is None else self.orbits[0])
         z = jnp.zeros((), jnp.int64)
         return SamplerState(sigma, key, z, z)
 
-    def sample(self, model, params, state: SamplerState):
+    def sample(self, model: Any, params: Any, state: SamplerState) -> tuple[jax.Array, jax.Array, SamplerState]:
         """Returns ``(samples (1, dim, N), weights (1, dim), state)`` with Σ weights = 1."""
         logp = 2.0 * jnp.real(jax.vmap(model.log_psi, in_axes=(None, 0))(params, state.sigma))
         if self.orbits is not None:

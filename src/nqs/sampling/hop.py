@@ -22,16 +22,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .metropolis import Rule, index_of
 
+if TYPE_CHECKING:
+    from ..lattice.lattice import Lattice
+
 __all__ = ["HopRule", "SpinExchangeRule", "HopExchangeRule", "lattice_bonds"]
 
 
-def lattice_bonds(lattice, shells: Sequence[int] = (1,)) -> tuple[tuple[int, int], ...]:
+def lattice_bonds(lattice: Lattice, shells: Sequence[int] = (1,)) -> tuple[tuple[int, int], ...]:
     """The bonds ``(i, j)``, i < j, of the given neighbour shells of ``lattice`` (unique, sorted)."""
     rows = {(int(i), int(j)) for s in shells for i, j in lattice.bonds(s)}
     return tuple(sorted(rows))
@@ -61,7 +66,7 @@ class HopRule(Rule):
     conserves_sz: bool = True
 
     @classmethod
-    def from_lattice(cls, lattice, shells: Sequence[int] = (1,)) -> HopRule:
+    def from_lattice(cls, lattice: Lattice, shells: Sequence[int] = (1,)) -> HopRule:
         return cls(lattice.n_sites, lattice_bonds(lattice, shells))
 
     @property
@@ -72,11 +77,11 @@ class HopRule(Rule):
     def n_choices(self) -> int:
         return 2 * self.n_bonds
 
-    def choose(self, u):
+    def choose(self, u: jax.Array) -> jax.Array:
         """A (bond, spin) index per move."""
         return index_of(u[..., 0], self.n_choices)
 
-    def move(self, r, x):
+    def move(self, r: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """``(sites (2,), new_values (2,), mask (2,))`` for draw ``r``."""
         b = jnp.asarray(_bond_array(self.bonds))
         nb = self.n_bonds
@@ -97,18 +102,18 @@ class SpinExchangeRule(Rule):
     conserves_sz: bool = True
 
     @classmethod
-    def from_lattice(cls, lattice, shells: Sequence[int] = (1,)) -> SpinExchangeRule:
+    def from_lattice(cls, lattice: Lattice, shells: Sequence[int] = (1,)) -> SpinExchangeRule:
         return cls(lattice.n_sites, lattice_bonds(lattice, shells))
 
     @property
     def n_choices(self) -> int:
         return len(self.bonds)
 
-    def choose(self, u):
+    def choose(self, u: jax.Array) -> jax.Array:
         """A bond index per move."""
         return index_of(u[..., 0], self.n_choices)
 
-    def move(self, r, x):
+    def move(self, r: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """``(sites (4,), new_values (4,), mask (4,))`` for draw ``r``."""
         ij = jnp.asarray(_bond_array(self.bonds))[r]
         sites = jnp.concatenate([ij, ij + self.n_sites])
@@ -139,7 +144,7 @@ class HopExchangeRule(Rule):
             raise ValueError("the hop and exchange rules act on different numbers of sites")
 
     @classmethod
-    def from_lattice(cls, lattice, p_exchange: float = 0.2, shells: Sequence[int] = (1,)) -> HopExchangeRule:
+    def from_lattice(cls, lattice: Lattice, p_exchange: float = 0.2, shells: Sequence[int] = (1,)) -> HopExchangeRule:
         return cls(HopRule.from_lattice(lattice, shells), SpinExchangeRule.from_lattice(lattice, shells), p_exchange)
 
     @property
@@ -148,13 +153,13 @@ class HopExchangeRule(Rule):
 
     n_uniforms = 2
 
-    def choose(self, u):
+    def choose(self, u: jax.Array) -> jax.Array:
         """Uniform 0 picks the kind of move, uniform 1 the move."""
         ex = u[..., 0] < self.p_exchange
         rh, re = index_of(u[..., 1], self.hop.n_choices), index_of(u[..., 1], self.exchange.n_choices)
         return jnp.where(ex, self.hop.n_choices + re, rh)
 
-    def move(self, r, x):
+    def move(self, r: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         nh = self.hop.n_choices
         pad = 2 * self.n_sites
         hs, hv, hm = self.hop.move(jnp.minimum(r, nh - 1), x)

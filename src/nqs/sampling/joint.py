@@ -40,7 +40,7 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------- local energy
-def joint_local_energies(model, params, operator, sigma, deep):
+def joint_local_energies(model: Any, params: Any, operator: Any, sigma: jax.Array, deep: jax.Array) -> jax.Array:
     """E_loc(σ, d_r) = Σ_σ' H_σσ' s(σ')φ(σ',d_r)/(s(σ)φ(σ,d_r)) for each deep configuration d_r.
 
     ``model`` a :class:`~nqs.models.dbm.DBM` (real or complex parameters, with or without a sublattice
@@ -63,7 +63,7 @@ def joint_local_energies(model, params, operator, sigma, deep):
     return jax.vmap(one)(sig, dp).reshape(batch + (n_rep,))
 
 
-def joint_log_derivatives(model, params, sigma, deep):
+def joint_log_derivatives(model: Any, params: Any, sigma: jax.Array, deep: jax.Array) -> jax.Array:
     """O(σ, d_r) = ∂ log φ(σ, d_r)/∂θ (real parameters, flattened in ``ravel_pytree(params)`` order).
 
     ``sigma`` (..., N), ``deep`` (..., n_d, K) → (..., n_d, P).
@@ -80,7 +80,7 @@ def joint_log_derivatives(model, params, sigma, deep):
     return O.reshape(batch + (n_rep, O.shape[-1]))
 
 
-def exact_joint_weights(model, params, states) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def exact_joint_weights(model: Any, params: Any, states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (σ, d, d') over ``states`` (n_σ, N) and all deep pairs, with exact weights |φφ'|/Z.
 
     Returns ``(sigma (n, N), deep (n, 2, K), w (n,))``; for tests on tiny systems (n = n_σ·4^K).
@@ -175,7 +175,7 @@ class JointMetropolisSampler:
         """σ proposals per sweep: ``sweep_size``, else the number of sites."""
         return self.sweep_size or self.hilbert.n_sites
 
-    def init_state(self, key, n_deep: int) -> JointSamplerState:
+    def init_state(self, key: jax.Array, n_deep: int) -> JointSamplerState:
         """Random σ in the Hilbert sector and random deep spins for both replicas."""
         k1, k2, k3 = jax.random.split(key, 3)
         sigma = self.hilbert.random_state(k1, self.n_chains)
@@ -183,7 +183,7 @@ class JointMetropolisSampler:
         z = jnp.zeros((), jnp.int64)
         return JointSamplerState(sigma, deep, k3, z, z)
 
-    def state_sharding(self, mesh) -> JointSamplerState:
+    def state_sharding(self, mesh: Any) -> JointSamplerState:
         """Shardings of the state on a 1-D chain mesh (:mod:`nqs.parallel`): σ and deep spins split by chain,
         key and counters replicated; ``n_chains`` must be a multiple of the devices."""
         from ..parallel import n_shards, replicated, sharded
@@ -197,7 +197,7 @@ class JointMetropolisSampler:
         r = replicated(mesh)
         return JointSamplerState(sharded(mesh), sharded(mesh), r, r, r)
 
-    def sample(self, model, params, state: JointSamplerState):
+    def sample(self, model: Any, params: Any, state: JointSamplerState) -> tuple[JointSamples, JointSamplerState]:
         """Returns ``(JointSamples, new_state)`` (jittable; chains vmapped, sweeps scanned)."""
         return self.join_parts(state, [self.sample_part(model, params, state, 0, 1)])
 
@@ -206,7 +206,9 @@ class JointMetropolisSampler:
         """The chains can be sampled in parts (:meth:`sample_part`), each with its own keys."""
         return True
 
-    def sample_part(self, model, params, state: JointSamplerState, part, n_parts: int) -> JointPart:
+    def sample_part(
+        self, model: Any, params: Any, state: JointSamplerState, part: int | jax.Array, n_parts: int
+    ) -> JointPart:
         """Chains ``part·n … (part+1)·n − 1`` of :meth:`sample` (n = n_chains / n_parts; ``part`` may be
         traced); :meth:`join_parts` joins the parts into :meth:`sample`'s result exactly."""
         if self.n_chains % n_parts:
@@ -296,7 +298,7 @@ class JointMetropolisSampler:
         sigma, deep, _, _, n_acc = carry
         return JointPart(JointSamples(jnp.swapaxes(sig, 0, 1), jnp.swapaxes(dp, 0, 1)), sigma, deep, n_acc)
 
-    def join_parts(self, state: JointSamplerState, parts) -> tuple[JointSamples, JointSamplerState]:
+    def join_parts(self, state: JointSamplerState, parts: list[JointPart]) -> tuple[JointSamples, JointSamplerState]:
         """``(JointSamples, new_state)`` of :meth:`sample` from its parts (in order)."""
         cat = (lambda xs: xs[0]) if len(parts) == 1 else (lambda xs: jnp.concatenate(xs))
         samples = JointSamples(cat([q.samples.sigma for q in parts]), cat([q.samples.deep for q in parts]))

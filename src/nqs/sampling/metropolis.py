@@ -30,7 +30,7 @@ from ..models.base import fast_path
 from ..operators.moves import apply_moves
 
 
-def index_of(u, n: int):
+def index_of(u: jax.Array, n: int) -> jax.Array:
     """floor(u·n) for uniform ``u`` in [0, 1): an int in [0, n).
 
     Its departure from a flat histogram, ≤ n·2⁻⁵² in float64 (n·2⁻²³ in float32), is harmless where it is
@@ -55,11 +55,11 @@ class Rule:
         None (the default) for other moves."""
         return None
 
-    def draw(self, key, shape):
+    def draw(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
         """The draws of ``shape`` moves from ``key``."""
         return self.choose(jax.random.uniform(key, (*shape, self.n_uniforms)))
 
-    def draw_with_acceptance(self, key, shape):
+    def draw_with_acceptance(self, key: jax.Array, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
         """``(draws, log u)`` of ``shape`` moves: the moves and their acceptance tests' log-uniforms from one
         ``jax.random.uniform`` call (what the samplers use)."""
         u = jax.random.uniform(key, (*shape, self.n_uniforms + 1))
@@ -93,16 +93,16 @@ class LocalRule(Rule):
     n_sites: int
     conserves_sz: bool = False
 
-    def choose(self, u):
+    def choose(self, u: jax.Array) -> jax.Array:
         """A site index per move."""
         return index_of(u[..., 0], self.n_sites)
 
-    def move(self, r, sigma):
+    def move(self, r: jax.Array, sigma: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """The move for random draw ``r``: flip site r."""
         i = jnp.reshape(r, (1,))
         return i, -jnp.take(sigma, i), jnp.ones((1,), bool)
 
-    def move_table(self):
+    def move_table(self) -> tuple[np.ndarray, np.ndarray]:
         """Draw r flips site r: sites (N, 1) and signs (N, 1) for :meth:`~nqs.models.base.FastPath.move_path`."""
         return np.arange(self.n_sites)[:, None], np.ones((self.n_sites, 1))
 
@@ -118,16 +118,16 @@ class ExchangeRule(Rule):
     pairs: tuple
     conserves_sz: bool = True
 
-    def choose(self, u):
+    def choose(self, u: jax.Array) -> jax.Array:
         """A pair index per move."""
         return index_of(u[..., 0], len(self.pairs))
 
-    def move(self, r, sigma):
+    def move(self, r: jax.Array, sigma: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Swap the spins of pair r."""
         p = jnp.asarray(np.asarray(self.pairs, dtype=np.int32))[r]
         return p, jnp.take(sigma, p[::-1]), jnp.ones((2,), bool)
 
-    def move_table(self):
+    def move_table(self) -> tuple[np.ndarray, np.ndarray]:
         """Draw r swaps pair r, a flip of both sites where their spins are opposite (signs +1, −1) and the
         identity elsewhere: sites (P, 2) and signs (P, 2) for :meth:`~nqs.models.base.FastPath.move_path`."""
         pairs = np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2)
@@ -204,7 +204,7 @@ class MetropolisSampler:
         """Proposals per sweep: ``sweep_size``, else the number of sites."""
         return self.sweep_size or self.hilbert.n_sites
 
-    def state_sharding(self, mesh) -> SamplerState:
+    def state_sharding(self, mesh: Any) -> SamplerState:
         """Shardings of the state on a 1-D chain mesh (:mod:`nqs.parallel`): chains split, key and counters
         replicated.  The chains split evenly or not at all: ``n_chains`` must be a multiple of the devices."""
         from ..parallel import n_shards, replicated, sharded
@@ -218,7 +218,7 @@ class MetropolisSampler:
         r = replicated(mesh)
         return SamplerState(sharded(mesh), r, r, r)
 
-    def init_state(self, key) -> SamplerState:
+    def init_state(self, key: jax.Array) -> SamplerState:
         k1, k2 = jax.random.split(key)
         sigma = self.hilbert.random_state(k1, self.n_chains)
         z = jnp.zeros((), jnp.int64)
@@ -254,12 +254,14 @@ class MetropolisSampler:
 
         return chain_move, jax.vmap(path.cache, in_axes=(None, 0)), tables
 
-    def sample(self, model, params, state: SamplerState):
+    def sample(self, model: Any, params: Any, state: SamplerState) -> tuple[jax.Array, jax.Array | None, SamplerState]:
         """Returns ``(samples (n_chains, n_per_chain, N), weights, new_state)`` (jittable): weights None for
         ``power`` = 2, else |ψ|^{2−power} normalized to sum 1, shape (n_chains, n_per_chain)."""
         return self.join_parts(state, [self.sample_part(model, params, state, 0, 1)])
 
-    def sample_part(self, model, params, state: SamplerState, part, n_parts: int) -> SampledPart:
+    def sample_part(
+        self, model: Any, params: Any, state: SamplerState, part: int | jax.Array, n_parts: int
+    ) -> SampledPart:
         """Chains ``part·n … (part+1)·n − 1`` of :meth:`sample` (n = n_chains / n_parts; ``part`` may be traced).
 
         Each chain draws its moves from its own key, so the parts joined by :meth:`join_parts` are
@@ -336,7 +338,9 @@ class MetropolisSampler:
             log_w = (2.0 - self.power) * jnp.real(log_amp)
         return SampledPart(samples, log_w, sigma, n_acc)
 
-    def join_parts(self, state: SamplerState, parts):
+    def join_parts(
+        self, state: SamplerState, parts: list[SampledPart]
+    ) -> tuple[jax.Array, jax.Array | None, SamplerState]:
         """``(samples, weights, new_state)`` of :meth:`sample` from its parts (in order)."""
         cat = (lambda xs: xs[0]) if len(parts) == 1 else (lambda xs: jnp.concatenate(xs))
         samples = cat([p.samples for p in parts])
