@@ -1,8 +1,9 @@
 """Wave functions. Contract (:mod:`nqs.models.base`): ``init(key) -> params``, ``log_psi(params, sigma) -> complex``,
 and at most one fast path found by :func:`fast_path`."""
 
-from .base import FastPath, FunctionModel, MarshallSign, Model, fast_path, log_cosh
+from .base import FastPath, FunctionModel, MarshallSign, Model, fast_path
 from .jastrow import Jastrow
+from .numerics import log_cosh
 from .pair_product import PairProduct
 from .rbm import RBM, RBMRealAmpPhase
 from .rbm_pp import RBMPP, SpinRBMPP

@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..operators.moves import move_delta
-from .base import Model, log_cosh
+from .base import Model
+from .numerics import log_cosh
 
 LN2 = math.log(2.0)
 #: Largest number of deep units that :meth:`DBM.log_psi_exact` enumerates (2**N_d terms).

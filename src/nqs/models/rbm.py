@@ -36,12 +36,8 @@ from .base import (
     Model,
     MovePath,
     ParamDtypeModel,
-    cosh_ratio_state,
-    log_cosh,
-    log_cosh_ratio_sum,
-    log_cosh_ratio_sum_gh,
-    scaled_product,
 )
+from .numerics import cosh_ratio_state, log_cosh, log_cosh_ratio_sum, log_cosh_ratio_sum_gh, scaled_product
 
 
 def _rbm_log_psi(p, sigma):
@@ -167,7 +163,7 @@ class _RBMImages(ImagePath):
     reads one contiguous (n_e, M) block: the table X[±, i] = e^{±2V[i]} (row N = 1 for padded entries)
     gives e^{±Δθ_e} as products of k blocks, and the cache per image is the (s, g, h) of the table path.
     ``ratios`` gives ψ(eσ′)/ψ(eσ) as the product of the M factors cosh(θ+Δθ)/cosh θ with no logarithm,
-    rescaled by powers of two every 4 factors (:func:`~nqs.models.base.scaled_product`).
+    rescaled by powers of two every 4 factors (:func:`~nqs.models.numerics.scaled_product`).
     """
 
     perms: np.ndarray

@@ -26,7 +26,8 @@ import numpy as np
 from ..lattice.groups import SymmetryGroup, translation_group
 from ..lattice.lattice import Lattice
 from ..operators.moves import move_delta
-from .base import FastPath, Model, fast_path, log_cosh, log_cosh_ratio_sum, power_of_two
+from .base import FastPath, Model, fast_path
+from .numerics import log_cosh, log_cosh_ratio_sum, power_of_two
 
 
 def _as_group(symmetry: Lattice | SymmetryGroup) -> SymmetryGroup:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ..models.base import log_cosh
+from ..models.numerics import log_cosh
 from ..operators.moves import apply_moves, move_delta
 
 __all__ = [
