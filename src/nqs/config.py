@@ -291,16 +291,14 @@ def _driver_section(value):
     if not isinstance(value, dict):
         raise ValueError("must be a table with a 'kind'")
     kind = value.get("kind", "auto")
-    if kind == "auto":
-        cls = DriverConfig
-    elif kind in DRIVERS:
-        cls = DRIVERS[kind].config or DriverConfig
-    else:
+    if kind in DRIVERS:
+        return _registered_section(DRIVERS, value, kind)
+    if kind != "auto":
         raise ValueError(f'unknown driver kind {kind!r} (use "auto" or one of: {", ".join(DRIVERS.kinds())})')
     try:
-        return cls.model_validate(value)
+        return DriverConfig.model_validate(value)
     except ValidationError as err:
-        raise ValueError(_format_errors(err, prefix="")) from None
+        raise ValueError(_format_errors(err)) from None
 
 
 class Config(_Section):
@@ -383,10 +381,11 @@ def schema_model() -> type[Config]:
     )
 
 
-def _format_errors(err: ValidationError, prefix: str = "config") -> str:
+def _format_errors(err: ValidationError) -> str:
+    """One line: ``key: what is wrong`` per error (an error of the whole config names its keys itself)."""
     parts = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"] if x not in _BRANCH_TAGS) or prefix
+        loc = ".".join(str(x) for x in e["loc"] if x not in _BRANCH_TAGS)
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
