@@ -149,6 +149,25 @@ def divisor_at_most(n: int, k: int) -> int:
     return max(d for d in range(1, max(1, min(n, k)) + 1) if n % d == 0)
 
 
+def threaded_parts(part_fn: Callable, n_threads: int, name: str) -> Callable:
+    """``parts_of(params, sampler_state)``: the jitted ``part_fn(params, sampler_state, part)`` for the parts
+    0 … n_threads − 1, each dispatched from its own thread of a pool (XLA's CPU client runs computations
+    dispatched from one thread one after the other, those from different threads at the same time); each
+    thread waits for its own part.  Returns the parts' results in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    part_jit = jax.jit(part_fn)
+    pool = ThreadPoolExecutor(n_threads, thread_name_prefix=name)
+
+    def parts_of(params, sampler_state):
+        def one(part):
+            return jax.block_until_ready(part_jit(params, sampler_state, jnp.int32(part)))
+
+        return list(pool.map(one, range(n_threads)))
+
+    return parts_of
+
+
 class SamplingDriver(Driver):
     """A driver whose state is :class:`State` and whose Markov chains (``sampler``) run on a device ``mesh``
     (split over its devices) or, on a CPU without one, in ``threads`` parts at once.  Subclasses are

@@ -36,7 +36,7 @@ from ..registry import DRIVERS, Section
 from ..sampling import MetropolisSampler
 from ..sampling.joint import JointMetropolisSampler, JointSamples, joint_local_energies, joint_log_derivatives
 from ..stats import Stats, statistics
-from .base import SamplingDriver, State, finish_step
+from .base import SamplingDriver, State, finish_step, threaded_parts
 
 if TYPE_CHECKING:
     from ..workflow.build import Parts
@@ -245,7 +245,6 @@ class DBMVMC(SamplingDriver):
         """``(parts_of, join)`` as :meth:`nqs.drivers.vmc.VMC._parts`: ``parts_of(params, sampler_state)`` samples
         the chains in ``n_threads`` parts with their pair energies on as many threads, and the jittable
         ``join(sampler_state, parts)`` gives ``(JointSamples, e_pair, new sampler state)``."""
-        from concurrent.futures import ThreadPoolExecutor
 
         model, sampler = self.model, self.sampler
 
@@ -257,16 +256,7 @@ class DBMVMC(SamplingDriver):
             js, sstate = sampler.join_parts(sstate, [q for q, _ in parts])
             return js, jnp.concatenate([e for _, e in parts]), sstate
 
-        part_jit = jax.jit(part_fn)
-        pool = ThreadPoolExecutor(n_threads, thread_name_prefix="nqs-joint-chains")
-
-        def parts_of(params, sstate):
-            def one(part):
-                return jax.block_until_ready(part_jit(params, sstate, jnp.int32(part)))
-
-            return list(pool.map(one, range(n_threads)))
-
-        return parts_of, join
+        return threaded_parts(part_fn, n_threads, "nqs-joint-chains"), join
 
     def make_step(self, solver: str | None = None) -> Callable[..., Any]:
         """The ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static.  One jitted

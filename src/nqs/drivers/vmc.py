@@ -30,7 +30,7 @@ from ..jax_utils import param_mode
 from ..models.base import Model, Reparametrized, fast_path
 from ..registry import DRIVERS, Section
 from ..stats import Stats, statistics
-from .base import SamplingDriver, State, finish_step
+from .base import SamplingDriver, State, finish_step, threaded_parts
 
 if TYPE_CHECKING:
     from ..workflow.build import Parts
@@ -400,7 +400,6 @@ class VMC(SamplingDriver):
         """``(parts_of, join)``: ``parts_of(params, sampler_state)`` samples the chains in ``n_threads`` parts,
         each with its local energies, on as many threads (one compiled function for all parts), and the
         jittable ``join(sampler_state, parts)`` is :meth:`estimate`'s result from them."""
-        from concurrent.futures import ThreadPoolExecutor
 
         model, sampler = self._model, self.sampler
 
@@ -416,18 +415,7 @@ class VMC(SamplingDriver):
             weights, stats = self._energy_statistics(e_loc, weights)
             return samples, weights, e_loc, stats, sstate
 
-        part_jit = jax.jit(part_fn)
-        pool = ThreadPoolExecutor(n_threads, thread_name_prefix="nqs-chains")
-
-        def parts_of(params, sstate):
-            # each thread waits for its own part: XLA's CPU client runs computations dispatched from one
-            # thread one after the other, those from different threads at the same time
-            def one(part):
-                return jax.block_until_ready(part_jit(params, sstate, jnp.int32(part)))
-
-            return list(pool.map(one, range(n_threads)))
-
-        return parts_of, join
+        return threaded_parts(part_fn, n_threads, "nqs-chains"), join
 
     def _threaded_step(self, solver: str, n_threads: int):
         """``step`` with the chains in ``n_threads`` parts (:meth:`_parts`), then one jitted update."""
