@@ -95,16 +95,7 @@ def one_row(
     if name in ("dbm8", "dbm16"):
         m, k = mk
         model = DeepBoltzmann(pb.lattice.n_sites, m, k, sublattice=tuple(int(c) for c in pb.lattice.sublattice))
-        s = base.sampler
-        sampler = JointMetropolisSampler(
-            s.hilbert,
-            s.rule,
-            n_chains=s.n_chains,
-            n_samples=s.n_samples,
-            n_discard=s.n_discard,
-            sweep_size=s.sweep_size,
-            deep_samples=deep_samples,
-        )
+        sampler = JointMetropolisSampler.from_metropolis(base.sampler, deep_samples)
         vmc = DBMVMC(model, pb.hamiltonian, sampler, base.optimizer, metric=metric, deep_decay=deep_decay)
         label += f", R={deep_samples}, {metric}, decay {deep_decay:g}"
     elif name == "dbm8x":

@@ -101,6 +101,12 @@ def chain_mesh(devices: Sequence[Any] | None = None) -> Mesh:
     return Mesh(np.array(devs, dtype=object), (AXIS,))
 
 
+def mesh_for(shard: bool) -> Mesh | None:
+    """The chain mesh over every device when ``shard`` and there are several devices; None otherwise (the
+    drivers then run on the default device)."""
+    return chain_mesh() if shard and jax.device_count() > 1 else None
+
+
 def n_shards(mesh: Mesh | None) -> int:
     """Number of devices the chain axis is split over (1 without a mesh)."""
     return 1 if mesh is None else int(mesh.devices.size)

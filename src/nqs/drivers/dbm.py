@@ -353,23 +353,13 @@ def build_dbm(section: DBMDriverConfig, parts: Parts) -> DBMVMC:
     mc, pc, s = parts.config.model, parts.config.parallel, parts.sampler
     if not isinstance(parts.model, DeepBoltzmann) or not isinstance(s, MetropolisSampler):
         raise ValueError('driver.kind "dbm" needs model.kind = "dbm" and a Metropolis sampler')
-    sampler = JointMetropolisSampler(
-        s.hilbert,
-        s.rule,
-        n_chains=s.n_chains,
-        n_samples=s.n_samples,
-        n_discard=s.n_discard,
-        sweep_size=s.sweep_size,
-        deep_samples=mc.deep_samples,
-    )
-    mesh = parallel.chain_mesh() if pc.shard and jax.device_count() > 1 else None
     return DBMVMC(
         parts.model,
         parts.hamiltonian,
-        sampler,
+        JointMetropolisSampler.from_metropolis(s, mc.deep_samples),
         parts.optimizer,
         metric=mc.deep_metric,
         deep_decay=mc.deep_decay,
-        mesh=mesh,
+        mesh=parallel.mesh_for(pc.shard),
         threads=pc.threads,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -114,6 +114,15 @@ class ParameterAverage:
         return jax.tree_util.tree_map(lambda t, p: (t / self.count).astype(p.dtype), self.total, params)
 
 
+class Optimized(NamedTuple):
+    """What :func:`optimize` ends with."""
+
+    state: Any
+    average: ParameterAverage
+    seconds: list[float]
+    history: io.History
+
+
 def optimize(
     driver: Driver,
     state: Any,
@@ -129,7 +138,7 @@ def optimize(
     write: bool = True,
     meta: dict | None = None,
     label: str = "VMC",
-) -> tuple[Any, ParameterAverage, list[float]]:
+) -> Optimized:
     """Run ``driver`` from ``state`` to step ``n_steps`` with a run folder ``out``.
 
     Writes a ``history.csv`` row per step (the driver's :attr:`~nqs.drivers.base.Driver.history_fields`),
@@ -137,7 +146,8 @@ def optimize(
     over the last ``average_last`` steps (``params_average.npz``).  ``resume_from``: the step of the state
     read from the checkpoint (history rows and the average continue from it).  ``write`` is False on the
     non-main processes of a multi-process run.  On a non-finite step the last good state is saved, then
-    :class:`NonFiniteError` propagates.  Returns ``(state, average, seconds per step)``.
+    :class:`NonFiniteError` propagates.  Returns the final state, the parameter average, the seconds
+    of each step and the history (:class:`Optimized`).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -181,4 +191,4 @@ def optimize(
             save(err.state)
             raise
     save(state)
-    return state, averager, times
+    return Optimized(state, averager, times, history)

@@ -442,7 +442,6 @@ def build_vmc(section: VMCDriverConfig, parts: Parts) -> VMC:
     from .. import parallel
 
     oc, pc = parts.config.optimizer, parts.config.parallel
-    mesh = parallel.chain_mesh() if pc.shard and jax.device_count() > 1 else None
     return VMC(
         parts.model,
         parts.hamiltonian,
@@ -451,6 +450,6 @@ def build_vmc(section: VMCDriverConfig, parts: Parts) -> VMC:
         chunk_size=oc.chunk_size,
         precision=oc.precision,
         memory_limit_mb=oc.memory_limit_mb,
-        mesh=mesh,
+        mesh=parallel.mesh_for(pc.shard),
         threads=pc.threads,
     )

@@ -27,6 +27,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..models.numerics import log_cosh
 from ..operators.moves import apply_moves, move_delta
+from .chains import ChainSampler, concat
 
 __all__ = [
     "JointMetropolisSampler",
@@ -140,7 +141,7 @@ def _split(keys, n: int):
 
 
 @dataclass(frozen=True, eq=False)
-class JointMetropolisSampler:
+class JointMetropolisSampler(ChainSampler):
     """Metropolis + heat bath on x = (σ, d, d') ∝ |φ(σ,d) φ(σ,d')|, many chains.
 
     One *sweep* = ``sweep_size`` (default N) Metropolis proposals of σ (``rule``: ``ExchangeRule``
@@ -162,18 +163,19 @@ class JointMetropolisSampler:
     deep_sweeps: int = 1
     deep_samples: int = 4
 
-    @property
-    def n_per_chain(self) -> int:
-        return -(-self.n_samples // self.n_chains)
-
-    @property
-    def exact(self) -> bool:
-        return False
-
-    @property
-    def sweep(self) -> int:
-        """σ proposals per sweep: ``sweep_size``, else the number of sites."""
-        return self.sweep_size or self.hilbert.n_sites
+    @classmethod
+    def from_metropolis(cls, sampler: Any, deep_samples: int = 4) -> JointMetropolisSampler:
+        """The joint chain driven by a :class:`~nqs.sampling.MetropolisSampler`'s move rule, with its chains,
+        samples, burn-in and sweep."""
+        return cls(
+            sampler.hilbert,
+            sampler.rule,
+            n_chains=sampler.n_chains,
+            n_samples=sampler.n_samples,
+            n_discard=sampler.n_discard,
+            sweep_size=sampler.sweep_size,
+            deep_samples=deep_samples,
+        )
 
     def init_state(self, key: jax.Array, n_deep: int) -> JointSamplerState:
         """Random σ in the Hilbert sector and random deep spins for both replicas."""
@@ -186,35 +188,19 @@ class JointMetropolisSampler:
     def state_sharding(self, mesh: Any) -> JointSamplerState:
         """Shardings of the state on a 1-D chain mesh (:mod:`nqs.parallel`): σ and deep spins split by chain,
         key and counters replicated; ``n_chains`` must be a multiple of the devices."""
-        from ..parallel import n_shards, replicated, sharded
-
-        d = n_shards(mesh)
-        if self.n_chains % d:
-            raise ValueError(
-                f"n_chains ({self.n_chains}) must be a multiple of the number of devices ({d}) "
-                f"to split the chains over them; use e.g. n_chains = {-(-self.n_chains // d) * d}"
-            )
-        r = replicated(mesh)
-        return JointSamplerState(sharded(mesh), sharded(mesh), r, r, r)
+        split, r = self.chain_shardings(mesh)
+        return JointSamplerState(split, split, r, r, r)
 
     def sample(self, model: Any, params: Any, state: JointSamplerState) -> tuple[JointSamples, JointSamplerState]:
         """Returns ``(JointSamples, new_state)`` (jittable; chains vmapped, sweeps scanned)."""
         return self.join_parts(state, [self.sample_part(model, params, state, 0, 1)])
-
-    @property
-    def supports_parts(self) -> bool:
-        """The chains can be sampled in parts (:meth:`sample_part`), each with its own keys."""
-        return True
 
     def sample_part(
         self, model: Any, params: Any, state: JointSamplerState, part: int | jax.Array, n_parts: int
     ) -> JointPart:
         """Chains ``part·n … (part+1)·n − 1`` of :meth:`sample` (n = n_chains / n_parts; ``part`` may be
         traced); :meth:`join_parts` joins the parts into :meth:`sample`'s result exactly."""
-        if self.n_chains % n_parts:
-            raise ValueError(f"n_chains ({self.n_chains}) must be a multiple of the number of parts ({n_parts})")
-        n = self.n_chains // n_parts
-        lo = part * n
+        n, lo = self.part_bounds(part, n_parts)
         p = params
         n_sweep = self.sweep
         n_deep = state.deep.shape[-1]
@@ -300,16 +286,10 @@ class JointMetropolisSampler:
 
     def join_parts(self, state: JointSamplerState, parts: list[JointPart]) -> tuple[JointSamples, JointSamplerState]:
         """``(JointSamples, new_state)`` of :meth:`sample` from its parts (in order)."""
-        cat = (lambda xs: xs[0]) if len(parts) == 1 else (lambda xs: jnp.concatenate(xs))
-        samples = JointSamples(cat([q.samples.sigma for q in parts]), cat([q.samples.deep for q in parts]))
-        n_acc = sum(jnp.sum(q.n_accepted.astype(jnp.int64)) for q in parts)
-        n_prop = (self.n_discard + self.n_per_chain) * self.sweep * self.n_chains
-        key = jax.random.split(state.key)[0]
+        samples = JointSamples(concat([q.samples.sigma for q in parts]), concat([q.samples.deep for q in parts]))
         new_state = JointSamplerState(
-            cat([q.sigma for q in parts]),
-            cat([q.deep for q in parts]),
-            key,
-            state.n_accepted + n_acc,
-            state.n_proposed + n_prop,
+            concat([q.sigma for q in parts]),
+            concat([q.deep for q in parts]),
+            *self.joined_counts(state, [q.n_accepted for q in parts]),
         )
         return samples, new_state

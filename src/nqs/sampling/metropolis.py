@@ -28,6 +28,7 @@ import numpy as np
 
 from ..models.base import fast_path
 from ..operators.moves import apply_moves
+from .chains import ChainSampler, concat
 
 
 def index_of(u: jax.Array, n: int) -> jax.Array:
@@ -160,7 +161,7 @@ def _block(n: int, bytes_per_sweep: int) -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class MetropolisSampler:
+class MetropolisSampler(ChainSampler):
     """Many parallel Markov chains; ``n_samples`` = n_chains × samples per chain.
 
     ``power``: the chains sample |ψ(σ)|^power; 2 (the default) is the Born distribution.  A smaller
@@ -186,37 +187,11 @@ class MetropolisSampler:
         if not 0 < self.power <= 2:
             raise ValueError(f"power must be in (0, 2] (the chains sample |psi|^power), got {self.power!r}")
 
-    @property
-    def n_per_chain(self) -> int:
-        return -(-self.n_samples // self.n_chains)
-
-    @property
-    def exact(self) -> bool:
-        return False
-
-    @property
-    def supports_parts(self) -> bool:
-        """The chains can be sampled in parts (:meth:`sample_part`), e.g. on concurrent threads."""
-        return True
-
-    @property
-    def sweep(self) -> int:
-        """Proposals per sweep: ``sweep_size``, else the number of sites."""
-        return self.sweep_size or self.hilbert.n_sites
-
     def state_sharding(self, mesh: Any) -> SamplerState:
         """Shardings of the state on a 1-D chain mesh (:mod:`nqs.parallel`): chains split, key and counters
-        replicated.  The chains split evenly or not at all: ``n_chains`` must be a multiple of the devices."""
-        from ..parallel import n_shards, replicated, sharded
-
-        d = n_shards(mesh)
-        if self.n_chains % d:
-            raise ValueError(
-                f"n_chains ({self.n_chains}) must be a multiple of the number of devices ({d}) "
-                f"to split the chains over them; use e.g. n_chains = {-(-self.n_chains // d) * d}"
-            )
-        r = replicated(mesh)
-        return SamplerState(sharded(mesh), r, r, r)
+        replicated (:meth:`~nqs.sampling.chains.ChainSampler.chain_shardings`)."""
+        split, r = self.chain_shardings(mesh)
+        return SamplerState(split, r, r, r)
 
     def init_state(self, key: jax.Array) -> SamplerState:
         k1, k2 = jax.random.split(key)
@@ -267,10 +242,7 @@ class MetropolisSampler:
         Each chain draws its moves from its own key, so the parts joined by :meth:`join_parts` are
         :meth:`sample`'s chains exactly (to the last bit), whatever ``n_parts``.  Parts are independent
         computations: the driver runs them on concurrent threads (:class:`nqs.drivers.vmc.VMC` ``threads``)."""
-        if self.n_chains % n_parts:
-            raise ValueError(f"n_chains ({self.n_chains}) must be a multiple of the number of parts ({n_parts})")
-        n = self.n_chains // n_parts
-        lo = part * n
+        n, lo = self.part_bounds(part, n_parts)
         sweep = self.sweep
         raw_params = params
         k_sweeps = jax.random.split(state.key)[1]  # [0] is the next state's key (join_parts)
@@ -342,16 +314,12 @@ class MetropolisSampler:
         self, state: SamplerState, parts: list[SampledPart]
     ) -> tuple[jax.Array, jax.Array | None, SamplerState]:
         """``(samples, weights, new_state)`` of :meth:`sample` from its parts (in order)."""
-        cat = (lambda xs: xs[0]) if len(parts) == 1 else (lambda xs: jnp.concatenate(xs))
-        samples = cat([p.samples for p in parts])
-        sigma = cat([p.sigma for p in parts])
-        n_acc = sum(jnp.sum(p.n_accepted.astype(jnp.int64)) for p in parts)
-        sweep = self.sweep
-        n_prop = (self.n_discard + self.n_per_chain) * sweep * self.n_chains
-        key = jax.random.split(state.key)[0]
-        new_state = SamplerState(sigma, key, state.n_accepted + n_acc, state.n_proposed + n_prop)
+        samples = concat([p.samples for p in parts])
+        new_state = SamplerState(
+            concat([p.sigma for p in parts]), *self.joined_counts(state, [p.n_accepted for p in parts])
+        )
         if self.power == 2:
             return samples, None, new_state
-        logw = cat([p.log_weights for p in parts])
+        logw = concat([p.log_weights for p in parts])
         w = jnp.exp(logw - jnp.max(logw))
         return samples, w / jnp.sum(w), new_state

@@ -130,7 +130,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         console.print(f"  exact energy ({exact_method}): {e0:.10f}")
     oc = cfg.optimizer
     try:
-        state, averager, times = optimize(
+        state, averager, times, history = optimize(
             driver,
             state,
             oc.n_steps,
@@ -157,7 +157,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         return result
     io.write_json(out / "result.json", result)
     io.plot_convergence(
-        io.read_history(out / "history.csv"),
+        history.rows,
         out / "convergence.png",
         exact=e0,
         title=f"{cfg.hamiltonian.kind}, {problem.lattice.describe()}",
