@@ -137,7 +137,7 @@ def test_dbm_config_builds_the_joint_chain_driver():
     [
         ({"hamiltonian": {"kind": "hubbard", "total_sz": None}, "sampler": {"kind": "hop"}}, "model.kind"),
         ({"model": {"symmetry": {"k": [0]}}}, "model.symmetry"),
-        ({"sampler": {"kind": "exact"}}, "sampler.kind"),
+        ({"sampler": {"kind": "exact", "n_chains": None, "n_samples": None}}, "sampler.kind"),
         ({"lattice": {"kind": "triangular", "size": [4, 4]}, "model": {"marshall_sign": True}}, "model.marshall_sign"),
         ({"model": {"init": "dwave"}}, "model.init"),
         ({"model": {"param_dtype": "complex"}}, "model.param_dtype"),

@@ -59,7 +59,7 @@ _EXPORTS = {
     "Driver": "drivers",
     "VMC": "drivers",
     "DBMVMC": "drivers",
-    "OptimizerConfig": "drivers",
+    "OptimizerConfig": "optimizers",
     "SRConfig": "sr",
     # configs and runs
     "Config": "config",

@@ -23,7 +23,9 @@ from pydantic import (
 from . import drivers as _drivers  # noqa: F401  (registers the built-in drivers)
 from . import hamiltonians as _hamiltonians  # noqa: F401  (registers the built-in Hamiltonians)
 from .hamiltonians import HeisenbergConfig
-from .registry import DRIVERS, HAMILTONIANS, MODELS, Section
+from .optimizers import SROptimizerSection
+from .registry import DRIVERS, HAMILTONIANS, MODELS, OPTIMIZERS, SAMPLERS, Section
+from .sampling.kinds import AutoSamplerConfig, ExchangeSamplerConfig, default_kind
 
 
 class ConfigError(ValueError):
@@ -61,14 +63,41 @@ def _registered_section(registry, value, default_kind: str):
     except ValidationError as err:
         takes = ", ".join(k for k in cls.model_fields if k != "kind")
         parts = []
-        for e in err.errors():
-            loc = ".".join(str(x) for x in e["loc"])
-            if e["type"] == "extra_forbidden":
-                parts.append(f"'{loc}' is not a parameter of kind '{kind}' (it takes {takes or 'no parameters'})")
+        for loc, msg, etype in _error_parts(err):
+            if etype == "extra_forbidden":
+                parts.append(("", f"'{loc}' is not a parameter of kind '{kind}' (it takes {takes or 'no parameters'})"))
             else:
-                msg = e["msg"].removeprefix("Value error, ")
-                parts.append(f"{loc}: {msg}" if loc else msg)
-        raise ValueError("; ".join(parts)) from None
+                parts.append((loc, msg))
+        raise ValueError(_encode(parts)) from None
+
+
+#: Separators of the (key, message) parts a section's validator hands to :func:`_format_errors`.
+_PART, _KEY = "\x1f", "\x1e"
+
+
+def _encode(parts: list[tuple[str, str]]) -> str:
+    return _PART.join(f"{loc}{_KEY}{msg}" for loc, msg in parts)
+
+
+def _error_parts(err: ValidationError) -> list[tuple[str, str, str]]:
+    """``(key, message, type)`` per error, the input quoted; a section's encoded parts are spliced in with their
+    keys under the section's."""
+    out = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"] if x not in _BRANCH_TAGS)
+        msg = e["msg"].removeprefix("Value error, ")
+        if _KEY in msg:
+            for part in msg.split(_PART):
+                key, text = part.split(_KEY, 1)
+                out.append((".".join(x for x in (loc, key) if x), text, "value_error"))
+            continue
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        inp = e.get("input")
+        if e["type"] not in ("extra_forbidden", "missing") and not isinstance(inp, dict):
+            msg += f" (got {inp!r})"
+        out.append((loc, msg, e["type"]))
+    return out
 
 
 def fermion_kinds() -> tuple[str, ...]:
@@ -185,44 +214,48 @@ ModelSection = Annotated[
 _BRANCH_TAGS = ("builtin", "registered")
 
 
-class SamplerConfig(_Section):
-    kind: Literal["local", "exchange", "hop", "exact"] = "exchange"  # hop: electrons (+ spin exchanges)
-    p_exchange: float = Field(0.2, ge=0, le=1)  # hop: probability of an up-down exchange move
-    n_chains: int = Field(16, gt=0)
-    n_samples: int = Field(1024, gt=0)
-    n_discard: int = Field(16, ge=0)
-    sweep_size: int | None = Field(None, gt=0)
-    n_samples_eval: int | None = Field(None, gt=0)
-    # the chains sample |psi|^power and reweight by |psi|^(2 - power): below 2 they visit where |psi| is small
-    # (near the nodes of projected states, where E_loc has heavy tails) more often
-    power: float = Field(2.0, gt=0, le=2)
+def _sampler_section(value):
+    """``[sampler]`` validated by its kind's config class (:data:`nqs.registry.SAMPLERS`); ``kind = "auto"`` is
+    left where the Hamiltonian's S^z conservation is known only from the built operator (the build chooses)."""
+    if isinstance(value, dict) and value.get("kind") == "auto":
+        try:
+            return AutoSamplerConfig.model_validate(value)
+        except ValidationError as err:
+            raise ValueError(_encode([(loc, msg) for loc, msg, _ in _error_parts(err)])) from None
+    return _registered_section(SAMPLERS, value, "exchange")
 
 
-class OptimizerConfig(_Section):
-    kind: Literal["sr", "minsr", "adam", "sgd"] = "sr"
+def sampler_mismatch(sampler: str, hamiltonian: str, fermions: bool, conserves_sz: bool | None, total_sz) -> str | None:
+    """Why the sampler of kind ``sampler`` cannot sample the Hamiltonian's Hilbert space, as ``"key: why"``
+    (None: it can).  ``conserves_sz``: whether the Hamiltonian conserves S^z (None: not known)."""
+    facts = SAMPLERS[sampler].facts if sampler in SAMPLERS else {}
+    particles = facts.get("particles", "any")
+    if fermions and particles == "spins":
+        return f"sampler.kind: '{sampler}' moves are for spins; electrons use kind = \"hop\""
+    if not fermions and particles == "electrons":
+        return (
+            f"sampler.kind: {sampler} moves are for electrons; the '{hamiltonian}' Hamiltonian acts on spins "
+            '(use "exchange" or "local")'
+        )
+    if fermions:
+        return None
+    if total_sz is not None and conserves_sz is False:
+        return (
+            f"hamiltonian.total_sz: the '{hamiltonian}' Hamiltonian does not conserve Sz, so total_sz "
+            "cannot be fixed; remove it"
+        )
+    if facts.get("fixed_sz") is True and conserves_sz is False:
+        return (
+            f"sampler.kind: {sampler} moves conserve Sz but the '{hamiltonian}' Hamiltonian does not; "
+            'use kind = "local"'
+        )
+    if facts.get("fixed_sz") is False and total_sz is not None:
+        return f'sampler.kind: {sampler} spin flips cannot keep total_sz fixed; use kind = "exchange"'
+    return None
 
-    @model_validator(mode="after")
-    def _check_average(self):
-        if self.average_last > self.n_steps:
-            raise ValueError(f"average_last ({self.average_last}) cannot exceed n_steps ({self.n_steps})")
-        return self
 
-    learning_rate: float = Field(0.02, gt=0)
-    learning_rate_final: float | None = Field(None, gt=0)  # cosine decay to this value over n_steps
-    diag_shift: float = Field(0.01, ge=0)
-    diag_shift_decay: float = Field(1.0, gt=0, le=1)
-    diag_shift_min: float = Field(0.0, ge=0)
-    solver: Literal["auto", "dense", "minsr", "cg"] = "auto"
-    sr_rescale: bool = False  # scale-invariant SR: shift relative to diag(S) (as mVMC)
-    # with sr_rescale: parameters with S_kk below this fraction of the largest are held for the step
-    sr_rescale_cutoff: float = Field(1e-4, ge=0.0, lt=1.0)
-    n_steps: int = Field(300, ge=0)
-    # the final parameters are the mean over the last this many steps (as mVMC's NSROptItrSmp): the
-    # step-to-step noise of the SR updates averages out; 0 keeps the last step's parameters
-    average_last: int = Field(0, ge=0)
-    chunk_size: int | None = Field(None, gt=0)
-    memory_limit_mb: float | None = Field(4096, gt=0)  # chunk size chosen to fit (per device); unset: no limit
-    precision: Literal["float64", "float32"] = "float64"  # float32: model/sampling/O; the SR solve stays float64
+def _optimizer_section(value):
+    return _registered_section(OPTIMIZERS, value, "sr")
 
 
 class ParallelConfig(_Section):
@@ -298,7 +331,7 @@ def _driver_section(value):
     try:
         return DriverConfig.model_validate(value)
     except ValidationError as err:
-        raise ValueError(_format_errors(err)) from None
+        raise ValueError(_encode([(loc, msg) for loc, msg, _ in _error_parts(err)])) from None
 
 
 class Config(_Section):
@@ -306,8 +339,8 @@ class Config(_Section):
     lattice: LatticeConfig = Field(default_factory=LatticeConfig)
     hamiltonian: SerializeAsAny[Section] = Field(default_factory=HeisenbergConfig)
     model: ModelSection = Field(default_factory=ModelConfig)
-    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    sampler: SerializeAsAny[Section] = Field(default_factory=ExchangeSamplerConfig)
+    optimizer: SerializeAsAny[Section] = Field(default_factory=SROptimizerSection)
     output: OutputConfig = Field(default_factory=OutputConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
@@ -318,6 +351,43 @@ class Config(_Section):
     _hamiltonian = field_validator("hamiltonian", mode="before")(
         lambda cls, v: _registered_section(HAMILTONIANS, v, "heisenberg")
     )
+    _sampler = field_validator("sampler", mode="before")(lambda cls, v: _sampler_section(v))
+    _optimizer = field_validator("optimizer", mode="before")(lambda cls, v: _optimizer_section(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sampler(cls, data):
+        """A ``[sampler]`` without ``kind`` takes the sampler that suits the Hamiltonian
+        (:func:`nqs.sampling.kinds.default_kind`; "auto" where only the built operator tells)."""
+        if not isinstance(data, dict):
+            return data
+        sampler = data.get("sampler", {})
+        if not isinstance(sampler, dict) or "kind" in sampler:
+            return data
+        ham = data.get("hamiltonian", {})
+        kind = ham.get("kind", "heisenberg") if isinstance(ham, dict) else getattr(ham, "kind", None)
+        if kind not in HAMILTONIANS:
+            return data  # the [hamiltonian] error is the one to report
+        facts = HAMILTONIANS[kind].facts
+        chosen = default_kind(bool(facts.get("fermions")), facts.get("conserves_sz"))
+        return {**data, "sampler": {**sampler, "kind": chosen or "auto"}}
+
+    @model_validator(mode="after")
+    def _sampler_fits_the_hamiltonian(self):
+        """The sampler's moves stay in the Hamiltonian's Hilbert space (known from the registrations; where
+        S^z conservation is known only from the built operator, the build checks it)."""
+        hc = self.hamiltonian
+        facts = HAMILTONIANS[hc.kind].facts
+        problem = sampler_mismatch(
+            self.sampler.kind,
+            hc.kind,
+            bool(facts.get("fermions")),
+            facts.get("conserves_sz"),
+            getattr(hc, "total_sz", None),
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _settings_the_driver_takes(self):
@@ -352,10 +422,8 @@ def default_config() -> Config:
         lattice=LatticeConfig(kind="chain", size=[16], pbc=True),
         hamiltonian=HeisenbergConfig(J=1.0, total_sz=0),
         model=ModelConfig(kind="rbm", alpha=2.0, param_dtype="real", marshall_sign=True),
-        sampler=SamplerConfig(kind="exchange", n_chains=32, n_samples=1024, n_discard=8),
-        optimizer=OptimizerConfig(
-            kind="sr", learning_rate=0.05, learning_rate_final=0.005, diag_shift=0.01, n_steps=1000
-        ),
+        sampler=ExchangeSamplerConfig(n_chains=32, n_samples=1024, n_discard=8),
+        optimizer=SROptimizerSection(learning_rate=0.05, learning_rate_final=0.005, diag_shift=0.01, n_steps=1000),
         output=OutputConfig(dir="runs/default"),
     )
 
@@ -377,25 +445,18 @@ def schema_model() -> type[Config]:
         __base__=Config,
         hamiltonian=(union(e.config for e in HAMILTONIANS), Field(default_factory=HeisenbergConfig)),
         model=(union([ModelConfig, *(e.config for e in MODELS)]), Field(default_factory=ModelConfig)),
+        sampler=(
+            union([*(e.config for e in SAMPLERS), AutoSamplerConfig]),
+            Field(default_factory=ExchangeSamplerConfig),
+        ),
+        optimizer=(union(e.config for e in OPTIMIZERS), Field(default_factory=SROptimizerSection)),
         driver=(union([DriverConfig, *(e.config for e in DRIVERS if e.config)]), Field(default_factory=DriverConfig)),
     )
 
 
 def _format_errors(err: ValidationError) -> str:
     """One line: ``key: what is wrong`` per error (an error of the whole config names its keys itself)."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"] if x not in _BRANCH_TAGS)
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        inp = e.get("input")
-        if e["type"] not in ("extra_forbidden", "missing") and not isinstance(inp, dict):
-            msg += f" (got {inp!r})"
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
+    return "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg, _ in _error_parts(err))
 
 
 def parse_config(data: dict, source: str = "config") -> Config:

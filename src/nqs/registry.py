@@ -29,9 +29,11 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Section(BaseModel):
-    """Base of every config class: unknown keys are errors, assignments are validated."""
+    """Base of every config class: unknown keys are errors, assignments are validated, and values are taken
+    strictly: a boolean or a string is not a number, a number is not a boolean, a float is not an integer, and
+    NaN and infinities are refused."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,9 @@ HAMILTONIANS = Registry("hamiltonian", "the operator on the lattice")
 MODELS = Registry("model", "the wave function from its section and the built lattice, Hilbert space, Hamiltonian")
 #: Drivers: ``build(section, parts) -> Driver`` with ``parts`` the built model, Hamiltonian, sampler, optimizer.
 DRIVERS = Registry("driver", "the driver from the built parts")
+#: Samplers: ``build(section, context) -> sampler`` with ``context`` the built lattice, Hilbert space, Hamiltonian
+#: and model (``nqs.sampling.kinds.SamplerContext``).  Facts: ``particles`` ("spins", "electrons" or "any") and
+#: ``fixed_sz`` (whether the moves keep total S^z fixed; None: not a Markov chain).
+SAMPLERS = Registry("sampler", "the sampler from its section and the built lattice, Hilbert space, Hamiltonian, model")
+#: Optimizers: ``build(section) -> nqs.optimizers.OptimizerConfig`` (the settings of the driver's update).
+OPTIMIZERS = Registry("optimizer", "the update's settings from the section")

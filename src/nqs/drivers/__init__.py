@@ -5,10 +5,11 @@
 * :class:`~nqs.drivers.dbm.DBMVMC` — VMC of a deep Boltzmann machine over its joint (σ, d, d') chain.
 """
 
+from ..optimizers import OptimizerConfig
 from .base import Driver, State, finish_step
 from .dbm import DBMVMC
 from .loop import NonFiniteError, ParameterAverage, optimize, run
-from .vmc import VMC, OptimizerConfig
+from .vmc import VMC
 
 __all__ = [
     "Driver",

@@ -40,7 +40,7 @@ from .base import SamplingDriver, State, finish_step, threaded_parts
 
 if TYPE_CHECKING:
     from ..workflow.build import Parts
-from .vmc import OptimizerConfig
+from ..optimizers import OptimizerConfig
 
 __all__ = ["DBMVMC", "pair_rows", "joint_direction", "joint_gradient"]
 
@@ -322,7 +322,7 @@ def refused_settings(config: Any) -> str | None:
     """The first setting of ``config`` the DBM driver cannot honour, as ``"key: why"`` (None: all apply).
     The config rejects it at validation (:class:`nqs.config.Config`)."""
     sc, oc = config.sampler, config.optimizer
-    if sc.power != 2:
+    if getattr(sc, "power", 2.0) != 2:
         return (
             "sampler.power: only the Metropolis samplers of kind local, exchange and hop take a power "
             "other than 2 (the DBM's joint chain samples |psi|^2)"
@@ -333,7 +333,7 @@ def refused_settings(config: Any) -> str | None:
         return "optimizer.precision: the DBM driver runs in float64 only; remove optimizer.precision"
     if oc.chunk_size is not None:
         return "optimizer.chunk_size: the DBM driver evaluates all samples at once; remove optimizer.chunk_size"
-    if oc.sr_rescale:
+    if getattr(oc, "sr_rescale", False):
         return "optimizer.sr_rescale: scale-invariant SR is not available for the DBM; remove it"
     if config.parallel.distributed:
         return "parallel.distributed: the DBM driver runs in one process; set distributed = false"

@@ -28,6 +28,7 @@ from jax.flatten_util import ravel_pytree
 from .. import estimators, sr
 from ..jax_utils import param_mode
 from ..models.base import Model, Reparametrized, fast_path
+from ..optimizers import OptimizerConfig
 from ..registry import DRIVERS, Section
 from ..stats import Stats, statistics
 from .base import SamplingDriver, State, finish_step, threaded_parts
@@ -58,30 +59,6 @@ class SplitComplex(Reparametrized):
 
     def init(self, key: jax.Array) -> Any:
         return self.split(self.inner.init(key))
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    """``kind`` is "sr", "minsr", "adam" or "sgd"; SR settings in ``sr``."""
-
-    kind: str = "sr"
-    learning_rate: float = 0.02
-    sr: sr.SRConfig = sr.SRConfig()
-    learning_rate_final: float | None = None
-    n_steps: int = 0
-
-    def schedule(self) -> float | optax.Schedule:
-        """Constant η, or a cosine decay from ``learning_rate`` to ``learning_rate_final`` over n_steps."""
-        if self.learning_rate_final is None or self.n_steps <= 0:
-            return self.learning_rate
-        return optax.cosine_decay_schedule(
-            self.learning_rate, self.n_steps, alpha=self.learning_rate_final / self.learning_rate
-        )
-
-    def transform(self) -> optax.GradientTransformation:
-        if self.kind == "adam":
-            return optax.adam(self.schedule())
-        return optax.sgd(self.schedule())
 
 
 PRECISIONS = ("float64", "float32")

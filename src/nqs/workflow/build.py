@@ -8,16 +8,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..config import Config, ConfigError, driver_kind
-from ..drivers import OptimizerConfig
+from ..config import Config, ConfigError, driver_kind, sampler_mismatch
 from ..hamiltonians import is_fermionic, units_for
 from ..hamiltonians.hubbard import hubbard as build_hubbard
 from ..hilbert import SpinfulFermions, SpinHilbert
 from ..models.slater import one_body_matrices
-from ..registry import DRIVERS, HAMILTONIANS, MODELS
-from ..sampling import ExactSampler, ExchangeRule, LocalRule, MetropolisSampler
-from ..sampling.hop import HopExchangeRule, HopRule, SpinExchangeRule, lattice_bonds
-from ..sr import SRConfig
+from ..optimizers import OptimizerConfig
+from ..registry import DRIVERS, HAMILTONIANS, MODELS, OPTIMIZERS, SAMPLERS
+from ..sampling.hop import lattice_bonds
+from ..sampling.kinds import SamplerContext, default_kind
 from .lattice import build_lattice
 from .models import fermion_model, orbits, spin_model
 
@@ -107,8 +106,8 @@ def build_fermions(cfg: Config, lat):
 
 
 def build_spins(cfg: Config, lat):
-    """Spin Hamiltonian, its Hilbert space (total Sz sector when fixed) and the values chosen."""
-    hc, sc = cfg.hamiltonian, cfg.sampler
+    """Spin Hamiltonian, its Hilbert space (total Sz sector when fixed), the sampler kind and the values chosen."""
+    hc, sampler = cfg.hamiltonian, cfg.sampler.kind
     chosen = {}
     try:
         entry = HAMILTONIANS[hc.kind]
@@ -118,27 +117,15 @@ def build_spins(cfg: Config, lat):
     total_sz = hc.total_sz
     conserving = entry.facts.get("conserves_sz")
     conserving = op.conserves_sz() if conserving is None else conserving
-    if total_sz is not None and not conserving:
-        raise ConfigError(
-            f"hamiltonian.total_sz: the '{hc.kind}' Hamiltonian does not conserve Sz, so total_sz "
-            "cannot be fixed; remove it"
-        )
-    if sc.kind == "exchange":
-        if not conserving:
-            raise ConfigError(
-                f"sampler.kind: exchange moves conserve Sz but the '{hc.kind}' Hamiltonian does not; "
-                'use kind = "local"'
-            )
-        if total_sz is None:
-            total_sz = 0.0 if lat.n_sites % 2 == 0 else 0.5
-            chosen["total_sz"] = total_sz
-    if sc.kind == "local" and total_sz is not None:
-        raise ConfigError('sampler.kind: local spin flips cannot keep total_sz fixed; use kind = "exchange"')
-    if sc.kind == "hop":
-        raise ConfigError(
-            f"sampler.kind: hop moves are for electrons; the '{hc.kind}' Hamiltonian acts on spins "
-            '(use "exchange" or "local")'
-        )
+    if sampler == "auto":
+        sampler = default_kind(False, conserving)
+        chosen["sampler"] = {"kind": sampler}
+    problem = sampler_mismatch(sampler, hc.kind, False, conserving, total_sz)
+    if problem:
+        raise ConfigError(problem)
+    if SAMPLERS[sampler].facts.get("fixed_sz") and total_sz is None:
+        total_sz = 0.0 if lat.n_sites % 2 == 0 else 0.5
+        chosen["hamiltonian"] = {"total_sz": total_sz}
     try:
         hil = SpinHilbert(lat.n_sites, total_sz)
     except ValueError as err:
@@ -179,73 +166,46 @@ class Parts(NamedTuple):
 
 
 def build_hamiltonian(cfg: Config, lat):
-    """``[hamiltonian]``: ``(operator in its sector, Hilbert space, hop bonds or None, resolved values)``."""
+    """``[hamiltonian]``: ``(operator in its sector, Hilbert space, hop bonds or None, resolved values by
+    section)``."""
     if is_fermionic(cfg.hamiltonian.kind):
-        built = build_fermions(cfg, lat)
-        if cfg.sampler.kind in ("local", "exchange"):
-            raise ConfigError(f"sampler.kind: '{cfg.sampler.kind}' moves are for spins; electrons use kind = \"hop\"")
-        return built
+        op, hil, bonds, chosen = build_fermions(cfg, lat)
+        return op, hil, bonds, {"hamiltonian": chosen}
     op, hil, chosen = build_spins(cfg, lat)
     return op, hil, None, chosen
 
 
-def build_sampler(cfg: Config, lat, hil, op, model, bonds):
-    """``[sampler]``: exact enumeration, or Metropolis chains with the move rule of ``sampler.kind``."""
-    sc, hc = cfg.sampler, cfg.hamiltonian
-    if sc.power != 2 and sc.kind == "exact":
-        raise ConfigError(
-            "sampler.power: only the Metropolis samplers of kind local, exchange and hop take a power "
-            "other than 2 (exact enumeration weighs every state by |psi|^2)"
-        )
-    if sc.kind == "exact":
-        if hil.n_states > 2**22:
-            raise ConfigError(f"sampler.kind: exact enumeration of {hil.n_states} states is too large; use Monte Carlo")
-        return ExactSampler(hil, orbits(model, op, hil))
-    if sc.n_samples < sc.n_chains:
-        raise ConfigError(f"sampler.n_samples ({sc.n_samples}) must be at least sampler.n_chains ({sc.n_chains})")
-    if sc.kind == "hop":
-        hop = HopRule(hil.n_sites, bonds)
-        rule = (
-            HopExchangeRule(hop, SpinExchangeRule(hil.n_sites, bonds), p_exchange=sc.p_exchange)
-            if sc.p_exchange > 0
-            else hop
-        )
-    elif sc.kind == "local":
-        rule = LocalRule(lat.n_sites)
-    else:
-        shells = HAMILTONIANS[hc.kind].facts.get("exchange_shells", (1,))
-        pairs = np.concatenate([lat.bonds(s) for s in shells if len(lat.bonds(s))])
-        rule = ExchangeRule(tuple(map(tuple, pairs.tolist())))
-    return MetropolisSampler(
+def sampler_section(cfg: Config, resolved: dict):
+    """``[sampler]`` with the kind the build chose for ``kind = "auto"``
+    (:class:`~nqs.sampling.kinds.AutoSamplerConfig`)."""
+    sc = cfg.sampler
+    kind = resolved.get("sampler", {}).get("kind")
+    if sc.kind != "auto" or kind is None:
+        return sc
+    return SAMPLERS[kind].config.model_validate({**sc.model_dump(exclude={"kind"}, exclude_unset=True), "kind": kind})
+
+
+def build_sampler(cfg: Config, lat, hil, op, model, bonds, resolved: dict | None = None):
+    """``[sampler]``: its kind's builder (:data:`nqs.registry.SAMPLERS`) on the built parts."""
+    sc = sampler_section(cfg, resolved or {})
+    context = SamplerContext(
+        lat,
         hil,
-        rule,
-        n_chains=sc.n_chains,
-        n_samples=sc.n_samples,
-        n_discard=sc.n_discard,
-        sweep_size=sc.sweep_size,
-        power=sc.power,
+        op,
+        model,
+        bonds,
+        tuple(HAMILTONIANS[cfg.hamiltonian.kind].facts.get("exchange_shells", (1,))),
+        lambda: orbits(model, op, hil),
     )
+    try:
+        return SAMPLERS[sc.kind].build(sc, context)
+    except ValueError as err:
+        raise ConfigError(f"sampler: {err}") from None
 
 
 def build_optimizer(cfg: Config) -> OptimizerConfig:
-    """``[optimizer]``: the update rule's settings (SR shift schedule, learning-rate schedule)."""
-    oc = cfg.optimizer
-    if oc.diag_shift_min > oc.diag_shift and oc.diag_shift_decay < 1:
-        raise ConfigError("optimizer.diag_shift_min must not exceed optimizer.diag_shift")
-    return OptimizerConfig(
-        kind=oc.kind,
-        learning_rate=oc.learning_rate,
-        sr=SRConfig(
-            oc.diag_shift,
-            oc.diag_shift_decay,
-            oc.diag_shift_min,
-            oc.solver,
-            rescale=oc.sr_rescale,
-            rescale_cutoff=oc.sr_rescale_cutoff,
-        ),
-        learning_rate_final=oc.learning_rate_final,
-        n_steps=oc.n_steps,
-    )
+    """``[optimizer]``: the update rule's settings (:data:`nqs.registry.OPTIMIZERS`)."""
+    return OPTIMIZERS[cfg.optimizer.kind].build(cfg.optimizer)
 
 
 def build_driver(cfg: Config, parts: Parts):
@@ -262,11 +222,10 @@ def build(cfg: Config) -> Problem:
     section).  Raises ConfigError.  The config is not changed: values the build chose are in
     :attr:`Problem.resolved`."""
     lat = build_lattice(cfg)
-    op, hil, bonds, chosen = build_hamiltonian(cfg, lat)
-    resolved = {"hamiltonian": chosen}
+    op, hil, bonds, resolved = build_hamiltonian(cfg, lat)
     model = build_model(cfg, lat, hil, op, bonds)
     if cfg.model.kind == "dbm":
         resolved["model"] = {"n_hidden": model.n_hidden, "n_deep": model.n_deep}
-    sampler = build_sampler(cfg, lat, hil, op, model, bonds)
+    sampler = build_sampler(cfg, lat, hil, op, model, bonds, resolved)
     parts = Parts(cfg, lat, hil, op, model, sampler, build_optimizer(cfg))
     return Problem(cfg, lat, hil, op, build_driver(cfg, parts), resolved)

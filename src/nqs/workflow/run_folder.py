@@ -28,7 +28,7 @@ def _threads_note(vmc) -> str:
 
 
 def _power_note(cfg: Config) -> str:
-    p = cfg.sampler.power
+    p = getattr(cfg.sampler, "power", 2.0)
     return "" if p == 2 else f" (samples |psi|^{p:g}, reweighted by |psi|^{2 - p:g})"
 
 
@@ -69,10 +69,11 @@ def _check_resume(out: Path, resolved: dict) -> None:
 
 def _header(problem: Problem, state) -> str:
     cfg, driver = problem.config, problem.driver
+    sampler_kind = problem.resolved.get("sampler", {}).get("kind", cfg.sampler.kind)
     return (
         f"[bold]nqs[/bold] {cfg.hamiltonian.kind} on {problem.lattice.describe()}; "
         f"{problem.hilbert.describe()}\n  {driver.describe(state)}; "
-        f"sampler: {cfg.sampler.kind}{_power_note(cfg)}{_threads_note(driver)}\n"
+        f"sampler: {sampler_kind}{_power_note(cfg)}{_threads_note(driver)}\n"
         f"  units: {problem.units}"
     )
 
@@ -170,7 +171,9 @@ def _evaluate(problem: Problem, state, final_params, e0, exact_method, n_params,
     """The result dictionary: the final evaluation of ``final_params`` and the run's facts."""
     cfg, driver = problem.config, problem.driver
     n_sites = problem.lattice.n_sites
-    n_eval = cfg.sampler.n_samples_eval or 8 * cfg.sampler.n_samples
+    sc = cfg.sampler
+    # exact enumeration: every state; Metropolis: n_samples_eval, or 8 x the samples of a step
+    n_eval = None if driver.sampler.exact else (sc.n_samples_eval or 8 * sc.n_samples)
     stats, sq_stats, zz_stats, sq, sq_w, eval_sstate = evaluate(problem, final_params, state.sampler_state, n_eval)
     e_inf = problem.energy_at_infinite_temperature()
     energy = float(jnp.real(stats.mean))
@@ -186,7 +189,7 @@ def _evaluate(problem: Problem, state, final_params, e0, exact_method, n_params,
             "per_site": energy / n_sites,
             "tau_corr": float(stats.tau_corr),
             "r_hat": float(stats.r_hat),
-            "n_samples": int(n_eval),
+            "n_samples": int(problem.hilbert.n_states if n_eval is None else n_eval),
         },
         "v_score": v_score,
         "e_inf": e_inf,

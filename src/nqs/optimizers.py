@@ -1,0 +1,147 @@
+"""The optimizer kinds a config's ``[optimizer]`` can name, each declared once with its config class and builder
+(:data:`nqs.registry.OPTIMIZERS`), and :class:`OptimizerConfig`, the settings a driver's update uses.
+
+* ``sr`` — stochastic reconfiguration (natural gradient, :mod:`nqs.sr`) with a diagonal shift; its ``solver``
+  is dense, MinSR or CG ("auto": the cheaper of dense and MinSR);
+* ``minsr`` — the same update always solved in sample space (MinSR), for many more parameters than samples;
+* ``adam``, ``sgd`` — first-order updates (optax) of the plain energy gradient.
+
+Every kind takes the keys of the run (:class:`OptimizerSection`): learning rate (constant, or a cosine decay
+to ``learning_rate_final``), ``n_steps``, the averaging window, chunking, memory limit and precision.  The SR
+kinds add the diagonal shift and its schedule, and the scale-invariant option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import optax
+from pydantic import Field, model_validator
+
+from . import sr
+from .registry import OPTIMIZERS, Section
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """``kind`` is "sr", "minsr", "adam" or "sgd"; SR settings in ``sr``."""
+
+    kind: str = "sr"
+    learning_rate: float = 0.02
+    sr: sr.SRConfig = sr.SRConfig()
+    learning_rate_final: float | None = None
+    n_steps: int = 0
+
+    def schedule(self) -> float | optax.Schedule:
+        """Constant η, or a cosine decay from ``learning_rate`` to ``learning_rate_final`` over n_steps."""
+        if self.learning_rate_final is None or self.n_steps <= 0:
+            return self.learning_rate
+        return optax.cosine_decay_schedule(
+            self.learning_rate, self.n_steps, alpha=self.learning_rate_final / self.learning_rate
+        )
+
+    def transform(self) -> optax.GradientTransformation:
+        if self.kind == "adam":
+            return optax.adam(self.schedule())
+        return optax.sgd(self.schedule())
+
+
+class OptimizerSection(Section):
+    """Keys every optimizer kind takes.
+
+    ``average_last``: the final parameters are the mean over the last this many steps (as mVMC's
+    NSROptItrSmp), so the step-to-step noise of the updates averages out; 0 keeps the last step's parameters.
+    ``memory_limit_mb``: the chunk size of the per-sample work is chosen to fit (per device); unset: no limit.
+    ``precision = "float32"``: model, sampling and log-derivatives in single precision (the SR solve stays
+    float64).
+    """
+
+    learning_rate: float = Field(0.02, gt=0)
+    learning_rate_final: float | None = Field(None, gt=0)  # cosine decay to this value over n_steps
+    n_steps: int = Field(300, ge=0)
+    average_last: int = Field(0, ge=0)
+    chunk_size: int | None = Field(None, gt=0)
+    memory_limit_mb: float | None = Field(4096, gt=0)
+    precision: Literal["float64", "float32"] = "float64"
+
+    @model_validator(mode="after")
+    def _check_average(self):
+        if self.average_last > self.n_steps:
+            raise ValueError(f"average_last ({self.average_last}) cannot exceed n_steps ({self.n_steps})")
+        return self
+
+    def settings(self, shift: sr.SRConfig | None = None) -> OptimizerConfig:
+        kind = getattr(self, "kind", "sr")
+        return OptimizerConfig(
+            kind=kind,
+            learning_rate=self.learning_rate,
+            sr=shift if shift is not None else sr.SRConfig(),
+            learning_rate_final=self.learning_rate_final,
+            n_steps=self.n_steps,
+        )
+
+
+class ShiftedSection(OptimizerSection):
+    """The SR kinds' keys: the diagonal shift λ_t = max(diag_shift_min, diag_shift · diag_shift_decay^t), and
+    ``sr_rescale`` (scale-invariant SR: the shift relative to diag(S), as mVMC) with its cutoff (parameters with
+    S_kk below this fraction of the largest are held for the step)."""
+
+    diag_shift: float = Field(0.01, ge=0)
+    diag_shift_decay: float = Field(1.0, gt=0, le=1)
+    diag_shift_min: float = Field(0.0, ge=0)
+    sr_rescale: bool = False
+    sr_rescale_cutoff: float = Field(1e-4, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check_shift(self):
+        if self.diag_shift_min > self.diag_shift and self.diag_shift_decay < 1:
+            raise ValueError("diag_shift_min must not exceed diag_shift")
+        return self
+
+    def shift_settings(self, solver: str) -> sr.SRConfig:
+        return sr.SRConfig(
+            self.diag_shift,
+            self.diag_shift_decay,
+            self.diag_shift_min,
+            solver,
+            rescale=self.sr_rescale,
+            rescale_cutoff=self.sr_rescale_cutoff,
+        )
+
+
+class SROptimizerSection(ShiftedSection):
+    kind: Literal["sr"] = "sr"
+    solver: Literal["auto", "dense", "minsr", "cg"] = "auto"
+
+
+class MinSROptimizerSection(ShiftedSection):
+    kind: Literal["minsr"] = "minsr"
+
+
+class AdamOptimizerSection(OptimizerSection):
+    kind: Literal["adam"] = "adam"
+
+
+class SGDOptimizerSection(OptimizerSection):
+    kind: Literal["sgd"] = "sgd"
+
+
+@OPTIMIZERS.register("sr", config=SROptimizerSection)
+def build_sr(section: SROptimizerSection) -> OptimizerConfig:
+    return section.settings(section.shift_settings(section.solver))
+
+
+@OPTIMIZERS.register("minsr", config=MinSROptimizerSection)
+def build_minsr(section: MinSROptimizerSection) -> OptimizerConfig:
+    return section.settings(section.shift_settings("minsr"))
+
+
+@OPTIMIZERS.register("adam", config=AdamOptimizerSection)
+def build_adam(section: AdamOptimizerSection) -> OptimizerConfig:
+    return section.settings()
+
+
+@OPTIMIZERS.register("sgd", config=SGDOptimizerSection)
+def build_sgd(section: SGDOptimizerSection) -> OptimizerConfig:
+    return section.settings()
