@@ -25,7 +25,7 @@ from . import hamiltonians as _hamiltonians  # noqa: F401  (registers the built-
 from .hamiltonians import HeisenbergConfig
 from .optimizers import SROptimizerSection
 from .registry import DRIVERS, HAMILTONIANS, MODELS, OPTIMIZERS, SAMPLERS, Section
-from .sampling.kinds import AutoSamplerConfig, ExchangeSamplerConfig, default_kind
+from .sampling.kinds import AutoSamplerConfig, ExchangeSamplerConfig, chains_cannot_divide, default_kind
 
 
 class ConfigError(ValueError):
@@ -79,25 +79,40 @@ def _encode(parts: list[tuple[str, str]]) -> str:
     return _PART.join(f"{loc}{_KEY}{msg}" for loc, msg in parts)
 
 
+def _is_branch(part) -> bool:
+    """A component of an error's location that names a branch of a union (``bool``, ``list[bool]``, a tag), not
+    a key."""
+    return isinstance(part, str) and (part in _BRANCH_TAGS or part in _TYPE_NAMES or "[" in part or "-" in part)
+
+
+_TYPE_NAMES = ("bool", "int", "float", "str", "none", "dict", "list")
+
+
 def _error_parts(err: ValidationError) -> list[tuple[str, str, str]]:
-    """``(key, message, type)`` per error, the input quoted; a section's encoded parts are spliced in with their
-    keys under the section's."""
-    out = []
+    """``(key, message, type)`` per key, the input quoted (the branches of a union joined by "or"); a section's
+    encoded parts are spliced in with their keys under the section's."""
+    out: dict[str, list] = {}
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"] if x not in _BRANCH_TAGS)
+        loc = ".".join(str(x) for x in e["loc"] if not _is_branch(x))
         msg = e["msg"].removeprefix("Value error, ")
         if _KEY in msg:
             for part in msg.split(_PART):
                 key, text = part.split(_KEY, 1)
-                out.append((".".join(x for x in (loc, key) if x), text, "value_error"))
+                full = ".".join(x for x in (loc, key) if x)
+                out.setdefault(full, [[], None, "value_error"])[0].append(text)
             continue
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
+        entry = out.setdefault(loc, [[], None, e["type"]])
+        if msg not in entry[0]:
+            entry[0].append(msg)
         inp = e.get("input")
         if e["type"] not in ("extra_forbidden", "missing") and not isinstance(inp, dict):
-            msg += f" (got {inp!r})"
-        out.append((loc, msg, e["type"]))
-    return out
+            entry[1] = f" (got {inp!r})"
+    joined = {
+        loc: msgs[:1] + [m.removeprefix("Input should be ") for m in msgs[1:]] for loc, (msgs, _, _) in out.items()
+    }
+    return [(loc, " or ".join(joined[loc]) + (got or ""), etype) for loc, (_, got, etype) in out.items()]
 
 
 def fermion_kinds() -> tuple[str, ...]:
@@ -387,6 +402,11 @@ class Config(_Section):
         )
         if problem:
             raise ValueError(problem)
+        n_chains = getattr(self.sampler, "n_chains", None)
+        if n_chains is not None:
+            problem = chains_cannot_divide("lanczos_samples", self.evaluation.lanczos_samples, n_chains)
+            if problem:
+                raise ValueError(f"evaluation.{problem} (sampler.n_chains)")
         return self
 
     @model_validator(mode="after")
@@ -479,4 +499,9 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{p}: not valid TOML: {err}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a text file") from None
+    if not data:
+        raise ConfigError(
+            f"{p}: the config is empty; give at least [lattice] and [hamiltonian], or run `nqs run` without a "
+            "config for the built-in default problem"
+        )
     return parse_config(data, str(p))

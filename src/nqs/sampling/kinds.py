@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..registry import SAMPLERS, Section
 from .exact import ExactSampler
@@ -55,6 +55,27 @@ class MetropolisSection(Section):
     n_samples_eval: int | None = Field(None, gt=0)
     power: float = Field(2.0, gt=0, le=2)
 
+    @model_validator(mode="after")
+    def _whole_chains(self):
+        """Every chain records the same number of samples: a count the chains cannot divide is refused with the
+        nearest counts they can."""
+        if self.n_samples < self.n_chains:
+            raise ValueError(f"n_samples ({self.n_samples}) must be at least n_chains ({self.n_chains})")
+        for key in ("n_samples", "n_samples_eval"):
+            problem = chains_cannot_divide(key, getattr(self, key), self.n_chains)
+            if problem:
+                raise ValueError(problem)
+        return self
+
+
+def chains_cannot_divide(key: str, n: int | None, n_chains: int) -> str | None:
+    """``"key: why"`` when ``n`` samples do not split evenly over ``n_chains`` chains (None: they do)."""
+    if n is None or n % n_chains == 0:
+        return None
+    lo, hi = (n // n_chains) * n_chains, -(-n // n_chains) * n_chains
+    near = f"{hi}" if lo == 0 else f"{lo} or {hi}"
+    return f"{key} ({n}) is not a multiple of n_chains ({n_chains}); the chains would draw {hi}: set {key} = {near}"
+
 
 class ExchangeSamplerConfig(MetropolisSection):
     kind: Literal["exchange"] = "exchange"
@@ -76,8 +97,6 @@ class ExactSamplerConfig(Section):
 
 
 def _metropolis(section: MetropolisSection, hilbert, rule) -> MetropolisSampler:
-    if section.n_samples < section.n_chains:
-        raise ValueError(f"n_samples ({section.n_samples}) must be at least n_chains ({section.n_chains})")
     return MetropolisSampler(
         hilbert,
         rule,
