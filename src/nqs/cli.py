@@ -117,8 +117,13 @@ def _keys(path) -> set:
         return set()
 
 
+def _times(d) -> str:
+    """``(×6)``: the degeneracy of a level (empty when unknown)."""
+    return f"   (×{d})" if d is not None else ""
+
+
 def cmd_ed(args) -> int:
-    from .workflow import build, exact_reference
+    from .workflow import build, exact_levels
 
     cfg = _load(args.config)
     problem = build(cfg)
@@ -128,7 +133,7 @@ def cmd_ed(args) -> int:
         raise _user_error("--spin-flip needs --sectors")
     if args.sectors:
         return _ed_sectors(args, cfg, problem)
-    energies, method = exact_reference(problem, args.k)
+    energies, degeneracies, method = exact_levels(problem, args.k)
     if energies is None:
         raise _user_error(
             f"{problem.hilbert.describe()} is too large for exact diagonalization "
@@ -140,6 +145,7 @@ def cmd_ed(args) -> int:
             json.dumps(
                 {
                     "energies": energies,
+                    "degeneracies": degeneracies,
                     "n_sites": n,
                     "units": problem.units,
                     "method": method,
@@ -150,8 +156,11 @@ def cmd_ed(args) -> int:
     else:
         print(f"{cfg.hamiltonian.kind} on {problem.lattice.describe()}; {problem.hilbert.describe()}")
         print(f"units: {problem.units}")
-        for i, e in enumerate(energies):
-            print(f"E_{i} = {e:.12f}   ({e / n:.12f} per site)")
+        degs = degeneracies or [None] * len(energies)
+        for i, (e, d) in enumerate(zip(energies, degs, strict=True)):
+            print(f"E_{i} = {e:.12f}   ({e / n:.12f} per site){_times(d)}")
+        if degeneracies and max(degeneracies) > 1:
+            print("(×d): the level's degeneracy; each copy is listed as its own E_i")
     return 0
 
 
@@ -188,7 +197,10 @@ def _ed_sectors(args, cfg, problem) -> int:
             + (f"{r['irrep']:>7}" if args.sectors == "full" else "")
             + (f"{r['spin_parity']:>+7d}" if args.spin_flip else "")
         )
-        print(line + "   " + "  ".join(f"{e:.10f}" for e in r["energies"]))
+        levels = (
+            f"{e:.10f}" + (f"(×{d})" if d > 1 else "") for e, d in zip(r["energies"], r["degeneracies"], strict=True)
+        )
+        print(line + "   " + "  ".join(levels))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from ..operators.pauli import PauliSum, pauli_terms_from_spec
 from ..registry import HAMILTONIANS, Section
@@ -70,6 +70,13 @@ class PauliConfig(SpinHamiltonianConfig):
         if not self.terms:
             raise ValueError("kind 'pauli' needs 'terms = [[coefficient, \"XX\", [i, j]], ...]'")
         return self
+
+    @field_validator("terms")
+    @classmethod
+    def _valid_terms(cls, v):
+        if v is not None:
+            pauli_terms_from_spec(v)  # a ValueError names the bad entry
+        return v
 
     def parameters(self) -> dict:
         return {"terms": pauli_terms_from_spec(self.terms)}
@@ -144,7 +151,14 @@ def j1j2(lattice, J1: float = 1.0, J2: float = 0.5) -> PauliSum:
 )
 def pauli(lattice, terms) -> PauliSum:
     """User model: H = Σ_t c_t P_t with terms ``(c, "XZ", (i, j))`` on the lattice's sites."""
-    return PauliSum(lattice.n_sites, terms, name="pauli")
+    n = lattice.n_sites
+    for i, (_, ops, sites) in enumerate(terms):
+        outside = [s for s in sites if not 0 <= int(s) < n]
+        if outside:
+            raise ValueError(
+                f"terms: entry {i}, {ops!r} on {list(sites)}: site {outside[0]} is outside the lattice (0..{n - 1})"
+            )
+    return PauliSum(n, terms, name="pauli")
 
 
 __all__ = [

@@ -20,6 +20,8 @@ matrix used by exact diagonalization (``numpy``), through the ``xp`` argument.
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -235,14 +237,46 @@ class PauliSum:
         return PauliSum(self.n_sites, self.terms + other.terms, name=self.name)
 
 
+def _coefficient(c) -> complex | None:
+    """A finite real number, or ``[re, im]`` of two, as a complex number (None otherwise; bools are not numbers)."""
+
+    def real(x) -> bool:
+        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+    if real(c):
+        return complex(c)
+    if isinstance(c, list | tuple) and len(c) == 2 and all(real(x) for x in c):
+        return complex(c[0], c[1])
+    return None
+
+
 def pauli_terms_from_spec(spec: Sequence) -> list[tuple]:
-    """Parse user terms ``[[coef, "XX", [i, j]], ...]`` (config files) into PauliSum terms."""
+    """Parse user terms ``[[coef, "XX", [i, j]], ...]`` (config files) into PauliSum terms.
+
+    ``coef`` is a real number or ``[re, im]``; a ``ValueError`` names the entry (``entry 2, [...]``) and
+    what is wrong with it.
+    """
+    if not isinstance(spec, list | tuple):
+        raise ValueError(f'must be a list of [coefficient, "ops", [sites]] entries, got {spec!r}')
     out = []
     for i, t in enumerate(spec):
-        if not isinstance(t, (list, tuple)) or len(t) != 3:
-            raise ValueError(f'hamiltonian.terms[{i}] must be [coefficient, "ops", [sites]], got {t!r}')
+        where = f"entry {i}, {t!r}"
+        if not isinstance(t, list | tuple) or len(t) != 3:
+            raise ValueError(f'{where}: expected [coefficient, "ops", [sites]]')
         c, ops, sites = t
-        if isinstance(c, (list, tuple)):
-            c = complex(c[0], c[1])
-        out.append((c, ops, sites))
+        coef = _coefficient(c)
+        if coef is None:
+            raise ValueError(f"{where}: the coefficient {c!r} is not a number (write a real number or [re, im])")
+        if not isinstance(ops, str) or not ops or set(ops.upper()) - _PAULI:
+            raise ValueError(f'{where}: the operators {ops!r} must be a string of X, Y, Z, I (e.g. "XX")')
+        site_list = [sites] if isinstance(sites, int) and not isinstance(sites, bool) else sites
+        if not isinstance(site_list, list | tuple) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in site_list
+        ):
+            raise ValueError(f"{where}: the sites {sites!r} must be a list of integers")
+        if len(site_list) != len(ops):
+            raise ValueError(f"{where}: {ops!r} acts on {len(ops)} sites but {len(site_list)} are given")
+        if len(set(site_list)) != len(site_list):
+            raise ValueError(f"{where}: a site appears twice")
+        out.append((coef, ops, tuple(site_list)))
     return out

@@ -11,7 +11,7 @@
 from .build import Parts, Problem, build
 from .evaluate import correlation_ratio, evaluate, lanczos_evaluate, spin_samples
 from .imaginary_time import imaginary_time
-from .references import exact_reference, sector_table
+from .references import exact_levels, exact_reference, sector_table
 from .run_folder import join_processes, run, solve
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "lanczos_evaluate",
     "spin_samples",
     "imaginary_time",
+    "exact_levels",
     "exact_reference",
     "sector_table",
     "join_processes",

@@ -85,8 +85,11 @@ def build_fermions(cfg: Config, lat):
                 f"lattice: {lat.describe()} has {lat.n_sites} sites but {hc.path} describes {n_sites}; "
                 f'set [lattice] to match (e.g. kind = "chain", size = [{n_sites}])'
             )
-        n_up = fh.n_up if n_up is None else n_up
-        n_down = fh.n_down if n_down is None else n_down
+        try:  # the file's filling, or the config's where it agrees with what the file fixes
+            n_up, n_down = fh.sector(n_up, n_down, ("hamiltonian.n_up", "hamiltonian.n_down"))
+        except HamiltonianFileError as err:
+            key = "hamiltonian.n_up" if hc.n_up is not None or hc.n_down is not None else "hamiltonian.path"
+            raise ConfigError(f"{key}: {err}") from None
         h_up, h_dn = one_body_matrices(op, n_sites)
         hop = (np.abs(h_up) + np.abs(h_dn)) > 1e-12
         bonds = tuple((int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(hop | hop.T, 1)), strict=True))

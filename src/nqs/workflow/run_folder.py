@@ -67,6 +67,84 @@ def _check_resume(out: Path, resolved: dict) -> None:
             )
 
 
+#: A start is flagged when its energy variance is below this fraction of (E − E_ref)²: its ground-state
+#: weight is then at most this (σ² ≥ w₀ (E − E₀)²), and the gradient, which scales with σ, nearly vanishes.
+STUCK_VARIANCE_RATIO = 1e-3
+
+
+def start_warning(
+    energy: float, variance: float, e_inf: float, e_ref: float | None, fermions: bool = False
+) -> str | None:
+    """A warning when a run cannot learn: a state with almost no energy variance at an energy far from the
+    ground state (an excited eigenstate, such as the maximal-spin state E = +L/4 of the Heisenberg chain that
+    a complex RBM without the Marshall sign starts next to), else None.
+
+    "Far": more than half way from the reference ``e_ref`` to ``e_inf`` = Tr H / dim, or above ``e_inf``
+    when there is no reference.  "Almost no variance": below :data:`STUCK_VARIANCE_RATIO` × (E − E_ref)²
+    (E − E∞ without a reference).
+    """
+    if not all(math.isfinite(x) for x in (energy, variance, e_inf)):
+        return None
+    if e_ref is not None and math.isfinite(e_ref) and e_inf > e_ref:
+        gap, far = energy - e_ref, energy - e_ref > 0.5 * (e_inf - e_ref)
+        where = f"far above the reference {e_ref:.6g} (E∞ = Tr H/dim = {e_inf:.6g})"
+    else:
+        gap, far = energy - e_inf, energy > e_inf
+        where = f"above E∞ = Tr H/dim = {e_inf:.6g}"
+    if not far or variance >= STUCK_VARIANCE_RATIO * gap**2:
+        return None
+    fix = (
+        "another start (model.init, or a larger model.init_scale)"
+        if fermions
+        else "model.marshall_sign = true (bipartite lattices), or a random-phase start: a larger "
+        "model.init_scale (e.g. 0.1) for a complex model"
+    )
+    return (
+        f"the start has almost no energy variance ({variance:.3g}) at E = {energy:.6g}, {where}: it sits next to "
+        "an excited eigenstate, where the gradient vanishes and the run cannot learn. Likely cause: the sign "
+        f"structure (the model cannot reach the ground state's signs from here). Fix: {fix}"
+    )
+
+
+class _FirstStepWatch:
+    """``driver`` with ``check(info)`` called on its first step's ``info`` (everything else is the driver's)."""
+
+    def __init__(self, driver, check):
+        self._driver, self._check = driver, check
+
+    def __getattr__(self, name):
+        return getattr(self._driver, name)
+
+    def make_step(self):
+        step, first = self._driver.make_step(), [True]
+
+        def watched(state):
+            new_state, info = step(state)
+            if first[0]:
+                first[0] = False
+                self._check(info)
+            return new_state, info
+
+        return watched
+
+
+def _watch_start(problem: Problem, e0: float | None, console, warnings: list[str]):
+    """The driver, its first step checked by :func:`start_warning`: a warning is printed and kept in ``warnings``."""
+
+    def check(info):
+        s = info.get("energy")
+        if s is None or not bool(info.get("finite", True)):
+            return
+        msg = start_warning(
+            float(jnp.real(s.mean)), float(s.variance), problem.energy_at_infinite_temperature(), e0, problem.fermions
+        )
+        if msg:
+            warnings.append(msg)
+            console.print(f"  [yellow]warning:[/yellow] {msg}", soft_wrap=True)
+
+    return _FirstStepWatch(problem.driver, check)
+
+
 def _header(problem: Problem, state) -> str:
     cfg, driver = problem.config, problem.driver
     sampler_kind = problem.resolved.get("sampler", {}).get("kind", cfg.sampler.kind)
@@ -130,9 +208,10 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     if e0 is not None:
         console.print(f"  exact energy ({exact_method}): {e0:.10f}")
     oc = cfg.optimizer
+    warnings: list[str] = []
     try:
         state, averager, times, history = optimize(
-            driver,
+            _watch_start(problem, e0, console, warnings),
             state,
             oc.n_steps,
             out,
@@ -154,6 +233,8 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     if averager.count:
         console.print(f"  final parameters: the mean over the last {averager.count} steps")
     result = _evaluate(problem, state, final_params, e0, exact_method, n_params, averager.count, times, t_start)
+    if warnings:
+        result["warnings"] = warnings
     if not main:
         return result
     io.write_json(out / "result.json", result)

@@ -27,7 +27,7 @@ from ...registry import HAMILTONIANS, Section
 from .mvmc import read_mvmc
 from .nqs_format import read_nqs
 from .stdface import read_stdface
-from .terms import FileHamiltonian, HamiltonianFileError
+from .terms import FileHamiltonian, HamiltonianFileError, StatedFilling
 from .wannier90 import read_wannier90
 
 #: format name -> reader ``(path, options) -> FileHamiltonian``; a new format is one module and one row here
@@ -59,7 +59,8 @@ def read_hamiltonian(path: str | Path, format: str, **options: Any) -> FileHamil
 
 class FileConfig(Section):
     """``kind = "file"``: an effective Hamiltonian from a file (``path``, ``format``; reader ``options``).
-    The filling defaults to the file's own, else half filling."""
+    The filling is the file's own; ``n_up``/``n_down`` must agree with it, choose the sector where the file
+    fixes only N or only 2S^z, and default to half filling where the file fixes neither."""
 
     kind: Literal["file"] = "file"
     path: str | None = None
@@ -88,6 +89,7 @@ __all__ = [
     "read_hamiltonian",
     "FileHamiltonian",
     "HamiltonianFileError",
+    "StatedFilling",
     "READERS",
     "FORMATS",
     "FORMAT_ALIASES",

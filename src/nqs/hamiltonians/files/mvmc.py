@@ -18,6 +18,7 @@ from .inputs import filling, no_options, read_text
 from .terms import (
     FileHamiltonian,
     HamiltonianFileError,
+    StatedFilling,
     Term,
     check_conserves_spin,
     check_hermitian,
@@ -60,7 +61,6 @@ _MVMC_IGNORED = {
     "twobodygex",
     "twist",
     "lattice",
-    "calcmod",
     "spectrumvec",
     "singleexcitation",
     "singleexcitationbra",
@@ -178,35 +178,95 @@ def _read_modpara(path: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
-def _modpara_filling(path: Path, mp: dict[str, tuple[int, int]], n: int) -> tuple[int | None, int | None]:
+def _modpara_filling(path: Path, mp: dict[str, tuple[int, int]], n: int) -> StatedFilling | None:
+    """What ``ModPara`` fixes of the filling: ``Nup``/``Ndown``, or the electron number (``Ncond``, or
+    ``Ne``/``Nelectron`` pairs, which imply 2Sz = 0) and ``2Sz``, either alone (checked by
+    :meth:`FileHamiltonian.sector`)."""
     if "nup" in mp or "ndown" in mp:
         line = mp.get("nup", mp.get("ndown"))[1]
-        return filling(path, n, mp.get("nup", (None,))[0], mp.get("ndown", (None,))[0], line, ("Nup", "Ndown"))
-    n_el = None
+        n_up, n_down = filling(path, n, mp.get("nup", (None,))[0], mp.get("ndown", (None,))[0], line, ("Nup", "Ndown"))
+        return StatedFilling(n_up + n_down, n_up - n_down, str(path), line, f"Nup = {n_up}, Ndown = {n_down}")
+    n_el, line, words = None, None, []
     if "ncond" in mp:
         n_el, line = mp["ncond"]
+        words.append(f"Ncond = {n_el}")
     pairs = mp.get("nelectron", mp.get("ne"))
     if pairs is not None:
+        name = "Nelectron" if "nelectron" in mp else "Ne"
         if n_el is not None and n_el != 2 * pairs[0]:
             raise HamiltonianFileError(
-                path, f"Ncond = {n_el} electrons but Nelectron = {pairs[0]} pairs = {2 * pairs[0]} electrons", pairs[1]
+                path, f"Ncond = {n_el} electrons but {name} = {pairs[0]} pairs = {2 * pairs[0]} electrons", pairs[1]
             )
         if n_el is None:
             n_el, line = 2 * pairs[0], pairs[1]
-    if n_el is None:
-        return None, None
+            words.append(f"{name} = {pairs[0]} (pairs)")
+    two_sz = None
     if "2sz" in mp:
-        two_sz, line = mp["2sz"]
+        two_sz, sz_line = mp["2sz"]
+        line = sz_line if line is None else line
+        words.append(f"2Sz = {two_sz}")
     elif pairs is not None:
         two_sz = 0  # mVMC's singlet pairs
-    else:
-        return None, None
-    if n_el < 0 or abs(two_sz) > n_el or (n_el + two_sz) % 2:
-        raise HamiltonianFileError(path, f"{n_el} electrons cannot have 2Sz = {two_sz}", line)
-    n_up, n_down = (n_el + two_sz) // 2, (n_el - two_sz) // 2
-    if max(n_up, n_down) > n:
-        raise HamiltonianFileError(path, f"N↑ = {n_up}, N↓ = {n_down} electrons do not fit on {n} sites", line)
-    return n_up, n_down
+    if n_el is None and two_sz is None:
+        return None
+    where = sz_line if "2sz" in mp else line
+    if n_el is not None and not 0 <= n_el <= 2 * n:
+        raise HamiltonianFileError(path, f"{words[0]}: {n_el} electrons do not fit on {n} sites", line)
+    if two_sz is not None and abs(two_sz) > n:
+        raise HamiltonianFileError(path, f"2Sz = {two_sz} is impossible on {n} sites", where)
+    if n_el is not None and two_sz is not None:
+        if abs(two_sz) > n_el or (n_el + two_sz) % 2:
+            raise HamiltonianFileError(path, f"{n_el} electrons cannot have 2Sz = {two_sz}", where)
+        n_up, n_down = (n_el + two_sz) // 2, (n_el - two_sz) // 2
+        if max(n_up, n_down) > n:
+            raise HamiltonianFileError(path, f"N↑ = {n_up}, N↓ = {n_down} electrons do not fit on {n} sites", where)
+    return StatedFilling(n_el, two_sz, str(path), line, ", ".join(words))
+
+
+#: HPhi's CalcModel values (calcmod.def); only the canonical Hubbard model (0) is read
+_CALC_MODELS = {
+    0: "Hubbard",
+    1: "Spin",
+    2: "Kondo",
+    3: "HubbardGC",
+    4: "SpinGC",
+    5: "KondoGC",
+    6: "HubbardNConserved",
+    7: "SpinlessFermion",
+    8: "SpinlessFermionGC",
+}
+_CALC_MODEL_WHY = {
+    1: "a spin model, whose rows act on spins; nqs reads electron models (CalcModel = 0)",
+    2: "a Kondo model; local spins are not supported (nqs reads CalcModel = 0, Hubbard)",
+    3: "grand canonical, N↑ and N↓ are free (the lowest state over all fillings) while nqs works at fixed "
+    "N↑ and N↓; for one sector use CalcModel = 0 with Ncond and 2Sz in ModPara",
+    4: "a grand-canonical spin model; nqs reads electron models (CalcModel = 0)",
+    5: "a grand-canonical Kondo model; nqs reads CalcModel = 0 (Hubbard) at fixed N↑ and N↓",
+    6: "HPhi sets it itself (Ncond without 2Sz); write CalcModel = 0 with Ncond and 2Sz in ModPara",
+    7: "spinless fermions; nqs reads CalcModel = 0 (Hubbard)",
+    8: "grand-canonical spinless fermions; nqs reads CalcModel = 0 (Hubbard) at fixed N↑ and N↓",
+}
+
+
+def _check_calcmod(path: Path) -> None:
+    """Refuse an HPhi ``calcmod.def`` whose ``CalcModel`` is not the canonical Hubbard model (0)."""
+    for lineno, raw in enumerate(read_text(path).splitlines(), start=1):
+        tok = raw.split()
+        if len(tok) < 2 or tok[0].startswith("#") or tok[0].lower() != "calcmodel":
+            continue
+        if not re.fullmatch(r"[+-]?\d+", tok[1]):
+            raise HamiltonianFileError(path, f"CalcModel must be an integer, got {tok[1]!r}", lineno)
+        model = int(tok[1])
+        if model == 0:
+            return
+        name = _CALC_MODELS.get(model)
+        if name is None:
+            raise HamiltonianFileError(
+                path, f"CalcModel = {model} is not an HPhi model (0 Hubbard, 1 Spin, ..., 5 KondoGC)", lineno
+            )
+        raise HamiltonianFileError(
+            path, f"CalcModel = {model} ({name}) is not supported: {_CALC_MODEL_WHY[model]}", lineno
+        )
 
 
 def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
@@ -222,13 +282,15 @@ def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
             raise HamiltonianFileError(namelist, f"{_MVMC_REFUSED[key]} is not supported", lineno)
         if key in _MVMC_IGNORED or (key.startswith("in") and key != "interall"):
             continue
-        if key not in _DEF_SPECS and key != "modpara":
+        if key not in _DEF_SPECS and key not in ("modpara", "calcmod"):
             raise HamiltonianFileError(namelist, f"unknown keyword {keyword!r}", lineno)
         target = base / fname
         if not target.is_file():
             raise HamiltonianFileError(namelist, f"the {keyword} file {fname!r} does not exist ({target})", lineno)
         files[key] = (target, lineno, keyword)
 
+    if "calcmod" in files:
+        _check_calcmod(files["calcmod"][0])
     n_sites, n_line, n_where = None, None, None
     mp: dict[str, tuple[int, int]] = {}
     if "modpara" in files:
@@ -274,7 +336,8 @@ def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
     if n_sites is None:
         raise HamiltonianFileError(namelist, "the number of sites is unknown: give ModPara with Nsite, or LocSpin")
     n = n_sites
-    n_up, n_down = _modpara_filling(files["modpara"][0], mp, n) if "modpara" in files else (None, None)
+    stated = _modpara_filling(files["modpara"][0], mp, n) if "modpara" in files else None
+    n_up, n_down = (stated.sector if stated is not None else None) or (None, None)
 
     terms: list[Term] = []
     used = []
@@ -289,7 +352,7 @@ def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
             first: dict[tuple[int, int], int] = {}
             for lineno, (i, s1, j, s2, re_, im_) in df.rows:
                 ops = ((orb(i, s1, n), 1), (orb(j, s2, n), 0))
-                check_conserves_spin(fpath, ops, n, lineno, f"the transfer c†_{i}{'↑↓'[s1]} c_{j}{'↑↓'[s2]}")
+                check_conserves_spin(fpath, ops, n, lineno, f"the Trans row c†_{i}{'↑↓'[s1]} c_{j}{'↑↓'[s2]}")
                 t = complex(re_, im_)
                 terms.append((-t, ops))
                 hop[(ops[0][0], ops[1][0])] += t
@@ -334,4 +397,4 @@ def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
             "no Hamiltonian files (Trans, CoulombIntra, CoulombInter, Hund, Exchange, PairHop, InterAll) are listed",
         )
     op = fermion_operator(n, terms, f"mvmc files in {base.name}")
-    return FileHamiltonian(op, n, n_up, n_down, f"mVMC expert files in {base} ({', '.join(used)})")
+    return FileHamiltonian(op, n, n_up, n_down, f"mVMC expert files in {base} ({', '.join(used)})", stated)

@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from .inputs import filling, is_int, is_real, no_options, read_text
-from .terms import FileHamiltonian, HamiltonianFileError, Term, check_hermitian, fermion_operator, fmt, onsite_u, orb
+from .terms import (
+    FileHamiltonian,
+    HamiltonianFileError,
+    StatedFilling,
+    Term,
+    check_hermitian,
+    fermion_operator,
+    fmt,
+    onsite_u,
+    orb,
+)
 
 _NQS_KEYS = ("n_sites", "n_up", "n_down", "description", "hopping", "interaction", "onsite_U", "hubbard_U")
 
@@ -81,9 +91,11 @@ def read_nqs(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
     if not is_int(n) or n < 1:
         raise HamiltonianFileError(path, f"n_sites must be a positive integer, got {n!r}", _key_line(text, "n_sites"))
     n = int(n)
-    n_up, n_down = filling(
-        path, n, data.get("n_up"), data.get("n_down"), _key_line(text, "n_up") or _key_line(text, "n_down")
-    )
+    fill_line = _key_line(text, "n_up") or _key_line(text, "n_down")
+    n_up, n_down = filling(path, n, data.get("n_up"), data.get("n_down"), fill_line)
+    stated = None
+    if n_up is not None:
+        stated = StatedFilling(n_up + n_down, n_up - n_down, str(path), fill_line, f"n_up = {n_up}, n_down = {n_down}")
 
     def entries(key: str, lengths: tuple[int, ...], what: str) -> list[tuple[int | None, list]]:
         raw = data.get(key, [])
@@ -167,4 +179,4 @@ def read_nqs(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
     if not terms:
         raise HamiltonianFileError(path, "the file defines no terms (hopping, interaction, onsite_U, hubbard_U)")
     op = fermion_operator(n, terms, f"nqs file {path.name}")
-    return FileHamiltonian(op, n, n_up, n_down, f"nqs file {path} ({n} sites; {', '.join(parts)})")
+    return FileHamiltonian(op, n, n_up, n_down, f"nqs file {path} ({n} sites; {', '.join(parts)})", stated)

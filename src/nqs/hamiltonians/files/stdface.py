@@ -16,7 +16,7 @@ from ...lattice import make_lattice
 from ...operators.fermion import FermionOperator
 from ..hubbard import hubbard
 from .inputs import filling, no_options, read_text
-from .terms import FileHamiltonian, HamiltonianFileError, Term, orb
+from .terms import FileHamiltonian, HamiltonianFileError, StatedFilling, Term, orb
 
 _STDFACE_MODELS = {"hubbard", "fermionhubbard"}
 _STDFACE_LATTICES = {
@@ -200,15 +200,30 @@ def read_stdface(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
     n_cond = get_int("ncond")
     if n_el is not None and n_cond is not None and n_el != n_cond:
         raise HamiltonianFileError(path, f"nelec = {n_el} and ncond = {n_cond} disagree", kv["ncond"][1])
+    el_key = "nelec" if n_el is not None else "ncond"
     n_el = n_el if n_el is not None else n_cond
     two_sz = get_int("2sz")
     n_up = n_down = None
+    stated = None
+    words = [f"{k} = {kv[k][0]}" for k in (el_key, "2sz") if k in kv]
+    if n_el is not None and not 0 <= n_el <= 2 * n:
+        raise HamiltonianFileError(path, f"{el_key} = {n_el} electrons do not fit on {n} sites", kv[el_key][1])
+    if two_sz is not None and abs(two_sz) > n:
+        raise HamiltonianFileError(path, f"2Sz = {two_sz} is impossible on {n} sites", kv["2sz"][1])
     if n_el is not None and two_sz is not None:
         line = kv["2sz"][1]
-        if n_el < 0 or abs(two_sz) > n_el or (n_el + two_sz) % 2:
+        if abs(two_sz) > n_el or (n_el + two_sz) % 2:
             raise HamiltonianFileError(path, f"{n_el} electrons cannot have 2Sz = {two_sz}", line)
         n_up, n_down = filling(path, n, (n_el + two_sz) // 2, (n_el - two_sz) // 2, line)
+    if words:
+        line = kv[el_key][1] if n_el is not None else kv["2sz"][1]
+        stated = StatedFilling(n_el, two_sz, str(path), line, ", ".join(words))
     geometry = "x".join(str(s) for s in size)
     return FileHamiltonian(
-        op, n, n_up, n_down, f"StdFace {kind} {geometry} Hubbard from {path} (t={t:g}, t'={tp:g}, U={U:g}, V={V:g})"
+        op,
+        n,
+        n_up,
+        n_down,
+        f"StdFace {kind} {geometry} Hubbard from {path} (t={t:g}, t'={tp:g}, U={U:g}, V={V:g})",
+        stated,
     )

@@ -34,15 +34,97 @@ class HamiltonianFileError(ValueError):
 
 
 @dataclass(frozen=True)
+class StatedFilling:
+    """What a file fixes of the filling: the electron number ``n_electrons`` and ``two_sz`` = N↑ − N↓ (either
+    may be None) and where it says so: ``path``, ``line`` and ``text`` (the keywords as written, e.g.
+    ``"Ncond = 6, 2Sz = 0"``)."""
+
+    n_electrons: int | None
+    two_sz: int | None
+    path: str
+    line: int | None
+    text: str
+
+    @property
+    def sector(self) -> tuple[int, int] | None:
+        """``(N↑, N↓)`` when both numbers are fixed, else None."""
+        if self.n_electrons is None or self.two_sz is None:
+            return None
+        return (self.n_electrons + self.two_sz) // 2, (self.n_electrons - self.two_sz) // 2
+
+
+@dataclass(frozen=True)
 class FileHamiltonian:
     """A Hamiltonian read from a file: a fermion operator on ``2·n_sites`` orbitals, the filling when the
-    file states it (else None) and a one-line description (formulas: ``docs/hamiltonian_files.md``)."""
+    file states it (else None), a one-line description (formulas: ``docs/hamiltonian_files.md``) and what the
+    file fixes of the filling, also when it fixes only N or only 2S^z (``stated``; :meth:`sector`)."""
 
     operator: FermionOperator
     n_sites: int
     n_up: int | None
     n_down: int | None
     source: str
+    stated: StatedFilling | None = None
+
+    def sector(
+        self, n_up: int | None = None, n_down: int | None = None, keys: tuple[str, str] = ("n_up", "n_down")
+    ) -> tuple[int | None, int | None]:
+        """The ``(N↑, N↓)`` to work in: the requested ``n_up``, ``n_down`` (None: not chosen) checked against
+        what the file fixes.
+
+        * The file fixes N and 2S^z: the requested numbers must agree with them (or be None).
+        * The file fixes only N (an electron count without ``2Sz``: a model with free S^z, HPhi's
+          HubbardNConserved) or only 2S^z: the requested numbers must choose the sector, consistently;
+          one of them is enough when the file's number fixes the other.
+        * The file fixes nothing: the requested numbers, unchecked.
+
+        Raises :class:`HamiltonianFileError` naming the file's line and keywords (and ``keys``, the
+        names of the requested numbers in messages) otherwise.
+        """
+        s = self.stated
+        if s is None or (s.n_electrons is None and s.two_sz is None):
+            return n_up, n_down
+        N, M = s.n_electrons, s.two_sz
+        ku, kd = keys
+        su, sd = (k.rsplit(".", 1)[-1] for k in keys)
+        asked = ", ".join(f"{k} = {v}" for k, v in ((ku, n_up), (kd, n_down)) if v is not None)
+        if s.sector is not None:
+            fu, fd = s.sector
+            if (n_up is not None and n_up != fu) or (n_down is not None and n_down != fd):
+                raise HamiltonianFileError(
+                    s.path,
+                    f"{s.text} fix N↑ = {fu}, N↓ = {fd}, but the config asks for {asked}; "
+                    "remove them from the config or make them agree with the file",
+                    s.line,
+                )
+            return fu, fd
+        if n_up is None and n_down is None:
+            if N is not None:
+                raise HamiltonianFileError(
+                    s.path,
+                    f"{s.text} gives the electron number without 2Sz: the file's model has a free S^z (HPhi's "
+                    "HubbardNConserved, the lowest state over all S^z), while nqs works at fixed N↑ and N↓; "
+                    f"give 2Sz in the file, or choose the sector with {ku} and {kd} ({su} + {sd} = {N})",
+                    s.line,
+                )
+            raise HamiltonianFileError(
+                s.path,
+                f"{s.text} gives 2S^z without the electron number; give it in the file (Ncond), "
+                f"or choose the sector with {ku} and {kd} ({su} − {sd} = {M})",
+                s.line,
+            )
+        if n_up is None:
+            n_up = N - n_down if N is not None else n_down + M
+        if n_down is None:
+            n_down = N - n_up if N is not None else n_up - M
+        fixed = f"N↑ + N↓ = {N}" if N is not None else f"N↑ − N↓ = {M}"
+        if (N is not None and n_up + n_down != N) or (M is not None and n_up - n_down != M) or min(n_up, n_down) < 0:
+            raise HamiltonianFileError(
+                s.path,
+                f"{s.text} fixes {fixed}, but the config asks for {asked}; make them agree with the file",
+                s.line,
+            )
+        return n_up, n_down
 
 
 # ============================================================================ term builders
@@ -177,7 +259,10 @@ def check_conserves_spin(path: Path, ops: Sequence[tuple[int, int]], n_sites: in
     d_up = sum((1 if d else -1) for p, d in ops if p < n_sites)
     if d_up:
         raise HamiltonianFileError(
-            path, f"{what} changes N↑ by {d_up:+d} (a spin flip); nqs works at fixed N↑ and N↓", line
+            path,
+            f"{what} changes N↑ by {d_up:+d} (a spin flip, which changes S^z); nqs works at fixed N↑ and N↓, "
+            "so a model with spin-flip terms is not supported",
+            line,
         )
 
 

@@ -18,6 +18,7 @@ from .inputs import filling, is_int, is_real, read_text
 from .terms import (
     FileHamiltonian,
     HamiltonianFileError,
+    StatedFilling,
     Term,
     density_density,
     fermion_operator,
@@ -232,6 +233,16 @@ def read_wannier90(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
         raise HamiltonianFileError(path, "no terms above energy_cutoff")
     op = fermion_operator(n, terms, f"wannier90 {path.name}")
     geometry = "x".join(str(x) for x in L)
+    stated = None
+    if n_up is not None:
+        stated = StatedFilling(
+            n_up + n_down, n_up - n_down, str(path), None, f"the options n_up = {n_up}, n_down = {n_down}"
+        )
     return FileHamiltonian(
-        op, n, n_up, n_down, f"Wannier90 {path} on a {geometry} supercell ({nw} orbitals/cell; {', '.join(parts)})"
+        op,
+        n,
+        n_up,
+        n_down,
+        f"Wannier90 {path} on a {geometry} supercell ({nw} orbitals/cell; {', '.join(parts)})",
+        stated,
     )
