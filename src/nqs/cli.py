@@ -80,6 +80,7 @@ def cmd_run(args) -> int:
     if args.config and cfg.output.dir == "runs/default" and "output" not in _keys(args.config):
         cfg.output.dir = f"runs/{Path(args.config).stem}"
     console = Console(stderr=True)
+    args.out_dir = cfg.output.dir  # named in the message when the run is interrupted
     res = solve(cfg, resume=args.resume, progress=not args.quiet, console=console)
     from .parallel import is_main_process
 
@@ -91,7 +92,8 @@ def cmd_run(args) -> int:
     out.print(f"variance    = {e['variance']:.6g}    V-score = {res['v_score']:.3g}")
     if res["exact_energy"] is not None:
         out.print(f"exact       = {res['exact_energy']:.8f}   ({res['exact_method']})")
-        out.print(f"rel. error  = {res['relative_error']:.3e}")
+        rel = res["relative_error"]
+        out.print(f"rel. error  = {rel:.3e}" if rel is not None else "rel. error  = n/a (the exact energy is 0)")
     else:
         out.print("exact       = n/a (lattice too large for exact diagonalization)")
     ls = res.get("lanczos_step")
@@ -228,23 +230,36 @@ def cmd_imaginary_time(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    import tomllib
+    import os
 
     from . import io
     from .hamiltonians import units_short
 
     d = Path(args.run_dir)
+    if not d.exists():
+        raise _user_error(f"{d}: no such folder (expected an nqs run folder)")
+    if not d.is_dir():
+        raise _user_error(f"{d} is a file, not a run folder")
     hist = d / "history.csv"
     if not hist.exists():
         raise _user_error(f"{d} has no history.csv: is it an nqs run folder?")
-    rows = io.read_history(hist)
+    out = Path(args.output) if args.output else d / "convergence.png"
+    if out.is_dir():
+        raise _user_error(f"{out} is a folder; give a PNG file path")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK | os.X_OK):
+        raise _user_error(f"{out}: its folder {out.parent} does not exist or is not writable")
+    rows, note = io.load_history(hist)
     exact, units, title = None, "", str(d)
     if (d / "result.json").exists():
-        exact = json.loads((d / "result.json").read_text()).get("exact_energy")
+        exact = io.read_json(d / "result.json", "result").get("exact_energy")
+        if exact is not None and (isinstance(exact, bool) or not isinstance(exact, int | float)):
+            raise io.RunFileError(d / "result.json", f"exact_energy = {exact!r} is not a number")
     if (d / "config.toml").exists():
-        kind = tomllib.loads((d / "config.toml").read_text()).get("hamiltonian", {}).get("kind", "")
-        units, title = units_short(kind), f"{kind}: {d}"
-    out = Path(args.output) if args.output else d / "convergence.png"
+        kind = io.read_toml(d / "config.toml", "saved config").get("hamiltonian", {})
+        kind = kind.get("kind", "") if isinstance(kind, dict) else ""
+        units, title = units_short(str(kind)), f"{kind}: {d}"
+    if note:
+        print(f"nqs: note: {note}", file=sys.stderr)
     if not io.plot_convergence(rows, out, exact=exact, title=title, units=units):
         raise _user_error(f"{hist} has no steps to plot")
     print(out)
@@ -259,22 +274,51 @@ def _user_error(msg):
     return _UserError(msg)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, taken through the same path as Ctrl-C (the run stops between steps; its checkpoint is kept)."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
+def _interrupted(args, err) -> str:
+    what = "terminated (SIGTERM)" if isinstance(err, _Terminated) else "interrupted"
+    out = getattr(args, "out_dir", None)
+    if args.command != "run" or out is None:
+        return f"nqs: {what}"
+    from .drivers.loop import CHECKPOINT
+
+    if (Path(out) / CHECKPOINT).exists():
+        return f"nqs: {what}; the last checkpoint in {out}/ is kept: continue with --resume"
+    return f"nqs: {what} before the first checkpoint (output.checkpoint_every); nothing to resume in {out}/"
+
+
 def main(argv=None) -> int:
+    import signal
+    import threading
+
     args = _parser().parse_args(argv)
     from .runtime import configure_cpu
 
     configure_cpu()  # before the first JAX computation: thread pool, XLA flags, OpenBLAS spin, float64
     from .config import ConfigError
+    from .io import RunFileError
 
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         commands = {"run": cmd_run, "ed": cmd_ed, "plot": cmd_plot, "imaginary-time": cmd_imaginary_time}
         return commands[args.command](args)
-    except (ConfigError, _UserError) as err:
+    except (ConfigError, RunFileError, _UserError) as err:
         print(f"nqs: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("nqs: interrupted (the last checkpoint is kept; continue with --resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print(_interrupted(args, err), file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

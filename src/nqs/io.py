@@ -52,9 +52,88 @@ def load_checkpoint(path: Path, template):
     return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(x) for x in leaves]), meta
 
 
+class RunFileError(ValueError):
+    """A run-folder file (history, result, saved config) that cannot be used: ``"PATH[:LINE]: what is wrong"``."""
+
+    def __init__(self, path: Path | str, message: str, line: int | None = None):
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+#: The columns ``nqs plot`` needs in a ``history.csv``.
+PLOT_FIELDS = ("step", "energy", "energy_error")
+
+
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path`` (``what`` names the file's role in the message), or :class:`RunFileError`."""
+    path = Path(path)
+    if not path.exists():
+        raise RunFileError(path, f"no such file (the run folder's {what})")
+    if path.is_dir():
+        raise RunFileError(path, f"is a folder, expected the run folder's {what}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RunFileError(path, f"not a text file (expected the run folder's {what})") from None
+    except OSError as err:
+        raise RunFileError(path, f"cannot be read ({err.strerror or err})") from None
+
+
+def load_history(path: Path, fields: tuple[str, ...] | list[str] = PLOT_FIELDS) -> tuple[list[dict], str | None]:
+    """The rows of ``history.csv`` as floats, checked: a header naming at least ``fields``, and in every row as
+    many values as columns, numbers only, ``step`` an integer >= 0.  A last row without its line end (a write
+    cut short when the run was killed) is left out; the second value is then a note saying so, else None.
+    Any other problem is a :class:`RunFileError` naming the file and line."""
+    path = Path(path)
+    text = read_text(path, "history")
+    parts = text.split("\n")
+    lines = [line + "\n" for line in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    if not lines or not lines[0].strip():
+        raise RunFileError(path, "is empty (no header line); expected the CSV history an nqs run writes")
+    header = _csv_values(lines[0])
+    missing = [f for f in fields if f not in header]
+    if not lines[0].endswith("\n") or missing or len(set(header)) != len(header):
+        what = f"lacks the column(s) {', '.join(missing)}" if missing else "is cut or repeats a column"
+        raise RunFileError(path, f"header {what} (got {lines[0].strip()[:80]!r})", 1)
+    rows, note = [], None
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        if i == len(lines) and not line.endswith("\n"):
+            note = f"{path}:{i}: the last row is cut short (the run stopped while writing it); left out"
+            break
+        values = _csv_values(line)
+        problem = _row_problem(header, values)
+        if problem:
+            raise RunFileError(path, problem, i)
+        row = dict(zip(header, map(float, values), strict=True))
+        if "step" in row and not (row["step"].is_integer() and row["step"] >= 0):
+            raise RunFileError(path, f"step {values[header.index('step')]!r} is not an integer >= 0", i)
+        rows.append(row)
+    return rows, note
+
+
+def _csv_values(line: str) -> list[str]:
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error:
+        return [line]  # not CSV at all: one value, named in the message
+
+
+def _row_problem(header: list[str], values: list[str]) -> str | None:
+    if len(values) != len(header):
+        return f"{len(values)} values for {len(header)} columns"
+    for name, v in zip(header, values, strict=True):
+        try:
+            float(v)
+        except ValueError:
+            return f"{name} = {v[:40]!r} is not a number"
+    return None
+
+
 class History:
     """history.csv with the columns ``fields`` (the driver's), one row per completed step; on resume the rows at
-    or after the checkpoint are dropped."""
+    or after the checkpoint are dropped (an unreadable history is a :class:`RunFileError`)."""
 
     def __init__(
         self, path: Path, fields: tuple[str, ...] | list[str], resume_from: int | None = None, write: bool = True
@@ -64,14 +143,17 @@ class History:
         self.write = write  # False on the non-main processes of a multi-process run
         rows = []
         if resume_from is not None and self.path.exists():
-            with open(self.path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) < resume_from]
+            rows = [
+                {k: r[k] for k in self.fields}
+                for r in load_history(self.path, self.fields)[0]
+                if r["step"] < resume_from
+            ]
         if write:
             with open(self.path, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=self.fields)
                 w.writeheader()
-                w.writerows(rows)
-        self.rows = [{k: float(v) for k, v in r.items()} for r in rows]
+                w.writerows({**r, "step": int(r["step"])} for r in rows)
+        self.rows = rows
 
     def append(self, row: dict) -> None:
         self.rows.append(row)
@@ -82,8 +164,29 @@ class History:
 
 
 def read_history(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    """The checked rows of ``history.csv`` (:func:`load_history`; a cut last row is left out)."""
+    return load_history(path)[0]
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from ``path`` (``what``: the file's role), or :class:`RunFileError` saying what is wrong."""
+    try:
+        data = json.loads(read_text(path, what))
+    except json.JSONDecodeError as err:
+        raise RunFileError(path, f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    if not isinstance(data, dict):
+        raise RunFileError(path, f"expected a JSON object (the run folder's {what}), got {type(data).__name__}")
+    return data
+
+
+def read_toml(path: Path, what: str) -> dict:
+    """A TOML table from ``path`` (``what``: the file's role), or :class:`RunFileError` saying what is wrong."""
+    import tomllib
+
+    try:
+        return tomllib.loads(read_text(path, what))
+    except tomllib.TOMLDecodeError as err:
+        raise RunFileError(path, f"not valid TOML ({err})") from None
 
 
 def write_json(path: Path, obj) -> None:

@@ -101,6 +101,8 @@ def build_fermions(cfg: Config, lat):
         n_up = n_down = n_sites // 2
     elif n_up is None or n_down is None:
         n_up = n_down = n_up if n_up is not None else n_down
+    if n_up == 0 and n_down == 0:
+        raise ConfigError("hamiltonian.n_up, hamiltonian.n_down: no electrons (both 0); set at least one electron")
     try:
         hil = SpinfulFermions(n_sites, n_up, n_down)
     except ValueError as err:

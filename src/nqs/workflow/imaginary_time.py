@@ -23,8 +23,10 @@ def imaginary_time(cfg: Config, console=None) -> dict:
     Writes ``imaginary_time.json`` and ``imaginary_time.png`` into ``output.dir``.
     """
     from .. import imaginary_time as it
+    from .run_folder import check_output_dir
 
     hc, ic = cfg.hamiltonian, cfg.imaginary_time
+    check_output_dir(cfg.output.dir)
     if hc.kind not in ("ising", "heisenberg"):
         raise ConfigError(
             f"hamiltonian.kind: the exact DBM construction exists for 'ising' and 'heisenberg', not '{hc.kind}'"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -45,26 +46,64 @@ def join_processes(cfg: Config) -> bool:
         raise ConfigError(f"parallel: {err}") from None
 
 
-def _check_resume(out: Path, resolved: dict) -> None:
-    """--resume needs a checkpoint in ``out`` and, where the run's config.toml is there, the same physics."""
+def check_output_dir(path: str | Path, key: str = "output.dir") -> None:
+    """Refuse an output folder that cannot be made or written (before any work starts), naming ``key``."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{key}: {out} is a file, not a folder")
+    base = out
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise ConfigError(f"{key}: {out} cannot be made: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        where = "" if base == out else f" ({base} cannot take new folders)"
+        raise ConfigError(f"{key}: {out} is not writable{where}")
+    if out.is_dir():
+        for name in ("config.toml", "history.csv", CHECKPOINT, "result.json"):
+            f = out / name
+            if f.is_dir() or (f.exists() and not os.access(f, os.W_OK)):
+                raise ConfigError(f"{key}: {f} cannot be written ({'a folder' if f.is_dir() else 'read-only'})")
+
+
+def _check_resume(out: Path, resolved: dict, fields) -> list[int] | None:
+    """--resume needs a checkpoint in ``out``, a readable saved config.toml with the same physics where there is
+    one, and a readable history.csv with the driver's columns ``fields``.  Returns the history's steps (None
+    when there is no history or it is empty)."""
     if not (out / CHECKPOINT).exists():
         raise ConfigError(f"--resume: no checkpoint in {out}; run without --resume first")
-    saved = out / "config.toml"
-    if saved.exists():
-        import tomllib
-
-        old = tomllib.loads(saved.read_text())
+    saved, hist = out / "config.toml", out / "history.csv"
+    try:
+        old = io.read_toml(saved, "saved config") if saved.exists() else None
         mismatched = [
             k
             for k in ("seed", "lattice", "hamiltonian", "model", "sampler")
-            if json.dumps(_drop_none(old.get(k)), sort_keys=True)
-            != json.dumps(_drop_none(resolved.get(k)), sort_keys=True)
+            if old is not None
+            and json.dumps(_drop_none(old.get(k)), sort_keys=True, default=str)
+            != json.dumps(_drop_none(resolved.get(k)), sort_keys=True, default=str)
         ]
         if mismatched:
             raise ConfigError(
                 f"--resume: the config differs from the run in {out} in [{', '.join(mismatched)}]; "
                 "resume with the same config or choose another output.dir"
             )
+        rows = io.load_history(hist, fields)[0] if hist.exists() and hist.stat().st_size else None
+    except io.RunFileError as err:
+        raise ConfigError(f"--resume: {err}; restore it or move it away") from None
+    return None if rows is None else [int(r["step"]) for r in rows]
+
+
+def _history_note(out: Path, steps: list[int] | None, start: int) -> str | None:
+    """A note when the history kept for a resume from step ``start`` does not hold steps 0 … start−1 once each."""
+    if start == 0:
+        return None
+    if steps is None:
+        return f"{out / 'history.csv'} is missing or empty: the history restarts at step {start}"
+    kept = [k for k in steps if k < start]
+    if kept != list(range(start)):
+        have = f"{len(set(kept))} distinct of steps 0..{start - 1}"
+        return f"{out / 'history.csv'} holds {have} (missing or repeated rows); later rows follow from step {start}"
+    return None
 
 
 #: A start is flagged when its energy variance is below this fraction of (E − E_ref)²: its ground-state
@@ -183,17 +222,21 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     if not main:
         console, progress = Console(stderr=True, quiet=True), False
     t_start = time.perf_counter()
+    out = Path(cfg.output.dir)
+    check_output_dir(out)
     problem = build(cfg)
     driver = problem.driver
-    out = Path(cfg.output.dir)
-    out.mkdir(parents=True, exist_ok=True)
     resolved = problem.resolved_config()
+    steps = _check_resume(out, resolved, driver.history_fields) if resume else None
+    out.mkdir(parents=True, exist_ok=True)
 
     state = driver.init(jax.random.PRNGKey(cfg.seed))
     if resume:
-        _check_resume(out, resolved)
         state, _ = io.load_checkpoint(out / CHECKPOINT, state)
         console.print(f"resuming from step {int(state.step)} ({out / CHECKPOINT})")
+        note = _history_note(out, steps, int(state.step))
+        if note:
+            console.print(f"  note: {note}")
     if main:
         io.write_toml(out / "config.toml", resolved)
 

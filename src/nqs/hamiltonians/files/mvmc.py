@@ -286,7 +286,8 @@ def read_mvmc(path: Path, options: Mapping[str, Any]) -> FileHamiltonian:
             raise HamiltonianFileError(namelist, f"unknown keyword {keyword!r}", lineno)
         target = base / fname
         if not target.is_file():
-            raise HamiltonianFileError(namelist, f"the {keyword} file {fname!r} does not exist ({target})", lineno)
+            what = "is a folder, not a file" if target.is_dir() else "does not exist"
+            raise HamiltonianFileError(namelist, f"the {keyword} file {fname!r} {what} ({target})", lineno)
         files[key] = (target, lineno, keyword)
 
     if "calcmod" in files:
