@@ -266,15 +266,12 @@ CASES = {
     "hubbard with rbm": cfg(HUBBARD.format(extra="").replace('kind = "slater"', 'kind = "rbm"'), "model.kind"),
     "hubbard with exchange": cfg(HUBBARD.format(extra="").replace('kind = "hop"', 'kind = "exchange"'), "sampler"),
     "pauli no terms": cfg('[hamiltonian]\nkind = "pauli"\n', "terms"),
-    "pauli bad letter": cfg('[hamiltonian]\nkind = "pauli"\nterms = [[1.0, "XQ", [0, 1]]]\n', "Pauli term 'XQ'"),
-    "pauli short sites": cfg('[hamiltonian]\nkind = "pauli"\nterms = [[1.0, "XX", [0]]]\n', "Pauli term 'XX'"),
+    "pauli bad letter": cfg('[hamiltonian]\nkind = "pauli"\nterms = [[1.0, "XQ", [0, 1]]]\n', "hamiltonian.terms"),
+    "pauli short sites": cfg('[hamiltonian]\nkind = "pauli"\nterms = [[1.0, "XX", [0]]]\n', "hamiltonian.terms"),
     "pauli site range": cfg('[hamiltonian]\nkind = "pauli"\nterms = [[1.0, "XX", [0, 99]]]\n', "site 99"),
     "pauli not a list": cfg('[hamiltonian]\nkind = "pauli"\nterms = "XX"\n', "terms"),
     "pauli row short": cfg('[hamiltonian]\nkind = "pauli"\nterms = [[1.0, "XX"]]\n', "terms"),
-    "pauli word coefficient": pytest.param(
-        cfg('[hamiltonian]\nkind = "pauli"\nterms = [["big", "XX", [0, 1]]]\n', "terms"),
-        marks=pytest.mark.xfail(strict=True, reason="the message does not name terms (hamiltonians/spin.py)"),
-    ),
+    "pauli word coefficient": cfg('[hamiltonian]\nkind = "pauli"\nterms = [["big", "XX", [0, 1]]]\n', "terms"),
     "file without path": cfg('[hamiltonian]\nkind = "file"\nformat = "nqs"\n', "path"),
     "file format": cfg('[hamiltonian]\nkind = "file"\nformat = "xml"\npath = "h.xml"\n', "format"),
     "file options not a table": ham_file("nqs", 6, nqs_text(NQS_TOML), "options", options="options = 3"),
@@ -301,7 +298,7 @@ CASES = {
     "sampler n_chains negative": tiny("sampler", "n_chains = 8", "n_chains = -2", "sampler.n_chains"),
     "sampler fewer samples than chains": tiny("sampler", "n_samples = 64", "n_samples = 4", "sampler.n_samples"),
     "sampler power": tiny("sampler", None, "power = 3", "sampler.power"),
-    "sampler p_exchange": tiny("sampler", None, "p_exchange = 2", "sampler.p_exchange"),
+    "sampler p_exchange": tiny("sampler", None, "p_exchange = 2", "'p_exchange' is not a parameter of kind 'exchange'"),
     "sampler local with total_sz": tiny("sampler", 'kind = "exchange"', 'kind = "local"', "sampler.kind"),
     "sampler n_discard word": tiny("sampler", "n_discard = 4", 'n_discard = "x"', "sampler.n_discard"),
     "sampler exact too large": cfg(
@@ -564,8 +561,7 @@ CASES = {
     "resume no checkpoint": in_run("checkpoint.npz", None, "no checkpoint", "resume"),
 }
 
-# Values the config's strict checks are to refuse (booleans and strings are not numbers, non-finite
-# values): listed here so that the cases flip to passing when the checks arrive.
+# Values the config's strict checks refuse (booleans and strings are not numbers, non-finite values).
 STRICT = {
     "learning_rate true": tiny("optimizer", "learning_rate = 0.05", "learning_rate = true", "optimizer.learning_rate"),
     "learning_rate inf": tiny("optimizer", "learning_rate = 0.05", "learning_rate = inf", "optimizer.learning_rate"),
@@ -586,7 +582,7 @@ def _params():
         else:  # a pytest.param with marks
             yield pytest.param(*case.values, id=name, marks=case.marks)
     for name, case in STRICT.items():
-        yield pytest.param(case, id=f"strict: {name}", marks=pytest.mark.xfail(strict=False, reason="strict values"))
+        yield pytest.param(case, id=f"strict: {name}")
 
 
 @pytest.fixture

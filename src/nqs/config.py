@@ -56,7 +56,8 @@ def _registered_section(registry, value, default_kind: str):
         raise ValueError("must be a table with a 'kind'")
     kind = value.get("kind", default_kind)
     if kind not in registry:
-        raise ValueError(f"unknown {registry.family} kind {kind!r} (one of: {', '.join(registry.kinds())})")
+        known = ", ".join(registry.kinds())
+        raise ValueError(_encode([("kind", f"unknown {registry.family} kind {kind!r} (one of: {known})")]))
     cls = registry[kind].config
     try:
         return cls.model_validate({**value, "kind": kind})
@@ -107,7 +108,7 @@ def _error_parts(err: ValidationError) -> list[tuple[str, str, str]]:
         if msg not in entry[0]:
             entry[0].append(msg)
         inp = e.get("input")
-        if e["type"] not in ("extra_forbidden", "missing") and not isinstance(inp, dict):
+        if e["type"] not in ("extra_forbidden", "missing", "value_error") and not isinstance(inp, dict):
             entry[1] = f" (got {inp!r})"
     joined = {
         loc: msgs[:1] + [m.removeprefix("Input should be ") for m in msgs[1:]] for loc, (msgs, _, _) in out.items()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..registry import SAMPLERS, Section
 from .exact import ExactSampler
@@ -55,17 +55,20 @@ class MetropolisSection(Section):
     n_samples_eval: int | None = Field(None, gt=0)
     power: float = Field(2.0, gt=0, le=2)
 
-    @model_validator(mode="after")
-    def _whole_chains(self):
+    @field_validator("n_samples", "n_samples_eval")
+    @classmethod
+    def _whole_chains(cls, n: int | None, info: ValidationInfo) -> int | None:
         """Every chain records the same number of samples: a count the chains cannot divide is refused with the
         nearest counts they can."""
-        if self.n_samples < self.n_chains:
-            raise ValueError(f"n_samples ({self.n_samples}) must be at least n_chains ({self.n_chains})")
-        for key in ("n_samples", "n_samples_eval"):
-            problem = chains_cannot_divide(key, getattr(self, key), self.n_chains)
-            if problem:
-                raise ValueError(problem)
-        return self
+        n_chains = info.data.get("n_chains")
+        if n is None or n_chains is None:
+            return n
+        if n < n_chains:
+            raise ValueError(f"{info.field_name} ({n}) must be at least n_chains ({n_chains})")
+        problem = chains_cannot_divide(info.field_name, n, n_chains)
+        if problem:
+            raise ValueError(problem)
+        return n
 
 
 def chains_cannot_divide(key: str, n: int | None, n_chains: int) -> str | None:
@@ -137,7 +140,7 @@ MAX_EXACT_STATES = 2**22
 def build_exact(section: ExactSamplerConfig, context: SamplerContext) -> ExactSampler:
     n = context.hilbert.n_states
     if n > MAX_EXACT_STATES:
-        raise ValueError(f"exact enumeration of {n} states is too large; use Monte Carlo")
+        raise ValueError(f"kind: exact enumeration of {n} states is too large; use Monte Carlo")
     return ExactSampler(context.hilbert, context.orbits())
 
 

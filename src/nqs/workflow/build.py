@@ -204,8 +204,8 @@ def build_sampler(cfg: Config, lat, hil, op, model, bonds, resolved: dict | None
     )
     try:
         return SAMPLERS[sc.kind].build(sc, context)
-    except ValueError as err:
-        raise ConfigError(f"sampler: {err}") from None
+    except ValueError as err:  # a builder's message starts with the key it is about
+        raise ConfigError(f"sampler.{err}") from None
 
 
 def build_optimizer(cfg: Config) -> OptimizerConfig:
