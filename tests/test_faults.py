@@ -192,3 +192,23 @@ def test_interrupted_run_says_whether_it_can_resume(tmp_path, monkeypatch, capsy
         assert (
             err == "nqs: interrupted before the first checkpoint (output.checkpoint_every); nothing to resume in run/"
         )
+
+
+def test_a_fresh_run_into_a_run_folder_keeps_the_earlier_run(tmp_path):
+    """Nothing lost: a second `nqs run` (no --resume) into the same folder moves the first run's files aside."""
+    from nqs.workflow.run_folder import keep_earlier_run
+
+    out = tmp_path / "run"
+    out.mkdir()
+    assert keep_earlier_run(out) is None  # an empty folder: nothing to keep
+    (out / "config.toml").write_text("seed = 1\n")
+    assert keep_earlier_run(out) is None  # a config alone is no run
+    for name in ("history.csv", "checkpoint.npz", "result.json"):
+        (out / name).write_text(name)
+    first = keep_earlier_run(out)
+    assert first == out / "previous.1"
+    assert sorted(p.name for p in first.iterdir()) == ["checkpoint.npz", "config.toml", "history.csv", "result.json"]
+    assert not (out / "history.csv").exists()
+    (out / "history.csv").write_text("again")
+    assert keep_earlier_run(out) == out / "previous.2"
+    assert (out / "previous.1" / "history.csv").read_text() == "history.csv"

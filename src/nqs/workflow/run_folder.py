@@ -66,6 +66,27 @@ def check_output_dir(path: str | Path, key: str = "output.dir") -> None:
                 raise ConfigError(f"{key}: {f} cannot be written ({'a folder' if f.is_dir() else 'read-only'})")
 
 
+#: The files of a run in its folder (an earlier run's are kept aside by a fresh run: :func:`keep_earlier_run`).
+RUN_FILES = ("config.toml", "history.csv", "result.json", "convergence.png", "params_average.npz")
+
+
+def keep_earlier_run(out: Path) -> Path | None:
+    """Move the files of an earlier run in ``out`` (a fresh run into the same folder) into ``out/previous.K``
+    (the first K free) so that nothing is overwritten; returns that folder (None: nothing to keep)."""
+    files = [out / n for n in RUN_FILES if (out / n).is_file()]
+    files += sorted(p for p in out.glob("checkpoint*.npz*") if p.is_file()) if out.is_dir() else []
+    if not any(f.name in ("history.csv", "result.json") or f.name.startswith("checkpoint") for f in files):
+        return None
+    k = 1
+    while (out / f"previous.{k}").exists():
+        k += 1
+    keep = out / f"previous.{k}"
+    keep.mkdir()
+    for f in files:
+        f.rename(keep / f.name)
+    return keep
+
+
 def _check_resume(out: Path, resolved: dict, fields) -> list[int] | None:
     """--resume needs a checkpoint in ``out``, a readable saved config.toml with the same physics where there is
     one, and a readable history.csv with the driver's columns ``fields``.  Returns the history's steps (None
@@ -229,6 +250,9 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     resolved = problem.resolved_config()
     steps = _check_resume(out, resolved, driver.history_fields) if resume else None
     out.mkdir(parents=True, exist_ok=True)
+    kept = keep_earlier_run(out) if main and not resume else None
+    if kept is not None:
+        console.print(f"  note: the earlier run in {out} is kept in {kept} (--resume continues a run)")
 
     state = driver.init(jax.random.PRNGKey(cfg.seed))
     if resume:
