@@ -6,9 +6,11 @@
 * ``minsr`` — the same update always solved in sample space (MinSR), for many more parameters than samples;
 * ``adam``, ``sgd`` — first-order updates (optax) of the plain energy gradient.
 
-Every kind takes the keys of the run (:class:`OptimizerSection`): learning rate (constant, or a cosine decay
-to ``learning_rate_final``), ``n_steps``, the averaging window, chunking, memory limit and precision.  The SR
-kinds add the diagonal shift and its schedule, and the scale-invariant option.
+Every kind takes the keys of the run (:class:`OptimizerSection`): the learning rate (a cosine decay from
+``learning_rate`` to ``learning_rate_final``, by default a tenth of it; equal values hold it constant),
+``n_steps``, the averaging window, chunking, memory limit and precision.  The SR kinds add the diagonal shift
+and its schedule (by default decaying by 0.995 per step to 1e-4), and the scale-invariant option.  The defaults
+are the settings of the tuned Heisenberg examples (benchmarks page, "Defaults").
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ class OptimizerConfig:
         return optax.sgd(self.schedule())
 
 
+#: Without ``learning_rate_final`` the learning rate decays (cosine) by this factor over the run.
+DEFAULT_DECAY = 10.0
+
+
 class OptimizerSection(Section):
     """Keys every optimizer kind takes.
 
@@ -57,9 +63,10 @@ class OptimizerSection(Section):
     float64).
     """
 
-    learning_rate: float = Field(0.02, gt=0)
-    learning_rate_final: float | None = Field(None, gt=0)  # cosine decay to this value over n_steps
-    n_steps: int = Field(300, ge=0)
+    learning_rate: float = Field(0.05, gt=0)
+    # cosine decay to this value over n_steps; unset: learning_rate / 10 (equal to learning_rate: constant)
+    learning_rate_final: float | None = Field(None, gt=0)
+    n_steps: int = Field(800, ge=0)
     average_last: int = Field(0, ge=0)
     chunk_size: int | None = Field(None, gt=0)
     memory_limit_mb: float | None = Field(4096, gt=0)
@@ -71,13 +78,20 @@ class OptimizerSection(Section):
             raise ValueError(f"average_last ({self.average_last}) cannot exceed n_steps ({self.n_steps})")
         return self
 
+    def final_learning_rate(self) -> float:
+        """The learning rate at the last step: ``learning_rate_final``, by default a tenth of ``learning_rate``."""
+        if self.learning_rate_final is None:
+            return self.learning_rate / DEFAULT_DECAY
+        return self.learning_rate_final
+
     def settings(self, shift: sr.SRConfig | None = None) -> OptimizerConfig:
         kind = getattr(self, "kind", "sr")
+        final = self.final_learning_rate()
         return OptimizerConfig(
             kind=kind,
             learning_rate=self.learning_rate,
             sr=shift if shift is not None else sr.SRConfig(),
-            learning_rate_final=self.learning_rate_final,
+            learning_rate_final=None if final == self.learning_rate else final,
             n_steps=self.n_steps,
         )
 
@@ -88,15 +102,18 @@ class ShiftedSection(OptimizerSection):
     S_kk below this fraction of the largest are held for the step)."""
 
     diag_shift: float = Field(0.01, ge=0)
-    diag_shift_decay: float = Field(1.0, gt=0, le=1)
-    diag_shift_min: float = Field(0.0, ge=0)
+    diag_shift_decay: float = Field(0.995, gt=0, le=1)
+    diag_shift_min: float = Field(1e-4, ge=0)
     sr_rescale: bool = False
     sr_rescale_cutoff: float = Field(1e-4, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _check_shift(self):
         if self.diag_shift_min > self.diag_shift and self.diag_shift_decay < 1:
-            raise ValueError("diag_shift_min must not exceed diag_shift")
+            if "diag_shift_min" not in self.model_fields_set:  # a small diag_shift with the default floor
+                object.__setattr__(self, "diag_shift_min", self.diag_shift)
+            else:
+                raise ValueError("diag_shift_min must not exceed diag_shift")
         return self
 
     def shift_settings(self, solver: str) -> sr.SRConfig:

@@ -48,9 +48,9 @@ class MetropolisSection(Section):
     of the final evaluation (default 8 × n_samples); the chains sample |ψ|^``power`` and reweight by
     |ψ|^(2 − power) (below 2 they visit where |ψ| is small, near the nodes of projected states, more often)."""
 
-    n_chains: int = Field(16, gt=0)
-    n_samples: int = Field(1024, gt=0)
-    n_discard: int = Field(16, ge=0)
+    n_chains: int = Field(64, gt=0)
+    n_samples: int = Field(2048, gt=0)
+    n_discard: int = Field(8, ge=0)
     sweep_size: int | None = Field(None, gt=0)
     n_samples_eval: int | None = Field(None, gt=0)
     power: float = Field(2.0, gt=0, le=2)
