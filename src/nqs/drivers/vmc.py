@@ -17,7 +17,7 @@ steps 1–2 then being one jitted function per part and the rest one more (``VMC
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import jax
@@ -70,18 +70,65 @@ class OptimizerConfig:
     learning_rate_final: float | None = None
     n_steps: int = 0
 
-    def schedule(self) -> float | optax.Schedule:
-        """Constant η, or a cosine decay from ``learning_rate`` to ``learning_rate_final`` over n_steps."""
+    def schedule(self, scale: Any = None) -> float | optax.Schedule:
+        """Constant η, or a cosine decay from ``learning_rate`` to ``learning_rate_final`` over n_steps; with
+        ``scale`` (a number or a traced scalar) both times ``scale`` (:meth:`scaled`)."""
+        lr = self.learning_rate if scale is None else self.learning_rate * scale
         if self.learning_rate_final is None or self.n_steps <= 0:
-            return self.learning_rate
-        return optax.cosine_decay_schedule(
-            self.learning_rate, self.n_steps, alpha=self.learning_rate_final / self.learning_rate
-        )
+            return lr
+        return optax.cosine_decay_schedule(lr, self.n_steps, alpha=self.learning_rate_final / self.learning_rate)
 
-    def transform(self) -> optax.GradientTransformation:
+    def transform(self, scale: Any = None) -> optax.GradientTransformation:
+        """The optax transform (its learning rate times ``scale`` when given: :meth:`scaled`)."""
         if self.kind == "adam":
-            return optax.adam(self.schedule())
-        return optax.sgd(self.schedule())
+            return optax.adam(self.schedule(scale))
+        return optax.sgd(self.schedule(scale))
+
+    def shift(self, step: Any, scale: Any = None) -> jax.Array:
+        """The SR diagonal shift at ``step``: ``sr.shift(step)``, or that of :meth:`scaled` (``scale`` may be
+        traced: the softened steps of the run loop share one compiled step)."""
+        if scale is None or not self.uses_sr:
+            return self.sr.shift(step)
+        oc = self.sr
+        shift0 = oc.diag_shift if oc.diag_shift > 0 else jnp.where(scale < 1, 0.5 * SOFTENED_ZERO_SHIFT, 0.0)
+        return jnp.maximum(oc.diag_shift_min / scale, shift0 / scale * oc.diag_shift_decay**step)
+
+    @property
+    def uses_sr(self) -> bool:
+        return self.kind in ("sr", "minsr")
+
+    def scaled(self, scale: float) -> OptimizerConfig:
+        """The settings with steps made smaller by ``scale`` (0 < scale ≤ 1; the run loop's recoveries, each
+        ×½): the learning rate (and ``learning_rate_final``) times ``scale``; for SR the diagonal shift (and its
+        minimum) divided by it, a zero shift becoming :data:`SOFTENED_ZERO_SHIFT` at scale ½ (doubling zero
+        would leave a singular metric singular)."""
+        if scale == 1:
+            return self
+        oc = self.sr
+        if self.uses_sr:
+            shift = (
+                oc.diag_shift / scale
+                if oc.diag_shift > 0
+                else (0.5 * SOFTENED_ZERO_SHIFT / scale if scale < 1 else 0.0)
+            )
+            oc = replace(oc, diag_shift=shift, diag_shift_min=oc.diag_shift_min / scale)
+        final = None if self.learning_rate_final is None else self.learning_rate_final * scale
+        return replace(self, learning_rate=self.learning_rate * scale, learning_rate_final=final, sr=oc)
+
+    def step_settings(self) -> dict[str, float]:
+        """The settings :meth:`scaled` changes, by their config names."""
+        out = {"learning_rate": self.learning_rate}
+        if self.learning_rate_final is not None:
+            out["learning_rate_final"] = self.learning_rate_final
+        if self.uses_sr:
+            out["diag_shift"] = self.sr.diag_shift
+            if self.sr.diag_shift_min:
+                out["diag_shift_min"] = self.sr.diag_shift_min
+        return out
+
+
+#: The SR diagonal shift that a zero shift becomes at the first recovery (:meth:`OptimizerConfig.scaled`).
+SOFTENED_ZERO_SHIFT = 1e-3
 
 
 PRECISIONS = ("float64", "float32")
@@ -173,8 +220,12 @@ class VMC(SamplingDriver):
     memory_limit_mb: float | None = None
     mesh: Any = None
     threads: int | None = None
+    step_scale: float = 1.0
+    _compiled: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        if not self.step_scale > 0:
+            raise ValueError(f"step_scale must be positive, got {self.step_scale!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.memory_limit_mb is not None and self.memory_limit_mb <= 0:
@@ -290,6 +341,15 @@ class VMC(SamplingDriver):
             f"optimizer: {self.optimizer.kind} (solver: {self.solver(state)})"
         )
 
+    def softened(self, factor: float) -> VMC:
+        """This driver with the learning rate times ``factor`` and the SR shift divided by it
+        (:meth:`OptimizerConfig.scaled` of :attr:`step_scale`): the run loop's retry of a bad step.  Softened
+        copies share one compiled step (the scale is its argument)."""
+        return replace(self, step_scale=self.step_scale * factor)
+
+    def step_settings(self) -> dict[str, float]:
+        return self.optimizer.scaled(self.step_scale).step_settings()
+
     def estimator_info(self) -> dict:
         """The driver and what :meth:`estimate`'s statistics are (recorded in result.json)."""
         return {
@@ -334,27 +394,40 @@ class VMC(SamplingDriver):
         One jitted function, or, with :attr:`threads_in_use` > 1, the chains' parts sampled (with their
         local energies) by that many threads at once and then one jitted update: the same step, the parts
         being the same chains (:meth:`~nqs.sampling.MetropolisSampler.sample_part`).  With a mesh the
-        state must be placed on it (:meth:`init` does; :func:`run` places any state).
+        state must be placed on it (:meth:`init` does; :func:`run` places any state).  A softened driver
+        (``step_scale`` ≠ 1) shares one compiled step with its other softened copies.
         """
         solver = solver or self.solver()
+        return self.softened_step(solver, self._build_step)
+
+    def _build_step(self, solver: str, scaled: bool) -> Callable[..., Any]:
+        """The jitted ``step(state)``, or with ``scaled`` ``step(state, scale)``."""
         n_threads = self.threads_in_use
         if n_threads > 1:
-            return self._threaded_step(solver, n_threads)
+            parts_of, join = self._parts(n_threads)
 
-        def step(state: State):
+            @jax.jit
+            def rest(state: State, parts, *scale):
+                samples, weights, e_loc, stats, sstate = join(state.sampler_state, parts)
+                return self._update(state, solver, samples, weights, e_loc, stats, sstate, *scale)
+
+            return lambda state, *scale: rest(state, parts_of(state.params, state.sampler_state), *scale)
+
+        def step(state: State, *scale):
             samples, weights, e_loc, stats, sstate = self.estimate(state.params, state.sampler_state)
-            return self._update(state, solver, samples, weights, e_loc, stats, sstate)
+            return self._update(state, solver, samples, weights, e_loc, stats, sstate, *scale)
 
         if self.mesh is None:
             return jax.jit(step)
         from ..parallel import replicated
 
-        sh = self.state_sharding()
-        return jax.jit(step, in_shardings=(sh,), out_shardings=(sh, replicated(self.mesh)))
+        sh, r = self.state_sharding(), replicated(self.mesh)
+        return jax.jit(step, in_shardings=(sh, r) if scaled else (sh,), out_shardings=(sh, r))
 
-    def _update(self, state: State, solver: str, samples, weights, e_loc, stats, sstate):
-        """The rest of a step after sampling and local energies: O, the SR direction, the optax update."""
-        tx = self.optimizer.transform()
+    def _update(self, state: State, solver: str, samples, weights, e_loc, stats, sstate, scale=None):
+        """The rest of a step after sampling and local energies: O, the SR direction, the optax update (with
+        the learning rate and SR shift of :meth:`OptimizerConfig.scaled` for a traced ``scale``)."""
+        tx = self.optimizer.transform(scale)
         solve_dtype = jnp.float64 if self.precision == "float32" else None
         params = state.params
         model, mode = self._model, self._mode
@@ -363,7 +436,7 @@ class VMC(SamplingDriver):
         O = estimators.log_derivatives(model, params, rows, mode, self._chunk, self.mesh, factored=True)
         O = jax.tree_util.tree_map(lambda x: self._rows(x, 1), O)
         flat, unravel = ravel_pytree(params)
-        shift = self.optimizer.sr.shift(state.step)
+        shift = self.optimizer.shift(state.step, scale)
         if self.optimizer.kind in ("sr", "minsr"):
             d = sr.sr_direction(
                 O,
@@ -416,17 +489,6 @@ class VMC(SamplingDriver):
             return samples, weights, e_loc, stats, sstate
 
         return threaded_parts(part_fn, n_threads, "nqs-chains"), join
-
-    def _threaded_step(self, solver: str, n_threads: int):
-        """``step`` with the chains in ``n_threads`` parts (:meth:`_parts`), then one jitted update."""
-        parts_of, join = self._parts(n_threads)
-
-        @jax.jit
-        def rest(state: State, parts):
-            samples, weights, e_loc, stats, sstate = join(state.sampler_state, parts)
-            return self._update(state, solver, samples, weights, e_loc, stats, sstate)
-
-        return lambda state: rest(state, parts_of(state.params, state.sampler_state))
 
 
 class VMCDriverConfig(Section):

@@ -45,6 +45,21 @@ def join_processes(cfg: Config) -> bool:
         raise ConfigError(f"parallel: {err}") from None
 
 
+#: The config sections that define the problem a run folder holds: a resume must keep them.
+PHYSICS_KEYS = ("seed", "lattice", "hamiltonian", "model", "sampler")
+
+
+def config_fingerprint(resolved: dict) -> dict[str, str]:
+    """A short hash per section of :data:`PHYSICS_KEYS` of the resolved config (kept in each checkpoint, so that
+    one from another config is refused on --resume; :func:`nqs.io.load_checkpoint`)."""
+    import hashlib
+
+    def digest(value) -> str:
+        return hashlib.sha256(json.dumps(_drop_none(value), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    return {k: digest(resolved.get(k)) for k in PHYSICS_KEYS}
+
+
 def _check_resume(out: Path, resolved: dict) -> None:
     """--resume needs a checkpoint in ``out`` and, where the run's config.toml is there, the same physics."""
     if not (out / CHECKPOINT).exists():
@@ -56,7 +71,7 @@ def _check_resume(out: Path, resolved: dict) -> None:
         old = tomllib.loads(saved.read_text())
         mismatched = [
             k
-            for k in ("seed", "lattice", "hamiltonian", "model", "sampler")
+            for k in PHYSICS_KEYS
             if json.dumps(_drop_none(old.get(k)), sort_keys=True)
             != json.dumps(_drop_none(resolved.get(k)), sort_keys=True)
         ]
@@ -111,9 +126,10 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     resolved = problem.resolved_config()
 
     state = driver.init(jax.random.PRNGKey(cfg.seed))
+    fingerprint, resumed = config_fingerprint(resolved), None
     if resume:
         _check_resume(out, resolved)
-        state, _ = io.load_checkpoint(out / CHECKPOINT, state)
+        state, resumed = io.load_checkpoint(out / CHECKPOINT, state, fingerprint)
         console.print(f"resuming from step {int(state.step)} ({out / CHECKPOINT})")
     if main:
         io.write_toml(out / "config.toml", resolved)
@@ -130,7 +146,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         console.print(f"  exact energy ({exact_method}): {e0:.10f}")
     oc = cfg.optimizer
     try:
-        state, averager, times, history = optimize(
+        opt = optimize(
             driver,
             state,
             oc.n_steps,
@@ -142,17 +158,25 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
             console=console,
             progress=progress,
             write=main,
-            meta={"n_parameters": n_params},
+            meta={"n_parameters": n_params, "config": fingerprint},
+            recovery=cfg.recovery,
+            resumed=resumed,
         )
     except NonFiniteError as err:
+        if err.state is not None:
+            kept, again = f"the last good state (step {err.step}) is saved in {out / CHECKPOINT}", "rerun with --resume"
+        else:
+            kept, again = "no state of this run was good", "rerun" + (" with --resume" if resume else "")
         raise ConfigError(
-            f"{err} — stopped; the last good state (step {err.step}) is saved in {out / CHECKPOINT}. "
-            "Lower optimizer.learning_rate or raise optimizer.diag_shift, then rerun with --resume."
+            f"{err} — stopped; {kept}. Lower optimizer.learning_rate or raise optimizer.diag_shift, then {again}."
         ) from None
+    state, averager, times, history = opt.state, opt.average, opt.seconds, opt.history
     final_params = averager.mean(state.params)
     if averager.count:
         console.print(f"  final parameters: the mean over the last {averager.count} steps")
     result = _evaluate(problem, state, final_params, e0, exact_method, n_params, averager.count, times, t_start)
+    if opt.recoveries:
+        result["recoveries"] = {"count": opt.recoveries, "settings": opt.driver.step_settings()}
     if not main:
         return result
     io.write_json(out / "result.json", result)
