@@ -225,8 +225,9 @@ def run(
     once ``state`` (the state after it) is known to be good (returning False stops the loop).  Returns the
     final state.
 
-    A state is accepted when the step from it evaluates its energy and :func:`bad_step` finds nothing wrong, and
-    it is passed to ``callback`` once the state after it is accepted too: until then a bad step can still show
+    A state is accepted when the step from it evaluates its energy and :func:`bad_step` finds nothing wrong
+    against the last accepted state nor the one before it, and it is passed to ``callback`` once the state
+    after it is accepted too: until then a bad step can still show
     that it was bad (see below).  Without ``recovery`` a bad step is one with NaN or inf, and it raises
     :class:`NonFiniteError` carrying the last accepted state.  With ``recovery`` the jump tests of
     :func:`bad_step` apply too (``reference``: an exact ground-state energy, or None), the final state is
@@ -269,6 +270,11 @@ def run(
         else:
             previous, limit = (good.ref if role == "good" else None), threshold
         reason, state_bad = bad_step(ev, bool(info["finite"]), previous, limit, k, reference)
+        if role == "new" and not state_bad and good is not None and base.ev is not None:
+            # and against the state before: one accepted state with a large error bar hides nothing
+            again, state_bad = bad_step(ev, True, base.ev, limit, k, reference)
+            if state_bad:
+                reason = f"{again} (compared with step {int(base.state.step)})"
         if not state_bad:
             if role == "new":
                 if good is not None:
