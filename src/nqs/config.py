@@ -22,6 +22,7 @@ from pydantic import (
 
 from . import drivers as _drivers  # noqa: F401  (registers the built-in drivers)
 from . import hamiltonians as _hamiltonians  # noqa: F401  (registers the built-in Hamiltonians)
+from .drivers.loop import RecoveryConfig
 from .hamiltonians import HeisenbergConfig
 from .optimizers import SROptimizerSection
 from .registry import DRIVERS, HAMILTONIANS, MODELS, OPTIMIZERS, SAMPLERS, Section
@@ -362,6 +363,7 @@ class Config(_Section):
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     imaginary_time: ImaginaryTimeConfig = Field(default_factory=ImaginaryTimeConfig)
     driver: SerializeAsAny[Section] = Field(default_factory=DriverConfig)
+    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
 
     _driver = field_validator("driver", mode="before")(lambda cls, v: _driver_section(v))
     _hamiltonian = field_validator("hamiltonian", mode="before")(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import jax
@@ -12,16 +14,70 @@ import numpy as np
 
 
 def atomic_write(path: Path, write) -> None:
+    """``write(f)`` into a temporary file beside ``path``, flushed to disk, then renamed over ``path``: a reader
+    sees the old file or the whole new one, never a part (the temporary file is removed if ``write`` fails)."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:  # the rename itself to disk
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class BadFile(ValueError):
+    """A file nqs wrote that cannot be used as it is: ``"PATH: what is wrong"``."""
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of the ``.npz`` archive ``path``, read now; :class:`BadFile` naming the file and what is wrong
+    when it is missing, a folder, empty, cut short, damaged or not an archive."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadFile(f"{path}: is a folder, not a file nqs wrote")
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise BadFile(f"{path}: cannot be read ({err.strerror or err})") from None
+    if size == 0:
+        raise BadFile(f"{path}: is empty (a write cut short?)")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except zipfile.BadZipFile as err:
+        raise BadFile(f"{path}: not a whole .npz archive (cut short or damaged: {_why(err)})") from None
+    except (OSError, ValueError, EOFError):
+        raise BadFile(f"{path}: not an .npz archive nqs wrote (unrecognised content)") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise BadFile(f"{path}: a single array, not an .npz archive nqs wrote")
+    try:
+        with data:
+            return {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise BadFile(f"{path}: damaged ({_why(err)})") from None
+
+
+def _why(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {text[:80]}" if text else type(err).__name__
 
 
 def save_checkpoint(path: Path, state, meta: dict) -> None:
-    """Write the whole state pytree (leaves as arrays) and ``meta`` atomically.
+    """Write the whole state pytree (leaves as arrays) and ``meta`` atomically (:func:`atomic_write`: the
+    previous checkpoint stays whole until the new one is).
 
     With several processes every process must call it (the chains are gathered collectively) and
     process 0 writes the file (on a shared file system every process can then resume from it).
@@ -35,20 +91,58 @@ def save_checkpoint(path: Path, state, meta: dict) -> None:
         atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
-def load_checkpoint(path: Path, template):
-    """Read a checkpoint into the structure of ``template`` (a state built from the same config)."""
-    with np.load(path) as data:
-        meta = json.loads(bytes(data["meta"]).decode())
-        treedef = jax.tree_util.tree_structure(template)
-        n = treedef.num_leaves
-        if sum(1 for k in data.files if k.startswith("leaf_")) != n:
-            raise ValueError(f"checkpoint {path} does not match this configuration (different model?)")
-        leaves = [data[f"leaf_{i}"] for i in range(n)]
-    for new, old in zip(leaves, jax.tree_util.tree_leaves(template), strict=True):
-        if np.shape(new) != np.shape(old):
-            raise ValueError(
-                f"checkpoint {path} does not match this configuration (shape {np.shape(new)} vs {np.shape(old)})"
+def load_checkpoint(path: Path, template, fingerprint: dict | None = None):
+    """Read a checkpoint into the structure of ``template`` (a state built from the same config); returns
+    ``(state, meta)``.
+
+    Everything is checked before use: the file (readable, a whole archive), its record of the run (``meta``),
+    the number, shapes and dtypes of its arrays against ``template``, finite parameters and optimizer state,
+    and, where both are known, that it belongs to this config (``fingerprint``, stored by the run in
+    ``meta["config"]``: a hash per config section).  Any problem is a :class:`~nqs.config.ConfigError` of one
+    line naming the file and what is wrong.
+    """
+    from .config import ConfigError
+
+    path = Path(path)
+    try:
+        data = read_npz(path)
+    except BadFile as err:
+        raise ConfigError(f"checkpoint {err}") from None
+
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"checkpoint {path}: {what}")
+
+    try:
+        meta = json.loads(bytes(data["meta"].astype(np.uint8)).decode())
+    except KeyError:
+        raise bad("has no record of its run ('meta'): not a checkpoint nqs wrote") from None
+    except (ValueError, TypeError) as err:
+        raise bad(f"its record of the run ('meta') is damaged ({_why(err)})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("step", 0), int):
+        raise bad("its record of the run ('meta') is damaged")
+    if fingerprint and isinstance(meta.get("config"), dict):
+        differ = [k for k in fingerprint if k in meta["config"] and meta["config"][k] != fingerprint[k]]
+        if differ:
+            raise bad(
+                f"belongs to another config (it differs in [{', '.join(differ)}]); resume with that run's config "
+                "or choose another output.dir"
             )
+    with_paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    n = treedef.num_leaves
+    found = sum(1 for k in data if k.startswith("leaf_"))
+    if found != n or any(f"leaf_{i}" not in data for i in range(n)):
+        raise bad(f"holds {found} arrays where this config's state has {n}: it does not match this configuration")
+    leaves = []
+    for i, (key_path, old) in enumerate(with_paths):
+        new, name = data[f"leaf_{i}"], jax.tree_util.keystr(key_path) or f"leaf {i}"
+        if new.shape != np.shape(old):
+            raise bad(f"{name} has shape {new.shape} where this config has {np.shape(old)}: not its checkpoint")
+        if new.dtype != np.dtype(old.dtype):
+            raise bad(f"{name} has dtype {new.dtype} where this config has {np.dtype(old.dtype)}: not its checkpoint")
+        if name.startswith((".params", ".opt_state")) and np.issubdtype(new.dtype, np.inexact):
+            if not np.all(np.isfinite(new)):
+                raise bad(f"{name} holds NaN or inf: not a usable state")
+        leaves.append(new)
     return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(x) for x in leaves]), meta
 
 
@@ -143,14 +237,16 @@ class History:
         self.write = write  # False on the non-main processes of a multi-process run
         rows = []
         if resume_from is not None and self.path.exists():
+            # the loop's own columns (``recovery``) may be missing in an older history: 0 then
+            required = [f for f in self.fields if f != "recovery"]
             rows = [
-                {k: r[k] for k in self.fields}
-                for r in load_history(self.path, self.fields)[0]
+                {k: r.get(k, 0.0) for k in self.fields}
+                for r in load_history(self.path, required)[0]
                 if r["step"] < resume_from
             ]
         if write:
-            with open(self.path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self.fields)
+            with open(self.path, "w", newline="") as f:  # a column the old rows lack (``recovery``): 0
+                w = csv.DictWriter(f, fieldnames=self.fields, restval=0)
                 w.writeheader()
                 w.writerows({**r, "step": int(r["step"])} for r in rows)
         self.rows = rows
@@ -213,7 +309,11 @@ def plot_convergence(
 ) -> bool:
     """Energy vs step (± error) and, when the exact energy is known, |E − E₀|/|E₀| (log scale).
 
-    Returns False (and writes nothing) when ``history`` has no steps (a run with ``--n-steps 0``)."""
+    Rows of recoveries (``recovery`` > 0, :mod:`nqs.drivers.loop`) are not plotted as energies: a dotted line
+    marks the step each redid.  Returns False (and writes nothing) when ``history`` has no steps (a run with
+    ``--n-steps 0``)."""
+    redone = sorted({r["step"] for r in history if r.get("recovery")})
+    history = [r for r in history if not r.get("recovery")]
     if not history:
         return False
     import matplotlib
@@ -233,6 +333,8 @@ def plot_convergence(
         ax.axhline(exact, color="k", ls="--", lw=1, label=f"exact {exact:.6f}")
         lo = exact - 0.02 * abs(exact)
         ax.set_ylim(lo, max(np.nanpercentile(e, 95), exact + 0.05 * abs(exact)))
+    for i, k in enumerate(redone):
+        ax.axvline(k, color="tab:red", ls=":", lw=1, label="recovery" if i == 0 else None)
     ax.set_ylabel(f"energy ({units} units)" if units else "energy")
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=9)

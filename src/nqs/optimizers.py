@@ -15,9 +15,11 @@ are the settings of the tuned Heisenberg examples (benchmarks page, "Defaults").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
+import jax
+import jax.numpy as jnp
 import optax
 from pydantic import Field, model_validator
 
@@ -35,18 +37,65 @@ class OptimizerConfig:
     learning_rate_final: float | None = None
     n_steps: int = 0
 
-    def schedule(self) -> float | optax.Schedule:
-        """Constant η, or a cosine decay from ``learning_rate`` to ``learning_rate_final`` over n_steps."""
+    def schedule(self, scale: Any = None) -> float | optax.Schedule:
+        """Constant η, or a cosine decay from ``learning_rate`` to ``learning_rate_final`` over n_steps; with
+        ``scale`` (a number or a traced scalar) both times ``scale`` (:meth:`scaled`)."""
+        lr = self.learning_rate if scale is None else self.learning_rate * scale
         if self.learning_rate_final is None or self.n_steps <= 0:
-            return self.learning_rate
-        return optax.cosine_decay_schedule(
-            self.learning_rate, self.n_steps, alpha=self.learning_rate_final / self.learning_rate
-        )
+            return lr
+        return optax.cosine_decay_schedule(lr, self.n_steps, alpha=self.learning_rate_final / self.learning_rate)
 
-    def transform(self) -> optax.GradientTransformation:
+    def transform(self, scale: Any = None) -> optax.GradientTransformation:
+        """The optax transform (its learning rate times ``scale`` when given: :meth:`scaled`)."""
         if self.kind == "adam":
-            return optax.adam(self.schedule())
-        return optax.sgd(self.schedule())
+            return optax.adam(self.schedule(scale))
+        return optax.sgd(self.schedule(scale))
+
+    def shift(self, step: Any, scale: Any = None) -> jax.Array:
+        """The SR diagonal shift at ``step``: ``sr.shift(step)``, or that of :meth:`scaled` (``scale`` may be
+        traced: the softened steps of the run loop share one compiled step)."""
+        if scale is None or not self.uses_sr:
+            return self.sr.shift(step)
+        oc = self.sr
+        shift0 = oc.diag_shift if oc.diag_shift > 0 else jnp.where(scale < 1, 0.5 * SOFTENED_ZERO_SHIFT, 0.0)
+        return jnp.maximum(oc.diag_shift_min / scale, shift0 / scale * oc.diag_shift_decay**step)
+
+    @property
+    def uses_sr(self) -> bool:
+        return self.kind in ("sr", "minsr")
+
+    def scaled(self, scale: float) -> OptimizerConfig:
+        """The settings with steps made smaller by ``scale`` (0 < scale ≤ 1; the run loop's recoveries, each
+        ×½): the learning rate (and ``learning_rate_final``) times ``scale``; for SR the diagonal shift (and its
+        minimum) divided by it, a zero shift becoming :data:`SOFTENED_ZERO_SHIFT` at scale ½ (doubling zero
+        would leave a singular metric singular)."""
+        if scale == 1:
+            return self
+        oc = self.sr
+        if self.uses_sr:
+            shift = (
+                oc.diag_shift / scale
+                if oc.diag_shift > 0
+                else (0.5 * SOFTENED_ZERO_SHIFT / scale if scale < 1 else 0.0)
+            )
+            oc = replace(oc, diag_shift=shift, diag_shift_min=oc.diag_shift_min / scale)
+        final = None if self.learning_rate_final is None else self.learning_rate_final * scale
+        return replace(self, learning_rate=self.learning_rate * scale, learning_rate_final=final, sr=oc)
+
+    def step_settings(self) -> dict[str, float]:
+        """The settings :meth:`scaled` changes, by their config names."""
+        out = {"learning_rate": self.learning_rate}
+        if self.learning_rate_final is not None:
+            out["learning_rate_final"] = self.learning_rate_final
+        if self.uses_sr:
+            out["diag_shift"] = self.sr.diag_shift
+            if self.sr.diag_shift_min:
+                out["diag_shift_min"] = self.sr.diag_shift_min
+        return out
+
+
+#: The SR diagonal shift that a zero shift becomes at the first recovery (:meth:`OptimizerConfig.scaled`).
+SOFTENED_ZERO_SHIFT = 1e-3
 
 
 #: Without ``learning_rate_final`` the learning rate decays (cosine) by this factor over the run.

@@ -14,7 +14,11 @@ that changes from step to step is one pytree, the *state*, with at least a ``par
 * ``describe(state)`` — the run header's line (model, parameters, sampler, optimizer);
 * ``make_estimate()`` — the final evaluation's ``fn(params, sampler_state) -> (samples, weights, e_loc,
   stats, sampler_state)``, with ``for_evaluation(n_samples)`` giving the driver that draws that many samples;
-* ``estimator_info()`` — what the estimates are, recorded in ``result.json``.
+* ``estimator_info()`` — what the estimates are, recorded in ``result.json``;
+* ``softened(factor) -> driver | None`` — the driver with smaller steps (learning rate × factor, SR diagonal
+  shift / factor) that the loop retries a bad step with; None (the default): the driver cannot recover, and a
+  bad step stops the run (docs/recovery.md).  ``step_settings()`` names the settings it changes, and
+  ``retry_state(state, number)`` is the state a retry starts from (sampling drivers: fresh random numbers).
 
 Checkpoints hold the state pytree itself, so a driver needs nothing more to be resumable.  A driver is made
 available to configs and the CLI by one registration beside its builder (:data:`nqs.registry.DRIVERS`).
@@ -112,6 +116,22 @@ class Driver(abc.ABC):
         """What the driver's estimates are (written to ``result.json``)."""
         return {"driver": type(self).__name__}
 
+    def softened(self, factor: float) -> Driver | None:
+        """This driver with steps made smaller by ``factor`` (0 < factor < 1): the learning rate times
+        ``factor``, the SR diagonal shift divided by it.  The run loop retries a bad step from the last good
+        state with it (:mod:`nqs.drivers.loop`).  None (the default): not supported, a bad step stops the run."""
+        return None
+
+    def step_settings(self) -> dict[str, float]:
+        """The settings :meth:`softened` changes, by name (printed after a recovery, kept in checkpoints so that
+        a resumed run continues with them)."""
+        return {}
+
+    def retry_state(self, state: Any, number: int) -> Any:
+        """The state the loop's ``number``-th retry starts from, given the last good ``state``: the state itself
+        by default (sampling drivers draw fresh samples, :meth:`SamplingDriver.retry_state`)."""
+        return state
+
     def history_row(self, info: dict) -> dict[str, float]:
         """One row of ``history.csv`` from a step's ``info`` (all :attr:`history_fields` but step, seconds)."""
         s: Stats = info["energy"]
@@ -171,11 +191,14 @@ def threaded_parts(part_fn: Callable, n_threads: int, name: str) -> Callable:
 class SamplingDriver(Driver):
     """A driver whose state is :class:`State` and whose Markov chains (``sampler``) run on a device ``mesh``
     (split over its devices) or, on a CPU without one, in ``threads`` parts at once.  Subclasses are
-    dataclasses with the fields ``sampler``, ``mesh`` and ``threads``."""
+    dataclasses with the fields ``sampler``, ``mesh`` and ``threads``, and, to be softened by the run loop
+    (:meth:`softened_step`), ``step_scale`` and ``_compiled``."""
 
     sampler: Any
     mesh: Any
     threads: int | None
+    step_scale: float = 1.0
+    _compiled: dict
 
     @property
     def threads_in_use(self) -> int:
@@ -187,6 +210,37 @@ class SamplingDriver(Driver):
         if self.threads is not None:
             return self.threads
         return divisor_at_most(self.sampler.n_chains, cpu_cores())
+
+    def softened_step(self, solver: str, build: Callable[[str, bool], Callable]) -> Callable:
+        """The ``step(state)`` of :meth:`~Driver.make_step`: ``build(solver, False)`` (the jitted ``step(state)``)
+        while ``step_scale`` is 1, else ``build(solver, True)``'s ``step(state, scale)`` (the learning rate times
+        ``scale``, the SR shift divided by it) at this driver's scale.  That one is compiled once for all the
+        softened copies of a driver (they share the ``_compiled`` dictionary), so that a recovery of the run
+        loop costs no compilation."""
+        if self.step_scale == 1:
+            return build(solver, False)
+        import dataclasses
+
+        others = (
+            id(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in ("step_scale", "_compiled")
+        )
+        key = (solver, self.threads_in_use, *others)
+        fn = self._compiled.get(key)
+        if fn is None:
+            fn = self._compiled[key] = build(solver, True)
+        scale = jnp.asarray(self.step_scale, jnp.float64)
+        return lambda state: fn(state, scale)
+
+    def retry_state(self, state: State, number: int) -> State:
+        """``state`` with the chains' PRNG key folded with ``number``: a retry of a bad step draws fresh samples
+        instead of replaying the ones that failed (a rare sample can make a good step look bad), the same ones
+        in every run of the same seed."""
+        ss = state.sampler_state
+        if not hasattr(ss, "key"):
+            return state
+        key = ss.key.addressable_data(0) if hasattr(ss.key, "addressable_data") else ss.key
+        key = jax.random.fold_in(jnp.asarray(jax.device_get(key)), number)
+        return self.place(state._replace(sampler_state=ss._replace(key=key)))
 
     def state_sharding(self) -> State | None:
         """Shardings of the state on ``mesh`` (a prefix tree): replicated, except the chains."""
@@ -220,10 +274,16 @@ def finish_step(
     shift: float | jax.Array,
 ) -> tuple[State, dict]:
     """``(next state, info)`` of an optimization step of a sampling driver: the energy statistics, the
-    acceptance since ``state``, the SR shift, the update norm and whether everything is finite."""
+    acceptance since ``state``, the SR shift, the update norm and whether everything (the energy, the new
+    parameters and the optimizer's state) is finite."""
     from ..jax_utils import tree_all_finite
 
-    finite = tree_all_finite(new_params) & jnp.isfinite(stats.mean) & jnp.isfinite(stats.variance)
+    finite = (
+        tree_all_finite(new_params)
+        & tree_all_finite(opt_state)
+        & jnp.isfinite(stats.mean)
+        & jnp.isfinite(stats.variance)
+    )
     n_prop = jnp.maximum(sampler_state.n_proposed - state.sampler_state.n_proposed, 1)
     info = {
         "energy": stats,

@@ -100,7 +100,7 @@ class DBMVMC(SamplingDriver):
     ε = ½(Ē_1 + Ē_2) (so ``Stats.variance`` is Var ε, which includes the deep-layer noise and is
     larger than Var_ψ E_loc).  ``metric`` chooses the SR metric ("pair" or "mean", docs/dbm.md (v));
     ``deep_decay`` μ ≥ 0 the decoupled decay of U (docs/dbm.md (vi)).  Optimizer kinds "sr", "minsr",
-    "sgd", "adam" as in :class:`~nqs.drivers.vmc.OptimizerConfig`.  ``mesh`` and ``threads`` as VMC's:
+    "sgd", "adam" as in :class:`~nqs.optimizers.OptimizerConfig`.  ``mesh`` and ``threads`` as VMC's:
     the chains split over a 1-D device mesh, or (on a CPU without a mesh) sampled in ``threads`` parts
     at once (None: one per CPU core, as many as divide ``n_chains``).  Float64 only, all samples at once.
     """
@@ -113,8 +113,12 @@ class DBMVMC(SamplingDriver):
     deep_decay: float = 0.0
     mesh: Any = None
     threads: int | None = None
+    step_scale: float = 1.0
+    _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        if not self.step_scale > 0:
+            raise ValueError(f"step_scale must be positive, got {self.step_scale!r}")
         if self.metric not in ("pair", "mean"):
             raise ValueError(f"metric must be 'pair' or 'mean', got {self.metric!r}")
         if self.deep_decay < 0:
@@ -170,6 +174,14 @@ class DBMVMC(SamplingDriver):
             f"model: {self.model.describe()}, {self.n_parameters(state)} parameters; "
             f"optimizer: {self.optimizer.kind} (solver: {self.solver(state)})"
         )
+
+    def softened(self, factor: float) -> DBMVMC:
+        """This driver with the learning rate times ``factor`` and the SR shift divided by it (as
+        :meth:`nqs.drivers.vmc.VMC.softened`; the decay of U per update follows the learning rate)."""
+        return dataclasses.replace(self, step_scale=self.step_scale * factor)
+
+    def step_settings(self) -> dict[str, float]:
+        return self.optimizer.scaled(self.step_scale).step_settings()
 
     def for_evaluation(self, n_samples: int | None) -> DBMVMC:
         """This driver drawing ``n_samples`` σ samples per :meth:`estimate` (as VMC.for_evaluation)."""
@@ -260,33 +272,38 @@ class DBMVMC(SamplingDriver):
 
     def make_step(self, solver: str | None = None) -> Callable[..., Any]:
         """The ``step(state) -> (state, info)``; ``solver`` (see :meth:`solver`) is static.  One jitted
-        function, or with :attr:`threads_in_use` > 1 the parts sampled on threads and one jitted update."""
-        solver = solver or self.solver()
+        function, or with :attr:`threads_in_use` > 1 the parts sampled on threads and one jitted update (a
+        softened driver shares its compiled step with its other softened copies, as VMC's)."""
+        return self.softened_step(solver or self.solver(), self._build_step)
+
+    def _build_step(self, solver: str, scaled: bool) -> Callable[..., Any]:
+        """The jitted ``step(state)``, or with ``scaled`` ``step(state, scale)``."""
         n_threads = self.threads_in_use
         if n_threads > 1:
             parts_of, join = self._parts(n_threads)
 
             @jax.jit
-            def rest(state: State, parts):
+            def rest(state: State, parts, *scale):
                 js, e_pair, sstate = join(state.sampler_state, parts)
-                return self._update(state, solver, js, e_pair, sstate)
+                return self._update(state, solver, js, e_pair, sstate, *scale)
 
-            return lambda state: rest(state, parts_of(state.params, state.sampler_state))
+            return lambda state, *scale: rest(state, parts_of(state.params, state.sampler_state), *scale)
 
-        def step(state: State):
+        def step(state: State, *scale):
             js, sstate = self.sampler.sample(self.model, state.params, state.sampler_state)
-            return self._update(state, solver, js, self.pair_energies(state.params, js), sstate)
+            return self._update(state, solver, js, self.pair_energies(state.params, js), sstate, *scale)
 
         if self.mesh is None:
             return jax.jit(step)
         from ..parallel import replicated
 
-        sh = self.state_sharding()
-        return jax.jit(step, in_shardings=(sh,), out_shardings=(sh, replicated(self.mesh)))
+        sh, r = self.state_sharding(), replicated(self.mesh)
+        return jax.jit(step, in_shardings=(sh, r) if scaled else (sh,), out_shardings=(sh, r))
 
-    def _update(self, state: State, solver: str, js: JointSamples, e_pair, sstate):
-        """The rest of a step after sampling and local energies: O, the SR direction, the optax update."""
-        tx = self.optimizer.transform()
+    def _update(self, state: State, solver: str, js: JointSamples, e_pair, sstate, scale=None):
+        """The rest of a step after sampling and local energies: O, the SR direction, the optax update (with a
+        traced ``scale``: the softened settings, :meth:`nqs.optimizers.OptimizerConfig.scaled`)."""
+        tx = self.optimizer.transform(scale)
         oc = self.optimizer
         params = state.params
         stats = statistics(jnp.mean(e_pair, axis=-1))
@@ -295,7 +312,7 @@ class DBMVMC(SamplingDriver):
         e2 = self._rows(e_pair.reshape(n, 2), 1)
         w = jnp.full((n,), 1.0 / n)
         flat, unravel = ravel_pytree(params)
-        shift = oc.sr.shift(state.step)
+        shift = oc.shift(state.step, scale)
         if oc.kind in ("sr", "minsr"):
             d = joint_direction(O, e2, w, self.metric, shift, solver, oc.sr.cg_tol, oc.sr.cg_maxiter)
         else:
@@ -304,7 +321,7 @@ class DBMVMC(SamplingDriver):
         updates, opt_state = tx.update(unravel(d), state.opt_state, params)
         new_params = optax.apply_updates(params, updates)
         if self.deep_decay:
-            sched = oc.schedule()
+            sched = oc.schedule(scale)
             lr = sched(state.step) if callable(sched) else sched
             new_params = dict(new_params, U=new_params["U"] * (1.0 - lr * self.deep_decay))
         return finish_step(state, new_params, opt_state, sstate, stats, d, shift)

@@ -17,7 +17,7 @@ steps 1–2 then being one jitted function per part and the rest one more (``VMC
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import jax
@@ -150,8 +150,12 @@ class VMC(SamplingDriver):
     memory_limit_mb: float | None = None
     mesh: Any = None
     threads: int | None = None
+    step_scale: float = 1.0
+    _compiled: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        if not self.step_scale > 0:
+            raise ValueError(f"step_scale must be positive, got {self.step_scale!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.memory_limit_mb is not None and self.memory_limit_mb <= 0:
@@ -267,6 +271,15 @@ class VMC(SamplingDriver):
             f"optimizer: {self.optimizer.kind} (solver: {self.solver(state)})"
         )
 
+    def softened(self, factor: float) -> VMC:
+        """This driver with the learning rate times ``factor`` and the SR shift divided by it
+        (:meth:`OptimizerConfig.scaled` of :attr:`step_scale`): the run loop's retry of a bad step.  Softened
+        copies share one compiled step (the scale is its argument)."""
+        return replace(self, step_scale=self.step_scale * factor)
+
+    def step_settings(self) -> dict[str, float]:
+        return self.optimizer.scaled(self.step_scale).step_settings()
+
     def estimator_info(self) -> dict:
         """The driver and what :meth:`estimate`'s statistics are (recorded in result.json)."""
         return {
@@ -311,27 +324,40 @@ class VMC(SamplingDriver):
         One jitted function, or, with :attr:`threads_in_use` > 1, the chains' parts sampled (with their
         local energies) by that many threads at once and then one jitted update: the same step, the parts
         being the same chains (:meth:`~nqs.sampling.MetropolisSampler.sample_part`).  With a mesh the
-        state must be placed on it (:meth:`init` does; :func:`run` places any state).
+        state must be placed on it (:meth:`init` does; :func:`run` places any state).  A softened driver
+        (``step_scale`` ≠ 1) shares one compiled step with its other softened copies.
         """
         solver = solver or self.solver()
+        return self.softened_step(solver, self._build_step)
+
+    def _build_step(self, solver: str, scaled: bool) -> Callable[..., Any]:
+        """The jitted ``step(state)``, or with ``scaled`` ``step(state, scale)``."""
         n_threads = self.threads_in_use
         if n_threads > 1:
-            return self._threaded_step(solver, n_threads)
+            parts_of, join = self._parts(n_threads)
 
-        def step(state: State):
+            @jax.jit
+            def rest(state: State, parts, *scale):
+                samples, weights, e_loc, stats, sstate = join(state.sampler_state, parts)
+                return self._update(state, solver, samples, weights, e_loc, stats, sstate, *scale)
+
+            return lambda state, *scale: rest(state, parts_of(state.params, state.sampler_state), *scale)
+
+        def step(state: State, *scale):
             samples, weights, e_loc, stats, sstate = self.estimate(state.params, state.sampler_state)
-            return self._update(state, solver, samples, weights, e_loc, stats, sstate)
+            return self._update(state, solver, samples, weights, e_loc, stats, sstate, *scale)
 
         if self.mesh is None:
             return jax.jit(step)
         from ..parallel import replicated
 
-        sh = self.state_sharding()
-        return jax.jit(step, in_shardings=(sh,), out_shardings=(sh, replicated(self.mesh)))
+        sh, r = self.state_sharding(), replicated(self.mesh)
+        return jax.jit(step, in_shardings=(sh, r) if scaled else (sh,), out_shardings=(sh, r))
 
-    def _update(self, state: State, solver: str, samples, weights, e_loc, stats, sstate):
-        """The rest of a step after sampling and local energies: O, the SR direction, the optax update."""
-        tx = self.optimizer.transform()
+    def _update(self, state: State, solver: str, samples, weights, e_loc, stats, sstate, scale=None):
+        """The rest of a step after sampling and local energies: O, the SR direction, the optax update (with
+        the learning rate and SR shift of :meth:`OptimizerConfig.scaled` for a traced ``scale``)."""
+        tx = self.optimizer.transform(scale)
         solve_dtype = jnp.float64 if self.precision == "float32" else None
         params = state.params
         model, mode = self._model, self._mode
@@ -340,7 +366,7 @@ class VMC(SamplingDriver):
         O = estimators.log_derivatives(model, params, rows, mode, self._chunk, self.mesh, factored=True)
         O = jax.tree_util.tree_map(lambda x: self._rows(x, 1), O)
         flat, unravel = ravel_pytree(params)
-        shift = self.optimizer.sr.shift(state.step)
+        shift = self.optimizer.shift(state.step, scale)
         if self.optimizer.kind in ("sr", "minsr"):
             d = sr.sr_direction(
                 O,
@@ -393,17 +419,6 @@ class VMC(SamplingDriver):
             return samples, weights, e_loc, stats, sstate
 
         return threaded_parts(part_fn, n_threads, "nqs-chains"), join
-
-    def _threaded_step(self, solver: str, n_threads: int):
-        """``step`` with the chains in ``n_threads`` parts (:meth:`_parts`), then one jitted update."""
-        parts_of, join = self._parts(n_threads)
-
-        @jax.jit
-        def rest(state: State, parts):
-            samples, weights, e_loc, stats, sstate = join(state.sampler_state, parts)
-            return self._update(state, solver, samples, weights, e_loc, stats, sstate)
-
-        return lambda state: rest(state, parts_of(state.params, state.sampler_state))
 
 
 class VMCDriverConfig(Section):

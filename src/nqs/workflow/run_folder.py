@@ -87,6 +87,21 @@ def keep_earlier_run(out: Path) -> Path | None:
     return keep
 
 
+#: The config sections that define the problem a run folder holds: a resume must keep them.
+PHYSICS_KEYS = ("seed", "lattice", "hamiltonian", "model", "sampler")
+
+
+def config_fingerprint(resolved: dict) -> dict[str, str]:
+    """A short hash per section of :data:`PHYSICS_KEYS` of the resolved config (kept in each checkpoint, so that
+    one from another config is refused on --resume; :func:`nqs.io.load_checkpoint`)."""
+    import hashlib
+
+    def digest(value) -> str:
+        return hashlib.sha256(json.dumps(_drop_none(value), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    return {k: digest(resolved.get(k)) for k in PHYSICS_KEYS}
+
+
 def _check_resume(out: Path, resolved: dict, fields) -> list[int] | None:
     """--resume needs a checkpoint in ``out``, a readable saved config.toml with the same physics where there is
     one, and a readable history.csv with the driver's columns ``fields``.  Returns the history's steps (None
@@ -98,7 +113,7 @@ def _check_resume(out: Path, resolved: dict, fields) -> list[int] | None:
         old = io.read_toml(saved, "saved config") if saved.exists() else None
         mismatched = [
             k
-            for k in ("seed", "lattice", "hamiltonian", "model", "sampler")
+            for k in PHYSICS_KEYS
             if old is not None
             and json.dumps(_drop_none(old.get(k)), sort_keys=True, default=str)
             != json.dumps(_drop_none(resolved.get(k)), sort_keys=True, default=str)
@@ -111,7 +126,8 @@ def _check_resume(out: Path, resolved: dict, fields) -> list[int] | None:
         rows = io.load_history(hist, fields)[0] if hist.exists() and hist.stat().st_size else None
     except io.RunFileError as err:
         raise ConfigError(f"--resume: {err}; restore it or move it away") from None
-    return None if rows is None else [int(r["step"]) for r in rows]
+    # the accepted steps (a recovery's row repeats the step it redid: nqs.drivers.loop)
+    return None if rows is None else [int(r["step"]) for r in rows if not r.get("recovery", 0)]
 
 
 def _history_note(out: Path, steps: list[int] | None, start: int) -> str | None:
@@ -166,32 +182,13 @@ def start_warning(
     )
 
 
-class _FirstStepWatch:
-    """``driver`` with ``check(info)`` called on its first step's ``info`` (everything else is the driver's)."""
-
-    def __init__(self, driver, check):
-        self._driver, self._check = driver, check
-
-    def __getattr__(self, name):
-        return getattr(self._driver, name)
-
-    def make_step(self):
-        step, first = self._driver.make_step(), [True]
-
-        def watched(state):
-            new_state, info = step(state)
-            if first[0]:
-                first[0] = False
-                self._check(info)
-            return new_state, info
-
-        return watched
-
-
 def _watch_start(problem: Problem, e0: float | None, console, warnings: list[str]):
-    """The driver, its first step checked by :func:`start_warning`: a warning is printed and kept in ``warnings``."""
+    """``watch(step, info)`` for the run loop: the first step checked by :func:`start_warning`; a warning is
+    printed and kept in ``warnings``."""
 
-    def check(info):
+    def check(step: int, info: dict) -> None:
+        if warnings or step != 0:
+            return
         s = info.get("energy")
         if s is None or not bool(info.get("finite", True)):
             return
@@ -202,7 +199,7 @@ def _watch_start(problem: Problem, e0: float | None, console, warnings: list[str
             warnings.append(msg)
             console.print(f"  [yellow]warning:[/yellow] {msg}", soft_wrap=True)
 
-    return _FirstStepWatch(problem.driver, check)
+    return check
 
 
 def _header(problem: Problem, state) -> str:
@@ -255,8 +252,9 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
         console.print(f"  note: the earlier run in {out} is kept in {kept} (--resume continues a run)")
 
     state = driver.init(jax.random.PRNGKey(cfg.seed))
+    fingerprint, resumed = config_fingerprint(resolved), None
     if resume:
-        state, _ = io.load_checkpoint(out / CHECKPOINT, state)
+        state, resumed = io.load_checkpoint(out / CHECKPOINT, state, fingerprint)
         console.print(f"resuming from step {int(state.step)} ({out / CHECKPOINT})")
         note = _history_note(out, steps, int(state.step))
         if note:
@@ -277,8 +275,8 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     oc = cfg.optimizer
     warnings: list[str] = []
     try:
-        state, averager, times, history = optimize(
-            _watch_start(problem, e0, console, warnings),
+        opt = optimize(
+            driver,
             state,
             oc.n_steps,
             out,
@@ -289,19 +287,28 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
             console=console,
             progress=progress,
             write=main,
-            meta={"n_parameters": n_params},
+            meta={"n_parameters": n_params, "config": fingerprint},
+            recovery=cfg.recovery,
+            resumed=resumed,
+            watch=_watch_start(problem, e0, console, warnings),
         )
     except NonFiniteError as err:
+        if err.state is not None:
+            kept, again = f"the last good state (step {err.step}) is saved in {out / CHECKPOINT}", "rerun with --resume"
+        else:
+            kept, again = "no state of this run was good", "rerun" + (" with --resume" if resume else "")
         raise ConfigError(
-            f"{err} — stopped; the last good state (step {err.step}) is saved in {out / CHECKPOINT}. "
-            "Lower optimizer.learning_rate or raise optimizer.diag_shift, then rerun with --resume."
+            f"{err} — stopped; {kept}. Lower optimizer.learning_rate or raise optimizer.diag_shift, then {again}."
         ) from None
+    state, averager, times, history = opt.state, opt.average, opt.seconds, opt.history
     final_params = averager.mean(state.params)
     if averager.count:
         console.print(f"  final parameters: the mean over the last {averager.count} steps")
     result = _evaluate(problem, state, final_params, e0, exact_method, n_params, averager.count, times, t_start)
     if warnings:
         result["warnings"] = warnings
+    if opt.recoveries:
+        result["recoveries"] = {"count": opt.recoveries, "settings": opt.driver.step_settings()}
     if not main:
         return result
     io.write_json(out / "result.json", result)
