@@ -232,7 +232,7 @@ def test_pauli_word_coefficient_names_terms_and_the_entry(tmp_path, capsys):
     with pytest.raises(ConfigError) as err:
         parse_config(spec)
     msg = str(err.value)
-    assert "hamiltonian: terms: entry 1, ['abc', 'ZZ', [0, 1]]: the coefficient 'abc' is not a number" in msg
+    assert "hamiltonian.terms: entry 1, ['abc', 'ZZ', [0, 1]]: the coefficient 'abc' is not a number" in msg
     assert "malformed" not in msg
     cfg = tmp_path / "p.toml"
     cfg.write_text(

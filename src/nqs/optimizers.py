@@ -37,12 +37,14 @@ class OptimizerConfig:
     learning_rate_final: float | None = None
     n_steps: int = 0
 
-    def schedule(self, scale: Any = None) -> float | optax.Schedule:
+    def schedule(self, scale: Any = None) -> optax.Schedule:
         """Constant η, or a cosine decay from ``learning_rate`` to ``learning_rate_final`` over n_steps; with
-        ``scale`` (a number or a traced scalar) both times ``scale`` (:meth:`scaled`)."""
+        ``scale`` (a number or a traced scalar) both times ``scale`` (:meth:`scaled`).  Always a schedule, so the
+        optimizer state (which then counts the steps) has one structure whatever the settings: a run resumes
+        with a changed learning rate or schedule."""
         lr = self.learning_rate if scale is None else self.learning_rate * scale
         if self.learning_rate_final is None or self.n_steps <= 0:
-            return lr
+            return optax.constant_schedule(lr)
         return optax.cosine_decay_schedule(lr, self.n_steps, alpha=self.learning_rate_final / self.learning_rate)
 
     def transform(self, scale: Any = None) -> optax.GradientTransformation:
