@@ -83,12 +83,23 @@ def test_a_key_of_another_kind_names_the_kind_and_the_keys_it_takes(kind, key, v
     ham = HUBBARD if kind == "slater" else {"kind": "heisenberg"}
     msg = _error({"hamiltonian": ham, "model": {"kind": kind, key: value}})
     takes = ", ".join(k for k in MODELS[kind].config.model_fields if k != "kind")
-    assert msg == f"model: '{key}' is not a parameter of kind '{kind}' (it takes {takes})"
+    assert msg == f"model.{key}: '{key}' is not a parameter of kind '{kind}' (it takes {takes})"
+
+
+def test_several_keys_of_another_kind_are_named_in_one_part():
+    msg = _error({"model": {"kind": "jastrow", "alpha": 1, "param_dtype": "real", "shared_weights": "translation"}})
+    assert msg == (
+        "model: 'alpha', 'param_dtype' and 'shared_weights' are not parameters of kind 'jastrow' "
+        "(it takes init_scale, marshall_sign, symmetry)"
+    )
 
 
 def test_a_key_of_a_nested_table_is_named_with_that_table_s_keys():
     msg = _error({"model": {"kind": "rbm", "symmetry": {"k": [0], "project": "rbm"}}})
-    assert msg == "model: 'symmetry.project' is not a parameter of kind 'rbm' (it takes k, point_group, spin_parity)"
+    assert (
+        msg
+        == "model.symmetry.project: 'project' is not a parameter of kind 'rbm' (it takes k, point_group, spin_parity)"
+    )
     assert parse_config({"model": {"kind": "rbm_pp", "symmetry": {"project": "rbm"}}}).model.symmetry.project == "rbm"
 
 
@@ -131,12 +142,18 @@ def test_the_kinds_named_in_a_mismatch_come_from_the_registrations():
     "model, start",
     [
         ({"kind": "rbm_symmetric", "alpha": 1.5}, "model.alpha: the symmetric RBM takes an integer number of filters"),
-        ({"kind": "rbm_symmetric", "symmetry": {"point_group": "B1"}}, "model.symmetry: the symmetric RBM"),
-        ({"kind": "rbm", "shared_weights": "translation", "symmetry": {"k": ["pi"]}}, "model.symmetry.k: with shared"),
+        (
+            {"kind": "rbm_symmetric", "symmetry": {"point_group": "B1"}},
+            "model.symmetry: the symmetric RBM is invariant",
+        ),
+        (
+            {"kind": "rbm", "shared_weights": "translation", "symmetry": {"k": ["pi"]}},
+            "model.symmetry: with shared_weights",
+        ),
         ({"kind": "rbm", "symmetry": {"k": ["half pi"]}}, "model.symmetry.k: cannot read momentum component"),
-        ({"kind": "rbm_pp", "alpha": 0, "symmetry": {"project": "rbm"}}, 'model.symmetry.project: "rbm" projects'),
-        ({"kind": "pp", "symmetry": {"project": "rbm"}}, 'model.symmetry.project: "rbm" projects the RBM factor'),
-        ({"kind": "rbm_pp", "marshall_sign": True, "symmetry": {"project": "rbm"}}, "model.symmetry.project"),
+        ({"kind": "rbm_pp", "alpha": 0, "symmetry": {"project": "rbm"}}, 'model: symmetry.project = "rbm" projects'),
+        ({"kind": "pp", "symmetry": {"project": "rbm"}}, 'model: symmetry.project = "rbm" projects the RBM factor'),
+        ({"kind": "rbm_pp", "marshall_sign": True, "symmetry": {"project": "rbm"}}, "model: symmetry.project = "),
         ({"kind": "pp", "spin_projection": 4}, "model: spin_projection is for pairing"),
         ({"kind": "dbm", "param_dtype": "complex"}, "model.param_dtype: the DBM has real parameters"),
         ({"kind": "rbm", "alpha": 0}, "model.alpha: Input should be greater than 0"),

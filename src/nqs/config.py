@@ -54,13 +54,20 @@ def _registered_section(registry, value, default_kind: str):
     try:
         return cls.model_validate({**value, "kind": kind})
     except ValidationError as err:
-        parts = []
-        for e in err.errors():
-            loc = ".".join(str(x) for x in e["loc"])
+        parts, extra = [], {}
+        for e in err.errors():  # each named from the top of the config: "model.alpha: ..."
             if e["type"] == "extra_forbidden":
-                parts.append(f"'{loc}' is not a parameter of kind '{kind}' (it takes {_takes(cls, e['loc'][:-1])})")
-            else:  # named from the top of the config: "model.alpha: ..."
+                extra.setdefault(tuple(e["loc"][:-1]), []).append(str(e["loc"][-1]))
+            else:
                 parts.append(_error_line(e, registry.family))
+        for path, keys in extra.items():  # the keys a table does not take, named with those it takes
+            table = ".".join(str(x) for x in (registry.family, *path))
+            takes = f"(it takes {_takes(cls, path)})"
+            if len(keys) == 1:
+                parts.append(f"{table}.{keys[0]}: '{keys[0]}' is not a parameter of kind '{kind}' {takes}")
+            else:
+                names = ", ".join(f"'{k}'" for k in keys[:-1]) + f" and '{keys[-1]}'"
+                parts.append(f"{table}: {names} are not parameters of kind '{kind}' {takes}")
         raise ValueError("; ".join(parts)) from None
 
 
@@ -361,7 +368,7 @@ def _error_line(e: dict, section: str = "") -> str:
     inp = e.get("input")
     if e["type"] not in ("extra_forbidden", "missing") and not isinstance(inp, dict):
         msg += f" (got {inp!r})"
-    named = not loc or msg.startswith((f"{loc}:", f"{loc}.")) or bool(section and msg.startswith(f"{section}."))
+    named = not loc or msg.startswith((f"{loc}:", f"{loc}."))  # a section's message, its keys named already
     return msg if named else f"{loc}: {msg}"
 
 

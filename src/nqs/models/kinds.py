@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import jax
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..lattice import (
     little_group,
@@ -129,11 +129,12 @@ SharedWeights = Annotated[
 Symmetry = SymmetryConfig | None
 
 
-def momentum_zero_when_shared(section: Any) -> None:
-    """Shared weights make the state invariant under translations: a projection then has k = 0."""
-    sc = section.symmetry
-    if section.shared_weights is not None and sc is not None and not sc.at_momentum_zero():
-        raise ValueError("model.symmetry.k: with shared_weights the state has momentum 0; remove k or set it to 0")
+def momentum_zero_when_shared(sc: SymmetryConfig | None, info: ValidationInfo) -> SymmetryConfig | None:
+    """``symmetry`` of a kind with ``shared_weights`` (a field validator): shared weights make the state
+    invariant under translations, so a projection has k = 0."""
+    if info.data.get("shared_weights") is not None and sc is not None and not sc.at_momentum_zero():
+        raise ValueError("with shared_weights the state has momentum 0; remove k or set it to 0")
+    return sc
 
 
 # --------------------------------------------------------------------------------- config classes
@@ -148,10 +149,7 @@ class RBMConfig(Section):
     shared_weights: SharedWeights = None
     symmetry: Symmetry = None
 
-    @model_validator(mode="after")
-    def _check(self):
-        momentum_zero_when_shared(self)
-        return self
+    _momentum = field_validator("symmetry")(momentum_zero_when_shared)
 
 
 class RBMRealConfig(Section):
@@ -174,17 +172,22 @@ class SymmetricRBMConfig(Section):
     marshall_sign: MarshallSignKey = False
     symmetry: Symmetry = None
 
-    @model_validator(mode="after")
-    def _check(self):
-        if self.alpha != int(self.alpha):
-            raise ValueError(f"model.alpha: the symmetric RBM takes an integer number of filters, got {self.alpha:g}")
-        sc = self.symmetry
+    @field_validator("alpha")
+    @classmethod
+    def _filters(cls, alpha):
+        if alpha != int(alpha):
+            raise ValueError("the symmetric RBM takes an integer number of filters")
+        return alpha
+
+    @field_validator("symmetry")
+    @classmethod
+    def _invariant(cls, sc):
         if sc is not None and (not sc.at_momentum_zero() or sc.point_group not in (None, "A1")):
             raise ValueError(
-                "model.symmetry: the symmetric RBM is invariant (k = 0, A1); for other sectors "
+                "the symmetric RBM is invariant (k = 0, A1); for other sectors "
                 'project a plain RBM (kind = "rbm" with model.symmetry)'
             )
-        return self
+        return sc
 
 
 class JastrowConfig(Section):

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..hilbert import SpinfulFermions
 from ..lattice import SymmetryGroup, point_characters, point_group
@@ -75,6 +75,8 @@ class _PairProductKeys(Section):
     shared_weights: SharedWeights = None
     symmetry: PairSymmetryConfig | None = None
 
+    _momentum = field_validator("symmetry")(momentum_zero_when_shared)
+
     def rbm_factor(self) -> bool:
         """Whether the state has an RBM factor (what ``symmetry.project = "rbm"`` projects)."""
         return False
@@ -96,14 +98,13 @@ class _PairProductKeys(Section):
         if self.symmetry is not None and self.symmetry.project == "rbm":
             if not self.rbm_factor():
                 raise ValueError(
-                    'model.symmetry.project: "rbm" projects the RBM factor of kind = "rbm_pp" (alpha > 0); use "state"'
+                    'symmetry.project = "rbm" projects the RBM factor of kind = "rbm_pp" (alpha > 0); use "state"'
                 )
             if self.marshall_sign:
                 raise ValueError(
-                    'model.symmetry.project: "rbm" cannot reach the RBM factor inside the Marshall sign; remove '
-                    'marshall_sign or use "state"'
+                    'symmetry.project = "rbm" cannot reach the RBM factor inside the Marshall sign; remove '
+                    'marshall_sign or use project = "state"'
                 )
-        momentum_zero_when_shared(self)
         return self
 
 
