@@ -79,7 +79,7 @@ def test_exact_sampling_rbm_pp_run_from_config_approaches_ed(tmp_path):
         ({"model": {"kind": "rbm"}}, "carries no fermion sign"),
         ({"sampler": {"kind": "exchange"}}, 'electrons use kind = "hop"'),
         ({"hamiltonian": {"boundary": ["periodic", "open"]}}, "boundary needs one entry per direction"),
-        ({"model": {"kind": "pp", "symmetry": {"k": [0]}}}, "needs model.shared_weights"),
+        ({"model": {"symmetry": {"k": [0]}}}, "needs model.shared_weights"),
         ({"lattice": {"size": [5]}}, "n_up and n_down"),
     ],
 )

@@ -32,6 +32,7 @@ kind = "dbm"
 n_hidden = 4
 n_deep = 4
 marshall_sign = true
+[driver]
 deep_samples = 2
 [sampler]
 kind = "exchange"
@@ -77,9 +78,12 @@ def test_dbm_config_runs_and_writes_result(tiny_run):
     assert E0_CHAIN6 - 5 * err < e < 0, (e, err)
     assert [int(r["step"]) for r in rows] == list(range(20))
     assert len(res["structure_factor"]["value"]) == 6
-    # the resolved sizes and joint-chain settings are recorded with the run
-    saved = (out / "config.toml").read_text()
-    assert "n_deep = 4" in saved and "deep_decay = 0.1" in saved and 'deep_metric = "pair"' in saved
+    # the resolved sizes, the driver "auto" chose and its joint-chain settings are recorded with the run
+    import tomllib
+
+    saved = tomllib.loads((out / "config.toml").read_text())
+    assert saved["model"]["n_deep"] == 4
+    assert saved["driver"] == {"kind": "dbm", "deep_samples": 2, "deep_decay": 0.1, "deep_metric": "pair"}
 
 
 def test_dbm_resume_continues_from_the_checkpoint(tiny_run, capsys):
@@ -109,8 +113,9 @@ def _dbm(**over):
 def test_dbm_config_builds_the_joint_chain_driver():
     prob = build(
         _dbm(
-            model={"marshall_sign": True, "deep_decay": 0.05, "deep_metric": "mean", "param_dtype": "real"},
+            model={"marshall_sign": True, "param_dtype": "real"},
             sampler={"n_discard": 3, "sweep_size": 5},
+            driver={"kind": "dbm", "deep_decay": 0.05, "deep_metric": "mean"},
         )
     )
     vmc = prob.driver
@@ -156,24 +161,35 @@ def test_dbm_unsupported_combinations_are_config_errors(over, field):
 
 
 @pytest.mark.parametrize(
-    "model, field",
+    "model, driver, field",
     [
-        ({"kind": "rbm", "deep_decay": 0.1}, "'deep_decay' is for kind 'dbm'"),
-        ({"kind": "rbm", "deep_samples": 2}, "'deep_samples' is for kind 'dbm'"),
-        ({"kind": "dbm", "deep_samples": 0}, "model.deep_samples"),
-        ({"kind": "dbm", "deep_decay": -0.1}, "model.deep_decay"),
-        ({"kind": "dbm", "deep_metric": "full"}, "model.deep_metric"),
+        ({"kind": "dbm"}, {"deep_samples": 0}, "driver.deep_samples"),
+        ({"kind": "dbm"}, {"kind": "dbm", "deep_decay": -0.1}, "driver.deep_decay"),
+        ({"kind": "dbm"}, {"deep_metric": "full"}, "driver.deep_metric"),
+        ({"kind": "rbm"}, {"deep_samples": 2}, "driver.deep_samples: 'deep_samples' is not a parameter of kind 'vmc'"),
     ],
 )
-def test_dbm_keys_are_validated(model, field):
+def test_dbm_driver_keys_are_validated(model, driver, field):
     with pytest.raises(ConfigError, match=field):
-        parse_config({"model": model})
+        parse_config({"model": model, "driver": driver})
+
+
+@pytest.mark.parametrize("kind", ["dbm", "rbm"])
+@pytest.mark.parametrize("key, value", [("deep_samples", 2), ("deep_decay", 0.1), ("deep_metric", "pair")])
+def test_joint_chain_keys_in_model_say_where_they_moved(kind, key, value):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"model": {"kind": kind, key: value}})
+    msg = str(err.value)
+    assert msg.startswith(f"config: model: '{key}' has moved to [driver]") and "\n" not in msg, msg
 
 
 def test_dbm_defaults_are_the_benchmark_values():
-    mc = parse_config({"model": {"kind": "dbm"}}).model
-    assert (mc.deep_samples, mc.deep_decay, mc.deep_metric) == (4, 0.1, "pair")
-    assert parse_config({"model": {"kind": "rbm"}}).model.deep_decay is None
+    """``[driver] kind = "auto"`` (or no [driver]) with a DBM is the DBM driver with the benchmark's settings."""
+    for driver in (None, {}, {"kind": "auto"}, {"kind": "dbm"}):
+        cfg = parse_config({"model": {"kind": "dbm"}} | ({} if driver is None else {"driver": driver}))
+        dc = cfg.driver
+        assert (dc.kind, dc.deep_samples, dc.deep_decay, dc.deep_metric) == ("dbm", 4, 0.1, "pair")
+    assert parse_config({"model": {"kind": "rbm"}}).driver.kind == "vmc"
 
 
 def test_dbm_says_that_memory_limit_does_not_apply(tmp_path, capsys):

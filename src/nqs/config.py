@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 from pydantic import (
-    BeforeValidator,
-    Discriminator,
+    BaseModel,
     Field,
     SerializeAsAny,
-    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -22,16 +20,13 @@ from pydantic import (
 
 from . import drivers as _drivers  # noqa: F401  (registers the built-in drivers)
 from . import hamiltonians as _hamiltonians  # noqa: F401  (registers the built-in Hamiltonians)
+from . import models as _models  # noqa: F401  (registers the built-in model kinds)
 from .drivers.loop import RecoveryConfig
 from .hamiltonians import HeisenbergConfig
+from .models.kinds import RBMConfig, SymmetryConfig  # noqa: F401  (SymmetryConfig: [model.symmetry])
 from .optimizers import SROptimizerSection
-from .registry import DRIVERS, HAMILTONIANS, MODELS, OPTIMIZERS, SAMPLERS, Section
+from .registry import DRIVERS, HAMILTONIANS, MODELS, OPTIMIZERS, SAMPLERS, ConfigError, Section
 from .sampling.kinds import AutoSamplerConfig, ExchangeSamplerConfig, chains_cannot_divide, default_kind
-
-
-class ConfigError(ValueError):
-    """A user-facing configuration problem (one line, names the key)."""
-
 
 _Section = Section
 
@@ -63,13 +58,25 @@ def _registered_section(registry, value, default_kind: str):
     try:
         return cls.model_validate({**value, "kind": kind})
     except ValidationError as err:
-        takes = ", ".join(k for k in cls.model_fields if k != "kind")
-        parts = []
+        parts, extra = [], {}
         for loc, msg, etype in _error_parts(err):
             if etype == "extra_forbidden":
-                parts.append(("", f"'{loc}' is not a parameter of kind '{kind}' (it takes {takes or 'no parameters'})"))
+                path, _, key = loc.rpartition(".")
+                extra.setdefault(path, []).append(key)
             else:
                 parts.append((loc, msg))
+        for path, keys in extra.items():  # the keys a table does not take, named with those it takes
+            takes = f"(it takes {_takes(cls, path.split('.') if path else ())})"
+            if len(keys) == 1:
+                parts.append(
+                    (
+                        ".".join(x for x in (path, keys[0]) if x),
+                        f"'{keys[0]}' is not a parameter of kind '{kind}' {takes}",
+                    )
+                )
+            else:
+                names = ", ".join(f"'{k}'" for k in keys[:-1]) + f" and '{keys[-1]}'"
+                parts.append((path, f"{names} are not parameters of kind '{kind}' {takes}"))
         raise ValueError(_encode(parts)) from None
 
 
@@ -122,111 +129,45 @@ def fermion_kinds() -> tuple[str, ...]:
     return tuple(e.kind for e in HAMILTONIANS if e.facts.get("fermions"))
 
 
-class SymmetryConfig(_Section):
-    """Projection onto a symmetry sector: momentum ``k`` (numbers in radians or strings such as
-    "pi", "pi/2", "-2pi/3"), point-group irrep (e.g. "A1", "B1"; the little group of k) and spin parity."""
+def _takes(cls: type[BaseModel], path) -> str:
+    """The keys of ``cls``'s table at ``path`` (a nested table: its own keys)."""
 
-    k: list[float | str] | None = None
-    point_group: str | None = None
-    spin_parity: Literal[1, -1] | None = None
-    # rbm_pp: "state" projects the whole RBM x PP (every image pays a pair product); "rbm" projects the RBM
-    # factor alone (its image path; exact for electrons, whose pair function is then tied over the group)
-    project: Literal["state", "rbm"] | None = None
+    def table(annotation):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+        return next((t for t in map(table, get_args(annotation)) if t is not None), None)
+
+    for name in path:
+        cls = table(cls.model_fields[name].annotation) if name in cls.model_fields else None
+        if cls is None:
+            return "other keys"
+    return ", ".join(k for k in cls.model_fields if k != "kind") or "no parameters"
 
 
-#: Defaults of the DBM's joint-chain settings (the working values of benchmarks/dbm_vs_rbm.py).
-DBM_DEFAULTS = {"deep_samples": 4, "deep_decay": 0.1, "deep_metric": "pair"}
+#: Keys that left ``[model]``, and the section that takes them now.
+_MOVED_MODEL_KEYS = {"deep_samples": "driver", "deep_decay": "driver", "deep_metric": "driver"}
 
 
-class ModelConfig(_Section):
-    kind: Literal["rbm", "rbm_real", "rbm_symmetric", "jastrow", "slater", "pp", "rbm_pp", "dbm"] = "rbm"
-    alpha: float = Field(1.0, ge=0)
-    param_dtype: Literal["complex", "real"] = "complex"  # rbm, slater, pp, rbm_pp: real gives psi real
-    init_scale: float = Field(0.01, gt=0)
-    marshall_sign: bool = False
-    gutzwiller: bool = False  # pp, rbm_pp: exp(-g sum n_up n_down)
-    jastrow: bool = False  # pp, rbm_pp (electrons): exp(-1/2 sum_ij v_ij n_i n_j)
-    doublon_holon: bool = False  # pp, rbm_pp (electrons): doublon-holon binding over nearest neighbours
-    # pp, rbm_pp (electrons): "singlet" = det f[R_up, R_down]; "general" = Pf F[R, R] (all spin blocks)
-    pairing: Literal["singlet", "general"] = "singlet"
-    # pairing = "general": project the pair product on total spin S = 0 with this many Gauss-Legendre rotations
-    spin_projection: int = Field(0, ge=0)
-    # slater/pp/rbm_pp start: uhf for electrons; dwave (d-wave RVB pairing) for spins on periodic square lattices
-    init: Literal["auto", "tight_binding", "uhf", "dwave", "random"] = "auto"
-    n_hidden: int | None = Field(None, gt=0)  # dbm: hidden units (default alpha * n_sites)
-    n_deep: int | None = Field(None, gt=0)  # dbm: deep units (default n_hidden)
-    # dbm (joint-chain VMC, nqs.drivers.dbm; filled in for kind "dbm", unset for the other kinds):
-    deep_samples: int | None = Field(None, gt=0)  # deep draws per replica and sample (R; default 4)
-    deep_decay: float | None = Field(None, ge=0)  # decoupled decay of U per update, x lr (default 0.1; 0: none)
-    deep_metric: Literal["pair", "mean"] | None = None  # SR metric of the joint chain (default "pair")
-    # rbm, pp, rbm_pp on periodic lattices: parameters shared over the translations (RBM filters,
-    # pair function f(r_i - r_j)); "space_group": the RBM's over the whole space group (f keeps translations)
-    shared_weights: Literal["translation", "space_group"] | None = None
-    symmetry: SymmetryConfig | None = None
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.shared_weights is not None and self.kind not in ("rbm", "pp", "rbm_pp"):
-            raise ValueError(
-                f"'shared_weights' is for kinds 'rbm', 'pp' and 'rbm_pp', not '{self.kind}' "
-                "(rbm_symmetric shares its weights already)"
-            )
-        if self.alpha == 0 and self.kind not in ("rbm_pp",):
-            raise ValueError(f"alpha must be > 0 for kind '{self.kind}' (alpha = 0 only for rbm_pp: the PP alone)")
-        for name in ("gutzwiller", "jastrow", "doublon_holon"):
-            if getattr(self, name) and self.kind not in ("pp", "rbm_pp"):
-                raise ValueError(f"'{name}' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
-        if self.pairing == "general":
-            if self.kind not in ("pp", "rbm_pp"):
-                raise ValueError(f"'pairing' is for kinds 'pp' and 'rbm_pp', not '{self.kind}'")
-            if self.jastrow or self.doublon_holon:
+def _model_section(value):
+    """``[model]``: the config class its ``kind`` registered (:data:`nqs.registry.MODELS`, default "rbm")."""
+    if isinstance(value, dict):
+        kind = value.get("kind", "rbm")
+        takes = MODELS[kind].config.model_fields if kind in MODELS else {}
+        for key in value:
+            if key in _MOVED_MODEL_KEYS and key not in takes:
                 raise ValueError(
-                    'pairing = "general" (Pfaffian) takes the Gutzwiller factor only; remove jastrow and doublon_holon'
+                    f"'{key}' has moved to [{_MOVED_MODEL_KEYS[key]}]: deep_samples, deep_decay and deep_metric "
+                    "are settings of the DBM driver"
                 )
-            if self.shared_weights is not None:
-                raise ValueError('pairing = "general" has no parameter sharing; remove shared_weights')
-        elif self.spin_projection:
-            raise ValueError(
-                'spin_projection is for pairing = "general" (the rotated pair function has ↑↑ and '
-                '↓↓ blocks); set pairing = "general"'
-            )
-        if self.kind == "dbm":
-            for name, value in DBM_DEFAULTS.items():
-                if getattr(self, name) is None:
-                    object.__setattr__(self, name, value)
-        else:
-            for name in ("n_hidden", "n_deep", *DBM_DEFAULTS):
-                if getattr(self, name) is None:
-                    continue
-                if name in DBM_DEFAULTS and name not in self.model_fields_set:
-                    object.__setattr__(self, name, None)  # a filled-in default (kind changed from "dbm")
-                else:
-                    raise ValueError(f"'{name}' is for kind 'dbm', not '{self.kind}'")
-        return self
+    return _registered_section(MODELS, value, "rbm")
 
 
-#: The model kinds :class:`ModelConfig` describes; further kinds come from :data:`nqs.registry.MODELS`.
-BUILTIN_MODEL_KINDS: tuple[str, ...] = get_args(ModelConfig.model_fields["kind"].annotation)
+def _quoted(names) -> str:
+    """``"a", "b" or "c"``."""
+    names = [f'"{n}"' for n in names]
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
-def _model_branch(value) -> str:
-    kind = value.get("kind", "rbm") if isinstance(value, dict) else getattr(value, "kind", "rbm")
-    return "registered" if kind not in BUILTIN_MODEL_KINDS else "builtin"
-
-
-def _registered_model(value):
-    if isinstance(value, dict) and value.get("kind") not in MODELS:
-        known = ", ".join([*BUILTIN_MODEL_KINDS, *MODELS.kinds()])
-        raise ValueError(f"unknown model kind {value.get('kind')!r} (one of: {known})")
-    return _registered_section(MODELS, value, "")
-
-
-#: ``[model]``: a built-in kind (:class:`ModelConfig`) or a registered one (its own config class).
-ModelSection = Annotated[
-    Annotated[ModelConfig, Tag("builtin")]
-    | Annotated[SerializeAsAny[Section], BeforeValidator(_registered_model), Tag("registered")],
-    Discriminator(_model_branch),
-]
 #: Components of an error's location that name a branch of a section's union, not a key.
 _BRANCH_TAGS = ("builtin", "registered")
 
@@ -326,9 +267,10 @@ class OutputConfig(_Section):
 
 
 class DriverConfig(_Section):
-    """``[driver]``: which computation runs.  ``kind = "auto"`` (default) is ground-state VMC ("vmc"), or the
-    joint-chain DBM driver ("dbm") for ``model.kind = "dbm"``; any registered driver kind
-    (:data:`nqs.registry.DRIVERS`) with the keys of its config class."""
+    """``[driver]``: which computation runs: any registered driver kind (``nqs.registry.DRIVERS``) with the
+    keys of its config class.  ``kind = "auto"`` (default) is the model kind's driver, chosen when the config is
+    read: the joint-chain DBM driver ("dbm") for ``model.kind = "dbm"``, ground-state VMC ("vmc") otherwise;
+    its keys are then those of that driver."""
 
     kind: Literal["auto"] = "auto"
 
@@ -355,7 +297,11 @@ class Config(_Section):
     seed: int = 1
     lattice: LatticeConfig = Field(default_factory=LatticeConfig)
     hamiltonian: SerializeAsAny[Section] = Field(default_factory=HeisenbergConfig)
-    model: ModelSection = Field(default_factory=ModelConfig)
+    model: SerializeAsAny[Section] = Field(
+        default_factory=RBMConfig,
+        description="The wave function: a kind registered in `nqs.registry.MODELS`, each with exactly its own keys "
+        "(a key of another kind is an error naming the keys the kind takes).",
+    )
     sampler: SerializeAsAny[Section] = Field(default_factory=ExchangeSamplerConfig)
     optimizer: SerializeAsAny[Section] = Field(default_factory=SROptimizerSection)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -369,6 +315,7 @@ class Config(_Section):
     _hamiltonian = field_validator("hamiltonian", mode="before")(
         lambda cls, v: _registered_section(HAMILTONIANS, v, "heisenberg")
     )
+    _model = field_validator("model", mode="before")(lambda cls, v: _model_section(v))
     _sampler = field_validator("sampler", mode="before")(lambda cls, v: _sampler_section(v))
     _optimizer = field_validator("optimizer", mode="before")(lambda cls, v: _optimizer_section(v))
 
@@ -412,6 +359,44 @@ class Config(_Section):
                 raise ValueError(f"evaluation.{problem} (sampler.n_chains)")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_driver(cls, data):
+        """``[driver] kind = "auto"`` (or no ``[driver]``) becomes the model kind's driver (its registration's
+        ``driver``, else "vmc"), so that the section is checked with that driver's keys."""
+        if not isinstance(data, dict):
+            return data
+        driver = data.get("driver")
+        driver = {} if driver is None or isinstance(driver, DriverConfig) else driver
+        if not isinstance(driver, dict) or driver.get("kind", "auto") != "auto":
+            return data
+        model = data.get("model")
+        kind = model.get("kind", "rbm") if isinstance(model, dict) else getattr(model, "kind", "rbm")
+        if kind not in MODELS:
+            return data  # the [model] error names it
+        return {**data, "driver": {**driver, "kind": MODELS[kind].facts.get("driver", "vmc")}}
+
+    @model_validator(mode="after")
+    def _model_fits_the_hamiltonian(self):
+        """The model describes the Hamiltonian's particles and its settings apply to them (the model kind
+        declares both with its registration: ``describes`` and ``refuses``)."""
+        entry, kind = MODELS[self.model.kind], self.model.kind
+        particles = "electrons" if HAMILTONIANS[self.hamiltonian.kind].facts.get("fermions") else "spins"
+        describes = entry.facts.get("describes")
+        if describes is not None and particles not in describes:
+            takes = _quoted(e.kind for e in MODELS if particles in e.facts.get("describes", ()))
+            if particles == "electrons":
+                raise ValueError(f"model.kind: '{kind}' carries no fermion sign; electron Hamiltonians take {takes}")
+            raise ValueError(
+                f"model.kind: '{kind}' is for electron Hamiltonians (kind {_quoted(fermion_kinds())}); "
+                f"spin Hamiltonians take {takes}"
+            )
+        refuses = entry.facts.get("refuses")
+        problem = refuses(self) if refuses is not None else None
+        if problem:
+            raise ValueError(problem)
+        return self
+
     @model_validator(mode="after")
     def _settings_the_driver_takes(self):
         """A setting the config's driver cannot honour is an error here, naming the key (the driver
@@ -428,10 +413,11 @@ class Config(_Section):
 
 
 def driver_kind(config: Config) -> str:
-    """The driver a config runs: ``driver.kind``, or for "auto" "dbm" with a DBM model and "vmc" otherwise."""
+    """The driver a config runs: ``driver.kind``, or for "auto" the model kind's driver (``driver`` of its
+    registration, e.g. "dbm" for ``model.kind = "dbm"``), else "vmc"."""
     kind = config.driver.kind
     if kind == "auto":
-        return "dbm" if config.model.kind == "dbm" else "vmc"
+        return MODELS[config.model.kind].facts.get("driver", "vmc")
     return kind
 
 
@@ -444,7 +430,7 @@ def default_config() -> Config:
     return Config(
         lattice=LatticeConfig(kind="chain", size=[16], pbc=True),
         hamiltonian=HeisenbergConfig(J=1.0, total_sz=0),
-        model=ModelConfig(kind="rbm", alpha=2.0, param_dtype="real", marshall_sign=True),
+        model=RBMConfig(alpha=2.0, param_dtype="real", marshall_sign=True),
         sampler=ExchangeSamplerConfig(n_chains=32, n_samples=1024, n_discard=8),
         optimizer=SROptimizerSection(learning_rate=0.05, learning_rate_final=0.005, diag_shift=0.01, n_steps=1000),
         output=OutputConfig(dir="runs/default"),
@@ -467,7 +453,7 @@ def schema_model() -> type[Config]:
         "Config",
         __base__=Config,
         hamiltonian=(union(e.config for e in HAMILTONIANS), Field(default_factory=HeisenbergConfig)),
-        model=(union([ModelConfig, *(e.config for e in MODELS)]), Field(default_factory=ModelConfig)),
+        model=(union(e.config for e in MODELS), Field(default_factory=RBMConfig)),
         sampler=(
             union([*(e.config for e in SAMPLERS), AutoSamplerConfig]),
             Field(default_factory=ExchangeSamplerConfig),
@@ -479,7 +465,12 @@ def schema_model() -> type[Config]:
 
 def _format_errors(err: ValidationError) -> str:
     """One line: ``key: what is wrong`` per error (an error of the whole config names its keys itself)."""
-    return "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg, _ in _error_parts(err))
+    return "; ".join(_named(loc, msg) for loc, msg, _ in _error_parts(err))
+
+
+def _named(loc: str, msg: str) -> str:
+    """``loc: msg``, or ``msg`` alone where it names its key itself (``model.symmetry: ...``)."""
+    return msg if not loc or msg.startswith((f"{loc}:", f"{loc}.")) else f"{loc}: {msg}"
 
 
 def parse_config(data: dict, source: str = "config") -> Config:

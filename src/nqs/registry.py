@@ -15,8 +15,8 @@ An entry holds the kind's name, its config class (a pydantic model of the keys t
     def build_my_driver(section: MyDriverConfig, parts) -> Driver:
         ...
 
-What a builder receives depends on the registry (see each registry's ``builds``).  This module is tier 0: it
-imports nothing of nqs.
+What a builder receives depends on the registry (see each registry's ``builds``); a builder's problem with
+the user's settings is a :class:`ConfigError` naming the key.  This module is tier 0: it imports nothing of nqs.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class Section(BaseModel):
     NaN and infinities are refused."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem (one line, names the key); ``nqs.config.ConfigError``."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +100,15 @@ class Registry:
 
 #: Hamiltonians: ``build(lattice, **parameters) -> operator``.
 HAMILTONIANS = Registry("hamiltonian", "the operator on the lattice")
-#: Models (kinds beyond the built-in ones of ``nqs.config.ModelConfig``): ``build(section, context) -> Model``
-#: with ``context`` the built lattice, Hilbert space and Hamiltonian (``nqs.workflow.build.ModelContext``).
+#: Models: ``build(section, context) -> Model`` with ``context`` the built lattice, Hilbert space and Hamiltonian
+#: (``nqs.workflow.build.ModelContext``).  Facts the config and the build read: ``describes`` (the particles
+#: the model can describe: ``("spins",)``, ``("electrons",)`` or both; absent: not checked), ``refuses``
+#: (``fn(config) -> "key: why" | None``, checked at validation), ``driver`` (the driver that ``[driver] kind =
+#: "auto"`` runs, default "vmc") and ``chosen`` (``fn(model) -> dict``, the values the build chose).
 MODELS = Registry("model", "the wave function from its section and the built lattice, Hilbert space, Hamiltonian")
 #: Drivers: ``build(section, parts) -> Driver`` with ``parts`` the built model, Hamiltonian, sampler, optimizer.
+#: Facts: ``refuses`` (``fn(config) -> "key: why" | None``, checked at validation) and ``notes``
+#: (``fn(config) -> list of lines`` printed in the run header: settings the driver leaves unused).
 DRIVERS = Registry("driver", "the driver from the built parts")
 #: Samplers: ``build(section, context) -> sampler`` with ``context`` the built lattice, Hilbert space, Hamiltonian
 #: and model (``nqs.sampling.kinds.SamplerContext``).  Facts: ``particles`` ("spins", "electrons" or "any") and

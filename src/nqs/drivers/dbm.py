@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
+from pydantic import Field
 
 from .. import sr
 from ..models.dbm import DeepBoltzmann
@@ -328,11 +329,18 @@ class DBMVMC(SamplingDriver):
 
 
 class DBMDriverConfig(Section):
-    """``[driver] kind = "dbm"``: VMC of a deep Boltzmann machine over its joint chain (the default driver of
-    ``model.kind = "dbm"``; its settings are ``model.deep_samples``, ``deep_decay`` and ``deep_metric``, and
-    ``[parallel]`` for devices and threads)."""
+    """``[driver] kind = "dbm"``: VMC of a deep Boltzmann machine over its joint (σ, d, d') chain (docs/dbm.md),
+    the driver that ``kind = "auto"`` runs for ``model.kind = "dbm"``; its joint-chain settings are here, and
+    ``[parallel]`` sets devices and threads."""
 
     kind: Literal["dbm"] = "dbm"
+    deep_samples: int = Field(4, gt=0, description="deep draws per replica and recorded sample (R)")
+    deep_decay: float = Field(
+        0.1, ge=0, description="decoupled decay of the hidden-deep weights U per update, times the learning rate"
+    )
+    deep_metric: Literal["pair", "mean"] = Field(
+        "pair", description='SR metric of the joint chain: "pair" the doubled replica rows, "mean" one averaged row'
+    )
 
 
 def refused_settings(config: Any) -> str | None:
@@ -362,21 +370,28 @@ def refused_settings(config: Any) -> str | None:
     return None
 
 
-@DRIVERS.register("dbm", config=DBMDriverConfig, refuses=refused_settings)
+def unused_settings(config: Any) -> list[str]:
+    """Settings of ``config`` that the DBM driver leaves unused, one line each (printed in the run header)."""
+    if "memory_limit_mb" in config.optimizer.model_fields_set:
+        return ["the DBM driver evaluates all samples in one batch; optimizer.memory_limit_mb does not apply to it"]
+    return []
+
+
+@DRIVERS.register("dbm", config=DBMDriverConfig, refuses=refused_settings, notes=unused_settings)
 def build_dbm(section: DBMDriverConfig, parts: Parts) -> DBMVMC:
     """The DBM driver: the Metropolis sampler's move rule drives the joint (σ, d, d') chain."""
     from .. import parallel
 
-    mc, pc, s = parts.config.model, parts.config.parallel, parts.sampler
+    pc, s = parts.config.parallel, parts.sampler
     if not isinstance(parts.model, DeepBoltzmann) or not isinstance(s, MetropolisSampler):
         raise ValueError('driver.kind "dbm" needs model.kind = "dbm" and a Metropolis sampler')
     return DBMVMC(
         parts.model,
         parts.hamiltonian,
-        JointMetropolisSampler.from_metropolis(s, mc.deep_samples),
+        JointMetropolisSampler.from_metropolis(s, section.deep_samples),
         parts.optimizer,
-        metric=mc.deep_metric,
-        deep_decay=mc.deep_decay,
+        metric=section.deep_metric,
+        deep_decay=section.deep_decay,
         mesh=parallel.mesh_for(pc.shard),
         threads=pc.threads,
     )

@@ -1,6 +1,8 @@
 """Wave functions. Contract (:mod:`nqs.models.base`): ``init(key) -> params``, ``log_psi(params, sigma) -> complex``,
-and at most one fast path found by :func:`fast_path`."""
+and at most one fast path found by :func:`fast_path`.  The kinds a config's ``[model]`` names are registered
+with their config classes by :mod:`.kinds` and :mod:`.pair_kinds` (imported here)."""
 
+from . import kinds, pair_kinds  # noqa: F401  (register the built-in [model] kinds)
 from .base import FastPath, FunctionModel, MarshallSign, Model, fast_path
 from .jastrow import Jastrow
 from .numerics import log_cosh

@@ -17,8 +17,8 @@ from ..optimizers import OptimizerConfig
 from ..registry import DRIVERS, HAMILTONIANS, MODELS, OPTIMIZERS, SAMPLERS
 from ..sampling.hop import lattice_bonds
 from ..sampling.kinds import SamplerContext, default_kind
-from .lattice import build_lattice
-from .models import fermion_model, orbits, spin_model
+from .lattice import boundary_label, build_lattice
+from .models import orbits
 
 
 @dataclass
@@ -139,23 +139,33 @@ def build_spins(cfg: Config, lat):
 
 
 class ModelContext(NamedTuple):
-    """What a registered model kind's builder receives besides its section (:data:`nqs.registry.MODELS`)."""
+    """What a model kind's builder receives besides its section (:data:`nqs.registry.MODELS`)."""
 
     lattice: Any
     hilbert: Any
     hamiltonian: Any
+    #: the whole validated config (e.g. its seed)
+    config: Any = None
+    #: electrons: the nearest-neighbour pairs (the lattice's for the Hubbard model, the hopping pairs of a file)
+    bonds: Any = None
+    #: whether the Hamiltonian commutes with the lattice's translations (what shared weights need)
+    translation_invariant: bool = False
 
 
 def build_model(cfg: Config, lat, hil, op, bonds):
-    """``[model]``: a registered kind's builder, or the built-in kinds (:mod:`nqs.workflow.models`)."""
-    if cfg.model.kind in MODELS:
-        try:
-            return MODELS[cfg.model.kind].build(cfg.model, ModelContext(lat, hil, op))
-        except ValueError as err:
-            raise ConfigError(f"model: {err}") from None
-    if is_fermionic(cfg.hamiltonian.kind):
-        return fermion_model(cfg, hil, op, bonds if cfg.hamiltonian.kind != "hubbard" else lat.bonds(1))
-    return spin_model(cfg, lat, hil)
+    """``[model]``: the builder its kind registered (:data:`nqs.registry.MODELS`; the built-in kinds in
+    :mod:`nqs.models.kinds` and :mod:`nqs.models.pair_kinds`)."""
+    fermions = is_fermionic(cfg.hamiltonian.kind)
+    invariant = boundary_label(cfg, lat) == "periodic" and (not fermions or cfg.hamiltonian.kind == "hubbard")
+    if fermions:
+        bonds = bonds if cfg.hamiltonian.kind != "hubbard" else lat.bonds(1)
+    context = ModelContext(lat, hil, op, cfg, bonds, invariant)
+    try:
+        return MODELS[cfg.model.kind].build(cfg.model, context)
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from None
 
 
 class Parts(NamedTuple):
@@ -229,8 +239,9 @@ def build(cfg: Config) -> Problem:
     lat = build_lattice(cfg)
     op, hil, bonds, resolved = build_hamiltonian(cfg, lat)
     model = build_model(cfg, lat, hil, op, bonds)
-    if cfg.model.kind == "dbm":
-        resolved["model"] = {"n_hidden": model.n_hidden, "n_deep": model.n_deep}
+    chosen_by_model = MODELS[cfg.model.kind].facts.get("chosen")
+    if chosen_by_model is not None:
+        resolved["model"] = chosen_by_model(model)
     sampler = build_sampler(cfg, lat, hil, op, model, bonds, resolved)
     parts = Parts(cfg, lat, hil, op, model, sampler, build_optimizer(cfg))
     return Problem(cfg, lat, hil, op, build_driver(cfg, parts), resolved)

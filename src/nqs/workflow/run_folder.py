@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import io
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, driver_kind
 from ..drivers.loop import CHECKPOINT, NonFiniteError, optimize
 from ..hamiltonians import units_short
+from ..registry import DRIVERS
 from .build import Problem, build
 from .evaluate import correlation_ratio, evaluate, lanczos_evaluate
 from .references import exact_reference
@@ -264,10 +265,9 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
 
     n_params = driver.n_parameters(state)
     console.print(_header(problem, state))
-    if cfg.model.kind == "dbm" and "memory_limit_mb" in cfg.optimizer.model_fields_set:
-        console.print(
-            "  note: the DBM driver evaluates all samples in one batch; optimizer.memory_limit_mb does not apply to it"
-        )
+    notes = DRIVERS[driver_kind(cfg)].facts.get("notes")
+    for line in notes(cfg) if notes is not None else ():
+        console.print(f"  note: {line}")
     exact_e, exact_method = exact_reference(problem)
     e0 = exact_e[0] if exact_e else None
     if e0 is not None:
