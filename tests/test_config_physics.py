@@ -233,7 +233,7 @@ def test_sampler_power_reaches_the_sampler_and_is_refused_where_it_cannot_apply(
     cfg = _spin({"k": [0], "spin_parity": 1})
     cfg.sampler.power = 1.0
     assert build(cfg).driver.sampler.power == 1.0
-    with pytest.raises(ConfigError, match="sampler: 'power' is not a parameter of kind 'exact'"):
+    with pytest.raises(ConfigError, match="sampler.power: 'power' is not a parameter of kind 'exact'"):
         parse_config({"lattice": {"kind": "chain", "size": [8]}, "sampler": {"kind": "exact", "power": 1.0}})
     with pytest.raises(ConfigError, match="power"):
         parse_config(

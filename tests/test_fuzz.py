@@ -400,7 +400,7 @@ CASES = {
     # ----------------------------------------------------------------------------------- [driver]
     "driver kind": cfg('[driver]\nkind = "tensor_network"\n', "driver"),
     "driver not a table": cfg('driver = "vmc"\n', "driver"),
-    "driver unknown key": cfg('[driver]\nkind = "auto"\nrecover = true\n', "recover: unknown key"),
+    "driver unknown key": cfg('[driver]\nkind = "auto"\nrecover = true\n', "driver.recover: 'recover' is not a"),
     # ---------------------------------------------------------------- top level, syntax, the file itself
     "unknown section": cfg("[solver]\nx = 1\n", "solver"),
     "unknown top-level key": cfg("colour = 1\n", "colour"),

@@ -78,7 +78,7 @@ def test_registered_hamiltonian_and_model_run_from_a_config(tmp_path, toy_kinds,
         '[hamiltonian]\nkind = "toy_field"\nh = 0.5\n'
         '[model]\nkind = "toy_product"\na0 = 0.4\n'
         '[sampler]\nkind = "exact"\n'
-        '[optimizer]\nkind = "sr"\nlearning_rate = 0.2\nn_steps = 60\n'
+        '[optimizer]\nkind = "sr"\nlearning_rate = 0.2\nlearning_rate_final = 0.2\nn_steps = 60\n'
         f'[output]\ndir = "{tmp_path / "run"}"\n'
     )
     assert cli.main(["run", str(config), "--quiet"]) == 0

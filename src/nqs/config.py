@@ -337,6 +337,21 @@ class Config(_Section):
         chosen = default_kind(bool(facts.get("fermions")), facts.get("conserves_sz"))
         return {**data, "sampler": {**sampler, "kind": chosen or "auto"}}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model(cls, data):
+        """A ``[model]`` without ``kind`` takes the RBM for spins and the RBM × pair product for electrons."""
+        if not isinstance(data, dict):
+            return data
+        model = data.get("model", {})
+        if not isinstance(model, dict) or "kind" in model:
+            return data
+        ham = data.get("hamiltonian", {})
+        kind = ham.get("kind", "heisenberg") if isinstance(ham, dict) else getattr(ham, "kind", None)
+        if kind not in HAMILTONIANS or not HAMILTONIANS[kind].facts.get("fermions"):
+            return data
+        return {**data, "model": {**model, "kind": "rbm_pp"}}
+
     @model_validator(mode="after")
     def _sampler_fits_the_hamiltonian(self):
         """The sampler's moves stay in the Hamiltonian's Hilbert space (known from the registrations; where

@@ -248,7 +248,8 @@ class History:
             with open(self.path, "w", newline="") as f:  # a column the old rows lack (``recovery``): 0
                 w = csv.DictWriter(f, fieldnames=self.fields, restval=0)
                 w.writeheader()
-                w.writerows({**r, "step": int(r["step"])} for r in rows)
+                # integer columns read back as floats are written as the loop writes them
+                w.writerows({**r, **{k: int(r[k]) for k in ("step", "recovery") if k in r}} for r in rows)
         self.rows = rows
 
     def append(self, row: dict) -> None:

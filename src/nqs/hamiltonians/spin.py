@@ -3,6 +3,11 @@ config class and units (:data:`nqs.registry.HAMILTONIANS`).
 
 Units follow :mod:`nqs.conventions`: ``ising`` uses Pauli matrices, the Heisenberg family
 uses spin-1/2 operators S = σ/2, so S_i·S_j = (X_iX_j + Y_iY_j + Z_iZ_j)/4.
+
+Each registration may state ``sign_rule(section)``: "positive" where the ground state is positive in the S^z
+basis (no positive off-diagonal element: a stoquastic Hamiltonian), "marshall" where it is positive times the
+Marshall sign on a bipartite lattice (Marshall–Lieb–Mattis), None where neither is known.  The RBM's
+default sign and parameter type follow it (:mod:`nqs.models.kinds`).
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ class PauliConfig(SpinHamiltonianConfig):
     units="Pauli matrices: H = -J sum_<ij> Z_i Z_j - h sum_i X_i",
     short_units="Pauli",
     conserves_sz=False,
+    sign_rule=lambda section: "positive" if section.h >= 0 else None,
 )
 def ising(lattice, J: float = 1.0, h: float = 1.0) -> PauliSum:
     """Transverse-field Ising model H = −J Σ⟨ij⟩ σᶻ_iσᶻ_j − h Σ_i σˣ_i (Pauli; critical at h = J in 1D)."""
@@ -110,6 +116,7 @@ def _exchange_terms(bonds, J: float, delta: float = 1.0) -> list[tuple]:
     units="spin-1/2 (S = sigma/2): H = J sum_<ij> S_i.S_j",
     short_units="S = σ/2",
     conserves_sz=True,
+    sign_rule=lambda section: "marshall" if section.J > 0 else "positive",
 )
 def heisenberg(lattice, J: float = 1.0) -> PauliSum:
     """Heisenberg model H = J Σ⟨ij⟩ S_i·S_j, S = σ/2 (antiferromagnetic for J > 0)."""
@@ -122,6 +129,7 @@ def heisenberg(lattice, J: float = 1.0) -> PauliSum:
     units="spin-1/2 (S = sigma/2): H = J sum_<ij> (Sx Sx + Sy Sy + Delta Sz Sz)",
     short_units="S = σ/2",
     conserves_sz=True,
+    sign_rule=lambda section: "marshall" if section.J > 0 else "positive",
 )
 def xxz(lattice, J: float = 1.0, Delta: float = 1.0) -> PauliSum:
     """XXZ model H = J Σ⟨ij⟩ (SˣSˣ + SʸSʸ + Δ SᶻSᶻ), S = σ/2."""

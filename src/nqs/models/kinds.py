@@ -142,10 +142,22 @@ class RBMConfig(Section):
     """``kind = "rbm"``: the restricted Boltzmann machine, log ψ = a·σ + Σ_j log cosh(b_j + W_j·σ) (spins)."""
 
     kind: Literal["rbm"] = "rbm"
-    alpha: Alpha = 1.0
-    param_dtype: ParamDtype = "complex"
+    alpha: Alpha = 4.0
+    param_dtype: Annotated[
+        Literal["auto", "complex", "real"],
+        Field(
+            description='"real": real parameters and a real psi (the sign from marshall_sign); "auto": real where '
+            "the Hamiltonian's ground state is positive, or positive times the Marshall sign applied, else complex"
+        ),
+    ] = "auto"
     init_scale: InitScale = 0.01
-    marshall_sign: MarshallSignKey = False
+    marshall_sign: Annotated[
+        bool | None,
+        Field(
+            description="times the Marshall sign (-1)^(N_up on sublattice 1) (bipartite lattices); unset: where the "
+            "Hamiltonian's ground state has that sign (Heisenberg and XXZ with J > 0 on a bipartite lattice)"
+        ),
+    ] = None
     shared_weights: SharedWeights = None
     symmetry: Symmetry = None
 
@@ -344,12 +356,38 @@ def spin_state(
 
 
 # --------------------------------------------------------------------------------- builders
-@MODELS.register("rbm", config=RBMConfig, describes=SPINS)
+@MODELS.register(
+    "rbm",
+    config=RBMConfig,
+    describes=SPINS,
+    chosen=lambda model, section, context: dict(
+        zip(("marshall_sign", "param_dtype"), rbm_sign(section, context.lattice, context.config), strict=True)
+    ),
+)
 def build_rbm(section: RBMConfig, context):
-    model = RBM(
-        context.lattice.n_sites, alpha=section.alpha, init_scale=section.init_scale, param_dtype=section.param_dtype
-    )
-    return spin_state(model, context, section.marshall_sign, section.shared_weights, section.symmetry)
+    marshall_sign, param_dtype = rbm_sign(section, context.lattice, context.config)
+    model = RBM(context.lattice.n_sites, alpha=section.alpha, init_scale=section.init_scale, param_dtype=param_dtype)
+    return spin_state(model, context, marshall_sign, section.shared_weights, section.symmetry)
+
+
+def rbm_sign(section: RBMConfig, lattice, config=None) -> tuple[bool, str]:
+    """``(marshall_sign, param_dtype)`` of an RBM section, its unset values chosen from the Hamiltonian's
+    ``sign_rule`` (:mod:`nqs.hamiltonians.spin`): the Marshall sign where the ground state has it on this
+    (bipartite) lattice, and real parameters where the sign is then exact."""
+    from ..registry import HAMILTONIANS
+
+    rule = None
+    if config is not None and config.hamiltonian.kind in HAMILTONIANS:
+        sign_rule = HAMILTONIANS[config.hamiltonian.kind].facts.get("sign_rule")
+        rule = sign_rule(config.hamiltonian) if sign_rule is not None else None
+    marshall = section.marshall_sign
+    if marshall is None:
+        marshall = rule == "marshall" and lattice.is_bipartite
+    dtype = section.param_dtype
+    if dtype == "auto":
+        exact = rule == "positive" and not marshall or rule == "marshall" and marshall
+        dtype = "real" if exact else "complex"
+    return bool(marshall), dtype
 
 
 @MODELS.register("rbm_real", config=RBMRealConfig, describes=SPINS)
@@ -391,7 +429,7 @@ def build_jastrow(section: JastrowConfig, context):
     config=DBMConfig,
     describes=SPINS,
     driver="dbm",
-    chosen=lambda model: {"n_hidden": model.n_hidden, "n_deep": model.n_deep},
+    chosen=lambda model, section, context: {"n_hidden": model.n_hidden, "n_deep": model.n_deep},
 )
 def build_dbm(section: DBMConfig, context) -> DeepBoltzmann:
     """The trainable real DBM (n_hidden = α N and n_deep = n_hidden unless given); the Marshall sign is its own

@@ -152,14 +152,18 @@ class ModelContext(NamedTuple):
     translation_invariant: bool = False
 
 
-def build_model(cfg: Config, lat, hil, op, bonds):
-    """``[model]``: the builder its kind registered (:data:`nqs.registry.MODELS`; the built-in kinds in
-    :mod:`nqs.models.kinds` and :mod:`nqs.models.pair_kinds`)."""
+def model_context(cfg: Config, lat, hil, op, bonds) -> ModelContext:
     fermions = is_fermionic(cfg.hamiltonian.kind)
     invariant = boundary_label(cfg, lat) == "periodic" and (not fermions or cfg.hamiltonian.kind == "hubbard")
     if fermions:
         bonds = bonds if cfg.hamiltonian.kind != "hubbard" else lat.bonds(1)
-    context = ModelContext(lat, hil, op, cfg, bonds, invariant)
+    return ModelContext(lat, hil, op, cfg, bonds, invariant)
+
+
+def build_model(cfg: Config, lat, hil, op, bonds):
+    """``[model]``: the builder its kind registered (:data:`nqs.registry.MODELS`; the built-in kinds in
+    :mod:`nqs.models.kinds` and :mod:`nqs.models.pair_kinds`)."""
+    context = model_context(cfg, lat, hil, op, bonds)
     try:
         return MODELS[cfg.model.kind].build(cfg.model, context)
     except ConfigError:
@@ -241,7 +245,7 @@ def build(cfg: Config) -> Problem:
     model = build_model(cfg, lat, hil, op, bonds)
     chosen_by_model = MODELS[cfg.model.kind].facts.get("chosen")
     if chosen_by_model is not None:
-        resolved["model"] = chosen_by_model(model)
+        resolved["model"] = chosen_by_model(model, cfg.model, model_context(cfg, lat, hil, op, bonds))
     sampler = build_sampler(cfg, lat, hil, op, model, bonds, resolved)
     parts = Parts(cfg, lat, hil, op, model, sampler, build_optimizer(cfg))
     return Problem(cfg, lat, hil, op, build_driver(cfg, parts), resolved)
