@@ -55,15 +55,53 @@ def test_the_default_model_is_the_rbm_with_its_defaults():
     mc = parse_config({}).model
     assert mc.model_dump() == {
         "kind": "rbm",
-        "alpha": 1.0,
-        "param_dtype": "complex",
+        "alpha": 4.0,
+        "param_dtype": "auto",
         "init_scale": 0.01,
-        "marshall_sign": False,
+        "marshall_sign": None,
         "shared_weights": None,
         "symmetry": None,
     }
     assert parse_config({"model": {"alpha": 3}}).model.kind == "rbm"
     assert default_config().model.model_dump()["param_dtype"] == "real"
+
+
+@pytest.mark.parametrize(
+    "lattice, hamiltonian, model, chosen",
+    [
+        ({"size": [8]}, {"kind": "heisenberg"}, {}, {"marshall_sign": True, "param_dtype": "real"}),
+        ({"size": [8]}, {"kind": "xxz", "Delta": 2.0}, {}, {"marshall_sign": True, "param_dtype": "real"}),
+        ({"size": [8]}, {"kind": "heisenberg", "J": -1.0}, {}, {"marshall_sign": False, "param_dtype": "real"}),
+        ({"size": [8]}, {"kind": "ising"}, {}, {"marshall_sign": False, "param_dtype": "real"}),
+        (
+            {"kind": "triangular", "size": [3, 3]},
+            {"kind": "heisenberg"},
+            {},
+            {"marshall_sign": False, "param_dtype": "complex"},
+        ),
+        ({"kind": "square", "size": [4, 4]}, {"kind": "j1j2"}, {}, {"marshall_sign": False, "param_dtype": "complex"}),
+        (
+            {"size": [8]},
+            {"kind": "heisenberg"},
+            {"marshall_sign": False},
+            {"marshall_sign": False, "param_dtype": "complex"},
+        ),
+        (
+            {"size": [8]},
+            {"kind": "heisenberg"},
+            {"param_dtype": "complex"},
+            {"marshall_sign": True, "param_dtype": "complex"},
+        ),
+    ],
+)
+def test_the_rbm_sign_and_parameter_type_follow_the_hamiltonian_when_unset(lattice, hamiltonian, model, chosen):
+    """Unset marshall_sign / param_dtype: the Marshall sign where the ground state has it (bipartite lattice,
+    antiferromagnetic exchange), real parameters where the sign is then exact; set values are kept."""
+    from nqs.workflow import build
+
+    problem = build(parse_config({"lattice": lattice, "hamiltonian": hamiltonian, "model": {"kind": "rbm", **model}}))
+    assert problem.resolved["model"] == chosen
+    assert problem.resolved_config()["model"]["marshall_sign"] == chosen["marshall_sign"]
 
 
 @pytest.mark.parametrize(
