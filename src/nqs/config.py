@@ -321,36 +321,28 @@ class Config(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_sampler(cls, data):
-        """A ``[sampler]`` without ``kind`` takes the sampler that suits the Hamiltonian
-        (:func:`nqs.sampling.kinds.default_kind`; "auto" where only the built operator tells)."""
+    def _kinds_from_the_hamiltonian(cls, data):
+        """A ``[sampler]`` or ``[model]`` without ``kind`` takes the kind that suits the Hamiltonian: the sampler
+        of :func:`nqs.sampling.kinds.default_kind` ("auto" where only the built operator tells), the RBM for
+        spins and the RBM × pair product for electrons."""
         if not isinstance(data, dict):
-            return data
-        sampler = data.get("sampler", {})
-        if not isinstance(sampler, dict) or "kind" in sampler:
             return data
         ham = data.get("hamiltonian", {})
         kind = ham.get("kind", "heisenberg") if isinstance(ham, dict) else getattr(ham, "kind", None)
         if kind not in HAMILTONIANS:
             return data  # the [hamiltonian] error is the one to report
         facts = HAMILTONIANS[kind].facts
-        chosen = default_kind(bool(facts.get("fermions")), facts.get("conserves_sz"))
-        return {**data, "sampler": {**sampler, "kind": chosen or "auto"}}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_model(cls, data):
-        """A ``[model]`` without ``kind`` takes the RBM for spins and the RBM × pair product for electrons."""
-        if not isinstance(data, dict):
-            return data
-        model = data.get("model", {})
-        if not isinstance(model, dict) or "kind" in model:
-            return data
-        ham = data.get("hamiltonian", {})
-        kind = ham.get("kind", "heisenberg") if isinstance(ham, dict) else getattr(ham, "kind", None)
-        if kind not in HAMILTONIANS or not HAMILTONIANS[kind].facts.get("fermions"):
-            return data
-        return {**data, "model": {**model, "kind": "rbm_pp"}}
+        fermions = bool(facts.get("fermions"))
+        chosen = {
+            "sampler": default_kind(fermions, facts.get("conserves_sz")) or "auto",
+            "model": "rbm_pp" if fermions else "rbm",
+        }
+        out = dict(data)
+        for section, default in chosen.items():
+            table = data.get(section, {})
+            if isinstance(table, dict) and "kind" not in table:
+                out[section] = {**table, "kind": default}
+        return out
 
     @model_validator(mode="after")
     def _sampler_fits_the_hamiltonian(self):
