@@ -130,7 +130,7 @@ def test_sampled_lanczos_step_agrees_with_dense(power):
         {
             "lattice": {"kind": "chain", "size": [8]},
             "hamiltonian": {"kind": "heisenberg", "total_sz": 0},
-            "model": {"kind": "rbm", "alpha": 1, "init_scale": 0.3},
+            "model": {"kind": "rbm", "alpha": 1, "init_scale": 0.3, "param_dtype": "complex", "marshall_sign": False},
             "sampler": {"kind": "exchange", "n_chains": 16, "n_samples": 256},
         }
     )

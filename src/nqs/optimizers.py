@@ -59,8 +59,8 @@ class OptimizerConfig:
         if scale is None or not self.uses_sr:
             return self.sr.shift(step)
         oc = self.sr
-        shift0 = oc.diag_shift if oc.diag_shift > 0 else jnp.where(scale < 1, 0.5 * SOFTENED_ZERO_SHIFT, 0.0)
-        return jnp.maximum(oc.diag_shift_min / scale, shift0 / scale * oc.diag_shift_decay**step)
+        shift0 = oc.diag_shift if oc.diag_shift > 0 else jnp.where(scale < 1, SOFTENED_ZERO_SHIFT, 0.0)
+        return jnp.maximum(oc.diag_shift_min, shift0 * oc.diag_shift_decay**step)
 
     @property
     def uses_sr(self) -> bool:
@@ -68,19 +68,15 @@ class OptimizerConfig:
 
     def scaled(self, scale: float) -> OptimizerConfig:
         """The settings with steps made smaller by ``scale`` (0 < scale ≤ 1; the run loop's recoveries, each
-        ×½): the learning rate (and ``learning_rate_final``) times ``scale``; for SR the diagonal shift (and its
-        minimum) divided by it, a zero shift becoming :data:`SOFTENED_ZERO_SHIFT` at scale ½ (doubling zero
-        would leave a singular metric singular)."""
+        ×½): the learning rate (and ``learning_rate_final``) times ``scale``; an SR diagonal shift of zero becomes
+        :data:`SOFTENED_ZERO_SHIFT` (a singular metric would stay singular), any other shift stays (a shift
+        that grew with each recovery turned SR into a slow plain gradient after a dozen of them)."""
         if scale == 1:
             return self
         oc = self.sr
         if self.uses_sr:
-            shift = (
-                oc.diag_shift / scale
-                if oc.diag_shift > 0
-                else (0.5 * SOFTENED_ZERO_SHIFT / scale if scale < 1 else 0.0)
-            )
-            oc = replace(oc, diag_shift=shift, diag_shift_min=oc.diag_shift_min / scale)
+            shift = oc.diag_shift if oc.diag_shift > 0 else (SOFTENED_ZERO_SHIFT if scale < 1 else 0.0)
+            oc = replace(oc, diag_shift=shift)
         final = None if self.learning_rate_final is None else self.learning_rate_final * scale
         return replace(self, learning_rate=self.learning_rate * scale, learning_rate_final=final, sr=oc)
 
