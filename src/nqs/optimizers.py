@@ -93,7 +93,7 @@ class OptimizerConfig:
 
 
 #: The SR diagonal shift that a zero shift becomes at the first recovery (:meth:`OptimizerConfig.scaled`).
-SOFTENED_ZERO_SHIFT = 1e-3
+SOFTENED_ZERO_SHIFT = 1e-2
 
 
 #: Without ``learning_rate_final`` the learning rate decays (cosine) by this factor over the run.

@@ -60,7 +60,7 @@ class RecoveryConfig(Section):
     ``jump_threshold`` error bars, when the Markov chains stopped mixing (R̂ above 10), when the spread of the
     local energies grew a hundredfold, or when the energy fell that many error bars below a known exact
     ground-state energy.  The loop then goes back to the last
-    good state, halves the learning rate (an SR diagonal shift of zero becomes 1e-3) for the rest of the run and
+    good state, halves the learning rate (an SR diagonal shift of zero becomes 1e-2) for the rest of the run and
     retries, at most ``max_retries`` times in the whole run; after that the run stops with the last good
     state in its checkpoint."""
 
