@@ -102,6 +102,12 @@ def ising(lattice, J: float = 1.0, h: float = 1.0) -> PauliSum:
     return PauliSum(lattice.n_sites, terms, name="ising")
 
 
+def exchange_sign_rule(section) -> str:
+    """The ground state's sign of an exchange J (SˣSˣ + SʸSʸ + ...): the Marshall sign for J > 0
+    (Marshall–Lieb–Mattis, bipartite lattices), positive for J ≤ 0 (no positive off-diagonal element)."""
+    return "marshall" if section.J > 0 else "positive"
+
+
 def _exchange_terms(bonds, J: float, delta: float = 1.0) -> list[tuple]:
     """J (SˣSˣ + SʸSʸ + Δ SᶻSᶻ) on each bond, with S = σ/2."""
     out = []
@@ -116,7 +122,7 @@ def _exchange_terms(bonds, J: float, delta: float = 1.0) -> list[tuple]:
     units="spin-1/2 (S = sigma/2): H = J sum_<ij> S_i.S_j",
     short_units="S = σ/2",
     conserves_sz=True,
-    sign_rule=lambda section: "marshall" if section.J > 0 else "positive",
+    sign_rule=exchange_sign_rule,
 )
 def heisenberg(lattice, J: float = 1.0) -> PauliSum:
     """Heisenberg model H = J Σ⟨ij⟩ S_i·S_j, S = σ/2 (antiferromagnetic for J > 0)."""
@@ -129,7 +135,7 @@ def heisenberg(lattice, J: float = 1.0) -> PauliSum:
     units="spin-1/2 (S = sigma/2): H = J sum_<ij> (Sx Sx + Sy Sy + Delta Sz Sz)",
     short_units="S = σ/2",
     conserves_sz=True,
-    sign_rule=lambda section: "marshall" if section.J > 0 else "positive",
+    sign_rule=exchange_sign_rule,
 )
 def xxz(lattice, J: float = 1.0, Delta: float = 1.0) -> PauliSum:
     """XXZ model H = J Σ⟨ij⟩ (SˣSˣ + SʸSʸ + Δ SᶻSᶻ), S = σ/2."""
