@@ -22,6 +22,7 @@ from . import drivers as _drivers  # noqa: F401  (registers the built-in drivers
 from . import hamiltonians as _hamiltonians  # noqa: F401  (registers the built-in Hamiltonians)
 from . import models as _models  # noqa: F401  (registers the built-in model kinds)
 from .drivers.loop import RecoveryConfig
+from .drivers.tdvp import DynamicsConfig
 from .hamiltonians import HeisenbergConfig
 from .models.kinds import RBMConfig, SymmetryConfig  # noqa: F401  (SymmetryConfig: [model.symmetry])
 from .optimizers import SROptimizerSection
@@ -310,6 +311,7 @@ class Config(_Section):
     imaginary_time: ImaginaryTimeConfig = Field(default_factory=ImaginaryTimeConfig)
     driver: SerializeAsAny[Section] = Field(default_factory=DriverConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    dynamics: DynamicsConfig | None = Field(None, description="`nqs evolve`: the time evolution (TDVP)")
 
     _driver = field_validator("driver", mode="before")(lambda cls, v: _driver_section(v))
     _hamiltonian = field_validator("hamiltonian", mode="before")(
@@ -414,9 +416,41 @@ class Config(_Section):
             raise ValueError(problem)
         return self
 
+    @model_validator(mode="after")
+    def _quench_hamiltonian(self):
+        """``[dynamics.hamiltonian]`` changes keys of ``[hamiltonian]``: the result must be a Hamiltonian of the
+        same Hilbert space (checked here, with the keys named under ``dynamics.hamiltonian``)."""
+        if self.dynamics is not None and self.dynamics.hamiltonian is not None:
+            evolution_hamiltonian(self)
+        return self
+
     def resolved(self) -> dict:
         """Every value, defaults included (None values are dropped when written to TOML)."""
         return self.model_dump(mode="json")
+
+
+def evolution_hamiltonian(config: Config) -> Section:
+    """The ``[hamiltonian]`` a time evolution runs with: ``[hamiltonian]`` with the keys of
+    ``[dynamics.hamiltonian]`` changed (another ``kind`` replaces it); ValueError naming the key."""
+    changes = (config.dynamics.hamiltonian if config.dynamics is not None else None) or {}
+    base = config.hamiltonian
+    if not changes:
+        return base
+    kind = changes.get("kind", base.kind)
+    table = {**base.model_dump(exclude_unset=True), **changes} if kind == base.kind else dict(changes)
+    try:
+        section = _registered_section(HAMILTONIANS, table, kind)
+    except ValueError as err:
+        parts = [p.split(_KEY, 1) if _KEY in p else ("", p) for p in str(err).split(_PART)]
+        raise ValueError(
+            "; ".join(_named(".".join(x for x in ("dynamics.hamiltonian", loc) if x), msg) for loc, msg in parts)
+        ) from None
+    facts, old = HAMILTONIANS[kind].facts, HAMILTONIANS[base.kind].facts
+    if bool(facts.get("fermions")) != bool(old.get("fermions")):
+        raise ValueError("dynamics.hamiltonian: the evolution must act on the particles of [hamiltonian]")
+    if getattr(section, "total_sz", None) != getattr(base, "total_sz", None):
+        raise ValueError("dynamics.hamiltonian.total_sz: the evolution keeps the Hilbert space of [hamiltonian]")
+    return section
 
 
 def driver_kind(config: Config) -> str:

@@ -9,6 +9,7 @@ that changes from step to step is one pytree, the *state*, with at least a ``par
 * ``make_step() -> step`` with ``step(state) -> (state, info)``, jitted once; ``info`` is a dict of arrays
   holding at least ``"finite"`` (whether the new state is usable);
 * ``place(state) -> state`` — the state on the driver's devices (identity on one device);
+* ``finished(state, n_steps)`` — whether the loop stops there (by default after ``n_steps`` steps);
 * ``history_fields`` / ``history_row(info)`` — the columns of ``history.csv`` and one row of floats;
 * ``progress_text(info)`` — the progress bar's description after a step;
 * ``describe(state)`` — the run header's line (model, parameters, sampler, optimizer);
@@ -90,6 +91,11 @@ class Driver(abc.ABC):
     def place(self, state: Any) -> Any:
         """``state`` on the driver's devices (identity on one device)."""
         return state
+
+    def finished(self, state: Any, n_steps: int) -> bool:
+        """Whether the run loop stops at ``state``: after ``n_steps`` steps (a time evolution stops at its final
+        time, whatever the number of steps its adaptive integrator took)."""
+        return int(state.step) >= n_steps
 
     @property
     def threads_in_use(self) -> int:

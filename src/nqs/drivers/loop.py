@@ -221,7 +221,8 @@ def run(
     on_recovery: Callable[[Recovered], Any] | None = None,
     recoveries: int = 0,
 ) -> Any:
-    """Advance ``state`` until ``state.step == n_steps``; ``callback(state, info, seconds)`` after each step,
+    """Advance ``state`` until ``driver.finished(state, n_steps)`` (``state.step == n_steps``; a time evolution
+    ends at its final time instead); ``callback(state, info, seconds)`` after each step,
     once ``state`` (the state after it) is known to be good (returning False stops the loop).  Returns the
     final state.
 
@@ -241,7 +242,7 @@ def run(
     resumes); then :class:`NonFiniteError`.
     """
     state = driver.place(state)
-    if int(state.step) >= n_steps:
+    if driver.finished(state, n_steps):
         return state
     if step_fn is None:
         step_fn = driver.make_step()
@@ -258,7 +259,8 @@ def run(
     probation = False  # the next new state is a retried step's: judged at RETRY_THRESHOLD
     while True:
         k = int(state.step)
-        if k >= n_steps and recovery is None:
+        done = driver.finished(state, n_steps)
+        if done and recovery is None:
             break
         t0 = time.perf_counter()
         new_state, info = step_fn(state)
@@ -286,7 +288,7 @@ def run(
                 good = good._replace(state=state, ev=ev)
             else:
                 base = base._replace(state=state, ev=ev)
-            if k >= n_steps:
+            if done:
                 break  # the final state's evaluation (its update is not used)
             if reason is None:
                 state, pending, role = new_state, (info, dt), "new"
