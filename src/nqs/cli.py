@@ -1,4 +1,4 @@
-"""Command line: ``nqs run [CONFIG]``, ``nqs ed CONFIG [--json]``, ``nqs plot RUN_DIR``,
+"""Command line: ``nqs run [CONFIG]``, ``nqs evolve CONFIG``, ``nqs ed CONFIG [--json]``, ``nqs plot RUN_DIR``,
 ``nqs imaginary-time CONFIG``.
 
 Every user error is one line on stderr with exit code 2 (no traceback).
@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="override output.dir")
     r.add_argument("--seed", type=int, help="override seed")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev = sub.add_parser("evolve", help="time evolution (TDVP) of the config's [dynamics] section")
+    ev.add_argument("config")
+    ev.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    ev.add_argument("--out", help="override output.dir")
+    ev.add_argument("--seed", type=int, help="override seed")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("ed", help="exact lowest energies by Lanczos")
     e.add_argument("config")
     e.add_argument("--json", action="store_true", help="print JSON")
@@ -107,6 +113,49 @@ def cmd_run(args) -> int:
     out.print(f"units: {res['units']}")
     per_step = f"{res['seconds_per_step']:.4f} s/step, " if res["seconds_per_step"] is not None else ""
     out.print(f"{res['n_steps']} steps, {per_step}{res['seconds_total']:.1f} s total; results in {cfg.output.dir}/")
+    return 0
+
+
+def cmd_evolve(args) -> int:
+    from rich.console import Console
+
+    from .workflow.evolve import evolve
+
+    cfg = _load(args.config)
+    if args.out:
+        cfg.output.dir = args.out
+    elif "output" not in _keys(args.config):
+        cfg.output.dir = f"runs/{Path(args.config).stem}"
+    if args.seed is not None:
+        cfg.seed = args.seed
+    args.out_dir = cfg.output.dir
+    res = evolve(cfg, resume=args.resume, progress=not args.quiet, console=Console(stderr=True))
+    obs = res["observables"]
+    exact = res.get("exact") or {}
+    ref = {n: dict(zip((round(t, 9) for t in exact["time"]), exact[n], strict=True)) for n in obs if n in exact}
+    label = "t" if res["time"] == "real" else "tau"
+    head = f"{label:>8}" + "".join(f"{n:>24}" + (f"{'exact':>10}" if n in ref else "") for n in obs)
+    print(head)
+    for i, t in enumerate(res["times"]):
+        line = f"{t:8.4f}"
+        for n, v in obs.items():
+            line += f"{v['value'][i]:>14.6f} ± {v['error'][i]:<7.1e}"
+            if n in ref:
+                x = ref[n].get(round(t, 9))
+                line += f"{x:>10.6f}" if x is not None else f"{'':>10}"
+        print(line)
+    if res.get("max_abs_error"):
+        print(
+            "max |TDVP - exact|: " + ", ".join(f"{n} {e:.2e}" for n, e in res["max_abs_error"].items() if e is not None)
+        )
+    if res.get("energy_drift_max_relative") is not None:
+        print(f"energy drift: max |E(t) - E(0)| / |E(0)| = {res['energy_drift_max_relative']:.2e}")
+    print(f"units: {res['units']}")
+    per = f"{res['seconds_per_step']:.4f} s/step, " if res["seconds_per_step"] else ""
+    print(
+        f"{res['n_steps']} steps ({res['n_rejected']} rejected), {per}{res['seconds_total']:.1f} s total; "
+        f"results in {cfg.output.dir}/"
+    )
     return 0
 
 
@@ -285,7 +334,7 @@ def _on_sigterm(signum, frame):
 def _interrupted(args, err) -> str:
     what = "terminated (SIGTERM)" if isinstance(err, _Terminated) else "interrupted"
     out = getattr(args, "out_dir", None)
-    if args.command != "run" or out is None:
+    if args.command not in ("run", "evolve") or out is None:
         return f"nqs: {what}"
     from .drivers.loop import CHECKPOINT
 
@@ -308,7 +357,13 @@ def main(argv=None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
-        commands = {"run": cmd_run, "ed": cmd_ed, "plot": cmd_plot, "imaginary-time": cmd_imaginary_time}
+        commands = {
+            "run": cmd_run,
+            "evolve": cmd_evolve,
+            "ed": cmd_ed,
+            "plot": cmd_plot,
+            "imaginary-time": cmd_imaginary_time,
+        }
         return commands[args.command](args)
     except (ConfigError, RunFileError, _UserError) as err:
         print(f"nqs: error: {err}", file=sys.stderr)

@@ -364,8 +364,9 @@ class DynamicsConfig(Section):
         "euclidean", description="adaptive integrators: norm of the error, of the parameters or in the metric S"
     )
     regulariser: Literal[REGULARISERS] = Field(  # type: ignore[valid-type]
-        "snr", description="shift: (S + diag_shift) x = F; pinv: smooth pseudo-inverse; snr: pinv and the "
-        "signal-to-noise cut (Schmitt & Heyl)"
+        "snr",
+        description="shift: (S + diag_shift) x = F; pinv: smooth pseudo-inverse; snr: pinv and the "
+        "signal-to-noise cut (Schmitt & Heyl)",
     )
     diag_shift: float = Field(0.0, ge=0, description="regulariser 'shift': the diagonal shift (> 0)")
     rcond: float = Field(1e-14, ge=0, lt=1, description="pinv/snr: eigenvalues of S below rcond*max are dropped")

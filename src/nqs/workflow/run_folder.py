@@ -1,5 +1,6 @@
 """A run folder from a config: build, resume, the driver's run loop, the final evaluation, and the files
-``config.toml``, ``history.csv``, ``checkpoint.npz``, ``result.json`` and ``convergence.png``."""
+``config.toml``, ``history.csv``, ``checkpoint.npz``, ``final_params.npz`` (the parameters the result
+evaluates: a time evolution can start from them), ``result.json`` and ``convergence.png``."""
 
 from __future__ import annotations
 
@@ -68,7 +69,9 @@ def check_output_dir(path: str | Path, key: str = "output.dir") -> None:
 
 
 #: The files of a run in its folder (an earlier run's are kept aside by a fresh run: :func:`keep_earlier_run`).
-RUN_FILES = ("config.toml", "history.csv", "result.json", "convergence.png", "params_average.npz")
+RUN_FILES = ("config.toml", "history.csv", "result.json", "convergence.png", "params_average.npz", "final_params.npz")
+#: The parameters a run's result evaluates (the average over the last steps where there is one).
+FINAL_PARAMS = "final_params.npz"
 
 
 def keep_earlier_run(out: Path) -> Path | None:
@@ -304,6 +307,7 @@ def solve(cfg: Config, resume: bool = False, progress: bool = True, console=None
     final_params = averager.mean(state.params)
     if averager.count:
         console.print(f"  final parameters: the mean over the last {averager.count} steps")
+    io.save_checkpoint(out / FINAL_PARAMS, {"params": final_params}, {"step": int(state.step), "config": fingerprint})
     result = _evaluate(problem, state, final_params, e0, exact_method, n_params, averager.count, times, t_start)
     if warnings:
         result["warnings"] = warnings
