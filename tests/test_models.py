@@ -418,3 +418,22 @@ def test_wrapper_stack_exposes_the_inner_paths_through_one_object():
     live = np.asarray(sigma[sites[:, 0]] != sigma[sites[:, 1]])
     ratios = np.exp(np.asarray(got - (ref - projected.log_psi(params, sigma))))
     np.testing.assert_allclose(ratios[live], 1.0, atol=1e-11)
+
+
+def test_rbm_local_estimator_of_a_diagonal_operator():
+    """An operator without off-diagonal terms (σᶻσᶻ alone) through the RBM's flip path: its local estimator is
+    its diagonal (the flip path once failed on zero moves)."""
+    import jax
+
+    from nqs.estimators import local_energies
+    from nqs.lattice import make_lattice
+    from nqs.models import RBM
+    from nqs.operators.pauli import PauliSum
+
+    lat = make_lattice("chain", [4])
+    op = PauliSum(4, [(1.0, "ZZ", (i, j)) for i, j in lat.bonds(1)])
+    model = RBM(4, alpha=1.0)
+    params = model.init(jax.random.PRNGKey(0))
+    s = jnp.asarray([[1, 1, -1, 1], [1, -1, 1, -1]], jnp.int8)
+    e = local_energies(model, params, op, s)
+    assert jnp.allclose(e, jnp.asarray([0.0, -4.0]))

@@ -95,6 +95,13 @@ class TDVPSolver:
         if self.regulariser == "shift" and not self.diag_shift > 0:
             raise ValueError(f"diag_shift: {self.diag_shift!r} must be > 0 for regulariser 'shift'")
 
+    def describe(self) -> str:
+        """One line: the regulariser and its settings."""
+        if self.regulariser == "shift":
+            return f"diagonal shift {self.diag_shift:g}"
+        text = f"pseudo-inverse (rcond {self.rcond:g}, smooth {self.rcond_smooth:g})"
+        return text + (f" with signal-to-noise cut {self.snr_cut:g}" if self.regulariser == "snr" else "")
+
 
 class SolveInfo(NamedTuple):
     """Diagnostics of one TDVP solve."""

@@ -117,6 +117,8 @@ def _table_factors(p, sigma, cache, sites, new_values, mask):
 def _block_log(f):
     """Σ log f over the last axis as logs of products of ``_BLOCK`` factors (``_BLOCK_F32`` in float32)."""
     block = _BLOCK if jnp.finfo(f.dtype).bits == 64 else _BLOCK_F32
+    if f.size == 0:  # no moves (an operator without off-diagonal terms), or no hidden units
+        return jnp.zeros(f.shape[:-1], f.dtype)
     m = f.shape[-1]
     pad = (-m) % block
     if pad:
