@@ -69,9 +69,9 @@ def _prepare(cfg: Config, out: Path, resume: bool, progress: bool, console) -> t
         update={"output": OutputConfig(dir=str(folder), checkpoint_every=cfg.output.checkpoint_every)}
     )
     if resume and (folder / FINAL_PARAMS).is_file() and (folder / "result.json").is_file():
-        console.print(f"  the start state: the ground state in {folder} (already prepared)")
+        console.print(f"  the start state: the ground state in {folder} (already prepared)", markup=False)
         return None, io.read_json(folder / "result.json", "the preparation's result")
-    console.print(f"  the start state: the ground state of [hamiltonian] by VMC, into {folder}")
+    console.print(f"  the start state: the ground state of [hamiltonian] by VMC, into {folder}", markup=False)
     result = solve(prep, resume=resume and (folder / CHECKPOINT).is_file(), progress=progress, console=console)
     return None, result
 
@@ -178,9 +178,11 @@ def evolve(cfg: Config, resume: bool = False, progress: bool = True, console=Non
 
     kind = "real" if driver.real_time else "imaginary"
     console.print(
-        f"[bold]nqs evolve[/bold] {cfg.hamiltonian.kind} on {problem.lattice.describe()}; {problem.hilbert.describe()}"
+        f"nqs evolve {cfg.hamiltonian.kind} on {problem.lattice.describe()}; {problem.hilbert.describe()}"
         f"\n  {driver.describe(state)}\n  start: {start}; evolution: {evo_cfg.hamiltonian.model_dump()}"
-        f"\n  units: {units_for(evo_cfg.hamiltonian.kind)}; {kind} time"
+        f"\n  units: {units_for(evo_cfg.hamiltonian.kind)}; {kind} time",
+        markup=False,
+        highlight=False,
     )
     exact = None if dc.exact is False else _exact_reference(problem, driver, params0, op_evo)
     if dc.exact is True and exact is None:
