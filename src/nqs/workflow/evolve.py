@@ -73,6 +73,12 @@ def _prepare(cfg: Config, out: Path, resume: bool, progress: bool, console) -> t
         return None, io.read_json(folder / "result.json", "the preparation's result")
     console.print(f"  the start state: the ground state of [hamiltonian] by VMC, into {folder}", markup=False)
     result = solve(prep, resume=resume and (folder / CHECKPOINT).is_file(), progress=progress, console=console)
+    e, rel = result["energy"], result.get("relative_error")
+    console.print(
+        f"  prepared: E = {e['mean']:.8f} ± {e['error']:.1e}"
+        + (f", relative error {rel:.2e} against {result['exact_method']}" if rel is not None else ""),
+        markup=False,
+    )
     return None, result
 
 
