@@ -61,16 +61,16 @@ def _params_of_run(folder: Path, problem: Problem, key) -> object:
     return problem.driver.physical_params(params)
 
 
-def _prepare(cfg: Config, out: Path, resume: bool, progress: bool, console) -> tuple[object, dict | None]:
+def _prepare(cfg: Config, out: Path, resume: bool, progress: bool, console) -> dict:
     """The ground state of ``[hamiltonian]`` by VMC into ``out/prepare`` (reused when a resumed run finished
-    it); ``(parameters, its result or None when reused)``."""
+    it); returns its result."""
     folder = out / PREPARE
     prep = cfg.model_copy(
         update={"output": OutputConfig(dir=str(folder), checkpoint_every=cfg.output.checkpoint_every)}
     )
     if resume and (folder / FINAL_PARAMS).is_file() and (folder / "result.json").is_file():
         console.print(f"  the start state: the ground state in {folder} (already prepared)", markup=False)
-        return None, io.read_json(folder / "result.json", "the preparation's result")
+        return io.read_json(folder / "result.json", "the preparation's result")
     console.print(f"  the start state: the ground state of [hamiltonian] by VMC, into {folder}", markup=False)
     result = solve(prep, resume=resume and (folder / CHECKPOINT).is_file(), progress=progress, console=console)
     e, rel = result["energy"], result.get("relative_error")
@@ -79,7 +79,7 @@ def _prepare(cfg: Config, out: Path, resume: bool, progress: bool, console) -> t
         + (f", relative error {rel:.2e} against {result['exact_method']}" if rel is not None else ""),
         markup=False,
     )
-    return None, result
+    return result
 
 
 def _exact_reference(problem: Problem, driver: TDVP, params, hamiltonian) -> dict | None:
@@ -165,7 +165,7 @@ def evolve(cfg: Config, resume: bool = False, progress: bool = True, console=Non
         params0 = _params_of_run(Path(dc.from_run), problem, key)
         start = f"the final state of {dc.from_run}"
     elif dc.initial == "ground_state":
-        _, prepared = _prepare(cfg, out, resume, progress, console)
+        prepared = _prepare(cfg, out, resume, progress, console)
         params0 = _params_of_run(out / PREPARE, problem, key)
         start = "the ground state of [hamiltonian] (VMC)"
     elif dc.initial in PRODUCT_STATES:
