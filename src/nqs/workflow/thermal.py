@@ -8,6 +8,12 @@
    E = ⟨H⟩_β and C = β² Var(E_loc) (per site, with error bars for Monte Carlo).  Sums: plain exact
    enumeration, exact sums in chunks (:class:`~nqs.drivers.tdvp_exact.ChunkedExactTDVP`), or Metropolis chains
    with joint pair flips (:class:`~nqs.sampling.pairs.PairRule`).
+   The start sits on a node of the RBM (an unequal pair has the amplitude cos(π/2)): a term of H that flips one
+   system spin (the transverse field) opens one pair, which the pair unit's bias gives at first order, but a
+   term that flips two (the exchange of the Heisenberg model) opens two pairs at once, which the pair units
+   give only at second order in their parameters, so the flow cannot leave the start.  The TDVP residual then
+   stays near 1; ``result.json`` reports its largest value (``residual_max``) and a note is printed when it
+   exceeds 0.5.
 3. ``result.json`` (T, β, E/N, C/N with errors, the exact values where N ≤ 14 from the spectrum,
    :func:`nqs.exact.dynamics.thermal_averages`), ``history.csv`` and ``thermal.png``.
 """
@@ -221,6 +227,12 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
         )
     record(state)
 
+    residual_max = max((float(r["residual"]) for r in history.rows), default=0.0)
+    if residual_max > 0.5:
+        console.print(
+            f"  note: the TDVP residual reached {residual_max:.2f}: the RBM does not follow the imaginary-time flow "
+            "(see nqs.workflow.thermal); the energies are not to be trusted"
+        )
     rows = []
     for T, b in zip(temps, betas, strict=True):
         e, e_err, var, var_err = measured[min(measured, key=lambda tau: abs(tau - b / 2))]
@@ -257,6 +269,7 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
         "n_parameters": driver.n_parameters(state),
         "n_steps": int(state.step),
         "n_rejected": int(state.n_rejected),
+        "residual_max": residual_max,
         "seconds_total": time.perf_counter() - t_start,
         "temperatures": rows,
     }
