@@ -1,5 +1,5 @@
 """Command line: ``nqs run [CONFIG]``, ``nqs evolve CONFIG``, ``nqs ed CONFIG [--json]``, ``nqs plot RUN_DIR``,
-``nqs imaginary-time CONFIG``.
+``nqs imaginary-time CONFIG``, ``nqs thermal CONFIG``.
 
 Every user error is one line on stderr with exit code 2 (no traceback).
 """
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="override output.dir")
     ev.add_argument("--seed", type=int, help="override seed")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    th = sub.add_parser("thermal", help="energy and specific heat at the [thermal] temperatures (purification)")
+    th.add_argument("config")
+    th.add_argument("--out", help="override output.dir")
+    th.add_argument("--seed", type=int, help="override seed")
+    th.add_argument("--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("ed", help="exact lowest energies by Lanczos")
     e.add_argument("config")
     e.add_argument("--json", action="store_true", help="print JSON")
@@ -319,6 +324,33 @@ class _UserError(Exception):
     pass
 
 
+def cmd_thermal(args) -> int:
+    from rich.console import Console
+
+    from .workflow.thermal import thermal
+
+    cfg = _load(args.config)
+    if args.out:
+        cfg.output.dir = args.out
+    elif "output" not in _keys(args.config):
+        cfg.output.dir = f"runs/{Path(args.config).stem}"
+    if args.seed is not None:
+        cfg.seed = args.seed
+    res = thermal(cfg, progress=not args.quiet, console=Console(stderr=True))
+    exact = "exact_energy_per_site" in res["temperatures"][0]
+    print(f"{'T':>8}{'beta':>9}{'E/N':>24}{'C/N':>24}" + (f"{'exact E/N':>12}{'exact C/N':>12}" if exact else ""))
+    for r in res["temperatures"]:
+        line = (
+            f"{r['temperature']:8.4f}{r['beta']:9.4f}{r['energy_per_site']:>14.6f} ± {r['energy_per_site_error']:<7.1e}"
+            f"{r['specific_heat_per_site']:>14.6f} ± {r['specific_heat_per_site_error']:<7.1e}"
+        )
+        if exact:
+            line += f"{r['exact_energy_per_site']:12.6f}{r['exact_specific_heat_per_site']:12.6f}"
+        print(line)
+    print(f"units: {res['units']}; {res['n_steps']} steps, {res['seconds_total']:.1f} s; results in {cfg.output.dir}/")
+    return 0
+
+
 def _user_error(msg):
     return _UserError(msg)
 
@@ -360,6 +392,7 @@ def main(argv=None) -> int:
         commands = {
             "run": cmd_run,
             "evolve": cmd_evolve,
+            "thermal": cmd_thermal,
             "ed": cmd_ed,
             "plot": cmd_plot,
             "imaginary-time": cmd_imaginary_time,

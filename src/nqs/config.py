@@ -23,6 +23,7 @@ from . import hamiltonians as _hamiltonians  # noqa: F401  (registers the built-
 from . import models as _models  # noqa: F401  (registers the built-in model kinds)
 from .drivers.loop import RecoveryConfig
 from .drivers.tdvp import DynamicsConfig
+from .drivers.thermal import ThermalConfig
 from .hamiltonians import HeisenbergConfig
 from .models.kinds import RBMConfig, SymmetryConfig  # noqa: F401  (SymmetryConfig: [model.symmetry])
 from .optimizers import SROptimizerSection
@@ -312,6 +313,7 @@ class Config(_Section):
     driver: SerializeAsAny[Section] = Field(default_factory=DriverConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     dynamics: DynamicsConfig | None = Field(None, description="`nqs evolve`: the time evolution (TDVP)")
+    thermal: ThermalConfig | None = Field(None, description="`nqs thermal`: finite temperature by purification")
 
     _driver = field_validator("driver", mode="before")(lambda cls, v: _driver_section(v))
     _hamiltonian = field_validator("hamiltonian", mode="before")(

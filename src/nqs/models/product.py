@@ -66,3 +66,45 @@ def product_params(model: Any, kind: str, lattice, noise: float, key: jax.Array)
 
     a = jnp.zeros_like(params["a"]) if pattern is None else jnp.asarray(Z_BIAS * pattern, params["a"].dtype)
     return {"a": a, "b": draw(k_b, params["b"]), "W": draw(k_w, params["W"])}
+
+
+def bell_pairs_params(model: Any, n_system: int, noise: float, key: jax.Array) -> Any:
+    """RBM parameters on 2N visible units (system 0..N−1, ancillas N..2N−1) of the infinite-temperature
+    purification |Φ⟩ = Π_i (|↑_i ↑_{N+i}⟩ + |↓_i ↓_{N+i}⟩)/√2 (:func:`nqs.exact.dynamics.bell_pairs_state`).
+
+    Hidden unit j < N couples to the pair (j, N+j) only, with W_{j,j} = iπ/4, W_{N+j,j} = −iπ/4 and b_j = 0:
+
+        cosh(iπ/4 (σ_j − σ_{N+j})) = cos(π/4 (σ_j − σ_{N+j})) = 1 for σ_j = σ_{N+j},  cos(±π/2) = 0 otherwise,
+
+    and a = 0, so ψ(σ) = Π_j [σ_j = σ_{N+j}] = 2^{N/2}·Φ(σ).  In floating point cos(π/2) is 6.1·10⁻¹⁷, not 0:
+    an unequal pair has the finite log-amplitude −37.3 (weight 4·10⁻³³ relative to the equal one), so
+    log ψ, the local energies and the log-derivatives stay finite (tanh θ = ±1.6·10¹⁶ i there; a weight of
+    4·10⁻³³ times its square is O(1), the exact gradient of the amplitude cosh θ that opens the pair).
+    The remaining M − N hidden units (M = α·2N) and every parameter of the pair units other than these
+    weights start at ``noise`` (Gaussian, real and imaginary parts), which changes log ψ only at second order.
+    ValueError for a model other than a complex RBM on 2N sites with at least N hidden units."""
+    n = int(n_system)
+    if not isinstance(model, RBM) or model.param_dtype != "complex":
+        raise ValueError(
+            "the purified start state is written as a complex RBM: model kind 'rbm', param_dtype 'complex'"
+        )
+    if model.n_sites != 2 * n:
+        raise ValueError(f"the purification of {n} sites needs an RBM on {2 * n} visible units, not {model.n_sites}")
+    if model.n_hidden < n:
+        raise ValueError(f"the purification needs one hidden unit per pair: alpha must be >= 0.5 (M >= {n})")
+    if noise < 0:
+        raise ValueError(f"the noise must be >= 0, got {noise!r}")
+    m = model.n_hidden
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+
+    def draw(ka, kb, shape):
+        return noise * (jax.random.normal(ka, shape) + 1j * jax.random.normal(kb, shape))
+
+    W = np.zeros((2 * n, m), np.complex128)
+    W[np.arange(n), np.arange(n)] = 1j * np.pi / 4
+    W[n + np.arange(n), np.arange(n)] = -1j * np.pi / 4
+    pair = np.zeros((2 * n, m), bool)
+    pair[:, :n] = True
+    W = jnp.where(jnp.asarray(pair), jnp.asarray(W), draw(k1, k2, (2 * n, m)))
+    b = jnp.where(jnp.arange(m) < n, 0.0, draw(k3, k4, (m,)))
+    return {"a": jnp.zeros(2 * n, jnp.complex128), "b": b.astype(jnp.complex128), "W": W.astype(jnp.complex128)}

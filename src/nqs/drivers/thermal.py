@@ -1,0 +1,103 @@
+"""``[thermal]``: finite temperature by purification and imaginary-time TDVP (``nqs thermal``,
+:mod:`nqs.workflow.thermal`).
+
+The thermal state at inverse temperature β is the system half of the purification
+|ψ(β/2)⟩ = (e^{−βH/2} ⊗ 1)|Φ⟩ on 2N spins (system 0..N−1, ancillas N..2N−1) with the Bell pairs
+|Φ⟩ = Π_i (|↑_i ↑_{N+i}⟩ + |↓_i ↓_{N+i}⟩)/√2.  A complex RBM on the 2N spins starts exactly at |Φ⟩
+(:func:`nqs.models.product.bell_pairs_params`) and imaginary-time TDVP under H ⊗ 1 carries it to τ = β/2 for
+every β of the grid, where ⟨H⟩_β = ⟨ψ|H ⊗ 1|ψ⟩/⟨ψ|ψ⟩ and C = β² Var_{|ψ|²}(E_loc).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .. import integrators
+from ..qgt import REGULARISERS, TDVPSolver
+from ..registry import Section
+
+#: ``[thermal] sampler``: exact enumeration (all 4^N states, one matrix of log-derivatives), exact sums in
+#: chunks (:class:`~nqs.drivers.tdvp_exact.ChunkedExactTDVP`), or Metropolis chains with pair moves
+#: (:class:`~nqs.sampling.pairs.PairRule`, the chain settings of ``[sampler]``).
+THERMAL_SAMPLERS = ("auto", "exact", "exact_chunked", "metropolis")
+#: ``sampler = "auto"``: plain exact sums up to this many doubled-space states, chunked up to the next limit.
+AUTO_EXACT_STATES = 1 << 12
+AUTO_CHUNKED_STATES = 1 << 20
+
+
+def _grid(v: list[float] | None, name: str) -> list[float] | None:
+    if v is None:
+        return None
+    if len(v) == 0:
+        raise ValueError(f"{name} is empty: give at least one value")
+    bad = [x for x in v if not (math.isfinite(x) and x > 0)]
+    if bad:
+        raise ValueError(f"{name} must be finite and > 0, got {bad[0]!r}")
+    if len(set(v)) != len(v):
+        raise ValueError(f"{name} has a value twice")
+    return v
+
+
+class ThermalConfig(Section):
+    """``[thermal]``: the temperature grid of ``nqs thermal`` (``temperatures`` T or ``betas`` β = 1/T, one of
+    them) and the imaginary-time TDVP that reaches τ = β/2 for each (keys as in ``[dynamics]``)."""
+
+    temperatures: list[float] | None = Field(None, description="temperatures T > 0 (energy units, k_B = 1)")
+    betas: list[float] | None = Field(None, description="inverse temperatures beta > 0 (instead of temperatures)")
+    dt: float = Field(0.01, gt=0, description="the step of a fixed-step integrator; the first of an adaptive one")
+    integrator: Literal[integrators.METHODS] = Field(  # type: ignore[valid-type]
+        "rk4", description="euler, heun, rk4 (fixed dt); adaptive_heun, rk23, rk45 (adaptive dt)"
+    )
+    rtol: float = Field(1e-4, gt=0, description="adaptive integrators: relative tolerance per step")
+    atol: float = Field(1e-6, gt=0, description="adaptive integrators: absolute tolerance per step")
+    dt_min: float = Field(1e-8, ge=0, description="adaptive integrators: smallest step")
+    regulariser: Literal[REGULARISERS] = Field(  # type: ignore[valid-type]
+        "pinv", description="shift, pinv or snr (snr: Monte Carlo only; exact sums take pinv)"
+    )
+    diag_shift: float = Field(0.0, ge=0, description="regulariser 'shift': the diagonal shift (> 0)")
+    rcond: float = Field(1e-14, ge=0, lt=1, description="pinv/snr: eigenvalues of S below rcond*max are dropped")
+    rcond_smooth: float = Field(1e-6, ge=0, lt=1, description="pinv/snr: smooth cut-off, relative to the largest")
+    snr_cut: float = Field(2.0, ge=0, description="snr: modes with a signal-to-noise ratio below this are damped")
+    noise: float = Field(1e-2, ge=0, description="Gaussian noise on the start state's free RBM parameters")
+    sampler: Literal[THERMAL_SAMPLERS] = Field(  # type: ignore[valid-type]
+        "auto", description="exact, exact_chunked, metropolis (chains of [sampler]) or auto (by size)"
+    )
+    chunk_states: int = Field(1 << 14, gt=0, description="exact_chunked: basis states per chunk (a power of 2)")
+    exact: bool | None = Field(None, description="exact thermal averages from the spectrum (default: N <= 14)")
+    max_steps: int = Field(1_000_000, gt=0, description="cap on the integrator steps")
+
+    _temperatures = field_validator("temperatures")(lambda cls, v: _grid(v, "temperatures"))
+    _betas = field_validator("betas")(lambda cls, v: _grid(v, "betas"))
+
+    @field_validator("chunk_states")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"chunk_states must be a power of 2, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_grid(self):
+        if (self.temperatures is None) == (self.betas is None):
+            raise ValueError("give the grid as temperatures = [...] or as betas = [...] (exactly one of them)")
+        if self.regulariser == "shift" and not self.diag_shift > 0:
+            raise ValueError("diag_shift: regulariser 'shift' needs diag_shift > 0")
+        return self
+
+    def grid(self) -> tuple[list[float], list[float]]:
+        """``(temperatures, betas)`` in the order given."""
+        if self.betas is not None:
+            return [1.0 / b for b in self.betas], list(self.betas)
+        return list(self.temperatures), [1.0 / t for t in self.temperatures]
+
+    def solver(self) -> TDVPSolver:
+        return TDVPSolver(
+            regulariser=self.regulariser,
+            diag_shift=self.diag_shift,
+            rcond=self.rcond,
+            rcond_smooth=self.rcond_smooth,
+            snr_cut=self.snr_cut,
+        )

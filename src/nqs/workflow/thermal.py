@@ -1,0 +1,294 @@
+"""``nqs thermal CONFIG``: energy and specific heat at a grid of temperatures by purification.
+
+1. The start: the Bell pairs |Φ⟩ on 2N spins written exactly as a complex RBM on 2N visible units
+   (:func:`nqs.models.product.bell_pairs_params`; ``[model]``: ``kind = "rbm"``, its ``alpha`` ≥ 0.5 per
+   visible unit, so M = α·2N hidden units), the β = 0 purification of the system's infinite-temperature state.
+2. Imaginary-time TDVP (:class:`~nqs.drivers.tdvp.TDVP`) under H ⊗ 1 (:func:`nqs.exact.dynamics.doubled`)
+   from τ = 0 to β_max/2, landing on τ = β/2 for every β of ``[thermal]``'s grid, where it measures
+   E = ⟨H⟩_β and C = β² Var(E_loc) (per site, with error bars for Monte Carlo).  Sums: plain exact
+   enumeration, exact sums in chunks (:class:`~nqs.drivers.tdvp_exact.ChunkedExactTDVP`), or Metropolis chains
+   with joint pair flips (:class:`~nqs.sampling.pairs.PairRule`).
+   The start sits on a node of the RBM (an unequal pair has the amplitude cos(π/2)): a term of H that flips one
+   system spin (the transverse field) opens one pair, which the pair unit's bias gives at first order, but a
+   term that flips two (the exchange of the Heisenberg model) opens two pairs at once, which the pair units
+   give only at second order in their parameters, so the flow cannot leave the start.  The TDVP residual then
+   stays near 1; ``result.json`` reports its largest value (``residual_max``) and a note is printed when it
+   exceeds 0.5.
+3. ``result.json`` (T, β, E/N, C/N with errors, the exact values where N ≤ 14 from the spectrum,
+   :func:`nqs.exact.dynamics.thermal_averages`), ``history.csv`` and ``thermal.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import io
+from ..config import Config, ConfigError
+from ..drivers.loop import NonFiniteError, run
+from ..drivers.tdvp import TDVP
+from ..drivers.tdvp_exact import ChunkedExactTDVP
+from ..drivers.thermal import AUTO_CHUNKED_STATES, AUTO_EXACT_STATES
+from ..exact.dynamics import MAX_THERMAL_STATES, doubled, thermal_averages
+from ..hamiltonians import is_fermionic, units_for, units_short
+from ..hilbert import SpinHilbert
+from ..models import RBM
+from ..models.product import bell_pairs_params
+from ..registry import HAMILTONIANS
+from ..sampling import ExactSampler, MetropolisSampler
+from ..sampling.pairs import PairRule
+from ..stats import statistics
+from .lattice import build_lattice
+from .run_folder import check_output_dir
+
+
+def _system(cfg: Config):
+    """``(lattice, H on the system's full space, conserves S^z)``; ConfigError for what purification cannot take."""
+    hc = cfg.hamiltonian
+    if is_fermionic(hc.kind):
+        raise ConfigError(f"hamiltonian.kind: nqs thermal purifies spin Hamiltonians, not '{hc.kind}'")
+    if getattr(hc, "total_sz", None) is not None:
+        raise ConfigError("hamiltonian.total_sz: thermal averages run over every S^z sector; remove total_sz")
+    lat = build_lattice(cfg)
+    try:
+        entry = HAMILTONIANS[hc.kind]
+        op = entry.build(lat, **hc.parameters())
+    except ValueError as err:
+        raise ConfigError(f"hamiltonian: {err}") from None
+    conserving = entry.facts.get("conserves_sz")
+    return lat, op, bool(op.conserves_sz() if conserving is None else conserving)
+
+
+def _model(cfg: Config, n: int) -> RBM:
+    mc = cfg.model
+    if mc.kind != "rbm":
+        raise ConfigError(f"model.kind: nqs thermal writes the purification as an RBM ('rbm'), not '{mc.kind}'")
+    if mc.symmetry is not None or mc.shared_weights or mc.marshall_sign:
+        raise ConfigError("model: nqs thermal takes a plain RBM (no symmetry, shared weights or Marshall sign)")
+    if mc.param_dtype == "real":
+        raise ConfigError('model.param_dtype: the purified RBM needs complex parameters ("complex" or "auto")')
+    if mc.alpha * 2 * n < n - 1e-9:
+        raise ConfigError(f"model.alpha: {mc.alpha:g} gives fewer hidden units than pairs; use alpha >= 0.5")
+    return RBM(2 * n, alpha=mc.alpha, init_scale=mc.init_scale, param_dtype="complex")
+
+
+def _sampler(cfg: Config, n: int, lat, conserving: bool):
+    """``(kind, sampler)`` for the doubled space of 2N spins."""
+    tc = cfg.thermal
+    dim = 1 << (2 * n)
+    kind = tc.sampler
+    if kind == "auto":
+        kind = "exact" if dim <= AUTO_EXACT_STATES else "exact_chunked" if dim <= AUTO_CHUNKED_STATES else "metropolis"
+    hil = SpinHilbert(2 * n)
+    if kind in ("exact", "exact_chunked"):
+        if dim > 1 << 24:
+            raise ConfigError(f"thermal.sampler: exact sums over {dim} states are too many; use 'metropolis'")
+        return kind, ExactSampler(hil)
+    sc = cfg.sampler
+    if not hasattr(sc, "n_chains"):
+        raise ConfigError("thermal.sampler: 'metropolis' takes its chains from [sampler], which has no n_chains here")
+    bonds = tuple(map(tuple, np.asarray(lat.bonds(1)).tolist())) if conserving else ()
+    rule = PairRule(n, bonds, conserves_sz=conserving)
+    return kind, MetropolisSampler(
+        hil, rule, n_chains=sc.n_chains, n_samples=sc.n_samples, n_discard=sc.n_discard, sweep_size=sc.sweep_size
+    )
+
+
+def _measure_fn(driver: TDVP):
+    """``measure(state) -> (E, E error, Var, Var error)`` of the state (jitted; errors 0 for exact sums)."""
+    if isinstance(driver, ChunkedExactTDVP):
+
+        def measure(state):
+            m = driver._moments(state.params, state.sampler_state.sigma)
+            s = driver._energy_stats(m)
+            z = jnp.zeros(())
+            return jnp.real(s.mean), z, s.variance, z
+    else:
+        vmc = driver._vmc
+        mcmc = not driver.sampler.exact
+
+        def measure(state):
+            _, weights, e_loc, s, _ = vmc.estimate(state.params, state.sampler_state)
+            dev = jnp.abs(e_loc - s.mean) ** 2
+            v = statistics(dev, None if mcmc else weights)
+            return jnp.real(s.mean), s.error, v.mean, v.error
+
+    return jax.jit(measure)
+
+
+def _plot(path: Path, T, e, ee, c, ce, exact_curve: dict | None, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
+    for ax, v, err, name, key in (
+        (axes[0], e, ee, "E / N", "energy_per_site"),
+        (axes[1], c, ce, "C / N", "specific_heat_per_site"),
+    ):
+        if exact_curve is not None:
+            ax.plot(exact_curve["temperature"], exact_curve[key], "k-", lw=1, label="exact")
+        ax.errorbar(T, v, yerr=err, fmt="o", ms=4, label="purified TDVP")
+        ax.set_ylabel(name)
+        ax.legend(fontsize=8)
+    axes[1].set_xlabel("T")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
+    """Run ``cfg``'s ``[thermal]`` into ``cfg.output.dir`` and return the result (also ``result.json``)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = console or Console(stderr=True)
+    tc = cfg.thermal
+    if tc is None:
+        raise ConfigError("nqs thermal needs a [thermal] section with temperatures = [...] or betas = [...]")
+    t_start = time.perf_counter()
+    out = Path(cfg.output.dir)
+    check_output_dir(out)
+    lat, op, conserving = _system(cfg)
+    n = lat.n_sites
+    temps, betas = tc.grid()
+    taus = sorted({b / 2 for b in betas})
+    model = _model(cfg, n)
+    kind, sampler = _sampler(cfg, n, lat, conserving)
+    key = jax.random.PRNGKey(cfg.seed)
+    try:
+        params0 = bell_pairs_params(model, n, tc.noise, jax.random.fold_in(key, 7))
+        common = dict(
+            t_end=taus[-1],
+            output_times=tuple(taus),
+            real_time=False,
+            integrator=tc.integrator,
+            dt=tc.dt,
+            rtol=tc.rtol,
+            atol=tc.atol,
+            dt_min=tc.dt_min,
+            dt_max=taus[-1],
+            solver=tc.solver(),
+        )
+        if kind == "exact_chunked":
+            chunk = min(tc.chunk_states, sampler.n_samples)
+            driver = ChunkedExactTDVP(model, doubled(op, n), sampler, chunk_states=chunk, **common)
+        else:
+            driver = TDVP(model, doubled(op, n), sampler, **common)
+    except ValueError as err:
+        raise ConfigError(f"thermal: {err}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    io.write_toml(out / "config.toml", cfg.resolved())
+    state = driver.init(jax.random.fold_in(key, 1), params0)
+    console.print(
+        f"[bold]nqs thermal[/bold] {cfg.hamiltonian.kind} on {lat.describe()}: purification on {2 * n} spins "
+        f"({kind} sums)\n  {driver.describe(state)}\n  units: {units_for(cfg.hamiltonian.kind)}"
+    )
+
+    measure = _measure_fn(driver)
+    measured: dict[float, tuple] = {}
+    history = io.History(out / "history.csv", driver.history_fields)
+    prog = Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, disable=not progress
+    )
+    tol = 1e-9 * max(1.0, taus[-1])
+
+    def record(st):
+        t = float(st.t)
+        hit = [tau for tau in taus if abs(tau - t) < tol]
+        if hit and hit[0] not in measured:
+            measured[hit[0]] = tuple(float(x) for x in measure(st))
+
+    with prog:
+        task = prog.add_task("imaginary-time TDVP", total=taus[-1])
+
+        def callback(st, info, dt):
+            history.append({"step": int(st.step) - 1, **driver.history_row(info), "seconds": dt})
+            prog.update(task, completed=float(st.t), description=f"tau = {float(st.t):.4f}")
+            if bool(info["accepted"]):
+                record(st)
+
+        try:
+            state = run(driver, state, tc.max_steps, callback)
+        except NonFiniteError as err:
+            raise ConfigError(
+                f"{err} — stopped. Lower thermal.dt (or use an adaptive integrator) or raise thermal.rcond_smooth"
+            ) from None
+    if float(state.t) < taus[-1] * (1 - 1e-12):
+        raise ConfigError(
+            f"thermal.max_steps: {tc.max_steps} steps reached at tau = {float(state.t):.6g} before beta/2 = "
+            f"{taus[-1]:g}; raise it, or dt"
+        )
+    record(state)
+
+    residual_max = max((float(r["residual"]) for r in history.rows), default=0.0)
+    if residual_max > 0.5:
+        console.print(
+            f"  note: the TDVP residual reached {residual_max:.2f}: the RBM does not follow the imaginary-time flow "
+            "(see nqs.workflow.thermal); the energies are not to be trusted"
+        )
+    rows = []
+    for T, b in zip(temps, betas, strict=True):
+        e, e_err, var, var_err = measured[min(measured, key=lambda tau: abs(tau - b / 2))]
+        rows.append(
+            {
+                "temperature": T,
+                "beta": b,
+                "energy_per_site": e / n,
+                "energy_per_site_error": e_err / n,
+                "specific_heat_per_site": b * b * var / n,
+                "specific_heat_per_site_error": b * b * var_err / n,
+            }
+        )
+    do_exact = tc.exact if tc.exact is not None else n <= 14
+    if do_exact and (1 << n) > MAX_THERMAL_STATES:
+        raise ConfigError(f"thermal.exact: the spectrum of {n} sites is too large (limit 14 sites)")
+    exact_curve = None
+    if do_exact:
+        ex = thermal_averages(op, None, temps)
+        for r, e, c in zip(rows, ex["energy_per_site"], ex["specific_heat_per_site"], strict=True):
+            r["exact_energy_per_site"] = float(e)
+            r["exact_specific_heat_per_site"] = float(c)
+            r["energy_relative_error"] = abs(r["energy_per_site"] - e) / abs(e) if e else None
+            r["specific_heat_relative_error"] = abs(r["specific_heat_per_site"] - c) / abs(c) if c else None
+        t_lo, t_hi = min(temps), max(temps)
+        exact_curve = thermal_averages(op, None, np.geomspace(0.8 * t_lo, 1.25 * t_hi, 120))
+    result = {
+        "hamiltonian": cfg.hamiltonian.model_dump(),
+        "lattice": lat.describe(),
+        "units": units_for(cfg.hamiltonian.kind),
+        "n_sites": n,
+        "model": model.describe(),
+        "estimator": {**driver.estimator_info(), "sums": kind},
+        "n_parameters": driver.n_parameters(state),
+        "n_steps": int(state.step),
+        "n_rejected": int(state.n_rejected),
+        "residual_max": residual_max,
+        "seconds_total": time.perf_counter() - t_start,
+        "temperatures": rows,
+    }
+    io.write_json(out / "result.json", result)
+    order = np.argsort(temps)
+    pick = [
+        [r[k] for r in (rows[i] for i in order)]
+        for k in (
+            "temperature",
+            "energy_per_site",
+            "energy_per_site_error",
+            "specific_heat_per_site",
+            "specific_heat_per_site_error",
+        )
+    ]
+    _plot(
+        out / "thermal.png",
+        *pick,
+        exact_curve,
+        f"{cfg.hamiltonian.kind}, {lat.describe()} ({units_short(cfg.hamiltonian.kind)})",
+    )
+    return result
