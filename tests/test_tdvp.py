@@ -241,3 +241,27 @@ def test_nan_stops_with_last_good_state(tmp_path):
         run(drv, drv.init(jax.random.PRNGKey(0), params), 1000, step_fn=poisoned)
     assert err.value.state is not None and float(err.value.state.t) == pytest.approx(0.15)
     assert tdvp  # the module under test
+
+
+def test_evolve_from_the_ground_state_and_from_a_run_folder(tmp_path):
+    """initial = "ground_state" prepares by VMC into OUT/prepare; from_run starts from a run folder's
+    final_params.npz: the same state, so the same values at t = 0 (exact sums)."""
+    text = _CONFIG.format(t_end=0.1).replace('initial = "plus"', 'initial = "ground_state"')
+    text = text.replace("n_steps = 40", "n_steps = 30")
+    p = tmp_path / "gs.toml"
+    p.write_text(text)
+    out = tmp_path / "gs"
+    assert main(["evolve", str(p), "--out", str(out), "--quiet"]) == 0
+    res = json.loads((out / "result.json").read_text())
+    assert (out / "prepare" / "final_params.npz").is_file() and (out / "prepare" / "result.json").is_file()
+    assert res["preparation"]["energy"]["mean"] < -4.0  # the TFIM ground energy at h = 1, L = 4: -5.226
+    x0 = res["observables"]["X"]["value"][0]
+    assert x0 == pytest.approx(res["exact"]["X"][0], abs=1e-10)
+    q = tmp_path / "from.toml"
+    q.write_text(text.replace('initial = "ground_state"', f'from_run = "{out / "prepare"}"'))
+    assert main(["evolve", str(q), "--out", str(tmp_path / "from"), "--quiet"]) == 0
+    again = json.loads((tmp_path / "from" / "result.json").read_text())
+    assert again["observables"]["X"]["value"][0] == pytest.approx(x0, abs=1e-10)
+    r = tmp_path / "missing.toml"
+    r.write_text(text.replace('initial = "ground_state"', f'from_run = "{tmp_path / "nowhere"}"'))
+    assert main(["evolve", str(r), "--out", str(tmp_path / "m"), "--quiet"]) == 2
