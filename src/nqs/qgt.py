@@ -82,6 +82,9 @@ class TDVPSolver:
     rcond_smooth: float = 1e-8
     #: ``"snr"``: factor 1 / (1 + (snr_cut/SNR_k)⁶).
     snr_cut: float = 2.0
+    #: Solve for √S_kk θ̇_k (S rescaled to unit diagonal, as jVMC does): the cuts then judge every parameter on
+    #: its own scale, not by the size of its log-derivative.  Parameters with S_kk = 0 do not move.
+    rescale: bool = False
 
     def __post_init__(self):
         if self.regulariser not in REGULARISERS:
@@ -97,9 +100,10 @@ class TDVPSolver:
 
     def describe(self) -> str:
         """One line: the regulariser and its settings."""
+        scaled = ", S rescaled to unit diagonal" if self.rescale else ""
         if self.regulariser == "shift":
-            return f"diagonal shift {self.diag_shift:g}"
-        text = f"pseudo-inverse (rcond {self.rcond:g}, smooth {self.rcond_smooth:g})"
+            return f"diagonal shift {self.diag_shift:g}{scaled}"
+        text = f"pseudo-inverse (rcond {self.rcond:g}, smooth {self.rcond_smooth:g}{scaled})"
         return text + (f" with signal-to-noise cut {self.snr_cut:g}" if self.regulariser == "snr" else "")
 
 
@@ -202,6 +206,11 @@ def tdvp_solve(
     n, P = Oc.shape
     rows = A.shape[0]
     stacked = rows != n
+    scale = None
+    if solver.rescale:
+        norms = jnp.sqrt(jnp.sum(jnp.abs(A) ** 2, axis=0))
+        scale = jnp.where(norms > 0, norms, jnp.inf)
+        A = A / scale.astype(A.real.dtype)
     samples = space == "samples" or (space == "auto" and P > rows)
 
     snr_min = jnp.array(jnp.inf)
@@ -234,6 +243,8 @@ def tdvp_solve(
         else:
             theta_dot = _mm(V, c)
         n_kept = jnp.sum(r)
+    if scale is not None:
+        theta_dot = theta_dot / scale.astype(theta_dot.real.dtype)
 
     e2 = jnp.real(jnp.vdot(ec, ec))
     d = _mm(Oc, theta_dot.astype(Oc.dtype)) - ec
