@@ -12,6 +12,7 @@ after the first (compilation, reported apart).
 
     python benchmarks/tdvp_speed.py                       # L = 64 side by side; nqs at L = 16, 32, 64, 128
     python benchmarks/tdvp_speed.py --side-by-side 32 --sizes 16 32 --steps 3
+    python benchmarks/tdvp_speed.py --steps 4 --netket-steps 2   # NetKet's L = 64 step takes minutes here
 
 Each measurement runs in a fresh worker process.
 """
@@ -137,6 +138,7 @@ def main():
     ap.add_argument("--side-by-side", type=int, default=64, help="chain length of the nqs/NetKet comparison")
     ap.add_argument("--sizes", type=int, nargs="*", default=[16, 32, 64, 128], help="chain lengths for nqs alone")
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--netket-steps", type=int, default=None, help="timed NetKet steps (default: --steps)")
     ap.add_argument("--n-samples", type=int, default=4096)
     ap.add_argument("--n-chains", type=int, default=128)
     ap.add_argument("--no-netket", action="store_true", help="skip NetKet (nqs rows only)")
@@ -151,11 +153,12 @@ def main():
     print(
         f"# TFIM chain h = {H_FIELD:g}, PBC; complex RBM alpha = 1; {args.n_samples} samples over {args.n_chains} "
         f"chains, {N_DISCARD} discarded sweeps per stage; RK4 dt = {DT:g}; shift {DIAG_SHIFT:g} + Cholesky; "
-        f"medians over {args.steps} steps after the first"
+        f"medians over {args.steps} (NetKet {args.netket_steps or args.steps}) steps after the first"
     )
     L = args.side_by_side
     a = run_worker(["nqs", str(L), *common])
-    b = {"error": "skipped"} if args.no_netket else run_worker(["netket", str(L), *common])
+    nk_steps = str(args.netket_steps or args.steps)
+    b = {"error": "skipped"} if args.no_netket else run_worker(["netket", str(L), nk_steps, *common[1:]])
     print(f"{'L':>4} {'params':>7} {'nqs s/step':>11} {'NetKet s/step':>14} {'ratio':>7} {'compile nqs / NK (s)':>21}")
     if "error" in a:
         print(f"{L:>4} nqs failed: {a['error']}")
