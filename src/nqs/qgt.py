@@ -154,18 +154,93 @@ def _snr_factor(snr: jax.Array, cut: float) -> jax.Array:
     return 1.0 / (1.0 + t**6)
 
 
-def _shift_solve(A: jax.Array, b: jax.Array, lam: float, samples: bool) -> tuple[jax.Array, jax.Array]:
+class _Dense:
+    """Rows A (rows, P) as a matrix: ``gram()`` = A A† and ``rmatvec(y)`` = A† y."""
+
+    def __init__(self, A: jax.Array):
+        self.A = A
+
+    def gram(self) -> jax.Array:
+        return _mm(self.A, self.A.conj().T)
+
+    def rmatvec(self, y: jax.Array) -> jax.Array:
+        return _mm(self.A.conj().T, y.astype(self.A.dtype))
+
+
+class _OnFactors:
+    """The centred rows Ō of a factored O (:class:`~nqs.sr._Centred`) with ``gram()`` and ``rmatvec`` in the
+    working precision of the solve, never forming the n × P matrix."""
+
+    def __init__(self, centred):
+        self.c = centred
+
+    def gram(self) -> jax.Array:
+        return _hi(self.c.gram())
+
+    def rmatvec(self, y: jax.Array) -> jax.Array:
+        return _hi(self.c.rmatvec(y.astype(jnp.result_type(y.dtype, self.c.O.dtype))))
+
+
+def _shift_solve(A, b: jax.Array, lam: float, samples: bool) -> tuple[jax.Array, jax.Array]:
     """θ̇ = (A†A + λ)⁻¹ A†b by Cholesky (in sample space: A†(AA† + λ)⁻¹ b) and the effective rank
-    tr(S (S + λ)⁻¹) = m − λ tr((M + λ)⁻¹) = m − λ ‖L⁻¹‖²_F for the m × m system M + λ = L L†."""
-    M = _mm(A, A.conj().T) if samples else _mm(A.conj().T, A)
+    tr(S (S + λ)⁻¹) = m − λ tr((M + λ)⁻¹) = m − λ ‖L⁻¹‖²_F for the m × m system M + λ = L L†.  ``A``: the
+    dense rows, or in sample space the rows as an operator (:class:`_Dense`, :class:`_OnFactors`)."""
+    if samples:
+        op = _Dense(A) if isinstance(A, jax.Array) else A
+        M = op.gram()
+    else:
+        M = _mm(A.conj().T, A)
     m = M.shape[0]
     L = jnp.linalg.cholesky(M + lam * jnp.eye(m, dtype=M.dtype))
     rhs = b if samples else _mm(A.conj().T, b)
-    y = jax.scipy.linalg.cho_solve((L, True), rhs)
-    x = _mm(A.conj().T, y) if samples else y
+    y = jax.scipy.linalg.cho_solve((L, True), rhs.astype(L.dtype))
+    x = op.rmatvec(y) if samples else y
     Linv = jax.scipy.linalg.solve_triangular(L, jnp.eye(m, dtype=L.dtype), lower=True)
     n_kept = m - lam * jnp.sum(jnp.abs(Linv) ** 2)
     return x, jnp.clip(n_kept, 0.0, m)
+
+
+def _regularised(A, b: jax.Array, n: int, P: int, stacked: bool, samples: bool, solver, mcmc, n_samples):
+    """``(θ̇, n_kept, snr_min)`` of the regularised least-squares problem A θ̇ ≈ b (rows of A: n samples, or
+    2n stacked real rows); ``A`` dense, or in sample space an operator (:class:`_OnFactors`)."""
+    snr_min = jnp.array(jnp.inf)
+    if solver.regulariser == "shift":
+        theta_dot, n_kept = _shift_solve(A, b, solver.diag_shift, samples)
+        return theta_dot, n_kept, snr_min
+    if samples:
+        op = _Dense(A) if isinstance(A, jax.Array) else A
+        sigma, U = jnp.linalg.eigh(op.gram())
+        sigma = jnp.maximum(sigma, 0.0)
+        proj = U * jnp.sqrt(sigma)  # A V = U σ^{1/2}
+        rho = jnp.sqrt(sigma) * _mm(U.conj().T, b.astype(U.dtype))  # V† A† b = σ^{1/2} U† b
+    else:
+        sigma, V = jnp.linalg.eigh(_mm(A.conj().T, A))
+        sigma = jnp.maximum(sigma, 0.0)
+        proj = None
+        rho = _mm(V.conj().T, _mm(A.conj().T, b))
+    r, kept = _smooth_factor(sigma, solver)
+    if solver.regulariser == "snr" and mcmc:
+        if proj is None:
+            proj = _mm(A, V)
+        ns = n if n_samples is None else n_samples
+        snr = _snr(proj, b, n, stacked, jnp.asarray(ns, sigma.dtype))
+        r = r * _snr_factor(snr, solver.snr_cut)
+        snr_min = jnp.min(jnp.where(kept, snr, jnp.inf))
+    safe = jnp.where(kept, sigma, 1.0)
+    c = jnp.where(kept, r / safe, 0.0) * rho
+    if samples:
+        # V c = A† U σ^{-1/2} c
+        theta_dot = op.rmatvec(_mm(U, jnp.where(kept, c / jnp.sqrt(safe), 0.0)))
+    else:
+        theta_dot = _mm(V, c)
+    return theta_dot, jnp.sum(r), snr_min
+
+
+def _residual(d: jax.Array, ec: jax.Array) -> jax.Array:
+    """‖d‖ / ‖ε‖ for d = Ō θ̇ − ε (0 when ε = 0)."""
+    e2 = jnp.real(jnp.vdot(ec, ec))
+    res2 = jnp.real(jnp.vdot(d, d))
+    return jnp.where(e2 > 0, jnp.sqrt(res2 / jnp.where(e2 > 0, e2, 1.0)), 0.0)
 
 
 @partial(jax.jit, static_argnames=("mode", "solver", "mcmc", "space"))
@@ -188,12 +263,10 @@ def tdvp_solve(
     noise and ``"snr"`` is ``"pinv"``).  ``n_samples``: the number of independent samples in the error of
     ρ_k (default n; an effective sample size accounts for autocorrelation).  ``space``: ``"parameters"``
     (eigenbasis of the P × P matrix S), ``"samples"`` (of the Gram matrix Ō Ō†) or ``"auto"`` (the smaller).
-    Jitted, with ``mode``, ``solver``, ``mcmc`` and ``space`` static.
+    Jitted, with ``mode``, ``solver``, ``mcmc`` and ``space`` static.  :func:`tdvp_solve_factored` takes the
+    factors of the uncentred O instead.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
-    if space not in SPACES:
-        raise ValueError(f"space: {space!r} is not one of {', '.join(SPACES)}")
+    _check(mode, space)
     if isinstance(Oc, FactoredJacobian):
         Oc = Oc.dense()
     Oc, ec = _hi(Oc), _hi(ec)
@@ -205,85 +278,64 @@ def tdvp_solve(
         A, b = _stack_real(Oc, ec.astype(jnp.result_type(ec.dtype, Oc.dtype)))
     n, P = Oc.shape
     rows = A.shape[0]
-    stacked = rows != n
+    samples = space == "samples" or (space == "auto" and P > rows)
     scale = None
     if solver.rescale:
         norms = jnp.sqrt(jnp.sum(jnp.abs(A) ** 2, axis=0))
         scale = jnp.where(norms > 0, norms, jnp.inf)
         A = A / scale.astype(A.real.dtype)
-    samples = space == "samples" or (space == "auto" and P > rows)
-
-    snr_min = jnp.array(jnp.inf)
-    if solver.regulariser == "shift":
-        theta_dot, n_kept = _shift_solve(A, b, solver.diag_shift, samples)
-    else:
-        if samples:
-            sigma, U = jnp.linalg.eigh(_mm(A, A.conj().T))
-            sigma = jnp.maximum(sigma, 0.0)
-            proj = U * jnp.sqrt(sigma)  # A V = U σ^{1/2}
-            rho = jnp.sqrt(sigma) * _mm(U.conj().T, b)  # V† A† b = σ^{1/2} U† b
-        else:
-            sigma, V = jnp.linalg.eigh(_mm(A.conj().T, A))
-            sigma = jnp.maximum(sigma, 0.0)
-            proj = None
-            rho = _mm(V.conj().T, _mm(A.conj().T, b))
-        r, kept = _smooth_factor(sigma, solver)
-        if solver.regulariser == "snr" and mcmc:
-            if proj is None:
-                proj = _mm(A, V)
-            ns = n if n_samples is None else n_samples
-            snr = _snr(proj, b, n, stacked, jnp.asarray(ns, sigma.dtype))
-            r = r * _snr_factor(snr, solver.snr_cut)
-            snr_min = jnp.min(jnp.where(kept, snr, jnp.inf))
-        safe = jnp.where(kept, sigma, 1.0)
-        c = jnp.where(kept, r / safe, 0.0) * rho
-        if samples:
-            # V c = A† U σ^{-1/2} c
-            theta_dot = _mm(A.conj().T, _mm(U, jnp.where(kept, c / jnp.sqrt(safe), 0.0)))
-        else:
-            theta_dot = _mm(V, c)
-        n_kept = jnp.sum(r)
+    theta_dot, n_kept, snr_min = _regularised(A, b, n, P, rows != n, samples, solver, mcmc, n_samples)
     if scale is not None:
         theta_dot = theta_dot / scale.astype(theta_dot.real.dtype)
-
-    e2 = jnp.real(jnp.vdot(ec, ec))
-    d = _mm(Oc, theta_dot.astype(Oc.dtype)) - ec
-    res2 = jnp.real(jnp.vdot(d, d))
-    residual = jnp.where(e2 > 0, jnp.sqrt(res2 / jnp.where(e2 > 0, e2, 1.0)), 0.0)
+    residual = _residual(_mm(Oc, theta_dot.astype(Oc.dtype)) - ec, ec)
     return theta_dot, SolveInfo(residual=residual, n_kept=n_kept, snr_min=snr_min)
 
 
-@partial(jax.jit, static_argnames=("mode", "solver"))
-def tdvp_solve_sf(
-    S: jax.Array, F: jax.Array, e_norm2: jax.Array, mode: str, solver: TDVPSolver
-) -> tuple[jax.Array, SolveInfo]:
-    """θ̇ of S θ̇ = F from the accumulated S = Ō†Ō (P, P) and F = Ō†ε (P,), with ‖ε‖² = ``e_norm2``: the
-    solve of :func:`tdvp_solve` where the rows are too many to hold (exact sums over a large basis, summed
-    chunk by chunk).  ``mode = "real"`` solves Re S θ̇ = Re F.  ``"shift"`` as in :func:`tdvp_solve`;
-    ``"pinv"`` and ``"snr"`` are the smooth pseudo-inverse (the signal-to-noise cut needs the rows, and exact
-    sums have no noise).  The residual is √((θ̇†Sθ̇ − 2 Re θ̇†F + ‖ε‖²)/‖ε‖²), clipped at 0."""
+def _check(mode: str, space: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
-    S, F = _hi(S), _hi(F)
-    if mode == "real":
-        S, F = jnp.real(S), jnp.real(F)
-    S = 0.5 * (S + S.conj().T)
-    P = S.shape[0]
-    if solver.regulariser == "shift":
-        L = jnp.linalg.cholesky(S + solver.diag_shift * jnp.eye(P, dtype=S.dtype))
-        theta_dot = jax.scipy.linalg.cho_solve((L, True), F)
-        Linv = jax.scipy.linalg.solve_triangular(L, jnp.eye(P, dtype=L.dtype), lower=True)
-        n_kept = jnp.clip(P - solver.diag_shift * jnp.sum(jnp.abs(Linv) ** 2), 0.0, P)
-    else:
-        sigma, V = jnp.linalg.eigh(S)
-        sigma = jnp.maximum(sigma, 0.0)
-        r, kept = _smooth_factor(sigma, solver)
-        rho = _mm(V.conj().T, F)
-        safe = jnp.where(kept, sigma, 1.0)
-        theta_dot = _mm(V, jnp.where(kept, r / safe, 0.0) * rho)
-        n_kept = jnp.sum(r)
-    quad = jnp.real(jnp.vdot(theta_dot, _mm(S, theta_dot))) - 2 * jnp.real(jnp.vdot(theta_dot, F))
-    e2 = jnp.asarray(e_norm2, quad.dtype)
-    res2 = jnp.maximum(quad + e2, 0.0)
-    residual = jnp.where(e2 > 0, jnp.sqrt(res2 / jnp.where(e2 > 0, e2, 1.0)), 0.0)
-    return theta_dot, SolveInfo(residual=residual, n_kept=n_kept, snr_min=jnp.array(jnp.inf))
+    if space not in SPACES:
+        raise ValueError(f"space: {space!r} is not one of {', '.join(SPACES)}")
+
+
+@partial(jax.jit, static_argnames=("mode", "solver", "mcmc", "space"))
+def tdvp_solve_factored(
+    O: jax.Array | FactoredJacobian,
+    e: jax.Array,
+    weights: jax.Array,
+    mode: str,
+    solver: TDVPSolver,
+    mcmc: bool,
+    n_samples: int | jax.Array | None = None,
+    *,
+    space: str = "auto",
+) -> tuple[jax.Array, SolveInfo]:
+    """:func:`tdvp_solve` from the uncentred log-derivatives ``O`` (n, P), the right-hand side ``e`` = c·E_loc
+    (n,) and the weights (n,): the same θ̇ and :class:`SolveInfo`.
+
+    Where the solve runs in sample space (P greater than the rows) and ``O`` is a
+    :class:`~nqs.estimators.FactoredJacobian` that needs no stacking of real rows (holomorphic θ, or a real
+    O), the Gram matrix Ō Ō† comes from the factors (2n²(p + q) flops a Kronecker block instead of 2n²pq)
+    and θ̇ = Ō† y and the residual from products with them: the n × P matrix is never formed.  Otherwise
+    the rows are centred densely and :func:`tdvp_solve` solves.
+    """
+    from .estimators import centered, centered_energies
+    from .sr import _Centred, _on_factors
+
+    _check(mode, space)
+    weights = weights.reshape(-1)
+    e = e.reshape(-1)
+    if isinstance(O, FactoredJacobian) and _on_factors(O, mode) and not solver.rescale:
+        n, P = O.shape
+        if space == "samples" or (space == "auto" and P > n):
+            c = _Centred(O, e, weights, mode)
+            op = _OnFactors(c)
+            b = _hi(c.ec)
+            theta_dot, n_kept, snr_min = _regularised(op, b, n, P, False, True, solver, mcmc, n_samples)
+            _, _, ec = centered_energies(e.astype(jnp.result_type(O.dtype, jnp.complex64)), weights, O.dtype)
+            d = c.matvec(theta_dot.astype(O.dtype)) - ec
+            return theta_dot, SolveInfo(residual=_residual(_hi(d), _hi(ec)), n_kept=n_kept, snr_min=snr_min)
+    if isinstance(O, FactoredJacobian):
+        O = O.dense()
+    Oc, ec = centered(O, e.astype(jnp.result_type(O.dtype, e.dtype, jnp.complex64)), weights)
+    return tdvp_solve(Oc, ec, mode, solver, mcmc, n_samples, space=space)

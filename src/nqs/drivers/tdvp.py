@@ -38,7 +38,7 @@ from ..jax_utils import tree_all_finite
 from ..models.product import PRODUCT_STATES
 from ..operators.observables import NAMED_OBSERVABLES, named_observable, user_observable
 from ..operators.pauli import pauli_terms_from_spec
-from ..qgt import REGULARISERS, TDVPSolver, tdvp_solve
+from ..qgt import REGULARISERS, TDVPSolver, tdvp_solve_factored
 from ..registry import Section
 from ..stats import Stats
 from .base import Driver
@@ -242,10 +242,8 @@ class TDVP(Driver):
             samples, weights, e_loc, stats, obs, new_sstate = self._measure(params, sstate)
             rows = samples.reshape(-1, samples.shape[-1])
             O = estimators.log_derivatives(vmc._model, params, rows, mode, self.chunk_size, factored=True)
-            if isinstance(O, estimators.FactoredJacobian):
-                O = O.dense()
-            Oc, ec = estimators.centered(O, c * e_loc, weights)
-            theta_dot, solved = tdvp_solve(Oc, ec, mode, self.solver, mcmc)
+            # the solve works on O's factors where it can (sample space): no n × P matrix
+            theta_dot, solved = tdvp_solve_factored(O, c * e_loc, weights, mode, self.solver, mcmc)
             n_prop = jnp.maximum(new_sstate.n_proposed - sstate.n_proposed, 1)
             info = {
                 "energy": stats,
@@ -254,15 +252,25 @@ class TDVP(Driver):
                 "n_kept": solved.n_kept,
                 "snr_min": solved.snr_min,
                 "acceptance": (new_sstate.n_accepted - sstate.n_accepted) / n_prop,
-                "metric": Oc,
+                "metric": O,
+                "weights": weights,
             }
             return theta_dot.astype(y.dtype), new_sstate, info
 
         return f
 
-    def _metric_norm(self, Oc: jax.Array) -> Callable:
-        """‖e‖_S = √(e† S e) = ‖Ō e‖ (for real parameters, √(eᵀ Re S e))."""
-        return lambda e: jnp.sqrt(jnp.sum(jnp.abs(Oc @ e.astype(Oc.dtype if self._mode == "real" else e.dtype)) ** 2))
+    def _metric_norm(self, O, weights) -> Callable:
+        """‖e‖_S = √(e† S e) = ‖Ō e‖ (for real parameters, √(eᵀ Re S e)), from the uncentred log-derivatives
+        ``O`` (dense or factored) and the weights: Ō e = √w (O e − ⟨O e⟩)."""
+        w = weights.reshape(-1)
+
+        def norm(e):
+            e = e.astype(O.dtype if self._mode == "real" else jnp.result_type(e.dtype, O.dtype))
+            oe = O.matvec(e) if isinstance(O, estimators.FactoredJacobian) else O @ e
+            oe = jnp.sqrt(w) * (oe - jnp.sum(w * oe))
+            return jnp.sqrt(jnp.sum(jnp.abs(oe) ** 2))
+
+        return norm
 
     def make_step(self) -> Callable[[TDVPState], tuple[TDVPState, dict]]:
         """The jitted ``step(state) -> (state, info)``: one attempted integrator step, landing on the next
@@ -280,7 +288,7 @@ class TDVP(Driver):
             clipped = dt_eff < state.dt
             y_new, y_err, sstate, info0 = integrators.rk_step(tab, f, t, y, dt_eff, state.sampler_state)
             if self.adaptive:
-                norm = self._metric_norm(info0["metric"]) if self.error_norm == "qgt" else None
+                norm = self._metric_norm(info0["metric"], info0["weights"]) if self.error_norm == "qgt" else None
                 ratio = integrators.error_ratio(y_err, y, y_new, self.rtol, self.atol, norm)
                 accepted = (ratio <= 1.0) | (dt_eff <= self.dt_min)
                 proposed = integrators.next_dt(
@@ -304,7 +312,7 @@ class TDVP(Driver):
                 energy0,
                 state.n_rejected + (~accepted).astype(jnp.int64),
             )
-            info = {k: v for k, v in info0.items() if k != "metric"}
+            info = {k: v for k, v in info0.items() if k not in ("metric", "weights")}
             info.update(
                 t=t,
                 dt=dt_eff,
