@@ -380,6 +380,9 @@ class DynamicsConfig(Section):
     rcond: float = Field(1e-14, ge=0, lt=1, description="pinv/snr: eigenvalues of S below rcond*max are dropped")
     rcond_smooth: float = Field(1e-8, ge=0, lt=1, description="pinv/snr: smooth cut-off, relative to the largest")
     snr_cut: float = Field(2.0, ge=0, description="snr: modes with a signal-to-noise ratio below this are damped")
+    rescale: bool = Field(
+        True, description="solve with S rescaled to unit diagonal (the cuts judge each parameter on its own scale)"
+    )
     initial: Literal[INITIAL_STATES] = Field(  # type: ignore[valid-type]
         "ground_state", description="the start state (see the section's text); from_run overrides it"
     )
@@ -421,6 +424,7 @@ class DynamicsConfig(Section):
             rcond=self.rcond,
             rcond_smooth=self.rcond_smooth,
             snr_cut=self.snr_cut,
+            rescale=self.rescale,
         )
 
     def output_times(self) -> tuple[float, ...]:
