@@ -10,6 +10,15 @@ Basis encoding
   orbital index ``i = site + n_sites·spin`` (all ↑ first); c_i = (Π_{j<i} (−1)^{n_j}) a_i, so the
   Jordan–Wigner string runs over orbitals of smaller index (as in ``shared/notes/rbm_pp.md``).
 
+Purifications: ancilla spins in the σˣ basis
+--------------------------------------------
+``nqs thermal`` writes the purification of a system of N spins on 2N: the system sites 0..N−1 in σᶻ as
+everywhere, the ancillas N..2N−1 in σˣ (value +1 ⇔ |+⟩, −1 ⇔ |−⟩; bit set ⇔ |+⟩ in a basis code).
+H acts as H ⊗ 1 on the system only, so nothing about H changes.  The β = 0 Bell pair
+(|↑↑⟩ + |↓↓⟩)/√2 then has the amplitudes ½·(−1)^{[s=↓][x=−]}, with no zeros
+(:func:`nqs.models.product.bell_pairs_params`, :func:`nqs.exact.dynamics.bell_pairs_state`);
+``[thermal] ancilla = "z"`` keeps the ancillas in σᶻ, where only the equal pairs have weight.
+
 Units (printed with every energy)
 ---------------------------------
 Each Hamiltonian kind states its units where it is registered (:data:`nqs.registry.HAMILTONIANS`;
@@ -48,5 +57,7 @@ float64 / complex128 by default (``nqs`` enables ``jax_enable_x64`` at its entry
 
 from __future__ import annotations
 
+#: Bases the ancillas of a purification are written in (see "Purifications" above).
+ANCILLA_BASES = ("x", "z")
 SPIN_UP = 1
 SPIN_DOWN = -1

@@ -2,8 +2,9 @@
 :mod:`nqs.workflow.thermal`).
 
 The thermal state at inverse temperature β is the system half of the purification
-|ψ(β/2)⟩ = (e^{−βH/2} ⊗ 1)|Φ⟩ on 2N spins (system 0..N−1, ancillas N..2N−1) with the Bell pairs
-|Φ⟩ = Π_i (|↑_i ↑_{N+i}⟩ + |↓_i ↓_{N+i}⟩)/√2.  A complex RBM on the 2N spins starts exactly at |Φ⟩
+|ψ(β/2)⟩ = (e^{−βH/2} ⊗ 1)|Φ⟩ on 2N spins (system 0..N−1 in σᶻ, ancillas N..2N−1 in σˣ, see
+:mod:`nqs.conventions`) with the Bell pairs |Φ⟩ = Π_i (|↑_i ↑_{N+i}⟩ + |↓_i ↓_{N+i}⟩)/√2, whose amplitudes
+are ½·(−1)^{[s=↓][x=−]} per pair.  A complex RBM on the 2N spins starts exactly at |Φ⟩
 (:func:`nqs.models.product.bell_pairs_params`) and imaginary-time TDVP under H ⊗ 1 carries it to τ = β/2 for
 every β of the grid, where ⟨H⟩_β = ⟨ψ|H ⊗ 1|ψ⟩/⟨ψ|ψ⟩ and C = β² Var_{|ψ|²}(E_loc).
 """
@@ -16,16 +17,17 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from .. import integrators
+from ..conventions import ANCILLA_BASES
 from ..qgt import REGULARISERS, TDVPSolver
 from ..registry import Section
 
 #: ``[thermal] sampler``: exact enumeration (all 4^N states, one matrix of log-derivatives), exact sums in
-#: chunks (:class:`~nqs.drivers.tdvp_exact.ChunkedExactTDVP`), or Metropolis chains with pair moves
-#: (:class:`~nqs.sampling.pairs.PairRule`, the chain settings of ``[sampler]``).
+#: chunks (:class:`~nqs.drivers.tdvp_exact.ChunkedExactTDVP`), or Metropolis chains with the chain settings
+#: of ``[sampler]`` (single flips on the 2N sites; with ``ancilla = "z"`` also the pair moves of
+#: :class:`~nqs.sampling.pairs.PairRule`).
 THERMAL_SAMPLERS = ("auto", "exact", "exact_chunked", "metropolis")
-#: ``sampler = "auto"``: plain exact sums up to this many doubled-space states, chunked up to the next limit.
+#: ``sampler = "auto"``: exact sums up to this many doubled-space states (2N = 12 spins), Metropolis above.
 AUTO_EXACT_STATES = 1 << 12
-AUTO_CHUNKED_STATES = 1 << 20
 
 
 def _grid(v: list[float] | None, name: str) -> list[float] | None:
@@ -55,7 +57,7 @@ class ThermalConfig(Section):
     atol: float = Field(1e-6, gt=0, description="adaptive integrators: absolute tolerance per step")
     dt_min: float = Field(1e-8, ge=0, description="adaptive integrators: smallest step")
     regulariser: Literal[REGULARISERS] = Field(  # type: ignore[valid-type]
-        "pinv", description="shift, pinv or snr (snr: Monte Carlo only; exact sums take pinv)"
+        "snr", description="shift, pinv or snr (the signal-to-noise cut for Monte Carlo; pinv for exact sums)"
     )
     diag_shift: float = Field(0.0, ge=0, description="regulariser 'shift': the diagonal shift (> 0)")
     rcond: float = Field(1e-14, ge=0, lt=1, description="pinv/snr: eigenvalues of S below rcond*max are dropped")
@@ -63,7 +65,10 @@ class ThermalConfig(Section):
     snr_cut: float = Field(2.0, ge=0, description="snr: modes with a signal-to-noise ratio below this are damped")
     noise: float = Field(1e-2, ge=0, description="Gaussian noise on the start state's free RBM parameters")
     sampler: Literal[THERMAL_SAMPLERS] = Field(  # type: ignore[valid-type]
-        "auto", description="exact, exact_chunked, metropolis (chains of [sampler]) or auto (by size)"
+        "auto", description="exact, exact_chunked, metropolis (chains of [sampler]) or auto (exact up to 6 sites)"
+    )
+    ancilla: Literal[ANCILLA_BASES] = Field(  # type: ignore[valid-type]
+        "x", description="the ancillas' basis: x (no zeros at beta = 0) or z (equal pairs only; pair-flip chains)"
     )
     chunk_states: int = Field(1 << 14, gt=0, description="exact_chunked: basis states per chunk (a power of 2)")
     exact: bool | None = Field(None, description="exact thermal averages from the spectrum (default: N <= 14)")

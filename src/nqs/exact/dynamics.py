@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from ..conventions import ANCILLA_BASES
 from ..hilbert import SpinHilbert
 from ..operators.pauli import PauliSum
 from .trotter import neel_state
@@ -213,16 +214,27 @@ def thermal_averages(operator, hilbert, temperatures: Sequence[float], n_sites: 
     }
 
 
-def bell_pairs_state(n_sites: int) -> np.ndarray:
+def bell_pairs_state(n_sites: int, ancilla: str = "x") -> np.ndarray:
     """|Φ⟩ = Π_i (|↑_i ↑_{N+i}⟩ + |↓_i ↓_{N+i}⟩)/√2 on 2N spins, (2**(2N),) in code order.
 
-    Tracing out the ancillas N..2N−1 leaves the infinite-temperature state 1/2^N on the system.
+    The system sites 0..N−1 are written in σᶻ; the ancillas N..2N−1 in ``ancilla``'s basis: ``"x"`` (nqs's
+    purifications, :mod:`nqs.conventions`; bit set ⇔ |+⟩), where a pair has the amplitudes
+    ½·(−1)^{[s=↓][x=−]}, or ``"z"``, where only the equal pairs have weight (2^{−N/2} each).  Tracing out the
+    ancillas leaves the infinite-temperature state 1/2^N on the system in either basis.
     """
     n = int(n_sites)
+    if ancilla not in ANCILLA_BASES:
+        raise ValueError(f"ancilla must be one of {ANCILLA_BASES}, got {ancilla!r}")
     codes = np.arange(1 << n, dtype=np.int64)
-    vec = np.zeros(1 << (2 * n))
-    vec[codes | (codes << n)] = 2.0 ** (-n / 2)
-    return vec
+    if ancilla == "z":
+        vec = np.zeros(1 << (2 * n))
+        vec[codes | (codes << n)] = 2.0 ** (-n / 2)
+        return vec
+    sys_down = (~codes[None, :]) & ((1 << n) - 1)  # columns: system code; bit set ⇔ s = ↓
+    anc_minus = (~codes[:, None]) & ((1 << n) - 1)  # rows: ancilla code; bit set ⇔ x = −
+    both = sys_down & anc_minus
+    parity = np.array([bin(int(c)).count("1") & 1 for c in range(1 << n)])[both]
+    return (0.5**n * (1.0 - 2.0 * parity)).reshape(-1)
 
 
 def doubled(operator, n_sites: int | None = None) -> PauliSum:
@@ -233,11 +245,12 @@ def doubled(operator, n_sites: int | None = None) -> PauliSum:
     return PauliSum(2 * n, operator.terms, name=operator.name)
 
 
-def purified_thermal(operator, n_sites: int | None, betas: Sequence[float]) -> dict:
+def purified_thermal(operator, n_sites: int | None, betas: Sequence[float], ancilla: str = "x") -> dict:
     """Energy and specific heat per site at inverse temperatures β ≥ 0 from the purification.
 
-    |Φ(β)⟩ ∝ (e^{−βH/2} ⊗ 1)|Φ⟩ (:func:`bell_pairs_state`, imaginary time β/2 by :func:`evolve`), whose
-    system half is e^{−βH}/Z; then ⟨H⟩ and ⟨H²⟩ − ⟨H⟩² = ‖(H − ⟨H⟩)Φ(β)‖² in that state.  Returns
+    |Φ(β)⟩ ∝ (e^{−βH/2} ⊗ 1)|Φ⟩ (:func:`bell_pairs_state` with the ancillas in ``ancilla``'s basis, imaginary
+    time β/2 by :func:`evolve`), whose system half is e^{−βH}/Z; then ⟨H⟩ and ⟨H²⟩ − ⟨H⟩² = ‖(H − ⟨H⟩)Φ(β)‖²
+    in that state.  Returns
     ``{"beta", "energy_per_site", "specific_heat_per_site": β²(⟨H²⟩ − ⟨H⟩²)/N}`` (N = ``n_sites``, None:
     ``operator.n_sites``); equal to :func:`thermal_averages` at T = 1/β on the full space.
     """
@@ -250,7 +263,7 @@ def purified_thermal(operator, n_sites: int | None, betas: Sequence[float]) -> d
     H = H2.to_sparse(hilbert)
     order = np.argsort(b, kind="stable")
     e, var = np.empty(len(b)), np.empty(len(b))
-    states = _evolve_sparse(H, bell_pairs_state(n).astype(np.complex128), b[order] / 2, imaginary=True)
+    states = _evolve_sparse(H, bell_pairs_state(n, ancilla).astype(np.complex128), b[order] / 2, imaginary=True)
     for k, phi in zip(order, states, strict=True):
         hphi = H @ phi
         e[k] = np.real(np.vdot(phi, hphi))

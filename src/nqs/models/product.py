@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..conventions import ANCILLA_BASES
 from .base import MarshallSign
 from .rbm import RBM
 
@@ -68,22 +69,39 @@ def product_params(model: Any, kind: str, lattice, noise: float, key: jax.Array)
     return {"a": a, "b": draw(k_b, params["b"]), "W": draw(k_w, params["W"])}
 
 
-def bell_pairs_params(model: Any, n_system: int, noise: float, key: jax.Array) -> Any:
-    """RBM parameters on 2N visible units (system 0..N−1, ancillas N..2N−1) of the infinite-temperature
-    purification |Φ⟩ = Π_i (|↑_i ↑_{N+i}⟩ + |↓_i ↓_{N+i}⟩)/√2 (:func:`nqs.exact.dynamics.bell_pairs_state`).
+#: The pair unit's weight on both spins of a Bell pair with the ancilla in σˣ (see :func:`bell_pairs_params`).
+BELL_PAIR_WEIGHT = (np.log(np.sqrt(2.0) - 1.0) + 0.5j * np.pi) / 2
+#: The visible bias of every unit of the purification with the ancillas in σˣ.
+BELL_PAIR_BIAS = 0.25j * np.pi
 
-    Hidden unit j < N couples to the pair (j, N+j) only, with W_{j,j} = iπ/4, W_{N+j,j} = −iπ/4 and b_j = 0:
 
-        cosh(iπ/4 (σ_j − σ_{N+j})) = cos(π/4 (σ_j − σ_{N+j})) = 1 for σ_j = σ_{N+j},  cos(±π/2) = 0 otherwise,
+def bell_pairs_params(model: Any, n_system: int, noise: float, key: jax.Array, ancilla: str = "x") -> Any:
+    """RBM parameters on 2N visible units (system 0..N−1 in σᶻ, ancillas N..2N−1 in ``ancilla``'s basis) of
+    the infinite-temperature purification |Φ⟩ = Π_i (|↑_i ↑_{N+i}⟩ + |↓_i ↓_{N+i}⟩)/√2
+    (:func:`nqs.exact.dynamics.bell_pairs_state`, :mod:`nqs.conventions`).  Hidden unit j < N couples to the
+    pair (j, N+j) only, with b_j = 0.
 
-    and a = 0, so ψ(σ) = Π_j [σ_j = σ_{N+j}] = 2^{N/2}·Φ(σ).  In floating point cos(π/2) is 6.1·10⁻¹⁷, not 0:
-    an unequal pair has the finite log-amplitude −37.3 (weight 4·10⁻³³ relative to the equal one), so
-    log ψ, the local energies and the log-derivatives stay finite (tanh θ = ±1.6·10¹⁶ i there; a weight of
-    4·10⁻³³ times its square is O(1), the exact gradient of the amplitude cosh θ that opens the pair).
-    The remaining M − N hidden units (M = α·2N) and every parameter of the pair units other than these
-    weights start at ``noise`` (Gaussian, real and imaginary parts), which changes log ψ only at second order.
-    ValueError for a model other than a complex RBM on 2N sites with at least N hidden units."""
+    ``"x"`` (the default): the ancilla value x = +1 is |+⟩, −1 is |−⟩, and a pair has the amplitudes
+    ⟨s|⟨x|Φ_pair⟩ = ½·(−1)^{[s=↓][x=−]}: all of one magnitude, no zeros, so |ψ|² is uniform at β = 0, single
+    flips sample it and every log-derivative is finite.  W_{j,j} = W_{N+j,j} = w = (ln(√2 − 1) + iπ/2)/2
+    (:data:`BELL_PAIR_WEIGHT`) and every visible bias a = iπ/4 (:data:`BELL_PAIR_BIAS`):
+
+        e^{a(s+x)}·2cosh(w(s+x)) = 2, 2, 2, −2   for (s, x) = (+,+), (+,−), (−,+), (−,−)
+
+    (cosh 2w = −i, e^{±iπ/2} = ±i).
+
+    ``"z"``: W_{j,j} = iπ/4, W_{N+j,j} = −iπ/4 and a = 0, so cosh(iπ/4 (σ_j − σ_{N+j})) is 1 on an equal pair
+    and cos(π/2) on an unequal one: 6.1·10⁻¹⁷ in floating point, not 0 (log-amplitude −37.3), which keeps
+    log ψ, the local energies and the log-derivatives finite but leaves the unequal pairs out of reach of a
+    single flip (:class:`~nqs.sampling.pairs.PairRule` samples it).
+
+    The remaining M − N hidden units (M = α·2N) start at ``noise`` (Gaussian, real and imaginary parts, on
+    their W and b: at W = 0 they would stay frozen, see the module docstring), which changes log ψ only at
+    second order; the pair units' other weights start at 0.  ValueError for a model other than a complex RBM
+    on 2N sites with at least N hidden units, or an unknown ``ancilla``."""
     n = int(n_system)
+    if ancilla not in ANCILLA_BASES:
+        raise ValueError(f"ancilla must be one of {ANCILLA_BASES}, got {ancilla!r}")
     if not isinstance(model, RBM) or model.param_dtype != "complex":
         raise ValueError(
             "the purified start state is written as a complex RBM: model kind 'rbm', param_dtype 'complex'"
@@ -100,11 +118,15 @@ def bell_pairs_params(model: Any, n_system: int, noise: float, key: jax.Array) -
     def draw(ka, kb, shape):
         return noise * (jax.random.normal(ka, shape) + 1j * jax.random.normal(kb, shape))
 
+    w_sys, w_anc, bias = (
+        (BELL_PAIR_WEIGHT, BELL_PAIR_WEIGHT, BELL_PAIR_BIAS) if ancilla == "x" else (0.25j * np.pi, -0.25j * np.pi, 0.0)
+    )
     W = np.zeros((2 * n, m), np.complex128)
-    W[np.arange(n), np.arange(n)] = 1j * np.pi / 4
-    W[n + np.arange(n), np.arange(n)] = -1j * np.pi / 4
+    W[np.arange(n), np.arange(n)] = w_sys
+    W[n + np.arange(n), np.arange(n)] = w_anc
     pair = np.zeros((2 * n, m), bool)
     pair[:, :n] = True
     W = jnp.where(jnp.asarray(pair), jnp.asarray(W), draw(k1, k2, (2 * n, m)))
     b = jnp.where(jnp.arange(m) < n, 0.0, draw(k3, k4, (m,)))
-    return {"a": jnp.zeros(2 * n, jnp.complex128), "b": b.astype(jnp.complex128), "W": W.astype(jnp.complex128)}
+    a = jnp.full(2 * n, bias, jnp.complex128)
+    return {"a": a, "b": b.astype(jnp.complex128), "W": W.astype(jnp.complex128)}

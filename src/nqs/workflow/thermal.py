@@ -3,17 +3,19 @@
 1. The start: the Bell pairs |Φ⟩ on 2N spins written exactly as a complex RBM on 2N visible units
    (:func:`nqs.models.product.bell_pairs_params`; ``[model]``: ``kind = "rbm"``, its ``alpha`` ≥ 0.5 per
    visible unit, so M = α·2N hidden units), the β = 0 purification of the system's infinite-temperature state.
+   The ancillas are written in σˣ (:mod:`nqs.conventions`; ``[thermal] ancilla``): every amplitude of |Φ⟩ then
+   has the same magnitude, so chains of single flips sample it and every term of H moves the flow.
 2. Imaginary-time TDVP (:class:`~nqs.drivers.tdvp.TDVP`) under H ⊗ 1 (:func:`nqs.exact.dynamics.doubled`)
    from τ = 0 to β_max/2, landing on τ = β/2 for every β of ``[thermal]``'s grid, where it measures
    E = ⟨H⟩_β and C = β² Var(E_loc) (per site, with error bars for Monte Carlo).  Sums: plain exact
    enumeration, exact sums in chunks (:class:`~nqs.drivers.tdvp_exact.ChunkedExactTDVP`), or Metropolis chains
-   with joint pair flips (:class:`~nqs.sampling.pairs.PairRule`).
-   The start sits on a node of the RBM (an unequal pair has the amplitude cos(π/2)): a term of H that flips one
-   system spin (the transverse field) opens one pair, which the pair unit's bias gives at first order, but a
-   term that flips two (the exchange of the Heisenberg model) opens two pairs at once, which the pair units
-   give only at second order in their parameters, so the flow cannot leave the start.  The TDVP residual then
-   stays near 1; ``result.json`` reports its largest value (``residual_max``) and a note is printed when it
-   exceeds 0.5.
+   (``[sampler]``'s chain settings) of single flips on the 2N sites — with ``ancilla = "z"`` also joint pair
+   flips (:class:`~nqs.sampling.pairs.PairRule`), since there a single flip from the start opens a pair of
+   weight 0.  ``result.json`` reports the largest TDVP residual (``residual_max``) and a note is printed when
+   it exceeds 0.5: the RBM then does not follow the flow (with ``ancilla = "z"`` the exchange of the
+   Heisenberg model opens two pairs at once, at second order in the pair units' parameters, and the flow
+   stays at the start; with ``"x"`` the term σʸσʸ of the exchange is a four-spin term the RBM reaches only as
+   its parameters grow).
 3. ``result.json`` (T, β, E/N, C/N with errors, the exact values where N ≤ 14 from the spectrum,
    :func:`nqs.exact.dynamics.thermal_averages`), ``history.csv`` and ``thermal.png``.
 """
@@ -32,7 +34,7 @@ from ..config import Config, ConfigError
 from ..drivers.loop import NonFiniteError, run
 from ..drivers.tdvp import TDVP
 from ..drivers.tdvp_exact import ChunkedExactTDVP
-from ..drivers.thermal import AUTO_CHUNKED_STATES, AUTO_EXACT_STATES
+from ..drivers.thermal import AUTO_EXACT_STATES
 from ..exact.dynamics import MAX_THERMAL_STATES, doubled, thermal_averages
 from ..hamiltonians import is_fermionic, units_for, units_short
 from ..hilbert import SpinHilbert
@@ -40,6 +42,7 @@ from ..models import RBM
 from ..models.product import bell_pairs_params
 from ..registry import HAMILTONIANS
 from ..sampling import ExactSampler, MetropolisSampler
+from ..sampling.metropolis import LocalRule
 from ..sampling.pairs import PairRule
 from ..stats import statistics
 from .lattice import build_lattice
@@ -82,7 +85,7 @@ def _sampler(cfg: Config, n: int, lat, conserving: bool):
     dim = 1 << (2 * n)
     kind = tc.sampler
     if kind == "auto":
-        kind = "exact" if dim <= AUTO_EXACT_STATES else "exact_chunked" if dim <= AUTO_CHUNKED_STATES else "metropolis"
+        kind = "exact" if dim <= AUTO_EXACT_STATES else "metropolis"
     hil = SpinHilbert(2 * n)
     if kind in ("exact", "exact_chunked"):
         if dim > 1 << 24:
@@ -91,10 +94,19 @@ def _sampler(cfg: Config, n: int, lat, conserving: bool):
     sc = cfg.sampler
     if not hasattr(sc, "n_chains"):
         raise ConfigError("thermal.sampler: 'metropolis' takes its chains from [sampler], which has no n_chains here")
-    bonds = tuple(map(tuple, np.asarray(lat.bonds(1)).tolist())) if conserving else ()
-    rule = PairRule(n, bonds, conserves_sz=conserving)
+    if tc.ancilla == "x":
+        rule = LocalRule(2 * n)
+    else:
+        bonds = tuple(map(tuple, np.asarray(lat.bonds(1)).tolist())) if conserving else ()
+        rule = PairRule(n, bonds, conserves_sz=conserving)
     return kind, MetropolisSampler(
-        hil, rule, n_chains=sc.n_chains, n_samples=sc.n_samples, n_discard=sc.n_discard, sweep_size=sc.sweep_size
+        hil,
+        rule,
+        n_chains=sc.n_chains,
+        n_samples=sc.n_samples,
+        n_discard=sc.n_discard,
+        sweep_size=sc.sweep_size,
+        power=getattr(sc, "power", 2.0),
     )
 
 
@@ -163,7 +175,7 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
     kind, sampler = _sampler(cfg, n, lat, conserving)
     key = jax.random.PRNGKey(cfg.seed)
     try:
-        params0 = bell_pairs_params(model, n, tc.noise, jax.random.fold_in(key, 7))
+        params0 = bell_pairs_params(model, n, tc.noise, jax.random.fold_in(key, 7), tc.ancilla)
         common = dict(
             t_end=taus[-1],
             output_times=tuple(taus),
@@ -188,7 +200,8 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
     state = driver.init(jax.random.fold_in(key, 1), params0)
     console.print(
         f"[bold]nqs thermal[/bold] {cfg.hamiltonian.kind} on {lat.describe()}: purification on {2 * n} spins "
-        f"({kind} sums)\n  {driver.describe(state)}\n  units: {units_for(cfg.hamiltonian.kind)}"
+        f"(ancillas in sigma^{tc.ancilla}, {kind} sums)\n  {driver.describe(state)}\n"
+        f"  units: {units_for(cfg.hamiltonian.kind)}"
     )
 
     measure = _measure_fn(driver)
@@ -265,7 +278,7 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
         "units": units_for(cfg.hamiltonian.kind),
         "n_sites": n,
         "model": model.describe(),
-        "estimator": {**driver.estimator_info(), "sums": kind},
+        "estimator": {**driver.estimator_info(), "sums": kind, "ancilla": tc.ancilla},
         "n_parameters": driver.n_parameters(state),
         "n_steps": int(state.step),
         "n_rejected": int(state.n_rejected),
