@@ -350,7 +350,7 @@ def test_wrapper_stack_exposes_the_inner_paths_through_one_object():
     """Projected over MarshallSign over Tied over a real RBM: the one fast path of each layer passes the RBM's
     specialised parts through (move path through the sign and the tying, image path with the sign added),
     and the projection's ratios from the RBM's image tables equal full evaluation after many moves."""
-    from nqs.lattice import make_lattice, translation_group
+    from nqs.lattice import make_lattice
     from nqs.models import Projected
     from nqs.models.tied import Tied, translation_tying
     from nqs.sampling import ExchangeRule
@@ -420,19 +420,24 @@ def test_wrapper_stack_exposes_the_inner_paths_through_one_object():
     np.testing.assert_allclose(ratios[live], 1.0, atol=1e-11)
 
 
-def test_rbm_local_estimator_of_a_diagonal_operator():
-    """An operator without off-diagonal terms (σᶻσᶻ alone) through the RBM's flip path: its local estimator is
-    its diagonal (the flip path once failed on zero moves)."""
+@pytest.mark.parametrize("kind", ["rbm", "rbm_symmetric", "jastrow"])
+def test_local_estimator_of_a_diagonal_operator(kind):
+    """An operator without off-diagonal terms (σᶻσᶻ alone): its local estimator is its diagonal, through every
+    model's fast path (the RBM's and the symmetric RBM's flip paths once failed on zero moves)."""
     import jax
 
     from nqs.estimators import local_energies
     from nqs.lattice import make_lattice
-    from nqs.models import RBM
+    from nqs.models import RBM, SymmetricRBM
     from nqs.operators.pauli import PauliSum
 
     lat = make_lattice("chain", [4])
     op = PauliSum(4, [(1.0, "ZZ", (i, j)) for i, j in lat.bonds(1)])
-    model = RBM(4, alpha=1.0)
+    model = {
+        "rbm": lambda: RBM(4, alpha=1.0),
+        "rbm_symmetric": lambda: SymmetricRBM(lat, alpha=1),
+        "jastrow": lambda: Jastrow(4),
+    }[kind]()
     params = model.init(jax.random.PRNGKey(0))
     s = jnp.asarray([[1, 1, -1, 1], [1, -1, 1, -1]], jnp.int8)
     e = local_energies(model, params, op, s)

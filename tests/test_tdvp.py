@@ -257,6 +257,11 @@ def test_evolve_from_the_ground_state_and_from_a_run_folder(tmp_path):
     assert res["preparation"]["energy"]["mean"] < -4.0  # the TFIM ground energy at h = 1, L = 4: -5.226
     x0 = res["observables"]["X"]["value"][0]
     assert x0 == pytest.approx(res["exact"]["X"][0], abs=1e-10)
+    # interrupted after the preparation, before the evolution's first checkpoint: --resume reuses the preparation
+    (out / "checkpoint.npz").unlink()
+    assert main(["evolve", str(p), "--out", str(out), "--quiet", "--resume"]) == 0
+    again = json.loads((out / "result.json").read_text())
+    assert again["observables"]["X"]["value"] == pytest.approx(res["observables"]["X"]["value"], abs=1e-10)
     q = tmp_path / "from.toml"
     q.write_text(text.replace('initial = "ground_state"', f'from_run = "{out / "prepare"}"'))
     assert main(["evolve", str(q), "--out", str(tmp_path / "from"), "--quiet"]) == 0

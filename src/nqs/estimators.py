@@ -159,9 +159,13 @@ def local_energy(
         cache = path.cache(params, sigma)
     if flips is not None:
         diag, mels, _, _, _ = operator.moves(sigma)
+        if mels.shape[0] == 0:  # a diagonal operator: no ratios to compute
+            return diag + jnp.zeros((), jnp.complex128)
         ratios = flips(sigma, cache)
     else:
         diag, mels, sites, new_values, mask = _active_moves(operator, sigma)
+        if mels.shape[0] == 0:
+            return diag + jnp.zeros((), jnp.complex128)
         ratios = path.log_ratios(params, sigma, cache, sites, new_values, mask)
     return diag + jnp.sum(mels * _amplitudes(mels, ratios))
 

@@ -151,8 +151,11 @@ def evolve(cfg: Config, resume: bool = False, progress: bool = True, console=Non
     resolved = problem.resolved_config()
     fingerprint = _fingerprint(resolved)
     out.mkdir(parents=True, exist_ok=True)
-    if resume and not (out / CHECKPOINT).is_file():
-        raise ConfigError(f"--resume: {out} holds no {CHECKPOINT} of a time evolution")
+    started = resume and (out / CHECKPOINT).is_file()  # the evolution itself has a checkpoint to go on from
+    if resume and not started:
+        if not (out / PREPARE).is_dir():
+            raise ConfigError(f"--resume: {out} holds no {CHECKPOINT} or preparation of a time evolution")
+        console.print(f"  note: {out} holds no checkpoint of the evolution yet: it starts at t = 0", markup=False)
     if not resume:
         kept = keep_earlier_run(out)
         if kept is not None:
@@ -178,7 +181,7 @@ def evolve(cfg: Config, resume: bool = False, progress: bool = True, console=Non
         params0 = vmc.model.init(key)
         start = "the model's random initial parameters"
     state = driver.init(jax.random.fold_in(key, 1), params0)
-    if resume:
+    if started:
         state, _ = io.load_checkpoint(out / CHECKPOINT, state, fingerprint)
         console.print(f"resuming at t = {float(state.t):.6g} (step {int(state.step)}, {out / CHECKPOINT})")
 
@@ -195,7 +198,7 @@ def evolve(cfg: Config, resume: bool = False, progress: bool = True, console=Non
         raise ConfigError("dynamics.exact: the Hilbert space is too large for the exact evolution")
 
     # ------------------------------------------------------------------ the run loop
-    history = io.History(out / "history.csv", driver.history_fields, resume_from=int(state.step) if resume else None)
+    history = io.History(out / "history.csv", driver.history_fields, resume_from=int(state.step) if started else None)
     grid = np.asarray(driver.output_times)
     tol = 1e-9 * max(1.0, dc.t_end)
     meta = {"config": fingerprint}
