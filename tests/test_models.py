@@ -350,7 +350,7 @@ def test_wrapper_stack_exposes_the_inner_paths_through_one_object():
     """Projected over MarshallSign over Tied over a real RBM: the one fast path of each layer passes the RBM's
     specialised parts through (move path through the sign and the tying, image path with the sign added),
     and the projection's ratios from the RBM's image tables equal full evaluation after many moves."""
-    from nqs.lattice import make_lattice
+    from nqs.lattice import make_lattice, translation_group
     from nqs.models import Projected
     from nqs.models.tied import Tied, translation_tying
     from nqs.sampling import ExchangeRule
