@@ -16,7 +16,7 @@ from nqs.exact import exact_state, lowest_energies
 from nqs.exact.dynamics import exact_dynamics
 from nqs.hilbert import SpinHilbert
 from nqs.lattice import make_lattice
-from nqs.models import RBM
+from nqs.models import RBM, SymmetricRBM
 from nqs.models.product import product_params
 from nqs.operators.observables import named_observable
 from nqs.qgt import TDVPSolver
@@ -128,6 +128,12 @@ def test_product_states():
     assert np.abs(psi).max() ** 2 > 1 - 1e-4
     with pytest.raises(ValueError, match="unknown product state"):
         product_params(model, "sideways", lat, 0.0, key)
+    sym = SymmetricRBM(lat, alpha=2)
+    assert np.allclose(np.abs(exact_state(sym, product_params(sym, "plus", lat, 0.0, key), hil)), 0.25)
+    psi = exact_state(sym, product_params(sym, "down", lat, 0.0, key), hil)
+    assert list(np.asarray(hil.all_states()[np.argmax(np.abs(psi))])) == [-1, -1, -1, -1]
+    with pytest.raises(ValueError, match="not translation invariant"):
+        product_params(sym, "neel", lat, 0.0, key)
 
 
 # ---------------------------------------------------------------------- nqs evolve

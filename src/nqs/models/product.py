@@ -22,6 +22,7 @@ import numpy as np
 from ..conventions import ANCILLA_BASES
 from .base import MarshallSign
 from .rbm import RBM
+from .symmetric import SymmetricRBM
 
 PRODUCT_STATES = ("plus", "up", "down", "neel")
 #: The visible bias of a σᶻ product state (see the module docstring).
@@ -48,14 +49,16 @@ def product_params(model: Any, kind: str, lattice, noise: float, key: jax.Array)
     """Parameters of ``model`` (an RBM, possibly with the Marshall sign for the σᶻ states) for the product state
     ``kind`` with ``noise`` on W and b.  ValueError for another model or a state it cannot write."""
     inner = model.inner if isinstance(model, MarshallSign) and kind != "plus" else model
-    if not isinstance(inner, RBM):
+    if not isinstance(inner, RBM | SymmetricRBM):
         raise ValueError(
-            f"the product state {kind!r} is written as RBM parameters: it needs model kind 'rbm' without symmetry "
-            "projections" + (" or the Marshall sign" if kind == "plus" else "")
+            f"the product state {kind!r} is written as RBM parameters: it needs model kind 'rbm' (without symmetry "
+            "projections" + (" or the Marshall sign" if kind == "plus" else "") + ") or 'rbm_symmetric'"
         )
     if noise < 0:
         raise ValueError(f"the noise must be >= 0, got {noise!r}")
     pattern = _pattern(kind, lattice)
+    if isinstance(inner, SymmetricRBM):
+        return _symmetric_product(inner, kind, pattern, noise, key)
     params = inner.init(key)
     k_b, k_w = jax.random.split(jax.random.fold_in(key, 1))
 
@@ -67,6 +70,23 @@ def product_params(model: Any, kind: str, lattice, noise: float, key: jax.Array)
 
     a = jnp.zeros_like(params["a"]) if pattern is None else jnp.asarray(Z_BIAS * pattern, params["a"].dtype)
     return {"a": a, "b": draw(k_b, params["b"]), "W": draw(k_w, params["W"])}
+
+
+def _symmetric_product(model: SymmetricRBM, kind: str, pattern, noise: float, key: jax.Array) -> Any:
+    """The product state on the translation-invariant RBM: its visible term is (Σ_f a_f)·Σ_i σ_i, so the uniform
+    patterns (plus, up, down) are a_0 = 0 or ±Z_BIAS; the Néel state is not invariant under every translation."""
+    if pattern is not None and not (np.all(pattern == pattern[0])):
+        raise ValueError(f"the product state {kind!r} is not translation invariant: use model kind 'rbm'")
+    params = model.init(key)
+    keys = jax.random.split(jax.random.fold_in(key, 1), 4)
+    out = {
+        k: noise
+        * (jax.random.normal(keys[2 * i], v.shape) + 1j * jax.random.normal(keys[2 * i + 1], v.shape)).astype(v.dtype)
+        for i, (k, v) in enumerate((k, v) for k, v in params.items() if k != "a")
+    }
+    a = jnp.zeros_like(params["a"])
+    out["a"] = a if pattern is None else a.at[0].set(Z_BIAS * pattern[0])
+    return out
 
 
 #: The pair unit's weight on both spins of a Bell pair with the ancilla in σˣ (see :func:`bell_pairs_params`).
