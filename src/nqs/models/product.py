@@ -2,8 +2,11 @@
 
 * ``plus``  |+…+⟩ (σˣ = +1 on every site): all parameters zero, ψ(σ) constant — exact.
 * ``up``, ``down``, ``neel``: σᶻ = ±1 on every site, or +1/−1 on the two sublattices: visible biases
-  a_i = ±:data:`Z_BIAS`, the rest zero.  A configuration with k spins against the pattern has weight
-  e^{−4k·Z_BIAS} ≈ (6·10⁻⁶)^k relative to the pattern: the state is the product state to that accuracy.
+  a_i = ±:data:`Z_BIAS`, the rest zero.  A configuration with k spins against the pattern has the amplitude
+  e^{−2k·Z_BIAS} ≈ (2.5·10⁻³)^k relative to the pattern (weight 6·10⁻⁶ per spin): ⟨σˣ⟩ ≈ 2e^{−2·Z_BIAS} ≈
+  5·10⁻³ per site, the state's distance from the product state.  A larger bias brings it closer, but the
+  first TDVP step from it then divides by eigenvalues of S near the round-off (Z_BIAS = 5 made it non-finite
+  on the TFIM chain L = 10).
 
 At W = b = 0 the RBM's log-derivatives with respect to W vanish (O_{W_ij} = σ_i tanh θ_j = 0), so the TDVP
 flow cannot leave the product state along W: a time evolution that needs correlations would stay frozen.
