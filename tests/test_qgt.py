@@ -241,3 +241,28 @@ def test_factored_jacobian_is_made_dense():
     b, ib = tdvp_solve(J.dense(), e, "real", TDVPSolver(), mcmc=True)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert float(ia.residual) == float(ib.residual)
+
+
+@pytest.mark.parametrize("mode", ["holomorphic", "real"])
+@pytest.mark.parametrize("reg", ["shift", "pinv"])
+def test_rescaled_solve(mode, reg):
+    """rescale: the solve with S at unit diagonal — the same θ̇ from the rows (tdvp_solve) and from S, F
+    (tdvp_solve_sf); for the shift it is the relative shift (S + λ diag S) θ̇ = F; columns of very different
+    sizes do not change the pseudo-inverse's answer (it is scale invariant where nothing is cut)."""
+    from nqs.qgt import tdvp_solve_sf
+
+    Oc, ec = _problem(40, 12, seed=5)
+    Oc = Oc * np.logspace(-3, 1, 12)[None, :]
+    solver = TDVPSolver(reg, diag_shift=0.05 if reg == "shift" else 0.0, rcond=1e-14, rcond_smooth=0.0, rescale=True)
+    x, info = tdvp_solve(jnp.asarray(Oc), jnp.asarray(ec), mode, solver, mcmc=False)
+    S, F = Oc.conj().T @ Oc, Oc.conj().T @ ec
+    x_sf, info_sf = tdvp_solve_sf(jnp.asarray(S), jnp.asarray(F), np.vdot(ec, ec).real, mode, solver)
+    np.testing.assert_allclose(np.asarray(x_sf), np.asarray(x), rtol=1e-8, atol=1e-12)
+    assert float(info_sf.residual) == pytest.approx(float(info.residual), rel=1e-6)
+    if mode == "real":
+        S, F = S.real, F.real
+    if reg == "shift":
+        expected = np.linalg.solve(S + 0.05 * np.diag(np.diag(S).real), F)
+    else:
+        expected = np.linalg.solve(S, F)
+    np.testing.assert_allclose(np.asarray(x), expected, rtol=1e-7, atol=1e-10)
