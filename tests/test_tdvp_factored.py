@@ -17,7 +17,8 @@ SOLVERS = [
 
 
 @pytest.mark.parametrize("param_dtype, mode", [("complex", "holomorphic"), ("real", "real")])
-@pytest.mark.parametrize("n_rows", [24, 200])  # P = 40 (sample space below P rows, parameter space above)
+# P = 40: sample space below P rows (the factored path), parameter space above (the dense fallback: slow only)
+@pytest.mark.parametrize("n_rows", [24, pytest.param(200, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: s.regulariser)
 def test_factored_solve_is_the_dense_solve(param_dtype, mode, n_rows, solver):
     model = RBM(6, alpha=1.0, param_dtype=param_dtype, init_scale=0.3)
