@@ -273,8 +273,9 @@ def test_sgd_divergence_recovers_and_every_checkpoint_is_good(tmp_path, monkeypa
     real_save = nio.save_checkpoint
 
     def recording_save(path, st, meta):
-        finite = all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(st.params))
-        saved.append((int(st.step), finite))
+        params = st.params if hasattr(st, "params") else st["params"]  # a state, or final_params.npz's dict
+        finite = all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(params))
+        saved.append((int(meta["step"]), finite))
         real_save(path, st, meta)
 
     monkeypatch.setattr(nio, "save_checkpoint", recording_save)
