@@ -2,7 +2,10 @@
 
 1. The start: the Bell pairs |Φ⟩ on 2N spins written exactly as a complex RBM on 2N visible units
    (:func:`nqs.models.product.bell_pairs_params`; ``[model]``: ``kind = "rbm"``, its ``alpha`` ≥ 0.5 per
-   visible unit, so M = α·2N hidden units), the β = 0 purification of the system's infinite-temperature state.
+   visible unit, so M = α·2N hidden units), the β = 0 purification of the system's infinite-temperature state;
+   or (``kind = "rbm_symmetric"``, ``alpha`` filters) the RBM whose filters are copied over the translations of
+   system and ancillas together (:mod:`nqs.models.purified`), exact with one filter, whose exact sums run over
+   one state per translation orbit of the doubled basis.
    The ancillas are written in σˣ (:mod:`nqs.conventions`; ``[thermal] ancilla``): every amplitude of |Φ⟩ then
    has the same magnitude, so chains of single flips sample it and every term of H moves the flow.
 2. Imaginary-time TDVP (:class:`~nqs.drivers.tdvp.TDVP`) under H ⊗ 1 (:func:`nqs.exact.dynamics.doubled`)
