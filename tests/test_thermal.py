@@ -269,3 +269,20 @@ def test_thermal_cli_symmetric_rbm_matches_exact(tmp_path):
     for row, e, c in zip(res["temperatures"], ex["energy_per_site"], ex["specific_heat_per_site"], strict=True):
         assert row["energy_per_site"] == pytest.approx(e, rel=0.01)
         assert row["specific_heat_per_site"] == pytest.approx(c, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("size = [4]", "size = [4]\npbc = false"),
+        ("alpha = 1.0", "alpha = 1\nmarshall_sign = true"),
+    ],
+)
+def test_thermal_symmetric_bad_input_is_one_line(tmp_path, capsys, old, new):
+    """The symmetric purification needs a periodic lattice and takes no Marshall sign: one line, exit 2."""
+    p = _write(tmp_path, grid="betas = [1.0]")
+    text = p.read_text().replace('kind = "rbm"\n', 'kind = "rbm_symmetric"\n').replace(old, new)
+    p.write_text(text)
+    assert main(["thermal", str(p), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert ("periodic" in err or "Marshall" in err) and err.count("\n") == 1 and "Traceback" not in err
