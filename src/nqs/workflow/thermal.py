@@ -203,7 +203,8 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
     temps, betas = tc.grid()
     taus = sorted({b / 2 for b in betas})
     model = _model(cfg, lat)
-    exact_sums = 4**n <= 1 << 24 and (tc.sampler in ("exact", "exact_chunked") or 4**n <= AUTO_EXACT_STATES)
+    auto_exact = tc.sampler == "auto" and 4**n <= AUTO_EXACT_STATES
+    exact_sums = 4**n <= 1 << 24 and (tc.sampler in ("exact", "exact_chunked") or auto_exact)
     kind, sampler = _sampler(cfg, n, lat, conserving, _orbits(model, op, n, exact_sums))
     key = jax.random.PRNGKey(cfg.seed)
     try:
