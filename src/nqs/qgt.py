@@ -349,38 +349,35 @@ def tdvp_solve_sf(
     solve of :func:`tdvp_solve` where the rows are too many to hold (exact sums over a large basis, summed
     chunk by chunk).  ``mode = "real"`` solves Re S θ̇ = Re F.  ``"shift"`` as in :func:`tdvp_solve`;
     ``"pinv"`` and ``"snr"`` are the smooth pseudo-inverse (the signal-to-noise cut needs the rows, and exact
-    sums have no noise).  The residual is √((θ̇†Sθ̇ − 2 Re θ̇†F + ‖ε‖²)/‖ε‖²), clipped at 0."""
-    if mode not in MODES:
-        raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+    sums have no noise); ``solver.rescale`` solves with S at unit diagonal.  The residual is
+    √((θ̇†Sθ̇ − 2 Re θ̇†F + ‖ε‖²)/‖ε‖²), clipped at 0."""
+    _check(mode, "auto")
     S, F = _hi(S), _hi(F)
     if mode == "real":
         S, F = jnp.real(S), jnp.real(F)
     S = 0.5 * (S + S.conj().T)
     P = S.shape[0]
-    scale = None
+    scale = jnp.ones(P, jnp.real(S).dtype)
     if solver.rescale:
-        d = jnp.sqrt(jnp.maximum(jnp.real(jnp.diagonal(S)), 0.0))
+        d = jnp.sqrt(jnp.maximum(jnp.real(jnp.diag(S)), 0.0))
         scale = jnp.where(d > 0, d, jnp.inf)
-        S = S / (scale[:, None] * scale[None, :]).astype(S.real.dtype)
-        F = F / scale.astype(F.real.dtype)
+    Ss, Fs = S / jnp.outer(scale, scale), F / scale
     if solver.regulariser == "shift":
-        L = jnp.linalg.cholesky(S + solver.diag_shift * jnp.eye(P, dtype=S.dtype))
-        theta_dot = jax.scipy.linalg.cho_solve((L, True), F)
+        L = jnp.linalg.cholesky(Ss + solver.diag_shift * jnp.eye(P, dtype=S.dtype))
+        x = jax.scipy.linalg.cho_solve((L, True), Fs)
         Linv = jax.scipy.linalg.solve_triangular(L, jnp.eye(P, dtype=L.dtype), lower=True)
         n_kept = jnp.clip(P - solver.diag_shift * jnp.sum(jnp.abs(Linv) ** 2), 0.0, P)
     else:
-        sigma, V = jnp.linalg.eigh(S)
+        sigma, V = jnp.linalg.eigh(Ss)
         sigma = jnp.maximum(sigma, 0.0)
         r, kept = _smooth_factor(sigma, solver)
-        rho = _mm(V.conj().T, F)
+        rho = _mm(V.conj().T, Fs)
         safe = jnp.where(kept, sigma, 1.0)
-        theta_dot = _mm(V, jnp.where(kept, r / safe, 0.0) * rho)
+        x = _mm(V, jnp.where(kept, r / safe, 0.0) * rho)
         n_kept = jnp.sum(r)
-    # the residual is the same in the rescaled variables (S θ̇ and F scale together)
+    theta_dot = x / scale
     quad = jnp.real(jnp.vdot(theta_dot, _mm(S, theta_dot))) - 2 * jnp.real(jnp.vdot(theta_dot, F))
     e2 = jnp.asarray(e_norm2, quad.dtype)
     res2 = jnp.maximum(quad + e2, 0.0)
     residual = jnp.where(e2 > 0, jnp.sqrt(res2 / jnp.where(e2 > 0, e2, 1.0)), 0.0)
-    if scale is not None:
-        theta_dot = theta_dot / scale.astype(theta_dot.real.dtype)
     return theta_dot, SolveInfo(residual=residual, n_kept=n_kept, snr_min=jnp.array(jnp.inf))

@@ -22,6 +22,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import estimators
 from ..qgt import tdvp_solve_sf
@@ -38,17 +39,25 @@ class ChunkedExactTDVP(TDVP):
 
     def __post_init__(self):
         super().__post_init__()
-        if not getattr(self.sampler, "exact", False) or getattr(self.sampler, "orbits", None) is not None:
-            raise ValueError("ChunkedExactTDVP sums over a full basis: the sampler must be an ExactSampler")
+        if not getattr(self.sampler, "exact", False):
+            raise ValueError("ChunkedExactTDVP sums over a basis: the sampler must be an ExactSampler")
         if self.observables:
             raise ValueError("ChunkedExactTDVP measures the energy only: give no observables")
         if self.error_norm != "euclidean":
             raise ValueError("ChunkedExactTDVP does not keep the metric: error_norm must be 'euclidean'")
         dim = self.sampler.n_samples
         c = min(int(self.chunk_states), dim)
-        if c < 1 or dim % c:
+        orbits = getattr(self.sampler, "orbits", None)
+        if c < 1 or (dim % c and orbits is None):
             raise ValueError(f"chunk_states ({self.chunk_states}) must divide the basis size {dim}")
         object.__setattr__(self, "_chunk_rows", c)
+        # orbit representatives: log of the orbit sizes, padded to whole chunks with weight 0 (log −∞)
+        pad = -dim % c
+        sizes = None
+        if orbits is not None:
+            sizes = np.full(dim + pad, -np.inf)
+            sizes[:dim] = np.log(np.asarray(orbits[1], float))
+        object.__setattr__(self, "_log_sizes", sizes)
 
     def estimator_info(self) -> dict:
         return {**super().estimator_info(), "sampler": f"ExactSampler, sums in chunks of {self._chunk_rows} states"}
@@ -57,8 +66,13 @@ class ChunkedExactTDVP(TDVP):
         """The weighted moments of the module docstring over ``states`` (D, N) (all of the basis)."""
         model, mode = self._vmc._model, self._mode
         c = self._chunk_rows
+        if self._log_sizes is not None:
+            pad = len(self._log_sizes) - states.shape[0]
+            states = jnp.concatenate([states, jnp.broadcast_to(states[:1], (pad, states.shape[-1]))])
         chunks = states.reshape(-1, c, states.shape[-1])
         logp = 2.0 * jnp.real(jax.lax.map(jax.vmap(lambda s: model.log_psi(params, s)), chunks))
+        if self._log_sizes is not None:
+            logp = logp + jnp.asarray(self._log_sizes).reshape(logp.shape)
         w = jnp.exp(logp - jax.scipy.special.logsumexp(logp))
         n_params = jax.flatten_util.ravel_pytree(params)[0].size
 

@@ -2,7 +2,10 @@
 
 1. The start: the Bell pairs |Φ⟩ on 2N spins written exactly as a complex RBM on 2N visible units
    (:func:`nqs.models.product.bell_pairs_params`; ``[model]``: ``kind = "rbm"``, its ``alpha`` ≥ 0.5 per
-   visible unit, so M = α·2N hidden units), the β = 0 purification of the system's infinite-temperature state.
+   visible unit, so M = α·2N hidden units), the β = 0 purification of the system's infinite-temperature state;
+   or (``kind = "rbm_symmetric"``, ``alpha`` filters) the RBM whose filters are copied over the translations of
+   system and ancillas together (:mod:`nqs.models.purified`), exact with one filter, whose exact sums run over
+   one state per translation orbit of the doubled basis.
    The ancillas are written in σˣ (:mod:`nqs.conventions`; ``[thermal] ancilla``): every amplitude of |Φ⟩ then
    has the same magnitude, so chains of single flips sample it and every term of H moves the flow.
 2. Imaginary-time TDVP (:class:`~nqs.drivers.tdvp.TDVP`) under H ⊗ 1 (:func:`nqs.exact.dynamics.doubled`)
@@ -38,10 +41,12 @@ from ..drivers.thermal import AUTO_EXACT_STATES
 from ..exact.dynamics import MAX_THERMAL_STATES, doubled, thermal_averages
 from ..hamiltonians import is_fermionic, units_for, units_short
 from ..hilbert import SpinHilbert
-from ..models import RBM
+from ..models import RBM, SymmetricRBM
 from ..models.product import bell_pairs_params
+from ..models.purified import OrbitBiasRBM, bell_pairs_symmetric_params, doubled_translations
 from ..registry import HAMILTONIANS
 from ..sampling import ExactSampler, MetropolisSampler
+from ..sampling.exact import orbit_representatives
 from ..sampling.metropolis import LocalRule
 from ..sampling.pairs import PairRule
 from ..stats import statistics
@@ -66,10 +71,21 @@ def _system(cfg: Config):
     return lat, op, bool(op.conserves_sz() if conserving is None else conserving)
 
 
-def _model(cfg: Config, n: int) -> RBM:
-    mc = cfg.model
+def _model(cfg: Config, lat) -> RBM | OrbitBiasRBM:
+    """The plain complex RBM on the 2N sites (``kind = "rbm"``) or the RBM whose filters are copied over the
+    translations of system and ancillas together (``kind = "rbm_symmetric"``, :func:`doubled_translations`)."""
+    mc, n = cfg.model, lat.n_sites
+    if mc.kind == "rbm_symmetric":
+        if mc.symmetry is not None or mc.marshall_sign:
+            raise ConfigError("model: nqs thermal's symmetric RBM takes no symmetry section or Marshall sign")
+        group = doubled_translations(lat)
+        if len(group) == 1:
+            raise ConfigError('model.kind: "rbm_symmetric" needs a lattice with translations (periodic)')
+        return OrbitBiasRBM(group, alpha=int(mc.alpha), init_scale=mc.init_scale)
     if mc.kind != "rbm":
-        raise ConfigError(f"model.kind: nqs thermal writes the purification as an RBM ('rbm'), not '{mc.kind}'")
+        raise ConfigError(
+            f"model.kind: nqs thermal writes the purification as an RBM ('rbm' or 'rbm_symmetric'), not '{mc.kind}'"
+        )
     if mc.symmetry is not None or mc.shared_weights or mc.marshall_sign:
         raise ConfigError("model: nqs thermal takes a plain RBM (no symmetry, shared weights or Marshall sign)")
     if mc.param_dtype == "real":
@@ -79,8 +95,23 @@ def _model(cfg: Config, n: int) -> RBM:
     return RBM(2 * n, alpha=mc.alpha, init_scale=mc.init_scale, param_dtype="complex")
 
 
-def _sampler(cfg: Config, n: int, lat, conserving: bool):
-    """``(kind, sampler)`` for the doubled space of 2N spins."""
+def _orbits(model, op, n: int, exact_sums: bool):
+    """The doubled basis's orbit representatives under the symmetric model's group when ``exact_sums`` (one
+    state per orbit, :func:`~nqs.sampling.exact.orbit_representatives`), else None; None for the plain RBM.
+    ConfigError when H does not commute with the system's translations (checked up to 14 sites)."""
+    if not isinstance(model, SymmetricRBM):
+        return None
+    if (1 << n) <= MAX_THERMAL_STATES:
+        hil_n = SpinHilbert(n)
+        system = np.asarray(model.group.perms)[:, :n]
+        if orbit_representatives(hil_n, system, matrix=op.to_sparse(hil_n).tocsr()) is None:
+            raise ConfigError('model.kind: "rbm_symmetric" needs a Hamiltonian invariant under the translations')
+    return orbit_representatives(SpinHilbert(2 * n), np.asarray(model.group.perms)) if exact_sums else None
+
+
+def _sampler(cfg: Config, n: int, lat, conserving: bool, orbits=None):
+    """``(kind, sampler)`` for the doubled space of 2N spins (exact sums over ``orbits``' representatives when
+    given)."""
     tc = cfg.thermal
     dim = 1 << (2 * n)
     kind = tc.sampler
@@ -90,7 +121,7 @@ def _sampler(cfg: Config, n: int, lat, conserving: bool):
     if kind in ("exact", "exact_chunked"):
         if dim > 1 << 24:
             raise ConfigError(f"thermal.sampler: exact sums over {dim} states are too many; use 'metropolis'")
-        return kind, ExactSampler(hil)
+        return kind, ExactSampler(hil, orbits)
     sc = cfg.sampler
     if not hasattr(sc, "n_chains"):
         raise ConfigError("thermal.sampler: 'metropolis' takes its chains from [sampler], which has no n_chains here")
@@ -171,11 +202,14 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
     n = lat.n_sites
     temps, betas = tc.grid()
     taus = sorted({b / 2 for b in betas})
-    model = _model(cfg, n)
-    kind, sampler = _sampler(cfg, n, lat, conserving)
+    model = _model(cfg, lat)
+    auto_exact = tc.sampler == "auto" and 4**n <= AUTO_EXACT_STATES
+    exact_sums = 4**n <= 1 << 24 and (tc.sampler in ("exact", "exact_chunked") or auto_exact)
+    kind, sampler = _sampler(cfg, n, lat, conserving, _orbits(model, op, n, exact_sums))
     key = jax.random.PRNGKey(cfg.seed)
     try:
-        params0 = bell_pairs_params(model, n, tc.noise, jax.random.fold_in(key, 7), tc.ancilla)
+        start = bell_pairs_symmetric_params if isinstance(model, SymmetricRBM) else bell_pairs_params
+        params0 = start(model, n, tc.noise, jax.random.fold_in(key, 7), tc.ancilla)
         common = dict(
             t_end=taus[-1],
             output_times=tuple(taus),
