@@ -121,11 +121,9 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_evolve(args) -> int:
-    from rich.console import Console
-
-    from .workflow.evolve import evolve
-
+def _config_with_overrides(args):
+    """The config of ``args.config`` with ``--out`` (else ``runs/<config name>`` when it names no output folder)
+    and ``--seed`` applied; ``args.out_dir`` names the folder for the message after an interruption."""
     cfg = _load(args.config)
     if args.out:
         cfg.output.dir = args.out
@@ -134,6 +132,15 @@ def cmd_evolve(args) -> int:
     if args.seed is not None:
         cfg.seed = args.seed
     args.out_dir = cfg.output.dir
+    return cfg
+
+
+def cmd_evolve(args) -> int:
+    from rich.console import Console
+
+    from .workflow.evolve import evolve
+
+    cfg = _config_with_overrides(args)
     res = evolve(cfg, resume=args.resume, progress=not args.quiet, console=Console(stderr=True))
     obs = res["observables"]
     exact = res.get("exact") or {}
@@ -329,13 +336,7 @@ def cmd_thermal(args) -> int:
 
     from .workflow.thermal import thermal
 
-    cfg = _load(args.config)
-    if args.out:
-        cfg.output.dir = args.out
-    elif "output" not in _keys(args.config):
-        cfg.output.dir = f"runs/{Path(args.config).stem}"
-    if args.seed is not None:
-        cfg.seed = args.seed
+    cfg = _config_with_overrides(args)
     res = thermal(cfg, progress=not args.quiet, console=Console(stderr=True))
     exact = "exact_energy_per_site" in res["temperatures"][0]
     print(f"{'T':>8}{'beta':>9}{'E/N':>24}{'C/N':>24}" + (f"{'exact E/N':>12}{'exact C/N':>12}" if exact else ""))

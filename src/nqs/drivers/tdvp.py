@@ -349,7 +349,49 @@ class ObservableSpec(Section):
         return v
 
 
-class DynamicsConfig(Section):
+class TDVPSettings(Section):
+    """The keys every TDVP section shares (``[dynamics]``, ``[thermal]``): the integrator, its steps and
+    tolerances, and the regularised solve of S θ̇ = F (:class:`~nqs.qgt.TDVPSolver`)."""
+
+    dt: float = Field(0.01, gt=0, description="the step of a fixed-step integrator; the first step of an adaptive one")
+    integrator: Literal[integrators.METHODS] = Field(  # type: ignore[valid-type]
+        "rk4", description="euler, heun, rk4 (fixed dt); adaptive_heun, rk23, rk45 (adaptive dt)"
+    )
+    rtol: float = Field(1e-4, gt=0, description="adaptive integrators: relative tolerance per step")
+    atol: float = Field(1e-6, gt=0, description="adaptive integrators: absolute tolerance per step")
+    dt_min: float = Field(1e-8, ge=0, description="adaptive integrators: smallest step (taken even if too coarse)")
+    regulariser: Literal[REGULARISERS] = Field(  # type: ignore[valid-type]
+        "snr",
+        description="shift: (S + diag_shift) x = F; pinv: smooth pseudo-inverse; snr: pinv and the "
+        "signal-to-noise cut (Schmitt & Heyl; Monte Carlo only, exact sums solve with pinv)",
+    )
+    diag_shift: float = Field(0.0, ge=0, description="regulariser 'shift': the diagonal shift (> 0)")
+    rcond: float = Field(1e-14, ge=0, lt=1, description="pinv/snr: eigenvalues of S below rcond*max are dropped")
+    rcond_smooth: float = Field(1e-8, ge=0, lt=1, description="pinv/snr: smooth cut-off, relative to the largest")
+    snr_cut: float = Field(2.0, ge=0, description="snr: modes with a signal-to-noise ratio below this are damped")
+    rescale: bool = Field(
+        True, description="solve with S rescaled to unit diagonal (the cuts judge each parameter on its own scale)"
+    )
+    max_steps: int = Field(1_000_000, gt=0, description="cap on the integrator steps")
+
+    @model_validator(mode="after")
+    def _shift_needs_a_value(self):
+        if self.regulariser == "shift" and not self.diag_shift > 0:
+            raise ValueError("diag_shift: regulariser 'shift' needs diag_shift > 0")
+        return self
+
+    def solver(self) -> TDVPSolver:
+        return TDVPSolver(
+            regulariser=self.regulariser,
+            diag_shift=self.diag_shift,
+            rcond=self.rcond,
+            rcond_smooth=self.rcond_smooth,
+            snr_cut=self.snr_cut,
+            rescale=self.rescale,
+        )
+
+
+class DynamicsConfig(TDVPSettings):
     """``[dynamics]``: the time evolution ``nqs evolve`` runs (TDVP, :class:`TDVP`).
 
     The start state (``initial``): the ground state of ``[hamiltonian]`` found first by VMC with ``[optimizer]``
@@ -360,28 +402,9 @@ class DynamicsConfig(Section):
 
     time: Literal["real", "imaginary"] = Field("real", description="real time t, or imaginary time tau")
     t_end: float = Field(1.0, gt=0, description="final time (imaginary time: final tau)")
-    dt: float = Field(0.01, gt=0, description="the step of a fixed-step integrator; the first step of an adaptive one")
-    integrator: Literal[integrators.METHODS] = Field(  # type: ignore[valid-type]
-        "rk4", description="euler, heun, rk4 (fixed dt); adaptive_heun, rk23, rk45 (adaptive dt)"
-    )
-    rtol: float = Field(1e-4, gt=0, description="adaptive integrators: relative tolerance per step")
-    atol: float = Field(1e-6, gt=0, description="adaptive integrators: absolute tolerance per step")
-    dt_min: float = Field(1e-8, ge=0, description="adaptive integrators: smallest step (taken even if too coarse)")
     dt_max: float | None = Field(None, gt=0, description="adaptive integrators: largest step (default: t_end)")
     error_norm: Literal[ERROR_NORMS] = Field(  # type: ignore[valid-type]
         "euclidean", description="adaptive integrators: norm of the error, of the parameters or in the metric S"
-    )
-    regulariser: Literal[REGULARISERS] = Field(  # type: ignore[valid-type]
-        "snr",
-        description="shift: (S + diag_shift) x = F; pinv: smooth pseudo-inverse; snr: pinv and the "
-        "signal-to-noise cut (Schmitt & Heyl)",
-    )
-    diag_shift: float = Field(0.0, ge=0, description="regulariser 'shift': the diagonal shift (> 0)")
-    rcond: float = Field(1e-14, ge=0, lt=1, description="pinv/snr: eigenvalues of S below rcond*max are dropped")
-    rcond_smooth: float = Field(1e-8, ge=0, lt=1, description="pinv/snr: smooth cut-off, relative to the largest")
-    snr_cut: float = Field(2.0, ge=0, description="snr: modes with a signal-to-noise ratio below this are damped")
-    rescale: bool = Field(
-        True, description="solve with S rescaled to unit diagonal (the cuts judge each parameter on its own scale)"
     )
     initial: Literal[INITIAL_STATES] = Field(  # type: ignore[valid-type]
         "ground_state", description="the start state (see the section's text); from_run overrides it"
@@ -395,12 +418,9 @@ class DynamicsConfig(Section):
     )
     output_every: float | None = Field(None, gt=0, description="spacing of the output times (default t_end/20)")
     exact: bool | None = Field(None, description="exact reference by Krylov time evolution (default: when ED can)")
-    max_steps: int = Field(1_000_000, gt=0, description="cap on the integrator steps")
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.regulariser == "shift" and not self.diag_shift > 0:
-            raise ValueError("diag_shift: regulariser 'shift' needs diag_shift > 0")
         if self.dt_max is not None and self.dt_max < self.dt_min:
             raise ValueError(f"dt_max: {self.dt_max:g} is below dt_min ({self.dt_min:g})")
         names = [o if isinstance(o, str) else o.name for o in self.observables]
@@ -416,16 +436,6 @@ class DynamicsConfig(Section):
         if "energy" in names:
             raise ValueError("observables: 'energy' is always measured; it is not a name to give")
         return self
-
-    def solver(self) -> TDVPSolver:
-        return TDVPSolver(
-            regulariser=self.regulariser,
-            diag_shift=self.diag_shift,
-            rcond=self.rcond,
-            rcond_smooth=self.rcond_smooth,
-            snr_cut=self.snr_cut,
-            rescale=self.rescale,
-        )
 
     def output_times(self) -> tuple[float, ...]:
         every = self.output_every or self.t_end / 20

@@ -16,10 +16,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .. import integrators
 from ..conventions import ANCILLA_BASES
-from ..qgt import REGULARISERS, TDVPSolver
-from ..registry import Section
+from .tdvp import TDVPSettings
 
 #: ``[thermal] sampler``: exact enumeration (all 4^N states, one matrix of log-derivatives), exact sums in
 #: chunks (:class:`~nqs.drivers.tdvp_exact.ChunkedExactTDVP`), or Metropolis chains with the chain settings
@@ -43,26 +41,14 @@ def _grid(v: list[float] | None, name: str) -> list[float] | None:
     return v
 
 
-class ThermalConfig(Section):
+class ThermalConfig(TDVPSettings):
     """``[thermal]``: the temperature grid of ``nqs thermal`` (``temperatures`` T or ``betas`` β = 1/T, one of
     them) and the imaginary-time TDVP that reaches τ = β/2 for each (keys as in ``[dynamics]``)."""
 
     temperatures: list[float] | None = Field(None, description="temperatures T > 0 (energy units, k_B = 1)")
     betas: list[float] | None = Field(None, description="inverse temperatures beta > 0 (instead of temperatures)")
-    dt: float = Field(0.01, gt=0, description="the step of a fixed-step integrator; the first of an adaptive one")
-    integrator: Literal[integrators.METHODS] = Field(  # type: ignore[valid-type]
-        "rk4", description="euler, heun, rk4 (fixed dt); adaptive_heun, rk23, rk45 (adaptive dt)"
-    )
-    rtol: float = Field(1e-4, gt=0, description="adaptive integrators: relative tolerance per step")
-    atol: float = Field(1e-6, gt=0, description="adaptive integrators: absolute tolerance per step")
-    dt_min: float = Field(1e-8, ge=0, description="adaptive integrators: smallest step")
-    regulariser: Literal[REGULARISERS] = Field(  # type: ignore[valid-type]
-        "snr", description="shift, pinv or snr (the signal-to-noise cut for Monte Carlo; pinv for exact sums)"
-    )
-    diag_shift: float = Field(0.0, ge=0, description="regulariser 'shift': the diagonal shift (> 0)")
-    rcond: float = Field(1e-14, ge=0, lt=1, description="pinv/snr: eigenvalues of S below rcond*max are dropped")
     rcond_smooth: float = Field(1e-6, ge=0, lt=1, description="pinv/snr: smooth cut-off, relative to the largest")
-    snr_cut: float = Field(2.0, ge=0, description="snr: modes with a signal-to-noise ratio below this are damped")
+    rescale: bool = Field(False, description="solve with S rescaled to unit diagonal")
     noise: float = Field(1e-2, ge=0, description="Gaussian noise on the start state's free RBM parameters")
     sampler: Literal[THERMAL_SAMPLERS] = Field(  # type: ignore[valid-type]
         "auto", description="exact, exact_chunked, metropolis (chains of [sampler]) or auto (exact up to 6 sites)"
@@ -72,7 +58,6 @@ class ThermalConfig(Section):
     )
     chunk_states: int = Field(1 << 14, gt=0, description="exact_chunked: basis states per chunk (a power of 2)")
     exact: bool | None = Field(None, description="exact thermal averages from the spectrum (default: N <= 14)")
-    max_steps: int = Field(1_000_000, gt=0, description="cap on the integrator steps")
 
     _temperatures = field_validator("temperatures")(lambda cls, v: _grid(v, "temperatures"))
     _betas = field_validator("betas")(lambda cls, v: _grid(v, "betas"))
@@ -88,8 +73,6 @@ class ThermalConfig(Section):
     def _one_grid(self):
         if (self.temperatures is None) == (self.betas is None):
             raise ValueError("give the grid as temperatures = [...] or as betas = [...] (exactly one of them)")
-        if self.regulariser == "shift" and not self.diag_shift > 0:
-            raise ValueError("diag_shift: regulariser 'shift' needs diag_shift > 0")
         return self
 
     def grid(self) -> tuple[list[float], list[float]]:
@@ -97,12 +80,3 @@ class ThermalConfig(Section):
         if self.betas is not None:
             return [1.0 / b for b in self.betas], list(self.betas)
         return list(self.temperatures), [1.0 / t for t in self.temperatures]
-
-    def solver(self) -> TDVPSolver:
-        return TDVPSolver(
-            regulariser=self.regulariser,
-            diag_shift=self.diag_shift,
-            rcond=self.rcond,
-            rcond_smooth=self.rcond_smooth,
-            snr_cut=self.snr_cut,
-        )
