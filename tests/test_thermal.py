@@ -286,3 +286,25 @@ def test_thermal_symmetric_bad_input_is_one_line(tmp_path, capsys, old, new):
     assert main(["thermal", str(p), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert ("periodic" in err or "Marshall" in err) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_thermal_resume_goes_on_to_lower_temperatures(tmp_path):
+    """A run to T = 2 resumed with the grid [2, 1] goes on from its checkpoint at τ = 1/4 and ends where one run
+    over [2, 1] ends (exact sums: the same numbers); a grid whose temperature lies before the checkpoint and
+    was not measured is refused, and so is --resume without a checkpoint."""
+    extra = 'sampler = "exact"'
+    out = tmp_path / "run"
+    cfg = _write(tmp_path, grid="temperatures = [2.0]", n=3, extra=extra)
+    assert main(["thermal", str(cfg), "--out", str(out), "--quiet"]) == 0
+    assert (out / "checkpoint.npz").is_file()
+    cfg = _write(tmp_path, grid="temperatures = [2.0, 1.0]", n=3, extra=extra)
+    assert main(["thermal", str(cfg), "--out", str(out), "--quiet", "--resume"]) == 0
+    resumed = json.loads((out / "result.json").read_text())["temperatures"]
+    assert main(["thermal", str(cfg), "--out", str(tmp_path / "whole"), "--quiet"]) == 0
+    whole = json.loads((tmp_path / "whole" / "result.json").read_text())["temperatures"]
+    for a, b in zip(resumed, whole, strict=True):
+        assert a["energy_per_site"] == pytest.approx(b["energy_per_site"], abs=1e-10)
+        assert a["specific_heat_per_site"] == pytest.approx(b["specific_heat_per_site"], abs=1e-10)
+    cfg = _write(tmp_path, grid="temperatures = [3.0, 1.0]", n=3, extra=extra)
+    assert main(["thermal", str(cfg), "--out", str(out), "--quiet", "--resume"]) == 2
+    assert main(["thermal", str(cfg), "--out", str(tmp_path / "none"), "--quiet", "--resume"]) == 2

@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     th = sub.add_parser("thermal", help="energy and specific heat at the [thermal] temperatures (purification)")
     th.add_argument("config")
+    th.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     th.add_argument("--out", help="override output.dir")
     th.add_argument("--seed", type=int, help="override seed")
     th.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -337,7 +338,7 @@ def cmd_thermal(args) -> int:
     from .workflow.thermal import thermal
 
     cfg = _config_with_overrides(args)
-    res = thermal(cfg, progress=not args.quiet, console=Console(stderr=True))
+    res = thermal(cfg, resume=args.resume, progress=not args.quiet, console=Console(stderr=True))
     exact = "exact_energy_per_site" in res["temperatures"][0]
     print(f"{'T':>8}{'beta':>9}{'E/N':>24}{'C/N':>24}" + (f"{'exact E/N':>12}{'exact C/N':>12}" if exact else ""))
     for r in res["temperatures"]:
@@ -367,7 +368,7 @@ def _on_sigterm(signum, frame):
 def _interrupted(args, err) -> str:
     what = "terminated (SIGTERM)" if isinstance(err, _Terminated) else "interrupted"
     out = getattr(args, "out_dir", None)
-    if args.command not in ("run", "evolve") or out is None:
+    if args.command not in ("run", "evolve", "thermal") or out is None:
         return f"nqs: {what}"
     from .drivers.loop import CHECKPOINT
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import io
 from ..config import Config, ConfigError
-from ..drivers.loop import NonFiniteError, run
+from ..drivers.loop import CHECKPOINT, NonFiniteError, run
 from ..drivers.tdvp import TDVP
 from ..drivers.tdvp_exact import ChunkedExactTDVP
 from ..drivers.thermal import AUTO_EXACT_STATES
@@ -51,7 +51,20 @@ from ..sampling.metropolis import LocalRule
 from ..sampling.pairs import PairRule
 from ..stats import statistics
 from .lattice import build_lattice
-from .run_folder import check_output_dir
+from .run_folder import check_output_dir, config_fingerprint, keep_earlier_run
+
+#: ``[thermal]`` keys a resumed run may change: it goes on to lower temperatures.
+RESUMABLE = ("temperatures", "betas", "max_steps", "exact")
+
+
+def _fingerprint(resolved: dict) -> dict[str, str]:
+    """The run folder's fingerprint and the trajectory's: ``[thermal]`` but the keys of :data:`RESUMABLE`."""
+    import hashlib
+    import json
+
+    th = {k: v for k, v in (resolved.get("thermal") or {}).items() if k not in RESUMABLE and v is not None}
+    digest = hashlib.sha256(json.dumps(th, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {**config_fingerprint(resolved), "thermal": digest}
 
 
 def _system(cfg: Config):
@@ -186,8 +199,11 @@ def _plot(path: Path, T, e, ee, c, ce, exact_curve: dict | None, title: str) -> 
     plt.close(fig)
 
 
-def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
-    """Run ``cfg``'s ``[thermal]`` into ``cfg.output.dir`` and return the result (also ``result.json``)."""
+def thermal(cfg: Config, resume: bool = False, progress: bool = True, console=None) -> dict:
+    """Run ``cfg``'s ``[thermal]`` into ``cfg.output.dir`` and return the result (also ``result.json``).
+
+    ``checkpoint.npz`` holds the state at every τ = β/2 of the grid with the measurements made so far;
+    ``resume`` goes on from it (also to a grid with lower temperatures)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -230,8 +246,29 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
     except ValueError as err:
         raise ConfigError(f"thermal: {err}") from None
     out.mkdir(parents=True, exist_ok=True)
-    io.write_toml(out / "config.toml", cfg.resolved())
+    ckpt = out / CHECKPOINT
+    if resume and not ckpt.is_file():
+        raise ConfigError(f"--resume: no {CHECKPOINT} in {out}; run without --resume first")
+    if not resume:
+        kept = keep_earlier_run(out)
+        if kept is not None:
+            console.print(f"  note: the earlier run in {out} is kept in {kept} (--resume goes on)", markup=False)
+    resolved = cfg.resolved()
+    fingerprint = _fingerprint(resolved)
+    io.write_toml(out / "config.toml", resolved)
     state = driver.init(jax.random.fold_in(key, 1), params0)
+    measured: dict[float, tuple] = {}
+    if resume:
+        state, meta = io.load_checkpoint(ckpt, state, fingerprint)
+        measured = {float(k): tuple(v) for k, v in (meta.get("measured") or {}).items()}
+        console.print(f"resuming at tau = {float(state.t):.6g} (step {int(state.step)}, {ckpt})", markup=False)
+        tol = 1e-9 * max(1.0, taus[-1])
+        passed = [b for b in betas if b / 2 < float(state.t) - tol and not any(abs(b / 2 - m) < tol for m in measured)]
+        if passed:
+            raise ConfigError(
+                f"--resume: the checkpoint is at tau = {float(state.t):.6g}, past beta/2 of beta = {passed[0]:g}, "
+                "which the interrupted run did not measure; run that temperature without --resume"
+            )
     console.print(
         f"[bold]nqs thermal[/bold] {cfg.hamiltonian.kind} on {lat.describe()}: purification on {2 * n} spins "
         f"(ancillas in sigma^{tc.ancilla}, {kind} sums)\n  {driver.describe(state)}\n"
@@ -239,8 +276,7 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
     )
 
     measure = _measure_fn(driver)
-    measured: dict[float, tuple] = {}
-    history = io.History(out / "history.csv", driver.history_fields)
+    history = io.History(out / "history.csv", driver.history_fields, resume_from=int(state.step) if resume else None)
     prog = Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, disable=not progress
     )
@@ -249,11 +285,16 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
     def record(st):
         t = float(st.t)
         hit = [tau for tau in taus if abs(tau - t) < tol]
-        if hit and hit[0] not in measured:
+        if hit and not any(abs(hit[0] - m) < tol for m in measured):
             measured[hit[0]] = tuple(float(x) for x in measure(st))
+            save(st)
+
+    def save(st):
+        table = {repr(k): list(v) for k, v in measured.items()}
+        io.save_checkpoint(ckpt, st, {"config": fingerprint, "step": int(st.step), "t": float(st.t), "measured": table})
 
     with prog:
-        task = prog.add_task("imaginary-time TDVP", total=taus[-1])
+        task = prog.add_task("imaginary-time TDVP", total=taus[-1], completed=float(state.t))
 
         def callback(st, info, dt):
             history.append({"step": int(st.step) - 1, **driver.history_row(info), "seconds": dt})
@@ -264,10 +305,16 @@ def thermal(cfg: Config, progress: bool = True, console=None) -> dict:
         try:
             state = run(driver, state, tc.max_steps, callback)
         except NonFiniteError as err:
+            kept = ""
+            if err.state is not None:
+                save(err.state)
+                kept = f"; the last good state (tau = {float(err.state.t):.6g}) is saved in {ckpt}"
             raise ConfigError(
-                f"{err} — stopped. Lower thermal.dt (or use an adaptive integrator) or raise thermal.rcond_smooth"
+                f"{err} — stopped{kept}. Lower thermal.dt (or use an adaptive integrator) or raise "
+                "thermal.rcond_smooth, then rerun with --resume"
             ) from None
     if float(state.t) < taus[-1] * (1 - 1e-12):
+        save(state)
         raise ConfigError(
             f"thermal.max_steps: {tc.max_steps} steps reached at tau = {float(state.t):.6g} before beta/2 = "
             f"{taus[-1]:g}; raise it, or dt"
