@@ -27,7 +27,7 @@ from ..drivers.tdvp import TDVP, build_tdvp
 from ..hamiltonians import units_for, units_short
 from ..models.product import PRODUCT_STATES, product_params
 from .build import Problem, build, build_hamiltonian
-from .run_folder import FINAL_PARAMS, check_output_dir, config_fingerprint, keep_earlier_run, solve
+from .run_folder import FINAL_PARAMS, check_output_dir, keep_earlier_run, solve, trajectory_fingerprint
 
 #: ``[dynamics]`` keys a resumed evolution may change: it goes on to a later ``t_end`` with other outputs.
 RESUMABLE = ("t_end", "max_steps", "output_every", "exact", "observables")
@@ -37,14 +37,8 @@ PREPARE = "prepare"
 
 
 def _fingerprint(resolved: dict) -> dict[str, str]:
-    """The run folder's fingerprint (:func:`~nqs.workflow.run_folder.config_fingerprint`) and the trajectory's:
-    ``[dynamics]`` but the keys of :data:`RESUMABLE`."""
-    import hashlib
-    import json
-
-    dyn = {k: v for k, v in (resolved.get("dynamics") or {}).items() if k not in RESUMABLE and v is not None}
-    digest = hashlib.sha256(json.dumps(dyn, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return {**config_fingerprint(resolved), "dynamics": digest}
+    """What this run folder's checkpoint must match: the config but the keys of :data:`RESUMABLE`."""
+    return trajectory_fingerprint(resolved, "dynamics", RESUMABLE)
 
 
 def _params_of_run(folder: Path, problem: Problem, key) -> object:

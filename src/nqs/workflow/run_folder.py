@@ -106,6 +106,16 @@ def config_fingerprint(resolved: dict) -> dict[str, str]:
     return {k: digest(resolved.get(k)) for k in PHYSICS_KEYS}
 
 
+def trajectory_fingerprint(resolved: dict, section: str, resumable: tuple[str, ...]) -> dict[str, str]:
+    """:func:`config_fingerprint` and a hash of ``[section]`` without the keys ``resumable`` (those a resumed
+    run may change): what a time evolution's checkpoint must match (``nqs evolve``, ``nqs thermal``)."""
+    import hashlib
+
+    kept = {k: v for k, v in (resolved.get(section) or {}).items() if k not in resumable and v is not None}
+    digest = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {**config_fingerprint(resolved), section: digest}
+
+
 def _check_resume(out: Path, resolved: dict, fields) -> list[int] | None:
     """--resume needs a checkpoint in ``out``, a readable saved config.toml with the same physics where there is
     one, and a readable history.csv with the driver's columns ``fields``.  Returns the history's steps (None

@@ -51,20 +51,15 @@ from ..sampling.metropolis import LocalRule
 from ..sampling.pairs import PairRule
 from ..stats import statistics
 from .lattice import build_lattice
-from .run_folder import check_output_dir, config_fingerprint, keep_earlier_run
+from .run_folder import check_output_dir, keep_earlier_run, trajectory_fingerprint
 
 #: ``[thermal]`` keys a resumed run may change: it goes on to lower temperatures.
 RESUMABLE = ("temperatures", "betas", "max_steps", "exact")
 
 
 def _fingerprint(resolved: dict) -> dict[str, str]:
-    """The run folder's fingerprint and the trajectory's: ``[thermal]`` but the keys of :data:`RESUMABLE`."""
-    import hashlib
-    import json
-
-    th = {k: v for k, v in (resolved.get("thermal") or {}).items() if k not in RESUMABLE and v is not None}
-    digest = hashlib.sha256(json.dumps(th, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return {**config_fingerprint(resolved), "thermal": digest}
+    """What this run folder's checkpoint must match: the config but the keys of :data:`RESUMABLE`."""
+    return trajectory_fingerprint(resolved, "thermal", RESUMABLE)
 
 
 def _system(cfg: Config):
