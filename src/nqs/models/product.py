@@ -32,6 +32,20 @@ PRODUCT_STATES = ("plus", "up", "down", "neel")
 Z_BIAS = 3.0
 
 
+def complex_noise(k1: jax.Array, k2: jax.Array, shape: tuple, scale: float) -> jax.Array:
+    """``scale``·(N(0, 1) + i N(0, 1)) of ``shape``, the real parts from ``k1``, the imaginary from ``k2``: the
+    noise on the free complex parameters of a start state."""
+    return scale * (jax.random.normal(k1, shape) + 1j * jax.random.normal(k2, shape))
+
+
+def bell_pair_coefficients(ancilla: str) -> tuple[complex, complex, complex]:
+    """``(weight on the system spin, weight on the ancilla, visible bias)`` of a Bell pair's hidden unit with the
+    ancillas in ``ancilla``'s basis (see :func:`bell_pairs_params`)."""
+    if ancilla == "x":
+        return BELL_PAIR_WEIGHT, BELL_PAIR_WEIGHT, BELL_PAIR_BIAS
+    return 0.25j * np.pi, -0.25j * np.pi, 0.0
+
+
 def _pattern(kind: str, lattice) -> np.ndarray | None:
     """The σᶻ pattern of ``kind`` (N,) of ±1; None for ``plus``."""
     n = lattice.n_sites
@@ -67,8 +81,7 @@ def product_params(model: Any, kind: str, lattice, noise: float, key: jax.Array)
 
     def draw(k, x):
         if jnp.iscomplexobj(x):
-            k1, k2 = jax.random.split(k)
-            return noise * (jax.random.normal(k1, x.shape) + 1j * jax.random.normal(k2, x.shape)).astype(x.dtype)
+            return complex_noise(*jax.random.split(k), x.shape, noise).astype(x.dtype)
         return noise * jax.random.normal(k, x.shape, x.dtype)
 
     a = jnp.zeros_like(params["a"]) if pattern is None else jnp.asarray(Z_BIAS * pattern, params["a"].dtype)
@@ -82,10 +95,10 @@ def _symmetric_product(model: SymmetricRBM, kind: str, pattern, noise: float, ke
         raise ValueError(f"the product state {kind!r} is not translation invariant: use model kind 'rbm'")
     params = model.init(key)
     keys = jax.random.split(jax.random.fold_in(key, 1), 4)
+    free = [k for k in params if k != "a"]
     out = {
-        k: noise
-        * (jax.random.normal(keys[2 * i], v.shape) + 1j * jax.random.normal(keys[2 * i + 1], v.shape)).astype(v.dtype)
-        for i, (k, v) in enumerate((k, v) for k, v in params.items() if k != "a")
+        k: complex_noise(keys[2 * i], keys[2 * i + 1], params[k].shape, noise).astype(params[k].dtype)
+        for i, k in enumerate(free)
     }
     a = jnp.zeros_like(params["a"])
     out["a"] = a if pattern is None else a.at[0].set(Z_BIAS * pattern[0])
@@ -138,18 +151,13 @@ def bell_pairs_params(model: Any, n_system: int, noise: float, key: jax.Array, a
     m = model.n_hidden
     k1, k2, k3, k4 = jax.random.split(key, 4)
 
-    def draw(ka, kb, shape):
-        return noise * (jax.random.normal(ka, shape) + 1j * jax.random.normal(kb, shape))
-
-    w_sys, w_anc, bias = (
-        (BELL_PAIR_WEIGHT, BELL_PAIR_WEIGHT, BELL_PAIR_BIAS) if ancilla == "x" else (0.25j * np.pi, -0.25j * np.pi, 0.0)
-    )
+    w_sys, w_anc, bias = bell_pair_coefficients(ancilla)
     W = np.zeros((2 * n, m), np.complex128)
     W[np.arange(n), np.arange(n)] = w_sys
     W[n + np.arange(n), np.arange(n)] = w_anc
     pair = np.zeros((2 * n, m), bool)
     pair[:, :n] = True
-    W = jnp.where(jnp.asarray(pair), jnp.asarray(W), draw(k1, k2, (2 * n, m)))
-    b = jnp.where(jnp.arange(m) < n, 0.0, draw(k3, k4, (m,)))
+    W = jnp.where(jnp.asarray(pair), jnp.asarray(W), complex_noise(k1, k2, (2 * n, m), noise))
+    b = jnp.where(jnp.arange(m) < n, 0.0, complex_noise(k3, k4, (m,), noise))
     a = jnp.full(2 * n, bias, jnp.complex128)
     return {"a": a, "b": b.astype(jnp.complex128), "W": W.astype(jnp.complex128)}

@@ -27,7 +27,7 @@ from ..conventions import ANCILLA_BASES
 from ..lattice.groups import SymmetryGroup
 from ..operators.moves import move_delta
 from .numerics import log_cosh
-from .product import BELL_PAIR_BIAS, BELL_PAIR_WEIGHT
+from .product import bell_pair_coefficients, complex_noise
 from .symmetric import SymmetricRBM
 
 
@@ -140,20 +140,15 @@ def bell_pairs_symmetric_params(model: Any, n_system: int, noise: float, key: ja
     alpha, k = model.alpha, len(reps)
     if alpha < k:
         raise ValueError(f"the purification needs one filter per orbit of pairs: alpha must be >= {k}")
-    w_sys, w_anc, bias = (
-        (BELL_PAIR_WEIGHT, BELL_PAIR_WEIGHT, BELL_PAIR_BIAS) if ancilla == "x" else (0.25j * np.pi, -0.25j * np.pi, 0.0)
-    )
+    w_sys, w_anc, bias = bell_pair_coefficients(ancilla)
     W = np.zeros((alpha, 2 * n), np.complex128)
     W[np.arange(k), reps] = w_sys
     W[np.arange(k), n + np.asarray(reps)] = w_anc
     k1, k2, k3, k4 = jax.random.split(key, 4)
 
-    def draw(ka, kb, shape):
-        return noise * (jax.random.normal(ka, shape) + 1j * jax.random.normal(kb, shape))
-
     free = jnp.arange(alpha) >= k
-    W = jnp.where(free[:, None], draw(k1, k2, (alpha, 2 * n)), jnp.asarray(W))
-    b = jnp.where(free, draw(k3, k4, (alpha,)), 0.0)
+    W = jnp.where(free[:, None], complex_noise(k1, k2, (alpha, 2 * n), noise), jnp.asarray(W))
+    b = jnp.where(free, complex_noise(k3, k4, (alpha,), noise), 0.0)
     if isinstance(model, OrbitBiasRBM):
         a = jnp.full(model.n_orbits, bias, jnp.complex128)
     else:
