@@ -99,7 +99,8 @@ class ExactSamplerConfig(Section):
     kind: Literal["exact"] = "exact"
 
 
-def _metropolis(section: MetropolisSection, hilbert, rule) -> MetropolisSampler:
+def metropolis_sampler(section: MetropolisSection, hilbert, rule) -> MetropolisSampler:
+    """Markov chains of ``rule`` on ``hilbert`` with the chain settings of a ``[sampler]`` section."""
     return MetropolisSampler(
         hilbert,
         rule,
@@ -115,12 +116,12 @@ def _metropolis(section: MetropolisSection, hilbert, rule) -> MetropolisSampler:
 def build_exchange(section: ExchangeSamplerConfig, context: SamplerContext) -> MetropolisSampler:
     lat = context.lattice
     pairs = np.concatenate([lat.bonds(s) for s in context.exchange_shells if len(lat.bonds(s))])
-    return _metropolis(section, context.hilbert, ExchangeRule(tuple(map(tuple, pairs.tolist()))))
+    return metropolis_sampler(section, context.hilbert, ExchangeRule(tuple(map(tuple, pairs.tolist()))))
 
 
 @SAMPLERS.register("local", config=LocalSamplerConfig, particles="spins", fixed_sz=False)
 def build_local(section: LocalSamplerConfig, context: SamplerContext) -> MetropolisSampler:
-    return _metropolis(section, context.hilbert, LocalRule(context.lattice.n_sites))
+    return metropolis_sampler(section, context.hilbert, LocalRule(context.lattice.n_sites))
 
 
 @SAMPLERS.register("hop", config=HopSamplerConfig, particles="electrons", fixed_sz=True)
@@ -129,7 +130,7 @@ def build_hop(section: HopSamplerConfig, context: SamplerContext) -> MetropolisS
     hop = HopRule(n_sites, bonds)
     if section.p_exchange > 0:
         hop = HopExchangeRule(hop, SpinExchangeRule(n_sites, bonds), p_exchange=section.p_exchange)
-    return _metropolis(section, context.hilbert, hop)
+    return metropolis_sampler(section, context.hilbert, hop)
 
 
 #: Largest Hilbert space exact enumeration takes.

@@ -45,8 +45,9 @@ from ..models import RBM, SymmetricRBM
 from ..models.product import bell_pairs_params
 from ..models.purified import OrbitBiasRBM, bell_pairs_symmetric_params, doubled_translations
 from ..registry import HAMILTONIANS
-from ..sampling import ExactSampler, MetropolisSampler
+from ..sampling import ExactSampler
 from ..sampling.exact import orbit_representatives
+from ..sampling.kinds import metropolis_sampler
 from ..sampling.metropolis import LocalRule
 from ..sampling.pairs import PairRule
 from ..stats import statistics
@@ -138,15 +139,7 @@ def _sampler(cfg: Config, n: int, lat, conserving: bool, orbits=None):
     else:
         bonds = tuple(map(tuple, np.asarray(lat.bonds(1)).tolist())) if conserving else ()
         rule = PairRule(n, bonds, conserves_sz=conserving)
-    return kind, MetropolisSampler(
-        hil,
-        rule,
-        n_chains=sc.n_chains,
-        n_samples=sc.n_samples,
-        n_discard=sc.n_discard,
-        sweep_size=sc.sweep_size,
-        power=getattr(sc, "power", 2.0),
-    )
+    return kind, metropolis_sampler(sc, hil, rule)
 
 
 def _measure_fn(driver: TDVP):
