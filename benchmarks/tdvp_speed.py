@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
+import vs_netket  # beside this script: its worker runner
 
 H_FIELD = 1.0
 DT = 0.01
@@ -126,11 +124,7 @@ def worker_netket(L, n_steps, n_samples, n_chains):
 
 
 def run_worker(args_list):
-    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
-    r = subprocess.run([sys.executable, __file__, "--worker", *args_list], capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"}
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return vs_netket.run_worker(args_list, __file__)
 
 
 def main():

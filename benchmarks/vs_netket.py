@@ -241,9 +241,11 @@ def run_three(system, common, suffix=""):
     )
 
 
-def run_worker(args_list):
+def run_worker(args_list, script=__file__):
+    """``script --worker ARGS`` in a fresh process (its own JAX and XLA state); the JSON of its last line, or
+    ``{"error": ...}``."""
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
-    r = subprocess.run([sys.executable, __file__, "--worker", *args_list], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, script, "--worker", *args_list], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"}
     return json.loads(r.stdout.strip().splitlines()[-1])
