@@ -118,19 +118,29 @@ def _orbits(model, op, n: int, exact_sums: bool):
     return orbit_representatives(SpinHilbert(2 * n), np.asarray(model.group.perms)) if exact_sums else None
 
 
-def _sampler(cfg: Config, n: int, lat, conserving: bool, orbits=None):
-    """``(kind, sampler)`` for the doubled space of 2N spins (exact sums over ``orbits``' representatives when
-    given)."""
+#: Exact sums over the doubled space run up to this many basis states.
+MAX_EXACT_SUM_STATES = 1 << 24
+
+
+def _sums(cfg: Config, n: int) -> str:
+    """The sums ``[thermal] sampler`` asks for on 2N spins: "exact", "exact_chunked" or "metropolis" ("auto":
+    exact up to :data:`~nqs.drivers.thermal.AUTO_EXACT_STATES` states, Metropolis above)."""
+    kind = cfg.thermal.sampler
+    if kind == "auto":
+        return "exact" if 4**n <= AUTO_EXACT_STATES else "metropolis"
+    return kind
+
+
+def _sampler(cfg: Config, kind: str, n: int, lat, conserving: bool, orbits=None):
+    """The sampler of the sums ``kind`` (:func:`_sums`) on the doubled space of 2N spins (exact sums over
+    ``orbits``' representatives when given)."""
     tc = cfg.thermal
     dim = 1 << (2 * n)
-    kind = tc.sampler
-    if kind == "auto":
-        kind = "exact" if dim <= AUTO_EXACT_STATES else "metropolis"
     hil = SpinHilbert(2 * n)
     if kind in ("exact", "exact_chunked"):
-        if dim > 1 << 24:
+        if dim > MAX_EXACT_SUM_STATES:
             raise ConfigError(f"thermal.sampler: exact sums over {dim} states are too many; use 'metropolis'")
-        return kind, ExactSampler(hil, orbits)
+        return ExactSampler(hil, orbits)
     sc = cfg.sampler
     if not hasattr(sc, "n_chains"):
         raise ConfigError("thermal.sampler: 'metropolis' takes its chains from [sampler], which has no n_chains here")
@@ -139,7 +149,7 @@ def _sampler(cfg: Config, n: int, lat, conserving: bool, orbits=None):
     else:
         bonds = tuple(map(tuple, np.asarray(lat.bonds(1)).tolist())) if conserving else ()
         rule = PairRule(n, bonds, conserves_sz=conserving)
-    return kind, metropolis_sampler(sc, hil, rule)
+    return metropolis_sampler(sc, hil, rule)
 
 
 def _measure_fn(driver: TDVP):
@@ -207,9 +217,9 @@ def thermal(cfg: Config, resume: bool = False, progress: bool = True, console=No
     temps, betas = tc.grid()
     taus = sorted({b / 2 for b in betas})
     model = _model(cfg, lat)
-    auto_exact = tc.sampler == "auto" and 4**n <= AUTO_EXACT_STATES
-    exact_sums = 4**n <= 1 << 24 and (tc.sampler in ("exact", "exact_chunked") or auto_exact)
-    kind, sampler = _sampler(cfg, n, lat, conserving, _orbits(model, op, n, exact_sums))
+    kind = _sums(cfg, n)
+    exact_sums = kind != "metropolis" and 4**n <= MAX_EXACT_SUM_STATES
+    sampler = _sampler(cfg, kind, n, lat, conserving, _orbits(model, op, n, exact_sums))
     key = jax.random.PRNGKey(cfg.seed)
     try:
         start = bell_pairs_symmetric_params if isinstance(model, SymmetricRBM) else bell_pairs_params
