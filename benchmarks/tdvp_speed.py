@@ -61,13 +61,7 @@ def worker_nqs(L, n_steps, n_samples, n_chains):
         solver=TDVPSolver("shift", diag_shift=DIAG_SHIFT),
     )
     state = drv.init(jax.random.PRNGKey(0))
-    step = drv.make_step()
-    times = []
-    for _ in range(n_steps + 1):
-        t0 = time.perf_counter()
-        state, info = step(state)
-        jax.block_until_ready(state.params)
-        times.append(time.perf_counter() - t0)
+    state, info, times = vs_netket.timed_steps(drv.make_step(), state, n_steps)
     return {
         "lib": "nqs",
         "L": L,

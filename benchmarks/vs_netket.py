@@ -59,6 +59,20 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def timed_steps(step, state, n_steps):
+    """``n_steps + 1`` calls of an nqs driver's ``step`` (the first compiles): the last state and info and the
+    seconds of each call."""
+    import jax
+
+    times = []
+    for _ in range(n_steps + 1):
+        t0 = time.perf_counter()
+        state, info = step(state)
+        jax.block_until_ready(state.params)
+        times.append(time.perf_counter() - t0)
+    return state, info, times
+
+
 def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
     from nqs.runtime import configure_cpu
 
@@ -73,12 +87,7 @@ def worker_nqs(kind, dims, n_steps, n_samples, n_chains):
     state = vmc.init(jax.random.PRNGKey(0))
     solver = vmc.solver(state)
     step = vmc.make_step(solver)
-    times = []
-    for _ in range(n_steps + 1):
-        t0 = time.perf_counter()
-        state, info = step(state)
-        jax.block_until_ready(state.params)
-        times.append(time.perf_counter() - t0)
+    state, info, times = timed_steps(step, state, n_steps)
     return {
         "lib": "nqs",
         "driver": f"sr/{solver}",

@@ -19,28 +19,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"nqs: error: {message}\n")
 
 
+def _run_folder_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the commands that write a run folder (run, evolve, thermal)."""
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--out", help="override output.dir")
+    p.add_argument("--seed", type=int, help="override seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nqs", description="Neural-network quantum states by variational Monte Carlo.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="optimize a wave function (built-in default problem without CONFIG)")
     r.add_argument("config", nargs="?", help="TOML config; omitted: Heisenberg chain L=16, RBM")
-    r.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     r.add_argument("--n-steps", type=int, help="override optimizer.n_steps")
-    r.add_argument("--out", help="override output.dir")
-    r.add_argument("--seed", type=int, help="override seed")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_folder_arguments(r)
     ev = sub.add_parser("evolve", help="time evolution (TDVP) of the config's [dynamics] section")
     ev.add_argument("config")
-    ev.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    ev.add_argument("--out", help="override output.dir")
-    ev.add_argument("--seed", type=int, help="override seed")
-    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_folder_arguments(ev)
     th = sub.add_parser("thermal", help="energy and specific heat at the [thermal] temperatures (purification)")
     th.add_argument("config")
-    th.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    th.add_argument("--out", help="override output.dir")
-    th.add_argument("--seed", type=int, help="override seed")
-    th.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_folder_arguments(th)
     e = sub.add_parser("ed", help="exact lowest energies by Lanczos")
     e.add_argument("config")
     e.add_argument("--json", action="store_true", help="print JSON")
